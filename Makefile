@@ -1,0 +1,132 @@
+# Portico build. Out-of-source: everything goes under build/.
+#   make            release build (-O2) in build/: libportico.{a,so}, examples, bench tools
+#   make run        install deps, build, run the server on www/ (until then: the echo example)
+#   make test       install deps, build with ASan+UBSan in build/san, run every test on both backends
+#   make fuzz       build the libFuzzer targets in build/fuzz and run each for FUZZ_SECONDS
+#   make bench      portico vs nginx vs the limit server (see docs/BENCHMARKS.md)
+#   make install    PREFIX=/usr/local: headers, libportico.a/.so, portico.pc
+# Sources are discovered by wildcard: a new .c file in src/<layer>/, tests/unit/<layer>/test_*.c,
+# tests/fuzz/fuzz_*.c, examples/*.c or bench/*.c needs no Makefile change.
+
+B       ?= build
+SAN     ?= 0
+PREFIX  ?= /usr/local
+VERSION := 0.1.0
+CC      ?= gcc
+
+CFLAGS_BASE := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter \
+	-D_GNU_SOURCE -pthread -fvisibility=hidden -fPIC -Iinclude -Isrc -DPT_VERSION='"$(VERSION)"' -MMD -MP
+ifeq ($(SAN),1)
+OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all -DPT_TESTING=1
+else
+OPT := -O2 -g
+endif
+CFLAGS  ?=
+CFLAGS  += $(CFLAGS_BASE) $(OPT)
+LDLIBS  := -luring -lpthread
+LDFLAGS_SAN := $(if $(filter 1,$(SAN)),-fsanitize=address,undefined,)
+
+LIB_SRC  := $(sort $(wildcard src/engine/*.c src/http/*.c))
+LIB_OBJ  := $(LIB_SRC:%.c=$(B)/obj/%.o)
+SRV_SRC  := $(sort $(wildcard src/server/*.c))
+SRV_OBJ  := $(SRV_SRC:%.c=$(B)/obj/%.o)
+EX_SRC   := $(sort $(wildcard examples/*.c))
+EX_BIN   := $(EX_SRC:examples/%.c=$(B)/examples/%)
+BENCH_SRC:= $(sort $(wildcard bench/*.c))
+BENCH_BIN:= $(BENCH_SRC:bench/%.c=$(B)/bench/%)
+UT_SRC   := $(sort $(wildcard tests/unit/*/test_*.c))
+UT_BIN   := $(UT_SRC:tests/unit/%.c=$(B)/tests/unit/%)
+IT_SRC   := $(sort $(wildcard tests/integration/*.c))
+IT_BIN   := $(IT_SRC:tests/integration/%.c=$(B)/tests/integration/%)
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
+
+.PHONY: all lib run test test-build fuzz fuzz-build bench install clean deps
+all: lib $(if $(SRV_SRC),$(B)/portico) $(EX_BIN) $(BENCH_BIN)
+lib: $(B)/libportico.a $(B)/libportico.so
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(B)/libportico.a: $(LIB_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+$(B)/libportico.so: $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,libportico.so.0 $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
+
+$(B)/portico: $(SRV_OBJ) $(B)/libportico.a
+	$(CC) $(CFLAGS) -o $@ $(SRV_OBJ) $(B)/libportico.a $(LDFLAGS_SAN) $(LDLIBS)
+
+$(B)/examples/%: examples/%.c $(B)/libportico.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $< $(B)/libportico.a $(LDFLAGS_SAN) $(LDLIBS)
+
+# bench tools are standalone programs (the limit server and clients must not depend on Portico)
+$(B)/bench/%: bench/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $< $(LDFLAGS_SAN) $(LDLIBS) -lm
+
+$(B)/tests/unit/%: tests/unit/%.c $(B)/libportico.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Itests -o $@ $< $(B)/libportico.a $(LDFLAGS_SAN) $(LDLIBS) -lcmocka
+
+$(B)/tests/integration/%: tests/integration/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Itests -o $@ $< $(LDFLAGS_SAN) $(LDLIBS) -lm
+
+# libFuzzer targets: clang, the parser sources only (no engine), ASan+UBSan.
+FUZZ_CFLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -Iinclude -Isrc -DPT_FUZZING=1 -DPT_VERSION='"$(VERSION)"' \
+	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+build/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(SRV_SRC)
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) -o $@ $< $(shell sed -n 's|^// *fuzz-sources: *||p' $<)
+
+test-build:
+	$(MAKE) B=build/san SAN=1 lib $(addprefix build/san/,$(if $(SRV_SRC),portico)) \
+		$(EX_BIN:$(B)/%=build/san/%) $(UT_BIN:$(B)/%=build/san/%) $(IT_BIN:$(B)/%=build/san/%)
+	$(MAKE) B=build all
+	$(if $(FUZZ_SRC),$(MAKE) fuzz-build)
+
+fuzz-build: $(FUZZ_BIN)
+
+deps:
+	@scripts/deps.sh build test
+
+run: 
+	@scripts/deps.sh build
+	@$(MAKE) --no-print-directory B=build all
+	@scripts/run.sh
+
+test:
+	@scripts/deps.sh build test
+	@$(MAKE) --no-print-directory test-build
+	@tests/run.sh
+
+FUZZ_SECONDS ?= 60
+fuzz:
+	@scripts/deps.sh fuzz
+	@$(MAKE) --no-print-directory fuzz-build
+	@tests/fuzz/run.sh $(FUZZ_SECONDS)
+
+bench:
+	@scripts/deps.sh build bench
+	@$(MAKE) --no-print-directory B=build all
+	@bench/run.sh
+
+install: lib
+	install -d $(DESTDIR)$(PREFIX)/include/portico $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 include/portico/*.h $(DESTDIR)$(PREFIX)/include/portico/
+	install -m 644 $(B)/libportico.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(B)/libportico.so $(DESTDIR)$(PREFIX)/lib/libportico.so.$(VERSION)
+	ln -sf libportico.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libportico.so.0
+	ln -sf libportico.so.0 $(DESTDIR)$(PREFIX)/lib/libportico.so
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' portico.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/portico.pc
+	$(if $(SRV_SRC),install -d $(DESTDIR)$(PREFIX)/bin && install -m 755 $(B)/portico $(DESTDIR)$(PREFIX)/bin/)
+	$(if $(wildcard docs/portico.1),install -d $(DESTDIR)$(PREFIX)/share/man/man1 && install -m 644 docs/portico.1 $(DESTDIR)$(PREFIX)/share/man/man1/)
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,295 @@
+/*
+ * Portico engine: completion-port style network I/O on Linux.
+ *
+ * Model (the I/O completion port of Windows, mapped to io_uring or epoll):
+ *  - An engine owns N worker threads. Each worker owns one kernel queue (an io_uring created
+ *    inside the worker thread, or an epoll set), a timing wheel, free lists of connection
+ *    objects and operation contexts, and one SO_REUSEPORT listener per listening address.
+ *  - A connection lives on the worker that accepted it. Every callback for a connection runs on
+ *    that worker, so the application needs no locks for per-connection state.
+ *  - The connection handle carries a user pointer (the "completion key"); each send carries a
+ *    callback and an argument (the "overlapped" context).
+ *
+ * THE COMPLETION RULE. A function that starts an operation either returns a negative errno, in
+ * which case nothing was started and no callback will run, or returns 0 (or a positive value
+ * where documented), in which case the operation's callback runs exactly once, later, on the
+ * connection's worker, and never inside the call that started it, even when the operation fails
+ * at once. Operations still in flight when a connection closes complete with -ECANCELED (or the
+ * error that ended them) before the connection's on_close callback runs. on_close is the last
+ * callback for a connection; after it returns the handle is recycled and must not be used.
+ *
+ * Errors: functions return 0 or -errno (never set errno); constructors return NULL and set *err.
+ * Threads: unless a function says "any thread", call it only on the connection's (or worker's)
+ * own thread, i.e. from inside a callback the engine runs on that worker.
+ */
+#ifndef PORTICO_ENGINE_H
+#define PORTICO_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PT_API __attribute__((visibility("default")))
+
+typedef struct pt_engine pt_engine_t;
+typedef struct pt_worker pt_worker_t;
+typedef struct pt_conn pt_conn_t;
+
+/* ---- configuration ------------------------------------------------------------------------ */
+
+enum pt_backend_kind {
+	PT_BACKEND_AUTO = 0, /* io_uring when it works here, else epoll (one log line says why) */
+	PT_BACKEND_URING,    /* io_uring or fail with the reason */
+	PT_BACKEND_EPOLL,
+};
+
+enum pt_full_policy {
+	PT_FULL_SHED = 0,    /* at the connection limit, close the least valuable connection */
+	PT_FULL_PAUSE,       /* at the connection limit, stop accepting until below low watermark */
+};
+
+/* Log sink: level 0 error, 1 warning, 2 info. Called from any thread; must be thread-safe. */
+typedef void (*pt_log_fn)(void *arg, int level, const char *msg);
+
+struct pt_engine_config {
+	unsigned workers;          /* worker threads; 0 = one per CPU in the affinity mask */
+	enum pt_backend_kind backend; /* AUTO also honours PORTICO_BACKEND=uring|epoll|auto */
+	unsigned ring_entries;     /* io_uring SQ entries (CQ is 4x); 0 = 1024 */
+	unsigned recv_buf_size;    /* bytes per provided receive buffer; 0 = 4096 */
+	unsigned recv_buf_count;   /* provided buffers per worker (power of 2); 0 = 1024 */
+	unsigned max_conns;        /* connections, all workers together; 0 = 90% of RLIMIT_NOFILE */
+	unsigned low_watermark_pct;/* PT_FULL_PAUSE: resume accepting below this % of max; 0 = 90 */
+	enum pt_full_policy full_policy;
+	size_t max_send_queue;     /* queued, unsent bytes per connection before sends are refused
+	                              with -EAGAIN (on_drain follows); 0 = 4 MiB */
+	size_t max_worker_buffered;/* bytes of BUFFER copies per worker; 0 = 64 MiB */
+	unsigned shutdown_ms;      /* pt_engine_stop: wait this long for sends to finish; 0 = 5000 */
+	pt_log_fn log;             /* NULL: messages go to stderr */
+	void *log_arg;
+};
+
+/* Fills cfg with the defaults (all zero). Any thread. */
+PT_API void pt_engine_config_init(struct pt_engine_config *cfg);
+
+/* ---- connections ------------------------------------------------------------------------- */
+
+/* Callbacks of a connection. All run on the connection's worker. Any may be NULL except
+ * on_close when the application keeps state for the connection. */
+struct pt_conn_ops {
+	/* Bytes arrived. data is valid only during the call (the engine reuses the buffer
+	 * afterwards): copy what must outlive it. len > 0. */
+	void (*on_data)(pt_conn_t *c, const void *data, size_t len);
+	/* Receiving ended: err 0 = the peer closed its side (EOF), else -errno. Sending may
+	 * continue after EOF (half-close). Runs at most once per connection. */
+	void (*on_eof)(pt_conn_t *c, int err);
+	/* The deadline set by pt_conn_set_timeout passed. */
+	void (*on_timeout)(pt_conn_t *c);
+	/* The send queue dropped below half of max_send_queue after a send was refused with
+	 * -EAGAIN. */
+	void (*on_drain)(pt_conn_t *c);
+	/* Last callback. All operations have completed; free the user state here. */
+	void (*on_close)(pt_conn_t *c);
+};
+
+/* A new connection was accepted on a listener. Set ops and the user pointer here. Return 0 to
+ * keep it (receiving starts after this returns), or a negative errno to close it at once (no
+ * further callback for it, not even on_close). Runs on the worker that accepted it. */
+typedef int (*pt_accept_fn)(pt_conn_t *c, void *listen_arg);
+
+struct pt_listen_opts {
+	int backlog;               /* listen(2) backlog; 0 = 4096 */
+	int defer_accept_sec;      /* TCP_DEFER_ACCEPT: accept only after data (or this timeout); 0 = off */
+	pt_accept_fn on_accept;
+	void *arg;                 /* passed to on_accept */
+};
+
+/* Adds a listening address, "IP:PORT" or "[IPv6]:PORT" (port 0 = pick one; see
+ * pt_engine_listen_port). Creates one SO_REUSEPORT socket per worker now, so bind errors are
+ * reported here. Call before pt_engine_start, from the thread that created the engine.
+ * Returns a listener index >= 0, or -EINVAL (bad address or options), -EADDRINUSE, -errno. */
+PT_API int pt_engine_listen(pt_engine_t *e, const char *addr, const struct pt_listen_opts *o);
+
+/* The bound port of listener idx (useful after port 0), or -EINVAL. Any thread. */
+PT_API int pt_engine_listen_port(pt_engine_t *e, int idx);
+
+/* Like pt_engine_listen, for a socket that is already listening (systemd socket activation).
+ * Every worker accepts on this one socket. The engine takes ownership of fd (closes it when
+ * destroyed), also on failure. Returns a listener index >= 0 or -errno. */
+PT_API int pt_engine_listen_fd(pt_engine_t *e, int fd, const struct pt_listen_opts *o);
+
+PT_API void pt_conn_set_ops(pt_conn_t *c, const struct pt_conn_ops *ops);
+PT_API void pt_conn_set_user(pt_conn_t *c, void *user);
+PT_API void *pt_conn_user(const pt_conn_t *c);
+PT_API pt_worker_t *pt_conn_worker(const pt_conn_t *c);
+/* Peer address into *ss (length in *len). 0 or -errno. */
+PT_API int pt_conn_peer(const pt_conn_t *c, struct sockaddr_storage *ss, socklen_t *len);
+/* The socket, for setsockopt/getsockname only: never read, write or close it. */
+PT_API int pt_conn_fd(const pt_conn_t *c);
+
+/* Stops delivering on_data (backpressure from the application). Bytes already taken from the
+ * kernel are kept, in order, and delivered after pt_conn_resume_recv. 0 or -EINVAL. */
+PT_API int pt_conn_pause_recv(pt_conn_t *c);
+PT_API int pt_conn_resume_recv(pt_conn_t *c);
+
+/* Arms the connection's single deadline: on_timeout runs after ms milliseconds (resolution
+ * 10 ms). ms == 0 disarms it. Re-arming replaces the previous deadline. 0 or -EINVAL. */
+PT_API int pt_conn_set_timeout(pt_conn_t *c, unsigned ms);
+
+/* ---- sending ----------------------------------------------------------------------------- */
+
+enum {
+	PT_SEND_MORE   = 1u << 0, /* more data follows soon: hold partial segments (MSG_MORE) */
+	PT_SEND_COPY   = 1u << 1, /* BUFFER_DATA: copy memory chunks now; complete at once */
+	PT_SEND_ZC     = 1u << 2, /* zero-copy (io_uring SEND_ZC): completes when the kernel has
+	                             released the pages; ignored on epoll and for file chunks */
+};
+
+enum pt_chunk_kind { PT_CHUNK_MEM = 0, PT_CHUNK_FILE = 1 };
+
+/* One piece of a transmit: memory, or a byte range of a file (TransmitPackets element). */
+struct pt_chunk {
+	enum pt_chunk_kind kind;
+	union {
+		struct { const void *base; size_t len; } mem;
+		struct { int fd; off_t offset; size_t len; } file; /* len bytes from offset */
+	};
+};
+
+/* Send callback: res = bytes sent (the whole request) or -errno (-ECANCELED when the connection
+ * closed first, -EPIPE/-ECONNRESET when the peer went away, -EIO for a short file). */
+typedef void (*pt_send_fn)(pt_conn_t *c, void *arg, ssize_t res);
+
+/* Sends n chunks in order as one operation (TransmitPackets). The chunk array is copied; the
+ * memory and file descriptors it names stay the caller's and must stay valid (and the file open)
+ * until cb runs, except memory chunks under PT_SEND_COPY, which are copied before this returns.
+ * Sends on a connection complete in the order they were made. Several may be outstanding; the
+ * engine gathers queued memory into one kernel send and keeps one kernel send in flight.
+ * Returns 0 (cb will run exactly once; cb may be NULL), or:
+ *  -EINVAL   bad arguments (n == 0, n > 1024, bad chunk), nothing queued
+ *  -EPIPE    the connection is closing or its send side is shut
+ *  -EAGAIN   more than max_send_queue bytes would be queued: wait for on_drain
+ *  -ENOMEM   no memory for a copy or for the operation context */
+PT_API int pt_conn_transmit(pt_conn_t *c, const struct pt_chunk *chunks, unsigned n,
+			    unsigned flags, pt_send_fn cb, void *arg);
+
+/* pt_conn_transmit of one memory chunk. */
+PT_API int pt_conn_send(pt_conn_t *c, const void *buf, size_t len, unsigned flags,
+			pt_send_fn cb, void *arg);
+
+/* Queued bytes not yet handed to the kernel. */
+PT_API size_t pt_conn_send_queued(const pt_conn_t *c);
+
+/* ---- closing ----------------------------------------------------------------------------- */
+
+enum {
+	PT_CLOSE_GRACEFUL = 0,    /* finish queued sends, FIN, wait briefly for the peer's FIN */
+	PT_CLOSE_ABORT = 1,       /* cancel everything, reset the connection (RST) */
+};
+
+/* Starts closing c. No further on_data/on_eof/on_timeout/on_drain; queued sends finish
+ * (graceful) or complete with -ECANCELED (abort); then on_close runs. Calling it again only
+ * upgrades graceful to abort. 0, or -EINVAL. */
+PT_API int pt_conn_close(pt_conn_t *c, int how);
+
+/* ---- timers ------------------------------------------------------------------------------ */
+
+typedef struct pt_timer pt_timer_t;
+typedef void (*pt_timer_fn)(pt_timer_t *t, void *arg);
+
+/* A timer owned by the caller (embed it in your struct); fields are private. */
+struct pt_timer {
+	struct pt_timer *next_, *prev_;
+	uint64_t expires_;
+	pt_timer_fn fn_;
+	void *arg_;
+};
+
+/* Prepares t. Any thread. */
+PT_API void pt_timer_init(pt_timer_t *t, pt_timer_fn fn, void *arg);
+/* Runs fn on worker w after ms milliseconds (10 ms resolution). Re-arming an armed timer moves
+ * it. The timer belongs to w until it fires or is cancelled. w's thread only. 0 or -EINVAL. */
+PT_API int pt_timer_arm(pt_worker_t *w, pt_timer_t *t, unsigned ms);
+/* Disarms t if armed (no-op otherwise). The owning worker's thread only. */
+PT_API void pt_timer_cancel(pt_timer_t *t);
+PT_API bool pt_timer_armed(const pt_timer_t *t);
+
+/* ---- posting (PostQueuedCompletionStatus) ------------------------------------------------ */
+
+typedef struct pt_post pt_post_t;
+typedef void (*pt_post_fn)(pt_worker_t *w, void *arg);
+/* A post node owned by the caller; fields are private. Reusable once fn has started. */
+struct pt_post {
+	struct pt_post *next_;
+	pt_post_fn fn_;
+	void *arg_;
+};
+
+/* Runs fn(w, arg) on worker w, soon. Any thread, including other workers and threads the
+ * engine does not know. The node must stay valid until fn starts; no allocation takes place.
+ * Returns 0 (fn runs exactly once, never inside this call, even when posting from w itself),
+ * -EINVAL, or -ESHUTDOWN when the engine is stopping (fn will not run). */
+PT_API int pt_post(pt_worker_t *w, pt_post_t *node, pt_post_fn fn, void *arg);
+
+/* ---- engine lifecycle -------------------------------------------------------------------- */
+
+/* Creates an engine (no threads yet). cfg may be NULL for defaults. Selects and probes the
+ * backend: with PT_BACKEND_URING a kernel without usable io_uring fails here with *err set and
+ * a message logged naming the reason. Caller owns the result; free with pt_engine_destroy. */
+PT_API pt_engine_t *pt_engine_create(const struct pt_engine_config *cfg, int *err);
+
+/* Starts the worker threads. Each creates its kernel queue and starts accepting. Returns 0 when
+ * every worker is running, else -errno (the reason is logged) and no worker is left running. */
+PT_API int pt_engine_start(pt_engine_t *e);
+
+/* Graceful stop: stops accepting, lets queued sends finish up to shutdown_ms, closes every
+ * connection (on_close runs for each, on its worker), joins the threads. Any thread except a
+ * worker. Idempotent. 0 or -errno. */
+PT_API int pt_engine_stop(pt_engine_t *e);
+
+/* Stops if needed, then frees everything, including listeners. */
+PT_API void pt_engine_destroy(pt_engine_t *e);
+
+PT_API unsigned pt_engine_workers(const pt_engine_t *e);
+PT_API pt_worker_t *pt_engine_worker(pt_engine_t *e, unsigned i);
+PT_API unsigned pt_worker_index(const pt_worker_t *w);
+PT_API pt_engine_t *pt_worker_engine(const pt_worker_t *w);
+/* "io_uring" or "epoll". Any thread. */
+PT_API const char *pt_engine_backend(const pt_engine_t *e);
+/* Per-engine user pointer. Any thread. */
+PT_API void pt_engine_set_user(pt_engine_t *e, void *user);
+PT_API void *pt_engine_user(const pt_engine_t *e);
+
+/* ---- counters ---------------------------------------------------------------------------- */
+
+struct pt_counters {
+	uint64_t conns;            /* open now */
+	uint64_t accepts;          /* accepted in total */
+	uint64_t closes;
+	uint64_t bytes_in, bytes_out;
+	uint64_t ops_inflight;     /* kernel operations in flight now */
+	uint64_t sends, recvs;     /* completed kernel send/receive operations */
+	uint64_t bufs_in_use;      /* provided receive buffers held by the application now */
+	uint64_t buf_starved;      /* receives that found the buffer ring empty (ENOBUFS) */
+	uint64_t accept_paused;    /* times accepting was paused (limit or resource error) */
+	uint64_t accept_errors;    /* EMFILE/ENFILE/ENOMEM/ENOBUFS on accept */
+	uint64_t shed;             /* connections closed to make room */
+	uint64_t timeouts;         /* on_timeout deliveries */
+	uint64_t posts;            /* posted completions run */
+	uint64_t send_refused;     /* sends refused with -EAGAIN (backpressure) */
+};
+
+/* Snapshot of worker i's counters (i < workers), or of the sum over all workers (i == -1).
+ * Any thread; values are individually consistent, not a transaction. 0 or -EINVAL. */
+PT_API int pt_engine_counters(const pt_engine_t *e, int i, struct pt_counters *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
