@@ -24,7 +24,8 @@ endif
 CFLAGS  ?=
 CFLAGS  += $(CFLAGS_BASE) $(OPT)
 LDLIBS  := -luring -lpthread
-LDFLAGS_SAN := $(if $(filter 1,$(SAN)),-fsanitize=address,undefined,)
+SANFLAGS := -fsanitize=address,undefined
+LDFLAGS_SAN := $(if $(filter 1,$(SAN)),$(SANFLAGS))
 
 LIB_SRC  := $(sort $(wildcard src/engine/*.c src/http/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/obj/%.o)

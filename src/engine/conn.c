@@ -1,0 +1,493 @@
+/*
+ * Connection objects: allocation in blocks (never freed while the worker runs: the
+ * TF_REUSE_SOCKET idea), accept, receive delivery, the close state machine and recycling.
+ *
+ * Close protocol: CLOSING (no more callbacks but send completions and on_close) -> graceful:
+ * flush queued sends, FIN, discard input until the peer's FIN or the linger deadline -> FINAL:
+ * cancel every kernel operation -> when inflight == 0: close(fd), on_close, recycle with a new
+ * generation. ABORT skips to FINAL and resets the connection.
+ */
+#include "engine/engine_int.h"
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void conn_timer_fn(pt_timer_t *t, void *arg);
+
+static int grow_blocks(struct pt_worker *w)
+{
+	if (w->nblocks == w->blocks_cap) {
+		unsigned cap = w->blocks_cap ? w->blocks_cap * 2 : 16;
+		struct pt_conn **b = realloc(w->blocks, cap * sizeof *b);
+		if (!b)
+			return -ENOMEM;
+		w->blocks = b;
+		w->blocks_cap = cap;
+	}
+	struct pt_conn *blk = calloc(PT_CONN_BLOCK, sizeof *blk);
+	if (!blk)
+		return -ENOMEM;
+	for (unsigned i = PT_CONN_BLOCK; i-- > 0;) {
+		blk[i].idx = w->nblocks * PT_CONN_BLOCK + i;
+		blk[i].w = w;
+		blk[i].fd = -1;
+		blk[i].free_next = w->conn_free;
+		w->conn_free = &blk[i];
+	}
+	w->blocks[w->nblocks++] = blk;
+	return 0;
+}
+
+static struct pt_conn *conn_alloc(struct pt_worker *w)
+{
+	if (!w->conn_free && grow_blocks(w) < 0)
+		return NULL;
+	struct pt_conn *c = w->conn_free;
+	w->conn_free = c->free_next;
+	c->free_next = NULL;
+	return c;
+}
+
+struct pt_conn *pt__conn_get(struct pt_worker *w, uint32_t idx, uint32_t gen)
+{
+	uint32_t b = idx / PT_CONN_BLOCK;
+
+	if (b >= w->nblocks)
+		return NULL;
+	struct pt_conn *c = &w->blocks[b][idx % PT_CONN_BLOCK];
+	return (c->gen & 0xffffff) == gen && (c->flags & PT_C_LIVE) ? c : NULL;
+}
+
+static void age_link(struct pt_worker *w, struct pt_conn *c)
+{
+	c->age_next = NULL;
+	c->age_prev = w->age_tail;
+	if (w->age_tail)
+		w->age_tail->age_next = c;
+	else
+		w->age_head = c;
+	w->age_tail = c;
+}
+
+static void age_unlink(struct pt_worker *w, struct pt_conn *c)
+{
+	if (c->age_prev)
+		c->age_prev->age_next = c->age_next;
+	else
+		w->age_head = c->age_next;
+	if (c->age_next)
+		c->age_next->age_prev = c->age_prev;
+	else
+		w->age_tail = c->age_prev;
+	c->age_prev = c->age_next = NULL;
+}
+
+/* ---- governor: the connection limit and accept back-off ----
+ * Accepting pauses when the engine-wide connection count reaches max_conns, or for a back-off
+ * after a resource error (EMFILE, ENFILE, ENOBUFS, ENOMEM). A paused worker retries from its
+ * accept timer, and at once when one of its connections closes below the low watermark. */
+
+static unsigned low_watermark(const struct pt_engine *e)
+{
+	return (unsigned)((uint64_t)e->cfg.max_conns * e->cfg.low_watermark_pct / 100);
+}
+
+static bool below_low_watermark(const struct pt_engine *e)
+{
+	return atomic_load_explicit(&e->conns, memory_order_relaxed) <= low_watermark(e);
+}
+
+static void accept_retry(pt_timer_t *t, void *arg)
+{
+	struct pt_worker *w = arg;
+
+	if (w->stopping)
+		return;
+	if (!below_low_watermark(w->e)) {
+		pt_timer_arm(w, &w->accept_timer, 100);
+		return;
+	}
+	w->accept_paused = false;
+	pt__accept_set(w, true);
+}
+
+static void accept_pause(struct pt_worker *w, unsigned retry_ms)
+{
+	if (!w->accept_paused) {
+		w->accept_paused = true;
+		CNT_ADD(w, accept_paused, 1);
+		pt__accept_set(w, false);
+	}
+	pt_timer_init(&w->accept_timer, accept_retry, w);
+	pt_timer_arm(w, &w->accept_timer, retry_ms);
+}
+
+static bool limit_reached(struct pt_worker *w)
+{
+	struct pt_engine *e = w->e;
+
+	if (atomic_load_explicit(&e->conns, memory_order_relaxed) < e->cfg.max_conns)
+		return false;
+	if (!w->accept_paused)
+		accept_pause(w, 100);
+	return true;
+}
+
+void pt__accept_error(struct pt_worker *w, struct pt_wlisten *wl, int err)
+{
+	static const unsigned backoff_ms = 50;   /* short: the next close frees a descriptor */
+	uint64_t now = w->now_ms;
+	static __thread uint64_t last_log;
+
+	CNT_ADD(w, accept_errors, 1);
+	if (now - last_log >= 1000) {
+		last_log = now;
+		pt__log(w->e, 1, "worker %u: accept failed: %s; pausing accepts", w->index,
+			strerror(-err));
+	}
+	accept_pause(w, backoff_ms);
+}
+
+/* ---- accept ---- */
+
+void pt__accepted(struct pt_worker *w, struct pt_wlisten *wl, int fd)
+{
+	struct pt_engine *e = w->e;
+	struct pt_conn *c;
+	int one = 1;
+
+	limit_reached(w);   /* at the limit: pause further accepts; this one is already ours */
+	if (w->stopping || !(c = conn_alloc(w))) {
+		close(fd);
+		return;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	c->fd = fd;
+	c->flags = PT_C_LIVE;
+	c->ops = NULL;
+	c->user = NULL;
+	c->inflight = 0;
+	c->born_ms = w->now_ms;
+	pt_timer_init(&c->timer, conn_timer_fn, c);
+	age_link(w, c);
+	w->nconns++;
+	atomic_fetch_add_explicit(&e->conns, 1, memory_order_relaxed);
+	CNT_ADD(w, accepts, 1);
+	CNT_ADD(w, conns, 1);
+	if (wl->l->opts.on_accept(c, wl->l->opts.arg) < 0) {
+		c->flags &= ~PT_C_LIVE;   /* rejected: no on_close */
+		c->flags |= PT_C_CLOSING | PT_C_FINAL;
+		pt__pending(c);
+		return;
+	}
+	if (w->be->conn_start(w, c) < 0)
+		pt_conn_close(c, PT_CLOSE_ABORT);
+}
+
+/* ---- receive ---- */
+
+static int stash_append(struct pt_conn *c, const void *data, size_t len)
+{
+	if (c->stash_len + len > c->stash_cap) {
+		size_t cap = c->stash_cap ? c->stash_cap : 4096;
+		while (cap < c->stash_len + len)
+			cap *= 2;
+		if (cap > UINT32_MAX)
+			return -ENOMEM;
+		char *p = realloc(c->stash, cap);
+		if (!p)
+			return -ENOMEM;
+		c->stash = p;
+		c->stash_cap = (uint32_t)cap;
+	}
+	memcpy(c->stash + c->stash_len, data, len);
+	c->stash_len += (uint32_t)len;
+	return 0;
+}
+
+void pt__rx_data(struct pt_conn *c, const void *data, size_t len)
+{
+	CNT_ADD(c->w, bytes_in, len);
+	if (c->flags & PT_C_CLOSING)
+		return;                  /* closing: input is discarded */
+	c->flags |= PT_C_GOT_DATA;
+	if ((c->flags & PT_C_PAUSED) || c->stash_len) {
+		if (stash_append(c, data, len) < 0)
+			pt_conn_close(c, PT_CLOSE_ABORT);  /* cannot keep the bytes: never lose them silently */
+		return;
+	}
+	if (c->ops && c->ops->on_data)
+		c->ops->on_data(c, data, len);
+}
+
+void pt__rx_end(struct pt_conn *c, int err)
+{
+	if (c->flags & PT_C_EOF)
+		return;
+	c->flags |= PT_C_EOF;
+	c->eof_err = err;
+	pt__pending(c);
+}
+
+void pt__op_done(struct pt_conn *c)
+{
+	c->inflight--;
+	CNT_SUB(c->w, ops_inflight, 1);
+	if (c->inflight == 0 && (c->flags & PT_C_FINAL))
+		pt__pending(c);
+}
+
+/* ---- close ---- */
+
+static void begin_final(struct pt_conn *c)
+{
+	if (c->flags & PT_C_FINAL)
+		return;
+	c->flags |= PT_C_FINAL;
+	pt_timer_cancel(&c->timer);
+	pt__tx_fail(c, (c->flags & PT_C_ABORT) ? -ECANCELED : -EPIPE);
+	if (c->inflight)
+		c->w->be->cancel(c->w, c);
+}
+
+static void conn_recycle(struct pt_worker *w, struct pt_conn *c)
+{
+	free(c->stash);
+	c->stash = NULL;
+	c->stash_len = c->stash_cap = 0;
+	c->fd = -1;
+	c->flags = 0;
+	c->ops = NULL;
+	c->user = NULL;
+	c->gen++;
+	c->free_next = w->conn_free;
+	w->conn_free = c;
+}
+
+static void finish(struct pt_conn *c)
+{
+	struct pt_worker *w = c->w;
+	bool owed = c->flags & PT_C_LIVE;
+
+	w->be->conn_closed(w, c);
+	if (c->flags & PT_C_ABORT) {
+		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+	}
+	close(c->fd);
+	age_unlink(w, c);
+	w->nconns--;
+	atomic_fetch_sub_explicit(&w->e->conns, 1, memory_order_relaxed);
+	CNT_SUB(w, conns, 1);
+	CNT_ADD(w, closes, 1);
+	if (owed && c->ops && c->ops->on_close)
+		c->ops->on_close(c);
+	conn_recycle(w, c);
+	if (w->accept_paused && !pt_timer_armed(&w->accept_timer) && below_low_watermark(w->e))
+		accept_retry(&w->accept_timer, w);
+}
+
+/* Graceful close: flush, FIN, then linger until the peer's FIN or the deadline. */
+static void close_graceful_step(struct pt_conn *c)
+{
+	pt__tx_run(c);
+	if (c->sq_head || (c->flags & PT_C_TX_BUSY) || (c->flags & PT_C_FINAL))
+		return;
+	if (!(c->flags & PT_C_SHUT_WR)) {
+		c->flags |= PT_C_SHUT_WR | PT_C_LINGER;
+		shutdown(c->fd, SHUT_WR);
+	}
+	if (c->flags & PT_C_EOF) {
+		begin_final(c);
+		return;
+	}
+	if (!(c->flags & PT_C_RX_ARMED) && !(c->flags & PT_C_STARVED)) {
+		c->flags &= ~PT_C_PAUSED;
+		c->w->be->rx_start(c->w, c);   /* read to see the FIN, discarding data */
+	}
+}
+
+static void process_closing(struct pt_conn *c)
+{
+	if ((c->flags & PT_C_FINAL) && c->inflight == 0) {
+		finish(c);
+		return;
+	}
+	if (c->flags & PT_C_FINAL)
+		return;
+	if (c->flags & PT_C_ABORT)
+		begin_final(c);
+	else
+		close_graceful_step(c);
+}
+
+/* Deliver what was received while paused, then the end of input, in order. */
+static void deliver_owed(struct pt_conn *c)
+{
+	if (c->stash_len && !(c->flags & PT_C_PAUSED)) {
+		char *p = c->stash;
+		uint32_t n = c->stash_len;
+		c->stash = NULL;
+		c->stash_len = c->stash_cap = 0;
+		if (c->ops && c->ops->on_data)
+			c->ops->on_data(c, p, n);
+		free(p);
+	}
+	if ((c->flags & (PT_C_EOF | PT_C_PAUSED | PT_C_CLOSING)) == PT_C_EOF && !c->stash_len &&
+	    !(c->flags & PT_C_EOF_DONE)) {
+		c->flags |= PT_C_EOF_DONE;
+		if (c->ops && c->ops->on_eof)
+			c->ops->on_eof(c, c->eof_err);
+	}
+}
+
+void pt__conn_process(struct pt_conn *c)
+{
+	if (c->flags & PT_C_CLOSING) {
+		process_closing(c);
+		return;
+	}
+	deliver_owed(c);
+	if (c->flags & PT_C_CLOSING) {
+		pt__pending(c);
+		return;
+	}
+	pt__tx_run(c);
+	if ((c->flags & PT_C_WANT_DRAIN) && !(c->flags & PT_C_CLOSING) &&
+	    c->sq_bytes <= c->w->e->cfg.max_send_queue / 2) {
+		c->flags &= ~PT_C_WANT_DRAIN;
+		if (c->ops && c->ops->on_drain)
+			c->ops->on_drain(c);
+	}
+	if (c->flags & PT_C_CLOSING)
+		pt__pending(c);
+}
+
+static void conn_timer_fn(pt_timer_t *t, void *arg)
+{
+	struct pt_conn *c = arg;
+
+	if (c->flags & PT_C_CLOSING) {   /* the close deadline: stop being polite */
+		c->flags |= PT_C_ABORT;
+		pt__pending(c);
+		return;
+	}
+	CNT_ADD(c->w, timeouts, 1);
+	if (c->ops && c->ops->on_timeout)
+		c->ops->on_timeout(c);
+}
+
+void pt__conn_close_all(struct pt_worker *w, int how)
+{
+	for (struct pt_conn *c = w->age_head; c; c = c->age_next)
+		pt_conn_close(c, how);
+}
+
+/* Worker exit: every connection is closed by now; free the blocks. */
+void pt__conns_free(struct pt_worker *w)
+{
+	for (unsigned b = 0; b < w->nblocks; b++) {
+		for (unsigned i = 0; i < PT_CONN_BLOCK; i++)
+			free(w->blocks[b][i].stash);
+		free(w->blocks[b]);
+	}
+	free(w->blocks);
+	w->blocks = NULL;
+	w->nblocks = w->blocks_cap = 0;
+	w->conn_free = NULL;
+}
+
+/* ---- public API ---- */
+
+static bool conn_ok(const struct pt_conn *c)
+{
+	return c && (c->flags & PT_C_LIVE) && c->w == pt__current_worker();
+}
+
+PT_API int pt_conn_close(pt_conn_t *c, int how)
+{
+	if (!conn_ok(c) || (how != PT_CLOSE_GRACEFUL && how != PT_CLOSE_ABORT))
+		return -EINVAL;
+	if (!(c->flags & PT_C_CLOSING)) {
+		c->flags |= PT_C_CLOSING;
+		pt_timer_arm(c->w, &c->timer, c->w->e->cfg.shutdown_ms);
+	}
+	if (how == PT_CLOSE_ABORT)
+		c->flags |= PT_C_ABORT;
+	pt__pending(c);
+	return 0;
+}
+
+PT_API void pt_conn_set_ops(pt_conn_t *c, const struct pt_conn_ops *ops)
+{
+	if (c)
+		c->ops = ops;
+}
+
+PT_API void pt_conn_set_user(pt_conn_t *c, void *user)
+{
+	if (c)
+		c->user = user;
+}
+
+PT_API void *pt_conn_user(const pt_conn_t *c)
+{
+	return c ? c->user : NULL;
+}
+
+PT_API pt_worker_t *pt_conn_worker(const pt_conn_t *c)
+{
+	return c ? c->w : NULL;
+}
+
+PT_API int pt_conn_fd(const pt_conn_t *c)
+{
+	return c ? c->fd : -EINVAL;
+}
+
+PT_API int pt_conn_peer(const pt_conn_t *c, struct sockaddr_storage *ss, socklen_t *len)
+{
+	if (!c || !ss || !len)
+		return -EINVAL;
+	*len = sizeof *ss;
+	return getpeername(c->fd, (struct sockaddr *)ss, len) < 0 ? -errno : 0;
+}
+
+PT_API int pt_conn_set_timeout(pt_conn_t *c, unsigned ms)
+{
+	if (!conn_ok(c) || (c->flags & PT_C_CLOSING))
+		return -EINVAL;
+	if (ms == 0) {
+		pt_timer_cancel(&c->timer);
+		return 0;
+	}
+	return pt_timer_arm(c->w, &c->timer, ms);
+}
+
+PT_API int pt_conn_pause_recv(pt_conn_t *c)
+{
+	if (!conn_ok(c) || (c->flags & PT_C_CLOSING))
+		return -EINVAL;
+	if (c->flags & PT_C_PAUSED)
+		return 0;
+	c->flags |= PT_C_PAUSED;
+	if (c->flags & PT_C_RX_ARMED)
+		c->w->be->rx_stop(c->w, c);
+	return 0;
+}
+
+PT_API int pt_conn_resume_recv(pt_conn_t *c)
+{
+	if (!conn_ok(c) || (c->flags & PT_C_CLOSING))
+		return -EINVAL;
+	if (!(c->flags & PT_C_PAUSED))
+		return 0;
+	c->flags &= ~PT_C_PAUSED;
+	if (!(c->flags & (PT_C_RX_ARMED | PT_C_EOF | PT_C_STARVED)))
+		c->w->be->rx_start(c->w, c);
+	pt__pending(c);
+	return 0;
+}

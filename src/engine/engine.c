@@ -1,0 +1,412 @@
+/*
+ * Engine lifecycle and the worker loop.
+ *
+ * A worker thread runs: timers due -> posted completions -> deferred connection work (flush
+ * sends, run send callbacks, close) -> backend poll (submit + wait + dispatch completions), and
+ * again. Deferred work is what keeps callbacks out of the calls that start operations, and it is
+ * where queued sends of one batch are gathered into single kernel sends.
+ */
+#include "engine/engine_int.h"
+#include <errno.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+uint64_t pt__now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void pt__log(struct pt_engine *e, int level, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (e && e->cfg.log)
+		e->cfg.log(e->cfg.log_arg, level, msg);
+	else
+		fprintf(stderr, "portico: %s%s\n", level == 0 ? "error: " : level == 1 ? "warning: " : "", msg);
+}
+
+PT_API void pt_engine_config_init(struct pt_engine_config *cfg)
+{
+	if (cfg)
+		memset(cfg, 0, sizeof *cfg);
+}
+
+static unsigned cpu_count(void)
+{
+	cpu_set_t set;
+
+	if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+		return (unsigned)CPU_COUNT(&set);
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (unsigned)n : 1;
+}
+
+static void config_defaults(struct pt_engine_config *c)
+{
+	struct rlimit rl;
+
+	if (!c->workers)
+		c->workers = cpu_count();
+	if (!c->ring_entries)
+		c->ring_entries = 1024;
+	if (!c->recv_buf_size)
+		c->recv_buf_size = 4096;
+	if (!c->recv_buf_count)
+		c->recv_buf_count = 1024;
+	if (!c->max_conns) {
+		c->max_conns = 1000;
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+			c->max_conns = (unsigned)(rl.rlim_cur * 9 / 10);
+	}
+	if (!c->low_watermark_pct || c->low_watermark_pct > 100)
+		c->low_watermark_pct = 90;
+	if (!c->max_send_queue)
+		c->max_send_queue = 4u << 20;
+	if (!c->max_worker_buffered)
+		c->max_worker_buffered = 64u << 20;
+	if (!c->shutdown_ms)
+		c->shutdown_ms = 5000;
+}
+
+static int config_check(const struct pt_engine_config *c)
+{
+	if (c->workers > 1024 || c->ring_entries > 32768 || c->recv_buf_count > 32768 ||
+	    (c->recv_buf_count & (c->recv_buf_count - 1)) || c->recv_buf_size < 64 ||
+	    c->recv_buf_size > (1u << 20) || c->backend > PT_BACKEND_EPOLL ||
+	    c->full_policy > PT_FULL_PAUSE)
+		return -EINVAL;
+	return 0;
+}
+
+/* Backend selection: config, then PORTICO_BACKEND, then probing. */
+static int choose_backend(struct pt_engine *e)
+{
+	enum pt_backend_kind kind = e->cfg.backend;
+	const char *env = getenv("PORTICO_BACKEND");
+	char why[256] = "";
+
+	if (kind == PT_BACKEND_AUTO && env && *env) {
+		if (!strcmp(env, "uring") || !strcmp(env, "io_uring"))
+			kind = PT_BACKEND_URING;
+		else if (!strcmp(env, "epoll"))
+			kind = PT_BACKEND_EPOLL;
+		else if (strcmp(env, "auto")) {
+			pt__log(e, 0, "PORTICO_BACKEND=%s: expected uring, epoll or auto", env);
+			return -EINVAL;
+		}
+	}
+	if (kind == PT_BACKEND_EPOLL) {
+		e->be = &pt__epoll_backend;
+		return 0;
+	}
+	int err = pt__uring_backend.probe(e, why, sizeof why);
+	if (err == 0) {
+		e->be = &pt__uring_backend;
+		return 0;
+	}
+	if (kind == PT_BACKEND_URING) {
+		pt__log(e, 0, "io_uring backend unavailable: %s", why);
+		return err;
+	}
+	pt__log(e, 2, "io_uring unavailable (%s); using the epoll backend", why);
+	e->be = &pt__epoll_backend;
+	return 0;
+}
+
+PT_API pt_engine_t *pt_engine_create(const struct pt_engine_config *cfg, int *err)
+{
+	int dummy, rc;
+	struct pt_engine *e;
+
+	err = err ? err : &dummy;
+	if (!(e = calloc(1, sizeof *e))) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	if (cfg)
+		e->cfg = *cfg;
+	config_defaults(&e->cfg);
+	if ((rc = config_check(&e->cfg)) < 0 || (rc = choose_backend(e)) < 0)
+		goto fail;
+	e->nworkers = e->cfg.workers;
+	if (!(e->workers = calloc(e->nworkers, sizeof *e->workers))) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	for (unsigned i = 0; i < e->nworkers; i++) {
+		e->workers[i].e = e;
+		e->workers[i].index = i;
+		e->workers[i].be = e->be;
+		e->workers[i].wake_fd = -1;
+	}
+	pthread_mutex_init(&e->start_lock, NULL);
+	pthread_cond_init(&e->start_cond, NULL);
+	*err = 0;
+	return e;
+fail:
+	free(e);
+	*err = rc;
+	return NULL;
+}
+
+/* ---- the worker ---- */
+
+static void run_pending(struct pt_worker *w)
+{
+	struct pt_conn *c;
+
+	while ((c = w->pend_head)) {
+		w->pend_head = c->pend_next;
+		if (!w->pend_head)
+			w->pend_tail = NULL;
+		c->pend_next = NULL;
+		c->flags &= ~PT_C_PENDING;
+		pt__conn_process(c);
+	}
+}
+
+void pt__pending(struct pt_conn *c)
+{
+	struct pt_worker *w = c->w;
+
+	if (c->flags & PT_C_PENDING)
+		return;
+	c->flags |= PT_C_PENDING;
+	c->pend_next = NULL;
+	if (w->pend_tail)
+		w->pend_tail->pend_next = c;
+	else
+		w->pend_head = c;
+	w->pend_tail = c;
+}
+
+static void stop_abort(pt_timer_t *t, void *arg)
+{
+	struct pt_worker *w = arg;
+
+	w->stop_abort = true;
+	pt__conn_close_all(w, PT_CLOSE_ABORT);
+}
+
+static void stop_on_worker(pt_worker_t *w, void *arg)
+{
+	w->stopping = true;
+	pt__accept_set(w, false);
+	pt_timer_cancel(&w->accept_timer);
+	pt__conn_close_all(w, PT_CLOSE_GRACEFUL);
+	pt_timer_init(&w->stop_timer, stop_abort, w);
+	pt_timer_arm(w, &w->stop_timer, w->e->cfg.shutdown_ms);
+}
+
+static bool worker_done(struct pt_worker *w)
+{
+	if (!w->stopping || w->nconns || w->pend_head || pt__posts_waiting(w))
+		return false;
+	for (unsigned i = 0; i < w->nwl; i++)
+		if (w->wl[i].armed)
+			return false;
+	return true;
+}
+
+static int worker_setup(struct pt_worker *w)
+{
+	struct pt_engine *e = w->e;
+
+	w->now_ms = pt__now_ms();
+	pt__wheel_init(&w->wheel, w->now_ms);
+	if (!(w->wl = calloc(e->nlisteners ? e->nlisteners : 1, sizeof *w->wl)))
+		return -ENOMEM;
+	w->nwl = e->nlisteners;
+	for (unsigned i = 0; i < w->nwl; i++) {
+		struct pt_listener *l = e->listeners[i];
+		w->wl[i].l = l;
+		w->wl[i].fd = l->shared_fd >= 0 ? l->shared_fd : l->fds[w->index];
+	}
+	return w->be->worker_init(w);
+}
+
+static void worker_report(struct pt_worker *w, int err)
+{
+	struct pt_engine *e = w->e;
+
+	pthread_mutex_lock(&e->start_lock);
+	w->start_err = err;
+	e->started_workers++;
+	pthread_cond_broadcast(&e->start_cond);
+	pthread_mutex_unlock(&e->start_lock);
+}
+
+static void *worker_main(void *arg)
+{
+	struct pt_worker *w = arg;
+	int err;
+
+	pt__timer_bind_thread(w);
+	if ((err = worker_setup(w)) < 0) {
+		free(w->wl);
+		w->wl = NULL;
+		worker_report(w, err);
+		pt__timer_bind_thread(NULL);
+		return NULL;
+	}
+	pt__accept_set(w, true);
+	worker_report(w, 0);
+	for (;;) {
+		w->now_ms = pt__now_ms();
+		pt__wheel_run(w);
+		pt__posts_run(w);
+		run_pending(w);
+		if (worker_done(w))
+			break;
+		int timeout = (w->pend_head || pt__posts_waiting(w)) ? 0 : pt__wheel_timeout(w);
+		if ((err = w->be->poll(w, timeout)) < 0 && err != -EINTR && err != -ETIME) {
+			pt__log(w->e, 0, "worker %u: %s poll failed: %s", w->index, w->be->name,
+				strerror(-err));
+			break;
+		}
+	}
+	pt__conns_free(w);
+	w->be->worker_fini(w);
+	pt__sreq_pool_free(w);
+	free(w->wl);
+	w->wl = NULL;
+	pt__timer_bind_thread(NULL);
+	return NULL;
+}
+
+static void join_workers(struct pt_engine *e, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		pthread_join(e->workers[i].thread, NULL);
+}
+
+static void post_stop(struct pt_engine *e, unsigned n)
+{
+	atomic_store_explicit(&e->stopping, true, memory_order_release);
+	for (unsigned i = 0; i < n; i++)
+		if (e->workers[i].start_err == 0)
+			pt_post(&e->workers[i], &e->workers[i].stop_post, stop_on_worker, NULL);
+}
+
+PT_API int pt_engine_start(pt_engine_t *e)
+{
+	unsigned i;
+	int err = 0;
+
+	if (!e || e->started)
+		return -EINVAL;
+	e->started = true;
+	for (i = 0; i < e->nworkers; i++) {
+		if ((err = -pthread_create(&e->workers[i].thread, NULL, worker_main, &e->workers[i])))
+			break;
+	}
+	pthread_mutex_lock(&e->start_lock);
+	while (e->started_workers < i)
+		pthread_cond_wait(&e->start_cond, &e->start_lock);
+	pthread_mutex_unlock(&e->start_lock);
+	for (unsigned k = 0; k < i && !err; k++)
+		err = e->workers[k].start_err;
+	if (err) {
+		pt__log(e, 0, "cannot start the %s workers: %s", e->be->name, strerror(-err));
+		post_stop(e, i);
+		join_workers(e, i);
+		e->stopped = true;
+	}
+	return err;
+}
+
+PT_API int pt_engine_stop(pt_engine_t *e)
+{
+	if (!e)
+		return -EINVAL;
+	if (!e->started || e->stopped)
+		return 0;
+	if (pt__current_worker() && pt__current_worker()->e == e)
+		return -EDEADLK;
+	post_stop(e, e->nworkers);
+	join_workers(e, e->nworkers);
+	e->stopped = true;
+	return 0;
+}
+
+PT_API void pt_engine_destroy(pt_engine_t *e)
+{
+	if (!e)
+		return;
+	pt_engine_stop(e);
+	pt__listeners_free(e);
+	pthread_mutex_destroy(&e->start_lock);
+	pthread_cond_destroy(&e->start_cond);
+	free(e->workers);
+	free(e);
+}
+
+PT_API unsigned pt_engine_workers(const pt_engine_t *e)
+{
+	return e ? e->nworkers : 0;
+}
+
+PT_API pt_worker_t *pt_engine_worker(pt_engine_t *e, unsigned i)
+{
+	return e && i < e->nworkers ? &e->workers[i] : NULL;
+}
+
+PT_API unsigned pt_worker_index(const pt_worker_t *w)
+{
+	return w ? w->index : 0;
+}
+
+PT_API pt_engine_t *pt_worker_engine(const pt_worker_t *w)
+{
+	return w ? w->e : NULL;
+}
+
+PT_API const char *pt_engine_backend(const pt_engine_t *e)
+{
+	return e ? e->be->name : NULL;
+}
+
+PT_API void pt_engine_set_user(pt_engine_t *e, void *user)
+{
+	if (e)
+		e->user = user;
+}
+
+PT_API void *pt_engine_user(const pt_engine_t *e)
+{
+	return e ? e->user : NULL;
+}
+
+static void counters_add(struct pt_counters *out, const struct pt_counters *in)
+{
+	const uint64_t *src = (const uint64_t *)in;
+	uint64_t *dst = (uint64_t *)out;
+
+	for (size_t k = 0; k < sizeof *in / sizeof(uint64_t); k++)
+		dst[k] += __atomic_load_n(&src[k], __ATOMIC_RELAXED);
+}
+
+PT_API int pt_engine_counters(const pt_engine_t *e, int i, struct pt_counters *out)
+{
+	if (!e || !out || i < -1 || (i >= 0 && (unsigned)i >= e->nworkers))
+		return -EINVAL;
+	memset(out, 0, sizeof *out);
+	for (unsigned k = 0; k < e->nworkers; k++)
+		if (i < 0 || (unsigned)i == k)
+			counters_add(out, &e->workers[k].cnt);
+	return 0;
+}

@@ -1,0 +1,287 @@
+/*
+ * Engine internals, shared by src/engine/ only.
+ *
+ * Ownership and threads: everything reachable from a struct pt_worker belongs to that worker's
+ * thread, except the fields marked "any thread" (the post stack, the wake flag, the counters,
+ * the stop flag). A connection is recycled only when its kernel operation count (inflight) is
+ * zero and it is closing; kernel completions carry (type, slot index, generation) so a late one
+ * for a recycled slot is recognised and dropped.
+ *
+ * The backend seam: struct pt_backend is the only place io_uring and epoll differ. The core
+ * (engine.c, conn.c, sendq.c, timer.c, listen.c) never tests which backend runs.
+ */
+#ifndef PT_ENGINE_INT_H
+#define PT_ENGINE_INT_H
+
+#include <portico/engine.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#define PT_TICK_MS 10u
+#define PT_WHEEL_SLOTS 4096u            /* 40.96 s horizon; later deadlines wait in rounds */
+#define PT_CONN_BLOCK 256u              /* connection objects allocated per block */
+#define PT_TX_IOV 64u                   /* iovecs gathered into one kernel send */
+#define PT_SENDFILE_MAX (2u << 20)      /* per sendfile call, as nginx's sendfile_max_chunk */
+#define PT_SREQ_INLINE 4u               /* chunks stored inside a send request */
+#define PT_MAX_CHUNKS 1024u
+
+struct pt_worker;
+struct pt_conn;
+
+/* ---- counters (written by the owner, read by anyone) ---- */
+#define CNT_ADD(w, f, n) \
+	__atomic_store_n(&(w)->cnt.f, __atomic_load_n(&(w)->cnt.f, __ATOMIC_RELAXED) + (n), \
+			 __ATOMIC_RELAXED)
+#define CNT_SUB(w, f, n) CNT_ADD(w, f, -(uint64_t)(n))
+
+/* ---- kernel-completion tags (user_data = type:8 | gen:24 | index:32) ---- */
+enum pt_ktype {
+	PT_K_NONE = 0,
+	PT_K_ACCEPT,    /* index = worker listener slot */
+	PT_K_RECV,
+	PT_K_SEND,
+	PT_K_POLLOUT,
+	PT_K_CANCEL,
+	PT_K_WAKE,
+	PT_K_IGNORE,    /* completions nobody waits for */
+};
+
+static inline uint64_t pt__ud(enum pt_ktype t, uint32_t gen, uint32_t idx)
+{
+	return ((uint64_t)t << 56) | ((uint64_t)(gen & 0xffffff) << 32) | idx;
+}
+#define PT_UD_TYPE(ud) ((enum pt_ktype)((ud) >> 56))
+#define PT_UD_GEN(ud) ((uint32_t)((ud) >> 32) & 0xffffff)
+#define PT_UD_IDX(ud) ((uint32_t)(ud))
+
+/* ---- send requests (the application's operations; lookaside list per worker) ---- */
+enum {
+	PT_SR_COPIED = 1u << 8,   /* memory chunks point into copy (owned) */
+	PT_SR_NOTIFIED = 1u << 9, /* callback has run */
+};
+
+struct pt_sreq {
+	struct pt_sreq *next;
+	pt_send_fn cb;
+	void *arg;
+	struct pt_chunk *chunks;          /* inline or malloc'd (n > PT_SREQ_INLINE) */
+	struct pt_chunk inline_chunks[PT_SREQ_INLINE];
+	unsigned n, cur;                  /* chunk count, chunk being sent */
+	unsigned flags;                   /* PT_SEND_* | PT_SR_* */
+	size_t off;                       /* bytes of chunks[cur] already sent */
+	size_t total;                     /* bytes of the whole request */
+	size_t left;                      /* bytes not yet handed to the kernel */
+	char *copy;                       /* PT_SEND_COPY storage */
+	size_t copy_len;
+	int err;                          /* first error, reported by the callback */
+};
+
+/* A kernel send in flight (io_uring needs the msghdr/iovec until the CQE). */
+struct pt_txop {
+	struct pt_txop *next;             /* free list */
+	struct msghdr msg;
+	struct iovec iov[PT_TX_IOV];
+	size_t len;
+	bool zc, zc_notif_pending;
+	ssize_t zc_res;                   /* result held until the zero-copy notification */
+};
+
+/* ---- connections ---- */
+enum {
+	PT_C_LIVE      = 1u << 0,   /* accepted and kept (on_close owed) */
+	PT_C_CLOSING   = 1u << 1,
+	PT_C_ABORT     = 1u << 2,
+	PT_C_EOF       = 1u << 3,   /* receiving ended (on_eof delivered or due) */
+	PT_C_PAUSED    = 1u << 4,   /* application paused receiving */
+	PT_C_RX_ARMED  = 1u << 5,   /* backend receive active (uring: multishot in flight) */
+	PT_C_TX_BUSY   = 1u << 6,   /* a kernel send or writable-wait is in flight */
+	PT_C_SHUT_WR   = 1u << 7,   /* FIN sent */
+	PT_C_WANT_DRAIN= 1u << 8,   /* a send was refused: on_drain owed */
+	PT_C_PENDING   = 1u << 9,   /* on the worker's pending list */
+	PT_C_STARVED   = 1u << 10,  /* receive waits for provided buffers */
+	PT_C_FINAL     = 1u << 11,  /* cancelling kernel ops; fd closes when inflight == 0 */
+	PT_C_RX_CANCEL = 1u << 12,  /* a receive cancel is in flight */
+	PT_C_GOT_DATA  = 1u << 13,  /* at least one byte received */
+	PT_C_LINGER    = 1u << 14,  /* FIN sent, discarding input until the peer's FIN */
+	PT_C_EOF_DONE  = 1u << 15,  /* on_eof delivered */
+};
+
+struct pt_conn {
+	struct pt_worker *w;
+	const struct pt_conn_ops *ops;
+	void *user;
+	int fd;
+	uint32_t idx, gen;
+	uint32_t flags;
+	uint32_t inflight;                /* kernel operations not yet finally completed */
+	struct pt_conn *pend_next;        /* pending list (deferred work) */
+	struct pt_conn *free_next;        /* free list */
+	struct pt_conn *age_prev, *age_next; /* worker's live list, oldest first */
+	struct pt_conn *starve_next;      /* backend: waiting for receive buffers */
+	pt_timer_t timer;                 /* application deadline */
+	struct pt_sreq *sq_head, *sq_tail;/* send requests in order */
+	struct pt_sreq *sq_notify;        /* first request whose callback has not run */
+	struct pt_sreq *sq_send;          /* first request with bytes not handed to the kernel */
+	size_t sq_bytes;                  /* bytes not handed to the kernel */
+	struct pt_txop *tx;               /* kernel send in flight */
+	char *stash;                      /* received while paused, delivered on resume */
+	uint32_t stash_len, stash_cap;
+	int eof_err;                      /* on_eof argument owed */
+	uint64_t born_ms;
+};
+
+/* ---- listeners ---- */
+struct pt_listener {
+	int idx;
+	int port;
+	int shared_fd;                    /* >= 0: one socket for all workers (socket activation) */
+	int *fds;                         /* per worker (SO_REUSEPORT) */
+	struct pt_listen_opts opts;
+};
+
+struct pt_wlisten {
+	struct pt_listener *l;
+	int fd;
+	bool armed;                       /* accept active in the backend */
+	bool want;                        /* should be accepting (not paused) */
+};
+
+/* ---- timer wheel ---- */
+struct pt_wheel {
+	uint64_t now;                     /* current tick (now_ms / PT_TICK_MS) */
+	uint64_t done;                    /* ticks up to this one have been run */
+	unsigned armed;
+	uint64_t bits[PT_WHEEL_SLOTS / 64];
+	pt_timer_t *slot[PT_WHEEL_SLOTS];
+};
+
+/* ---- the backend seam ---- */
+struct pt_backend {
+	const char *name;
+	/* Can this backend run here? 0, or -errno with a reason in why. Creator's thread. */
+	int (*probe)(struct pt_engine *e, char *why, size_t n);
+	int (*worker_init)(struct pt_worker *w);     /* worker thread, before anything else */
+	void (*worker_fini)(struct pt_worker *w);    /* worker thread, after every conn is gone */
+	int (*accept_start)(struct pt_worker *w, struct pt_wlisten *wl);
+	void (*accept_stop)(struct pt_worker *w, struct pt_wlisten *wl);
+	/* New connection: register it and start receiving unless paused. */
+	int (*conn_start)(struct pt_worker *w, struct pt_conn *c);
+	void (*rx_stop)(struct pt_worker *w, struct pt_conn *c);   /* pause or closing */
+	void (*rx_start)(struct pt_worker *w, struct pt_conn *c);  /* resume */
+	/* Send the gathered iovecs of c->tx. Returns bytes sent now (> 0), 0 when submitted (the
+	 * backend calls pt__tx_done later), -EAGAIN when the socket is full (the backend waits for
+	 * writability and calls pt__tx_writable), or -errno. */
+	ssize_t (*send)(struct pt_worker *w, struct pt_conn *c, int msg_flags);
+	/* Wait until c is writable, then call pt__tx_writable (file chunks). */
+	void (*wait_writable)(struct pt_worker *w, struct pt_conn *c);
+	/* Cancel every kernel operation of c; each ends through its normal completion. */
+	void (*cancel)(struct pt_worker *w, struct pt_conn *c);
+	/* Called just before close(fd) (epoll: deregister). */
+	void (*conn_closed)(struct pt_worker *w, struct pt_conn *c);
+	/* Submit, wait up to timeout_ms (-1 = forever), dispatch completions. 0 or -errno. */
+	int (*poll)(struct pt_worker *w, int timeout_ms);
+	/* Make a sleeping poll return. Any thread. */
+	void (*wake)(struct pt_worker *w);
+};
+
+extern const struct pt_backend pt__uring_backend;
+extern const struct pt_backend pt__epoll_backend;
+
+/* ---- worker ---- */
+struct pt_worker {
+	struct pt_engine *e;
+	unsigned index;
+	pthread_t thread;
+	const struct pt_backend *be;
+	void *bd;                         /* backend data */
+	bool zc_ok;                       /* the backend does zero-copy sends */
+	uint64_t now_ms;
+	struct pt_wheel wheel;
+	/* connections */
+	struct pt_conn **blocks;          /* blocks of PT_CONN_BLOCK */
+	unsigned nblocks, blocks_cap;
+	struct pt_conn *conn_free;
+	struct pt_conn *age_head, *age_tail; /* live connections, oldest first */
+	unsigned nconns;                  /* live + closing */
+	struct pt_conn *pend_head, *pend_tail;
+	struct pt_sreq *sreq_free;
+	struct pt_txop *txop_free;
+	size_t buffered;                  /* PT_SEND_COPY bytes held */
+	/* listeners */
+	struct pt_wlisten *wl;
+	unsigned nwl;
+	bool accept_paused;
+	pt_timer_t accept_timer;          /* back-off after accept resource errors */
+	/* posting (any thread) */
+	_Atomic(pt_post_t *) posts;
+	atomic_int wake_pending;
+	int wake_fd;                      /* eventfd */
+	/* lifecycle */
+	bool stopping;
+	bool stop_abort;
+	pt_timer_t stop_timer;
+	pt_post_t stop_post;
+	int start_err;
+	struct pt_counters cnt;
+};
+
+struct pt_engine {
+	struct pt_engine_config cfg;
+	const struct pt_backend *be;
+	struct pt_worker *workers;
+	unsigned nworkers;
+	struct pt_listener **listeners;
+	unsigned nlisteners;
+	atomic_uint conns;                /* governor: live connections, all workers */
+	atomic_bool stopping;
+	bool started, stopped;
+	pthread_mutex_t start_lock;
+	pthread_cond_t start_cond;
+	unsigned started_workers;
+	void *user;
+	unsigned setup_flags;             /* io_uring flags that worked (for the log) */
+};
+
+/* engine.c */
+void pt__log(struct pt_engine *e, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void pt__pending(struct pt_conn *c);          /* queue c for deferred work in this loop */
+uint64_t pt__now_ms(void);
+
+/* conn.c */
+struct pt_conn *pt__conn_get(struct pt_worker *w, uint32_t idx, uint32_t gen);
+void pt__accepted(struct pt_worker *w, struct pt_wlisten *wl, int fd);
+void pt__accept_error(struct pt_worker *w, struct pt_wlisten *wl, int err);
+void pt__rx_data(struct pt_conn *c, const void *data, size_t len);
+void pt__rx_end(struct pt_conn *c, int err);  /* 0 = EOF */
+void pt__op_done(struct pt_conn *c);          /* one kernel op finally completed */
+void pt__conn_process(struct pt_conn *c);     /* deferred work */
+void pt__conn_close_all(struct pt_worker *w, int how);
+void pt__conns_free(struct pt_worker *w);
+
+/* sendq.c */
+void pt__tx_run(struct pt_conn *c);           /* push queued bytes to the kernel */
+void pt__tx_done(struct pt_conn *c, ssize_t res);
+void pt__tx_writable(struct pt_conn *c);
+void pt__tx_notify(struct pt_conn *c);        /* run callbacks that are due, in order */
+void pt__tx_fail(struct pt_conn *c, int err); /* fail everything queued */
+void pt__sreq_pool_free(struct pt_worker *w);
+
+/* timer.c */
+void pt__wheel_init(struct pt_wheel *wh, uint64_t now_ms);
+int pt__wheel_timeout(struct pt_worker *w);   /* ms until the next due slot, -1 none */
+void pt__wheel_run(struct pt_worker *w);
+void pt__timer_bind_thread(struct pt_worker *w); /* this thread runs w */
+struct pt_worker *pt__current_worker(void);
+
+/* listen.c */
+int pt__listen_socket(const struct sockaddr *sa, socklen_t len, const struct pt_listen_opts *o,
+		      bool reuseport);
+void pt__listeners_free(struct pt_engine *e);
+void pt__accept_set(struct pt_worker *w, bool on);   /* pause or resume all listeners */
+
+/* post.c */
+void pt__posts_run(struct pt_worker *w);
+bool pt__posts_waiting(struct pt_worker *w);
+
+#endif

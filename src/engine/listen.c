@@ -1,0 +1,223 @@
+/*
+ * Listening sockets. Each listening address gets one SO_REUSEPORT socket per worker, created
+ * and bound by pt_engine_listen (so errors are reported to the caller), and armed for
+ * accepting by each worker when it starts. The kernel spreads new connections over the
+ * sockets by 4-tuple hash, and each connection then stays on the worker that accepted it.
+ */
+#include "engine/engine_int.h"
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* "1.2.3.4:80" or "[::1]:80" into ss. 0 or -EINVAL. */
+static int parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len)
+{
+	char host[64];
+	const char *colon, *h = s;
+	size_t hl;
+
+	if (!s)
+		return -EINVAL;
+	if (*s == '[') {
+		const char *end = strchr(s, ']');
+		if (!end || end[1] != ':')
+			return -EINVAL;
+		h = s + 1;
+		hl = (size_t)(end - h);
+		colon = end + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon)
+			return -EINVAL;
+		hl = (size_t)(colon - s);
+	}
+	if (hl == 0 || hl >= sizeof host)
+		return -EINVAL;
+	memcpy(host, h, hl);
+	host[hl] = 0;
+	char *endp;
+	errno = 0;
+	unsigned long port = strtoul(colon + 1, &endp, 10);
+	if (colon[1] < '0' || colon[1] > '9' || *endp || errno || port > 65535)
+		return -EINVAL;
+	memset(ss, 0, sizeof *ss);
+	struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+	if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
+		in4->sin_family = AF_INET;
+		in4->sin_port = htons((uint16_t)port);
+		*len = sizeof *in4;
+	} else if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((uint16_t)port);
+		*len = sizeof *in6;
+	} else {
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int pt__listen_socket(const struct sockaddr *sa, socklen_t len, const struct pt_listen_opts *o,
+		      bool reuseport)
+{
+	int one = 1, err;
+	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+	    (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0))
+		goto fail;
+	if (sa->sa_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0)
+		goto fail;
+	if (o->defer_accept_sec > 0 &&
+	    setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &o->defer_accept_sec, sizeof(int)) < 0)
+		goto fail;
+	if (bind(fd, sa, len) < 0 || listen(fd, o->backlog > 0 ? o->backlog : 4096) < 0)
+		goto fail;
+	return fd;
+fail:
+	err = -errno;
+	close(fd);
+	return err;
+}
+
+static int bound_port(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+		return -errno;
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+static int add_listener(struct pt_engine *e, struct pt_listener *l)
+{
+	struct pt_listener **v = realloc(e->listeners, (e->nlisteners + 1) * sizeof *v);
+
+	if (!v)
+		return -ENOMEM;
+	e->listeners = v;
+	l->idx = (int)e->nlisteners;
+	v[e->nlisteners++] = l;
+	return l->idx;
+}
+
+static void listener_free(struct pt_engine *e, struct pt_listener *l)
+{
+	if (l->shared_fd >= 0)
+		close(l->shared_fd);
+	for (unsigned i = 0; l->fds && i < e->nworkers; i++)
+		if (l->fds[i] >= 0)
+			close(l->fds[i]);
+	free(l->fds);
+	free(l);
+}
+
+static struct pt_listener *listener_new(struct pt_engine *e, const struct pt_listen_opts *o)
+{
+	struct pt_listener *l = calloc(1, sizeof *l);
+
+	if (!l)
+		return NULL;
+	l->opts = *o;
+	l->shared_fd = -1;
+	l->fds = malloc(e->nworkers * sizeof *l->fds);
+	if (!l->fds) {
+		free(l);
+		return NULL;
+	}
+	for (unsigned i = 0; i < e->nworkers; i++)
+		l->fds[i] = -1;
+	return l;
+}
+
+PT_API int pt_engine_listen(pt_engine_t *e, const char *addr, const struct pt_listen_opts *o)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int err;
+
+	if (!e || !o || !o->on_accept || o->defer_accept_sec < 0 || e->started)
+		return -EINVAL;
+	if ((err = parse_addr(addr, &ss, &len)) < 0)
+		return err;
+	struct pt_listener *l = listener_new(e, o);
+	if (!l)
+		return -ENOMEM;
+	for (unsigned i = 0; i < e->nworkers; i++) {
+		err = pt__listen_socket((struct sockaddr *)&ss, len, o, true);
+		if (err < 0)
+			goto fail;
+		l->fds[i] = err;
+		if (i == 0) {   /* port 0: every worker binds the port the first one got */
+			l->port = bound_port(err);
+			((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)l->port);
+		}
+	}
+	if ((err = add_listener(e, l)) < 0)
+		goto fail;
+	return err;
+fail:
+	listener_free(e, l);
+	return err;
+}
+
+PT_API int pt_engine_listen_fd(pt_engine_t *e, int fd, const struct pt_listen_opts *o)
+{
+	int err = -EINVAL;
+
+	if (!e || !o || !o->on_accept || fd < 0 || e->started) {
+		if (fd >= 0)
+			close(fd);
+		return err;
+	}
+	struct pt_listener *l = listener_new(e, o);
+	if (!l) {
+		close(fd);
+		return -ENOMEM;
+	}
+	l->shared_fd = fd;
+	l->port = bound_port(fd);
+	if ((err = add_listener(e, l)) < 0)
+		listener_free(e, l);
+	return err;
+}
+
+PT_API int pt_engine_listen_port(pt_engine_t *e, int idx)
+{
+	if (!e || idx < 0 || (unsigned)idx >= e->nlisteners)
+		return -EINVAL;
+	return e->listeners[idx]->port;
+}
+
+void pt__listeners_free(struct pt_engine *e)
+{
+	for (unsigned i = 0; i < e->nlisteners; i++)
+		listener_free(e, e->listeners[i]);
+	free(e->listeners);
+	e->listeners = NULL;
+	e->nlisteners = 0;
+}
+
+/* Pause (limit reached, resource error back-off, shutdown) or resume accepting. */
+void pt__accept_set(struct pt_worker *w, bool on)
+{
+	if (on && (w->stopping || w->accept_paused))
+		return;
+	for (unsigned i = 0; i < w->nwl; i++) {
+		struct pt_wlisten *wl = &w->wl[i];
+		wl->want = on;
+		if (on && !wl->armed && w->be->accept_start(w, wl) == 0)
+			wl->armed = true;
+		else if (!on && wl->armed)
+			w->be->accept_stop(w, wl);
+	}
+}

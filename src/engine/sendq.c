@@ -1,0 +1,449 @@
+/*
+ * The per-connection send queue: TransmitPackets-style requests, completed in order.
+ *
+ * Cursors over the queue (oldest first):
+ *   sq_head   .. first request not yet freed
+ *   sq_notify .. first request whose callback has not run
+ *   sq_send   .. first request with bytes not yet handed to the kernel
+ * A request's callback runs when all its bytes are in the kernel (or at once, in order, for
+ * PT_SEND_COPY, whose bytes the engine owns), and only after every earlier request's callback.
+ * At most one kernel send is in flight per connection (io_uring may reorder concurrent sends on
+ * a socket); consecutive memory chunks of queued requests are gathered into one sendmsg.
+ * File chunks go out with sendfile(2) on the worker, at most PT_SENDFILE_MAX per call, and wait
+ * for writability on EAGAIN.
+ */
+#include "engine/engine_int.h"
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+
+/* ---- lookaside lists ---- */
+
+static struct pt_sreq *sreq_get(struct pt_worker *w)
+{
+	struct pt_sreq *r = w->sreq_free;
+
+	if (r)
+		w->sreq_free = r->next;
+	else if (!(r = malloc(sizeof *r)))
+		return NULL;
+	r->next = NULL;
+	r->chunks = r->inline_chunks;
+	r->n = r->cur = r->flags = 0;
+	r->off = r->total = r->left = r->copy_len = 0;
+	r->copy = NULL;
+	r->err = 0;
+	return r;
+}
+
+static void sreq_put(struct pt_worker *w, struct pt_sreq *r)
+{
+	if (r->chunks != r->inline_chunks)
+		free(r->chunks);
+	if (r->copy) {
+		free(r->copy);
+		w->buffered -= r->copy_len;
+	}
+	r->next = w->sreq_free;
+	w->sreq_free = r;
+}
+
+static struct pt_txop *txop_get(struct pt_worker *w)
+{
+	struct pt_txop *t = w->txop_free;
+
+	if (t)
+		w->txop_free = t->next;
+	else if (!(t = malloc(sizeof *t)))
+		return NULL;
+	memset(&t->msg, 0, sizeof t->msg);
+	t->msg.msg_iov = t->iov;
+	t->len = 0;
+	t->zc = t->zc_notif_pending = false;
+	return t;
+}
+
+static void txop_put(struct pt_worker *w, struct pt_txop *t)
+{
+	t->next = w->txop_free;
+	w->txop_free = t;
+}
+
+void pt__sreq_pool_free(struct pt_worker *w)
+{
+	while (w->sreq_free) {
+		struct pt_sreq *r = w->sreq_free;
+		w->sreq_free = r->next;
+		free(r);
+	}
+	while (w->txop_free) {
+		struct pt_txop *t = w->txop_free;
+		w->txop_free = t->next;
+		free(t);
+	}
+}
+
+/* ---- submitting ---- */
+
+static int check_chunks(const struct pt_chunk *ch, unsigned n, size_t *total, size_t *mem)
+{
+	*total = *mem = 0;
+	for (unsigned i = 0; i < n; i++) {
+		if (ch[i].kind == PT_CHUNK_MEM) {
+			if (!ch[i].mem.base && ch[i].mem.len)
+				return -EINVAL;
+			*mem += ch[i].mem.len;
+			*total += ch[i].mem.len;
+		} else if (ch[i].kind == PT_CHUNK_FILE) {
+			if (ch[i].file.fd < 0 || ch[i].file.offset < 0)
+				return -EINVAL;
+			*total += ch[i].file.len;
+		} else {
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* PT_SEND_COPY: one owned buffer holds every memory chunk; chunks are re-pointed into it. */
+static int sreq_copy(struct pt_worker *w, struct pt_sreq *r, size_t mem)
+{
+	if (!mem)
+		return 0;
+	if (w->buffered + mem > w->e->cfg.max_worker_buffered)
+		return -EAGAIN;
+	if (!(r->copy = malloc(mem)))
+		return -ENOMEM;
+	r->copy_len = mem;
+	w->buffered += mem;
+	size_t off = 0;
+	for (unsigned i = 0; i < r->n; i++) {
+		struct pt_chunk *ch = &r->chunks[i];
+		if (ch->kind != PT_CHUNK_MEM || !ch->mem.len)
+			continue;
+		memcpy(r->copy + off, ch->mem.base, ch->mem.len);
+		ch->mem.base = r->copy + off;
+		off += ch->mem.len;
+	}
+	r->flags |= PT_SR_COPIED;
+	return 0;
+}
+
+static void sq_append(struct pt_conn *c, struct pt_sreq *r)
+{
+	r->next = NULL;
+	if (c->sq_tail)
+		c->sq_tail->next = r;
+	else
+		c->sq_head = r;
+	c->sq_tail = r;
+	if (!c->sq_notify)
+		c->sq_notify = r;
+	if (!c->sq_send && r->left)
+		c->sq_send = r;
+	c->sq_bytes += r->left;
+}
+
+static int sreq_build(struct pt_worker *w, struct pt_sreq *r, const struct pt_chunk *chunks,
+		      unsigned n, unsigned flags, size_t total, size_t mem)
+{
+	r->chunks = n <= PT_SREQ_INLINE ? r->inline_chunks : malloc(n * sizeof *chunks);
+	if (!r->chunks)
+		return -ENOMEM;
+	memcpy(r->chunks, chunks, n * sizeof *chunks);
+	r->n = n;
+	r->flags = flags & (PT_SEND_MORE | PT_SEND_COPY | PT_SEND_ZC);
+	r->total = r->left = total;
+	return (flags & PT_SEND_COPY) ? sreq_copy(w, r, mem) : 0;
+}
+
+PT_API int pt_conn_transmit(pt_conn_t *c, const struct pt_chunk *chunks, unsigned n,
+			    unsigned flags, pt_send_fn cb, void *arg)
+{
+	size_t total, mem;
+	int err;
+
+	if (!c || !chunks || n == 0 || n > PT_MAX_CHUNKS || (flags & ~7u) ||
+	    !(c->flags & PT_C_LIVE) || c->w != pt__current_worker())
+		return -EINVAL;
+	if ((err = check_chunks(chunks, n, &total, &mem)) < 0)
+		return err;
+	if (c->flags & (PT_C_CLOSING | PT_C_SHUT_WR))
+		return -EPIPE;
+	struct pt_worker *w = c->w;
+	if (c->sq_bytes && c->sq_bytes + mem > w->e->cfg.max_send_queue) {
+		c->flags |= PT_C_WANT_DRAIN;
+		CNT_ADD(w, send_refused, 1);
+		return -EAGAIN;
+	}
+	struct pt_sreq *r = sreq_get(w);
+	if (!r)
+		return -ENOMEM;
+	r->chunks = r->inline_chunks;
+	if ((err = sreq_build(w, r, chunks, n, flags, total, mem)) < 0) {
+		sreq_put(w, r);
+		if (err == -EAGAIN) {
+			c->flags |= PT_C_WANT_DRAIN;
+			CNT_ADD(w, send_refused, 1);
+		}
+		return err;
+	}
+	r->cb = cb;
+	r->arg = arg;
+	sq_append(c, r);
+	pt__pending(c);
+	return 0;
+}
+
+PT_API int pt_conn_send(pt_conn_t *c, const void *buf, size_t len, unsigned flags,
+			pt_send_fn cb, void *arg)
+{
+	struct pt_chunk ch = { .kind = PT_CHUNK_MEM, .mem = { buf, len } };
+
+	return pt_conn_transmit(c, &ch, 1, flags, cb, arg);
+}
+
+PT_API size_t pt_conn_send_queued(const pt_conn_t *c)
+{
+	return c ? c->sq_bytes : 0;
+}
+
+/* ---- progress ---- */
+
+static size_t chunk_len(const struct pt_chunk *ch)
+{
+	return ch->kind == PT_CHUNK_MEM ? ch->mem.len : ch->file.len;
+}
+
+/* Skip empty chunks and finished requests at the send cursor. */
+static void send_cursor_settle(struct pt_conn *c)
+{
+	struct pt_sreq *r;
+
+	while ((r = c->sq_send)) {
+		while (r->cur < r->n && r->off == chunk_len(&r->chunks[r->cur])) {
+			r->cur++;
+			r->off = 0;
+		}
+		if (r->cur < r->n && r->left)
+			return;
+		r->left = 0;
+		c->sq_send = r->next;
+	}
+}
+
+/* n bytes went to the kernel. */
+static void tx_advance(struct pt_conn *c, size_t n)
+{
+	CNT_ADD(c->w, bytes_out, n);
+	c->sq_bytes -= n;
+	while (n) {
+		struct pt_sreq *r = c->sq_send;
+		size_t room = chunk_len(&r->chunks[r->cur]) - r->off;
+		size_t k = n < room ? n : room;
+		r->off += k;
+		r->left -= k;
+		n -= k;
+		send_cursor_settle(c);
+	}
+	send_cursor_settle(c);
+}
+
+void pt__tx_notify(struct pt_conn *c)
+{
+	struct pt_sreq *r;
+
+	while ((r = c->sq_notify) && (r->left == 0 || (r->flags & PT_SR_COPIED) || r->err)) {
+		c->sq_notify = r->next;
+		r->flags |= PT_SR_NOTIFIED;
+		if (r->cb)
+			r->cb(c, r->arg, r->err ? r->err : (ssize_t)r->total);
+	}
+	while ((r = c->sq_head) && (r->flags & PT_SR_NOTIFIED) && (r->left == 0 || r->err)) {
+		c->sq_head = r->next;
+		if (!c->sq_head)
+			c->sq_tail = NULL;
+		sreq_put(c->w, r);
+	}
+}
+
+/* Every queued request fails with err, in order. Requests whose memory a kernel send still
+ * references wait for that send's completion (pt__tx_done calls back here). */
+void pt__tx_fail(struct pt_conn *c, int err)
+{
+	c->flags |= PT_C_SHUT_WR;
+	if (c->flags & PT_C_TX_BUSY) {
+		if (c->tx)
+			return;     /* memory in the kernel: fail when the send completes */
+		c->flags &= ~PT_C_TX_BUSY;   /* a writable-wait only: safe to fail now */
+	}
+	for (struct pt_sreq *r = c->sq_notify; r; r = r->next) {
+		if (!r->err)
+			r->err = err;
+		r->left = 0;
+	}
+	c->sq_send = NULL;
+	c->sq_bytes = 0;
+	pt__tx_notify(c);
+}
+
+/* ---- the transmit state machine ---- */
+
+static bool zc_request(const struct pt_worker *w, const struct pt_sreq *r)
+{
+	return (r->flags & PT_SEND_ZC) && !(r->flags & PT_SR_COPIED) && w->zc_ok;
+}
+
+/* Gathers memory chunks from the send cursor into t. A zero-copy request goes alone. Returns
+ * MSG_MORE when more bytes are queued behind what was gathered or the last request asked for
+ * it, so the kernel does not push a partial segment. */
+static int gather(struct pt_conn *c, struct pt_txop *t)
+{
+	unsigned k = 0;
+	struct pt_sreq *r = c->sq_send, *last = r;
+	bool more = false;
+
+	t->zc = zc_request(c->w, r);
+	for (; r && k < PT_TX_IOV; r = r->next) {
+		if (r != c->sq_send && (t->zc || zc_request(c->w, r))) {
+			more = true;
+			break;
+		}
+		unsigned i = (r == c->sq_send) ? r->cur : 0;
+		size_t off = (r == c->sq_send) ? r->off : 0;
+		for (; i < r->n && k < PT_TX_IOV; i++, off = 0) {
+			const struct pt_chunk *ch = &r->chunks[i];
+			if (ch->kind == PT_CHUNK_FILE && ch->file.len) {
+				more = true;
+				goto out;
+			}
+			if (ch->kind != PT_CHUNK_MEM || ch->mem.len == off)
+				continue;
+			t->iov[k].iov_base = (char *)ch->mem.base + off;
+			t->iov[k].iov_len = ch->mem.len - off;
+			t->len += t->iov[k++].iov_len;
+		}
+		last = r;
+		if (i < r->n) {
+			more = true;
+			break;
+		}
+	}
+	if (r && r != last)
+		more = true;
+out:
+	t->msg.msg_iovlen = k;
+	return MSG_NOSIGNAL | ((more || (last->flags & PT_SEND_MORE)) ? MSG_MORE : 0);
+}
+
+static void tx_error(struct pt_conn *c, int err)
+{
+	pt__tx_fail(c, err);
+}
+
+/* A file chunk at the cursor: sendfile until done, EAGAIN or the per-round budget. */
+static int tx_file(struct pt_conn *c, size_t *budget)
+{
+	struct pt_sreq *r = c->sq_send;
+	const struct pt_chunk *ch = &r->chunks[r->cur];
+	size_t want = ch->file.len - r->off;
+	off_t off = ch->file.offset + (off_t)r->off;
+
+	if (want > PT_SENDFILE_MAX)
+		want = PT_SENDFILE_MAX;
+	ssize_t n = sendfile(c->fd, ch->file.fd, &off, want);
+	if (n > 0) {
+		tx_advance(c, (size_t)n);
+		*budget = *budget > (size_t)n ? *budget - (size_t)n : 0;
+		return 0;
+	}
+	if (n == 0)
+		return -EIO;           /* the file is shorter than the range: the stream is broken */
+	return errno == EINTR ? 0 : -errno;
+}
+
+static int tx_mem(struct pt_conn *c, size_t *budget)
+{
+	struct pt_worker *w = c->w;
+
+	if (!c->tx && !(c->tx = txop_get(w)))
+		return -ENOMEM;
+	int flags = gather(c, c->tx);
+	ssize_t n = w->be->send(w, c, flags);
+	if (n > 0) {                    /* done synchronously (epoll) */
+		txop_put(w, c->tx);
+		c->tx = NULL;
+		tx_advance(c, (size_t)n);
+		*budget = *budget > (size_t)n ? *budget - (size_t)n : 0;
+		return 0;
+	}
+	if (n == 0) {                   /* submitted: pt__tx_done follows */
+		c->flags |= PT_C_TX_BUSY;
+		return 1;
+	}
+	txop_put(w, c->tx);
+	c->tx = NULL;
+	return (int)n;
+}
+
+void pt__tx_run(struct pt_conn *c)
+{
+	size_t budget = 4 * PT_SENDFILE_MAX;   /* per round, so one fast client cannot monopolise */
+	int rc = 0;
+
+	while (c->sq_send && !(c->flags & (PT_C_TX_BUSY | PT_C_FINAL)) && budget) {
+		struct pt_sreq *r = c->sq_send;
+		if (r->chunks[r->cur].kind == PT_CHUNK_FILE)
+			rc = tx_file(c, &budget);
+		else
+			rc = tx_mem(c, &budget);
+		if (rc == -EAGAIN) {
+			c->flags |= PT_C_TX_BUSY;
+			c->w->be->wait_writable(c->w, c);
+			break;
+		}
+		if (rc < 0) {
+			tx_error(c, rc);
+			break;
+		}
+		if (rc > 0)
+			break;
+	}
+	if (!budget && c->sq_send)
+		pt__pending(c);        /* continue in the next round */
+	pt__tx_notify(c);
+}
+
+/* The kernel send of c->tx completed with res (bytes or -errno). */
+void pt__tx_done(struct pt_conn *c, ssize_t res)
+{
+	struct pt_worker *w = c->w;
+	struct pt_txop *t = c->tx;
+
+	c->tx = NULL;
+	c->flags &= ~PT_C_TX_BUSY;
+	CNT_ADD(w, sends, 1);
+	if (res >= 0 && !(c->flags & PT_C_FINAL) && c->sq_send) {
+		tx_advance(c, (size_t)res);
+	} else if (res == -EAGAIN || res == -EINTR) {
+		/* transient (io_uring bounded its poll retries): try again */
+	} else if (res < 0 || (c->flags & PT_C_FINAL)) {
+		if (t) {
+			txop_put(w, t);
+			t = NULL;
+		}
+		tx_error(c, res < 0 ? (int)res : -ECANCELED);
+	}
+	if (t)
+		txop_put(w, t);
+	pt__tx_notify(c);
+	pt__pending(c);
+}
+
+void pt__tx_writable(struct pt_conn *c)
+{
+	c->flags &= ~PT_C_TX_BUSY;
+	pt__pending(c);
+}

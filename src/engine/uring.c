@@ -1,0 +1,539 @@
+/*
+ * The io_uring backend: one ring per worker, created inside the worker thread.
+ *
+ *  - setup flags: SINGLE_ISSUER|DEFER_TASKRUN, else COOP_TASKRUN, else none (probed here);
+ *  - accept: multishot accept per listener; a final CQE (error, cancel) ends it;
+ *  - receive: multishot recv selecting from a per-worker provided-buffer ring, so an idle
+ *    connection holds no buffer; a buffer goes back to the ring right after on_data. A final
+ *    CQE on a live connection (ENOBUFS, CQ overflow, EAGAIN, cancel for pause) re-arms; with
+ *    ENOBUFS the connection waits on a starved list until buffers return. Data stays in the
+ *    socket meanwhile, so nothing is lost or reordered;
+ *  - send: one SEND/SENDMSG (or SEND_ZC/SENDMSG_ZC) in flight per connection, MSG_WAITALL so
+ *    the kernel finishes short sends itself;
+ *  - writable waits for sendfile: oneshot POLL_ADD(POLLOUT);
+ *  - wake-ups from other threads: an eventfd with a multishot poll.
+ * user_data = (type, connection generation, slot index): see engine_int.h.
+ */
+#include "engine/engine_int.h"
+#include <errno.h>
+#include <liburing.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+struct uring_w {
+	struct io_uring ring;
+	struct io_uring_buf_ring *br;
+	size_t br_bytes;
+	char *bufs;
+	size_t bufs_bytes;
+	unsigned nbufs, buf_size, br_added;
+	struct pt_conn *starved;
+	uint64_t wake_val;
+};
+
+static inline struct uring_w *U(struct pt_worker *w)
+{
+	return w->bd;
+}
+
+static struct io_uring_sqe *sqe_get(struct uring_w *u)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+
+	if (!sqe) {
+		io_uring_submit(&u->ring);
+		sqe = io_uring_get_sqe(&u->ring);
+	}
+	return sqe;
+}
+
+static inline void op_started(struct pt_conn *c)
+{
+	c->inflight++;
+	CNT_ADD(c->w, ops_inflight, 1);
+}
+
+/* ---- probing ---- */
+
+static int kernel_at_least(int maj, int min)
+{
+	struct utsname u;
+	int a = 0, b = 0;
+
+	if (uname(&u) < 0 || sscanf(u.release, "%d.%d", &a, &b) != 2)
+		return 1;   /* unknown: let setup decide */
+	return a > maj || (a == maj && b >= min);
+}
+
+static int probe_opcodes(struct io_uring *ring, char *why, size_t n)
+{
+	static const struct { int op; const char *name; } need[] = {
+		{ IORING_OP_ACCEPT, "ACCEPT" }, { IORING_OP_RECV, "RECV" },
+		{ IORING_OP_SEND, "SEND" }, { IORING_OP_SENDMSG, "SENDMSG" },
+		{ IORING_OP_POLL_ADD, "POLL_ADD" }, { IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL" },
+		{ IORING_OP_PROVIDE_BUFFERS, "PROVIDE_BUFFERS" },
+	};
+	struct io_uring_probe *p = io_uring_get_probe_ring(ring);
+
+	if (!p) {
+		snprintf(why, n, "the opcode probe failed");
+		return -EOPNOTSUPP;
+	}
+	for (size_t i = 0; i < sizeof need / sizeof need[0]; i++) {
+		if (!io_uring_opcode_supported(p, need[i].op)) {
+			snprintf(why, n, "the kernel lacks IORING_OP_%s", need[i].name);
+			io_uring_free_probe(p);
+			return -EOPNOTSUPP;
+		}
+	}
+	io_uring_free_probe(p);
+	return 0;
+}
+
+static int uring_probe(struct pt_engine *e, char *why, size_t n)
+{
+	struct io_uring ring;
+	FILE *f = fopen("/proc/sys/kernel/io_uring_disabled", "r");
+	int disabled = 0, err;
+
+	if (f) {
+		if (fscanf(f, "%d", &disabled) != 1)
+			disabled = 0;
+		fclose(f);
+	}
+	if (disabled == 2) {
+		snprintf(why, n, "disabled by kernel.io_uring_disabled=2");
+		return -EPERM;
+	}
+	if (!kernel_at_least(6, 1)) {
+		snprintf(why, n, "kernel older than 6.1 (multishot receive and DEFER_TASKRUN needed)");
+		return -ENOSYS;
+	}
+	if ((err = io_uring_queue_init(8, &ring, 0)) < 0) {
+		snprintf(why, n, "io_uring_setup failed: %s%s", strerror(-err),
+			 err == -EPERM ? (disabled ? " (kernel.io_uring_disabled=1)" :
+					  " (blocked, e.g. by a seccomp profile)") :
+			 err == -ENOMEM ? " (RLIMIT_MEMLOCK too small)" :
+			 err == -ENOSYS ? " (no io_uring in this kernel)" : "");
+		return err;
+	}
+	err = probe_opcodes(&ring, why, n);
+	io_uring_queue_exit(&ring);
+	return err;
+}
+
+/* ---- worker setup ---- */
+
+static int ring_init(struct pt_worker *w, struct uring_w *u)
+{
+	static const unsigned modes[] = {
+		IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+		IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
+		0,
+	};
+	unsigned entries = w->e->cfg.ring_entries;
+	int err = -EINVAL;
+
+	for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+		struct io_uring_params p = { 0 };
+		p.flags = modes[i] | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE;
+		p.cq_entries = entries * 4;
+		err = io_uring_queue_init_params(entries, &u->ring, &p);
+		if (err == 0) {
+			w->e->setup_flags = p.flags;
+			break;
+		}
+		if (err != -EINVAL)
+			break;
+	}
+	if (err < 0) {
+		pt__log(w->e, 0, "worker %u: io_uring_setup: %s%s", w->index, strerror(-err),
+			err == -ENOMEM ? " (RLIMIT_MEMLOCK too small for the ring; lower ring_entries)" : "");
+		return err;
+	}
+	io_uring_register_ring_fd(&u->ring);
+	unsigned iowq[2] = { 2, 2 };   /* we never want io-wq threads; cap them if something punts */
+	io_uring_register_iowq_max_workers(&u->ring, iowq);
+	struct io_uring_probe *pr = io_uring_get_probe_ring(&u->ring);
+	w->zc_ok = pr && io_uring_opcode_supported(pr, IORING_OP_SEND_ZC) &&
+		   io_uring_opcode_supported(pr, IORING_OP_SENDMSG_ZC);
+	if (pr)
+		io_uring_free_probe(pr);
+	return 0;
+}
+
+static void buf_return(struct uring_w *u, unsigned bid)
+{
+	io_uring_buf_ring_add(u->br, u->bufs + (size_t)bid * u->buf_size, u->buf_size, (unsigned short)bid,
+			      io_uring_buf_ring_mask(u->nbufs), (int)u->br_added++);
+}
+
+static void buf_flush(struct uring_w *u)
+{
+	if (u->br_added) {
+		io_uring_buf_ring_advance(u->br, (int)u->br_added);
+		u->br_added = 0;
+	}
+}
+
+static int bufring_init(struct pt_worker *w, struct uring_w *u)
+{
+	long page = sysconf(_SC_PAGESIZE);
+
+	u->nbufs = w->e->cfg.recv_buf_count;
+	u->buf_size = w->e->cfg.recv_buf_size;
+	u->br_bytes = ((size_t)u->nbufs * sizeof(struct io_uring_buf) + (size_t)page - 1) & ~((size_t)page - 1);
+	u->bufs_bytes = (size_t)u->nbufs * u->buf_size;
+	u->br = mmap(NULL, u->br_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	u->bufs = mmap(NULL, u->bufs_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (u->br == MAP_FAILED || u->bufs == MAP_FAILED)
+		return -ENOMEM;
+	struct io_uring_buf_reg reg = { .ring_addr = (uintptr_t)u->br, .ring_entries = u->nbufs, .bgid = 0 };
+	int err = io_uring_register_buf_ring(&u->ring, &reg, 0);
+	if (err < 0) {
+		pt__log(w->e, 0, "worker %u: registering the receive buffer ring (%u x %u B) failed: %s%s",
+			w->index, u->nbufs, u->buf_size, strerror(-err),
+			err == -ENOMEM ? " (RLIMIT_MEMLOCK: raise it or lower recv_buf_count)" : "");
+		return err;
+	}
+	io_uring_buf_ring_init(u->br);
+	for (unsigned i = 0; i < u->nbufs; i++)
+		buf_return(u, i);
+	buf_flush(u);
+	return 0;
+}
+
+static void wake_arm(struct pt_worker *w)
+{
+	struct io_uring_sqe *sqe = sqe_get(U(w));
+
+	io_uring_prep_poll_multishot(sqe, w->wake_fd, POLLIN);
+	io_uring_sqe_set_data64(sqe, pt__ud(PT_K_WAKE, 0, 0));
+}
+
+static void uring_fini(struct pt_worker *w)
+{
+	struct uring_w *u = U(w);
+
+	if (!u)
+		return;
+	if (u->ring.ring_fd >= 0)
+		io_uring_queue_exit(&u->ring);
+	if (u->br && u->br != MAP_FAILED)
+		munmap(u->br, u->br_bytes);
+	if (u->bufs && u->bufs != MAP_FAILED)
+		munmap(u->bufs, u->bufs_bytes);
+	if (w->wake_fd >= 0)
+		close(w->wake_fd);
+	w->wake_fd = -1;
+	free(u);
+	w->bd = NULL;
+}
+
+static int uring_init(struct pt_worker *w)
+{
+	struct uring_w *u = calloc(1, sizeof *u);
+	int err;
+
+	if (!u)
+		return -ENOMEM;
+	u->ring.ring_fd = -1;
+	w->bd = u;
+	if ((err = ring_init(w, u)) < 0 || (err = bufring_init(w, u)) < 0)
+		goto fail;
+	if ((w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+		err = -errno;
+		goto fail;
+	}
+	wake_arm(w);
+	return 0;
+fail:
+	uring_fini(w);
+	return err;
+}
+
+/* ---- operations ---- */
+
+static int uring_accept_start(struct pt_worker *w, struct pt_wlisten *wl)
+{
+	struct io_uring_sqe *sqe = sqe_get(U(w));
+
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_multishot_accept(sqe, wl->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	io_uring_sqe_set_data64(sqe, pt__ud(PT_K_ACCEPT, 0, (uint32_t)(wl - w->wl)));
+	return 0;
+}
+
+static void uring_accept_stop(struct pt_worker *w, struct pt_wlisten *wl)
+{
+	struct io_uring_sqe *sqe = sqe_get(U(w));
+
+	io_uring_prep_cancel64(sqe, pt__ud(PT_K_ACCEPT, 0, (uint32_t)(wl - w->wl)), 0);
+	io_uring_sqe_set_data64(sqe, pt__ud(PT_K_IGNORE, 0, 0));
+}
+
+static void starve(struct uring_w *u, struct pt_conn *c)
+{
+	c->flags |= PT_C_STARVED;
+	op_started(c);          /* hold: the connection is not recycled while listed */
+	c->starve_next = u->starved;
+	u->starved = c;
+	CNT_ADD(c->w, buf_starved, 1);
+}
+
+static void uring_rx_start(struct pt_worker *w, struct pt_conn *c)
+{
+	struct io_uring_sqe *sqe;
+
+	if (c->flags & (PT_C_RX_ARMED | PT_C_STARVED))
+		return;
+	sqe = sqe_get(U(w));
+	io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = 0;
+	io_uring_sqe_set_data64(sqe, pt__ud(PT_K_RECV, c->gen, c->idx));
+	c->flags |= PT_C_RX_ARMED;
+	op_started(c);
+}
+
+static int uring_conn_start(struct pt_worker *w, struct pt_conn *c)
+{
+	if (!(c->flags & PT_C_PAUSED))
+		uring_rx_start(w, c);
+	return 0;
+}
+
+static void cancel_sqe(struct pt_worker *w, struct pt_conn *c, uint64_t target, bool by_fd)
+{
+	struct io_uring_sqe *sqe = sqe_get(U(w));
+
+	if (by_fd)
+		io_uring_prep_cancel_fd(sqe, c->fd, IORING_ASYNC_CANCEL_ALL);
+	else
+		io_uring_prep_cancel64(sqe, target, 0);
+	io_uring_sqe_set_data64(sqe, pt__ud(PT_K_CANCEL, c->gen, c->idx));
+	op_started(c);
+}
+
+static void uring_rx_stop(struct pt_worker *w, struct pt_conn *c)
+{
+	if (c->flags & PT_C_RX_ARMED)
+		cancel_sqe(w, c, pt__ud(PT_K_RECV, c->gen, c->idx), false);
+}
+
+static ssize_t uring_send(struct pt_worker *w, struct pt_conn *c, int flags)
+{
+	struct pt_txop *t = c->tx;
+	struct io_uring_sqe *sqe = sqe_get(U(w));
+
+	flags |= MSG_WAITALL;
+	if (t->zc)
+		io_uring_prep_sendmsg_zc(sqe, c->fd, &t->msg, (unsigned)flags);
+	else if (t->msg.msg_iovlen == 1)
+		io_uring_prep_send(sqe, c->fd, t->iov[0].iov_base, t->iov[0].iov_len, flags);
+	else
+		io_uring_prep_sendmsg(sqe, c->fd, &t->msg, (unsigned)flags);
+	io_uring_sqe_set_data64(sqe, pt__ud(PT_K_SEND, c->gen, c->idx));
+	op_started(c);
+	return 0;
+}
+
+static void uring_wait_writable(struct pt_worker *w, struct pt_conn *c)
+{
+	struct io_uring_sqe *sqe = sqe_get(U(w));
+
+	io_uring_prep_poll_add(sqe, c->fd, POLLOUT);
+	io_uring_sqe_set_data64(sqe, pt__ud(PT_K_POLLOUT, c->gen, c->idx));
+	op_started(c);
+}
+
+static void uring_cancel(struct pt_worker *w, struct pt_conn *c)
+{
+	cancel_sqe(w, c, 0, true);
+}
+
+static void uring_conn_closed(struct pt_worker *w, struct pt_conn *c)
+{
+	(void)w;
+	(void)c;
+}
+
+static void uring_wake(struct pt_worker *w)
+{
+	uint64_t one = 1;
+
+	if (write(w->wake_fd, &one, sizeof one) < 0) {
+		/* EAGAIN: the counter is saturated, so a wake-up is pending anyway */
+	}
+}
+
+/* ---- completions ---- */
+
+static bool want_rx(const struct pt_conn *c)
+{
+	return !(c->flags & (PT_C_PAUSED | PT_C_EOF | PT_C_FINAL));
+}
+
+static void on_recv(struct pt_worker *w, struct pt_conn *c, struct io_uring_cqe *cqe)
+{
+	struct uring_w *u = U(w);
+
+	if (cqe->flags & IORING_CQE_F_BUFFER) {
+		unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+		if (c && cqe->res > 0) {
+			CNT_ADD(w, recvs, 1);
+			pt__rx_data(c, u->bufs + (size_t)bid * u->buf_size, (size_t)cqe->res);
+		}
+		buf_return(u, bid);
+	}
+	if (!c || (cqe->flags & IORING_CQE_F_MORE))
+		return;
+	c->flags &= ~PT_C_RX_ARMED;
+	int res = cqe->res;
+	if (res == -ENOBUFS && want_rx(c))
+		starve(u, c);
+	else if (res == 0)
+		pt__rx_end(c, 0);
+	else if (res < 0 && res != -ECANCELED && res != -ENOBUFS && res != -EAGAIN && res != -EINTR)
+		pt__rx_end(c, res);
+	else if (want_rx(c))
+		uring_rx_start(w, c);
+	pt__op_done(c);
+}
+
+static void on_send(struct pt_conn *c, struct io_uring_cqe *cqe)
+{
+	struct pt_txop *t = c->tx;
+
+	if (t && t->zc) {
+		if (!(cqe->flags & IORING_CQE_F_NOTIF)) {
+			t->zc_res = cqe->res;
+			if (cqe->flags & IORING_CQE_F_MORE)
+				return;     /* the notification ends this operation */
+		}
+		pt__tx_done(c, t->zc_res);
+	} else {
+		pt__tx_done(c, cqe->res);
+	}
+	pt__op_done(c);
+}
+
+static void on_accept(struct pt_worker *w, uint32_t idx, struct io_uring_cqe *cqe)
+{
+	if (idx >= w->nwl) {
+		if (cqe->res >= 0)
+			close(cqe->res);
+		return;
+	}
+	struct pt_wlisten *wl = &w->wl[idx];
+	if (cqe->res >= 0)
+		pt__accepted(w, wl, cqe->res);
+	if (cqe->flags & IORING_CQE_F_MORE)
+		return;
+	wl->armed = false;
+	if (cqe->res < 0 && cqe->res != -ECANCELED)
+		pt__accept_error(w, wl, cqe->res);
+	else if (wl->want && uring_accept_start(w, wl) == 0)
+		wl->armed = true;
+}
+
+static void on_wake(struct pt_worker *w, struct io_uring_cqe *cqe)
+{
+	if (read(w->wake_fd, &U(w)->wake_val, sizeof U(w)->wake_val) < 0) {
+		/* EAGAIN: already drained */
+	}
+	if (!(cqe->flags & IORING_CQE_F_MORE))
+		wake_arm(w);
+}
+
+static void dispatch(struct pt_worker *w, struct io_uring_cqe *cqe)
+{
+	uint64_t ud = cqe->user_data;
+	enum pt_ktype type = PT_UD_TYPE(ud);
+	struct pt_conn *c = NULL;
+
+	if (type == PT_K_RECV || type == PT_K_SEND || type == PT_K_POLLOUT || type == PT_K_CANCEL) {
+		c = pt__conn_get(w, PT_UD_IDX(ud), PT_UD_GEN(ud));
+		if (!c && type != PT_K_RECV)
+			return;         /* stale: cannot happen while the inflight rule holds */
+	}
+	switch (type) {
+	case PT_K_ACCEPT: on_accept(w, PT_UD_IDX(ud), cqe); break;
+	case PT_K_RECV: on_recv(w, c, cqe); break;
+	case PT_K_SEND: on_send(c, cqe); break;
+	case PT_K_POLLOUT: pt__tx_writable(c); pt__op_done(c); break;
+	case PT_K_CANCEL: pt__op_done(c); break;
+	case PT_K_WAKE: on_wake(w, cqe); break;
+	default: break;
+	}
+}
+
+static void rearm_starved(struct pt_worker *w)
+{
+	struct uring_w *u = U(w);
+	struct pt_conn *c = u->starved;
+
+	u->starved = NULL;
+	while (c) {
+		struct pt_conn *next = c->starve_next;
+		c->starve_next = NULL;
+		c->flags &= ~PT_C_STARVED;
+		if (want_rx(c))
+			uring_rx_start(w, c);
+		pt__op_done(c);   /* the starvation hold (see starve) */
+		c = next;
+	}
+}
+
+static int uring_poll(struct pt_worker *w, int timeout_ms)
+{
+	struct uring_w *u = U(w);
+	struct io_uring_cqe *cqe;
+	unsigned head, n = 0;
+	int err;
+
+	buf_flush(u);
+	if (u->starved)
+		rearm_starved(w);
+	if (timeout_ms == 0) {
+		err = io_uring_submit_and_get_events(&u->ring);
+	} else {
+		struct __kernel_timespec ts = { .tv_sec = timeout_ms / 1000,
+						.tv_nsec = (timeout_ms % 1000) * 1000000L };
+		err = io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, timeout_ms < 0 ? NULL : &ts, NULL);
+	}
+	if (err < 0 && err != -ETIME && err != -EINTR && err != -EBUSY)
+		return err;
+	w->now_ms = pt__now_ms();
+	io_uring_for_each_cqe(&u->ring, head, cqe) {
+		dispatch(w, cqe);
+		n++;
+	}
+	io_uring_cq_advance(&u->ring, n);
+	return 0;
+}
+
+const struct pt_backend pt__uring_backend = {
+	.name = "io_uring",
+	.probe = uring_probe,
+	.worker_init = uring_init,
+	.worker_fini = uring_fini,
+	.accept_start = uring_accept_start,
+	.accept_stop = uring_accept_stop,
+	.conn_start = uring_conn_start,
+	.rx_stop = uring_rx_stop,
+	.rx_start = uring_rx_start,
+	.send = uring_send,
+	.wait_writable = uring_wait_writable,
+	.cancel = uring_cancel,
+	.conn_closed = uring_conn_closed,
+	.poll = uring_poll,
+	.wake = uring_wake,
+};
