@@ -159,7 +159,6 @@ void pt__accepted(struct pt_worker *w, struct pt_wlisten *wl, int fd)
 	struct pt_conn *c;
 	int one = 1;
 
-	limit_reached(w);   /* at the limit: pause further accepts; this one is already ours */
 	if (w->stopping || !(c = conn_alloc(w))) {
 		close(fd);
 		return;
@@ -177,6 +176,7 @@ void pt__accepted(struct pt_worker *w, struct pt_wlisten *wl, int fd)
 	atomic_fetch_add_explicit(&e->conns, 1, memory_order_relaxed);
 	CNT_ADD(w, accepts, 1);
 	CNT_ADD(w, conns, 1);
+	limit_reached(w);   /* at the limit now: pause further accepts */
 	if (wl->l->opts.on_accept(c, wl->l->opts.arg) < 0) {
 		c->flags &= ~PT_C_LIVE;   /* rejected: no on_close */
 		c->flags |= PT_C_CLOSING | PT_C_FINAL;
@@ -251,6 +251,8 @@ static void begin_final(struct pt_conn *c)
 	pt__tx_fail(c, (c->flags & PT_C_ABORT) ? -ECANCELED : -EPIPE);
 	if (c->inflight)
 		c->w->be->cancel(c->w, c);
+	else
+		pt__pending(c);
 }
 
 static void conn_recycle(struct pt_worker *w, struct pt_conn *c)

@@ -256,10 +256,10 @@ static int ep_poll(struct pt_worker *w, int timeout_ms)
 	struct epoll_w *p = E(w);
 	uint64_t val;
 
-	if (p->ready)
-		serve_ready(w);
-	if (p->ready || w->pend_head)
-		timeout_ms = 0;
+	if (p->ready) {
+		serve_ready(w);    /* callbacks may have armed timers or queued work: recompute */
+		timeout_ms = (p->ready || w->pend_head || pt__posts_waiting(w)) ? 0 : pt__wheel_timeout(w);
+	}
 	int n = epoll_wait(p->epfd, p->ev, MAX_EVENTS, timeout_ms);
 	if (n < 0)
 		return errno == EINTR ? 0 : -errno;

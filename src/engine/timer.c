@@ -77,8 +77,7 @@ PT_API int pt_timer_arm(pt_worker_t *w, pt_timer_t *t, unsigned ms)
 		return -EINVAL;
 	if (t->expires_)
 		pt_timer_cancel(t);
-	else
-		w->wheel.armed++;
+	w->wheel.armed++;
 	uint64_t ticks = (ms + PT_TICK_MS - 1) / PT_TICK_MS;
 	t->expires_ = w->wheel.now + (ticks ? ticks : 1);
 	slot_link(&w->wheel, t);

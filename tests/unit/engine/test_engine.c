@@ -1,0 +1,501 @@
+/*
+ * Engine tests over real loopback sockets. pt-test: backends (run once per engine backend).
+ * Server-side callbacks run on worker threads and only record what happened (atomics, under a
+ * mutex); assertions run on the test thread, which plays the client.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <portico/engine.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- helpers ---- */
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+#define WAIT_FOR(cond, ms)                                                  \
+	do {                                                                \
+		uint64_t until_ = now_ms() + (ms);                          \
+		while (!(cond) && now_ms() < until_)                        \
+			usleep(1000);                                       \
+	} while (0)
+
+static int connect_to(int port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	struct timeval tv = { .tv_sec = 20 };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+	assert_true(fd >= 0);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+	return fd;
+}
+
+static void send_all(int fd, const void *p, size_t n)
+{
+	while (n) {
+		ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
+		if (k < 0 && errno == EINTR)
+			continue;
+		assert_true(k > 0);
+		p = (const char *)p + k;
+		n -= (size_t)k;
+	}
+}
+
+/* recv that retries EINTR: io_uring task work (e.g. the probe ring's teardown on this thread)
+ * interrupts blocking socket calls that have SO_RCVTIMEO set. */
+static ssize_t recv_r(int fd, void *buf, size_t n, int flags)
+{
+	ssize_t k;
+	while ((k = recv(fd, buf, n, flags)) < 0 && errno == EINTR)
+		;
+	return k;
+}
+#define recv recv_r
+
+/* Reads until EOF (or max bytes); returns the count. */
+static size_t recv_all(int fd, char *buf, size_t max)
+{
+	size_t got = 0;
+	for (;;) {
+		ssize_t k = recv(fd, buf + got, max - got, 0);
+		if (k <= 0)
+			return got;
+		got += (size_t)k;
+		if (got == max)
+			return got;
+	}
+}
+
+struct fix {
+	pt_engine_t *e;
+	int port;
+};
+
+static struct pt_conn_ops g_ops;
+static atomic_int g_accepts, g_closes, g_eofs, g_timeouts, g_drains;
+
+static int fix_accept(pt_conn_t *c, void *arg)
+{
+	atomic_fetch_add(&g_accepts, 1);
+	pt_conn_set_ops(c, &g_ops);
+	return 0;
+}
+
+static void fix_start(struct fix *f, struct pt_engine_config *cfg, unsigned workers)
+{
+	struct pt_engine_config def;
+	int err;
+
+	if (!cfg) {
+		pt_engine_config_init(&def);
+		cfg = &def;
+	}
+	cfg->workers = workers;
+	atomic_store(&g_accepts, 0);
+	atomic_store(&g_closes, 0);
+	atomic_store(&g_eofs, 0);
+	atomic_store(&g_timeouts, 0);
+	atomic_store(&g_drains, 0);
+	f->e = pt_engine_create(cfg, &err);
+	assert_non_null(f->e);
+	struct pt_listen_opts lo = { .on_accept = fix_accept };
+	int li = pt_engine_listen(f->e, "127.0.0.1:0", &lo);
+	assert_true(li >= 0);
+	f->port = pt_engine_listen_port(f->e, li);
+	assert_true(f->port > 0);
+	assert_int_equal(pt_engine_start(f->e), 0);
+}
+
+static void fix_stop(struct fix *f)
+{
+	assert_int_equal(pt_engine_stop(f->e), 0);
+	struct pt_counters cnt;
+	assert_int_equal(pt_engine_counters(f->e, -1, &cnt), 0);
+	assert_int_equal(cnt.conns, 0);
+	assert_int_equal(cnt.ops_inflight, 0);
+	pt_engine_destroy(f->e);
+}
+
+/* ---- echo ---- */
+
+static void echo_data(pt_conn_t *c, const void *d, size_t n)
+{
+	assert_int_equal(pt_conn_send(c, d, n, PT_SEND_COPY, NULL, NULL), 0);
+}
+static void echo_eof(pt_conn_t *c, int err)
+{
+	atomic_fetch_add(&g_eofs, 1);
+	pt_conn_close(c, PT_CLOSE_GRACEFUL);
+}
+static void count_close(pt_conn_t *c)
+{
+	atomic_fetch_add(&g_closes, 1);
+}
+
+static void test_echo(void **state)
+{
+	struct fix f;
+	char buf[64];
+
+	g_ops = (struct pt_conn_ops){ .on_data = echo_data, .on_eof = echo_eof, .on_close = count_close };
+	fix_start(&f, NULL, 2);
+	for (int i = 0; i < 20; i++) {
+		int fd = connect_to(f.port);
+		send_all(fd, "hello, engine", 13);
+		shutdown(fd, SHUT_WR);
+		assert_int_equal(recv_all(fd, buf, sizeof buf), 13);
+		assert_memory_equal(buf, "hello, engine", 13);
+		close(fd);
+	}
+	WAIT_FOR(atomic_load(&g_closes) == 20, 5000);
+	assert_int_equal(atomic_load(&g_closes), 20);
+	assert_int_equal(atomic_load(&g_eofs), 20);
+	struct pt_counters cnt;
+	pt_engine_counters(f.e, -1, &cnt);
+	assert_int_equal(cnt.accepts, 20);
+	assert_int_equal(cnt.bytes_in, 20 * 13);
+	assert_int_equal(cnt.bytes_out, 20 * 13);
+	fix_stop(&f);
+}
+
+/* ---- invalid arguments ---- */
+
+static int reject_accept(pt_conn_t *c, void *arg)
+{
+	return 0;
+}
+
+static void test_invalid_args(void **state)
+{
+	struct pt_engine_config cfg;
+	int err = 0;
+
+	pt_engine_config_init(&cfg);
+	cfg.recv_buf_count = 1000;   /* not a power of two */
+	assert_null(pt_engine_create(&cfg, &err));
+	assert_int_equal(err, -EINVAL);
+	pt_engine_config_init(&cfg);
+	cfg.workers = 1;
+	pt_engine_t *e = pt_engine_create(&cfg, &err);
+	assert_non_null(e);
+	struct pt_listen_opts lo = { .on_accept = reject_accept };
+	static const char *bad[] = { "", "127.0.0.1", "127.0.0.1:", "127.0.0.1:99999", "1.2.3:80",
+				     "[::1:80", "[::1]80", "host:80", "127.0.0.1:8x", NULL };
+	for (int i = 0; bad[i]; i++)
+		assert_int_equal(pt_engine_listen(e, bad[i], &lo), -EINVAL);
+	assert_int_equal(pt_engine_listen(e, NULL, &lo), -EINVAL);
+	struct pt_listen_opts no_cb = { 0 };
+	assert_int_equal(pt_engine_listen(e, "127.0.0.1:0", &no_cb), -EINVAL);
+	assert_int_equal(pt_engine_listen_port(e, 5), -EINVAL);
+	assert_int_equal(pt_conn_send(NULL, "x", 1, 0, NULL, NULL), -EINVAL);
+	assert_int_equal(pt_conn_close(NULL, 0), -EINVAL);
+	assert_int_equal(pt_post(NULL, NULL, NULL, NULL), -EINVAL);
+	assert_int_equal(pt_engine_counters(e, 7, &(struct pt_counters){ 0 }), -EINVAL);
+	pt_timer_t t;
+	pt_timer_init(&t, NULL, NULL);
+	assert_int_equal(pt_timer_arm(pt_engine_worker(e, 0), &t, 10), -EINVAL);  /* not its thread */
+	pt_engine_destroy(e);   /* never started: destroy alone must free everything */
+	assert_null(pt_engine_create(&(struct pt_engine_config){ .backend = 7 }, &err));
+	assert_int_equal(err, -EINVAL);
+}
+
+/* ---- timers and posting ---- */
+
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+static int g_order[8], g_norder;
+static uint64_t g_t0;
+
+static void timer_fired(pt_timer_t *t, void *arg)
+{
+	pthread_mutex_lock(&g_mu);
+	g_order[g_norder++] = (int)(intptr_t)arg;
+	pthread_mutex_unlock(&g_mu);
+}
+
+static pt_timer_t g_timers[4];
+
+static void arm_timers(pt_worker_t *w, void *arg)
+{
+	static const unsigned ms[4] = { 60, 20, 40, 30 };
+	g_t0 = now_ms();
+	for (int i = 0; i < 4; i++) {
+		pt_timer_init(&g_timers[i], timer_fired, (void *)(intptr_t)i);
+		pt_timer_arm(w, &g_timers[i], ms[i]);
+	}
+	pt_timer_cancel(&g_timers[3]);          /* cancelled: never fires */
+	pt_timer_arm(w, &g_timers[2], 10);       /* re-arming moves it: fires first */
+}
+
+static void test_timers(void **state)
+{
+	struct fix f;
+	pt_post_t node;
+
+	g_ops = (struct pt_conn_ops){ 0 };
+	fix_start(&f, NULL, 1);
+	g_norder = 0;
+	assert_int_equal(pt_post(pt_engine_worker(f.e, 0), &node, arm_timers, NULL), 0);
+	WAIT_FOR(g_norder == 3, 3000);
+	usleep(100 * 1000);
+	pthread_mutex_lock(&g_mu);
+	assert_int_equal(g_norder, 3);
+	assert_int_equal(g_order[0], 2);
+	assert_int_equal(g_order[1], 1);
+	assert_int_equal(g_order[2], 0);
+	pthread_mutex_unlock(&g_mu);
+	assert_true(now_ms() - g_t0 >= 60);
+	fix_stop(&f);
+}
+
+#define POSTERS 4
+#define POSTS 2000
+static atomic_int g_posted[2];
+static pthread_t g_wthread[2];
+static atomic_int g_wrong_thread;
+
+static void post_fn(pt_worker_t *w, void *arg)
+{
+	unsigned i = pt_worker_index(w);
+	if (!pthread_equal(pthread_self(), g_wthread[i]))
+		atomic_fetch_add(&g_wrong_thread, 1);
+	atomic_fetch_add(&g_posted[i], 1);
+}
+
+static void who_am_i(pt_worker_t *w, void *arg)
+{
+	g_wthread[pt_worker_index(w)] = pthread_self();
+	atomic_fetch_add(&g_posted[pt_worker_index(w)], 1);
+}
+
+static void *poster(void *arg)
+{
+	pt_engine_t *e = arg;
+	pt_post_t *nodes = calloc(POSTS, sizeof *nodes);
+	for (int i = 0; i < POSTS; i++) {
+		pt_worker_t *w = pt_engine_worker(e, (unsigned)i % 2);
+		while (pt_post(w, &nodes[i], post_fn, NULL) != 0)
+			;
+	}
+	/* nodes must stay valid until their functions started: wait for all of them */
+	while (atomic_load(&g_posted[0]) + atomic_load(&g_posted[1]) < 2 + POSTERS * POSTS)
+		usleep(1000);
+	free(nodes);
+	return NULL;
+}
+
+static void test_post_foreign_threads(void **state)
+{
+	struct fix f;
+	pt_post_t n0, n1;
+	pthread_t th[POSTERS];
+
+	g_ops = (struct pt_conn_ops){ 0 };
+	fix_start(&f, NULL, 2);
+	atomic_store(&g_posted[0], 0);
+	atomic_store(&g_posted[1], 0);
+	atomic_store(&g_wrong_thread, 0);
+	pt_post(pt_engine_worker(f.e, 0), &n0, who_am_i, NULL);
+	pt_post(pt_engine_worker(f.e, 1), &n1, who_am_i, NULL);
+	WAIT_FOR(atomic_load(&g_posted[0]) + atomic_load(&g_posted[1]) == 2, 3000);
+	for (int i = 0; i < POSTERS; i++)
+		pthread_create(&th[i], NULL, poster, f.e);
+	for (int i = 0; i < POSTERS; i++)
+		pthread_join(th[i], NULL);
+	assert_int_equal(atomic_load(&g_posted[0]), 1 + POSTERS * POSTS / 2);
+	assert_int_equal(atomic_load(&g_posted[1]), 1 + POSTERS * POSTS / 2);
+	assert_int_equal(atomic_load(&g_wrong_thread), 0);
+	struct pt_counters cnt;
+	pt_engine_counters(f.e, -1, &cnt);
+	assert_int_equal(cnt.posts, 2 + POSTERS * POSTS);
+	assert_int_equal(pt_engine_stop(f.e), 0);
+	assert_int_equal(pt_post(pt_engine_worker(f.e, 0), &n0, post_fn, NULL), -ESHUTDOWN);
+	pt_engine_destroy(f.e);
+}
+
+/* ---- connection deadline, pause/resume, shutdown with open connections ---- */
+
+static void to_timeout(pt_conn_t *c)
+{
+	atomic_fetch_add(&g_timeouts, 1);
+	pt_conn_close(c, PT_CLOSE_GRACEFUL);
+}
+
+static int to_accept(pt_conn_t *c, void *arg)
+{
+	pt_conn_set_ops(c, &g_ops);
+	return pt_conn_set_timeout(c, 50);
+}
+
+static void test_conn_timeout(void **state)
+{
+	int err;
+	char b;
+
+	g_ops = (struct pt_conn_ops){ .on_timeout = to_timeout, .on_close = count_close };
+	atomic_store(&g_timeouts, 0);
+	atomic_store(&g_closes, 0);
+	pt_engine_t *e = pt_engine_create(&(struct pt_engine_config){ .workers = 1 }, &err);
+	assert_non_null(e);
+	int li = pt_engine_listen(e, "127.0.0.1:0", &(struct pt_listen_opts){ .on_accept = to_accept });
+	assert_int_equal(pt_engine_start(e), 0);
+	uint64_t t0 = now_ms();
+	int fd = connect_to(pt_engine_listen_port(e, li));
+	assert_int_equal(recv(fd, &b, 1, 0), 0);     /* the server closes after the deadline */
+	assert_true(now_ms() - t0 >= 40);
+	WAIT_FOR(atomic_load(&g_closes) == 1, 2000);
+	assert_int_equal(atomic_load(&g_timeouts), 1);
+	close(fd);
+	pt_engine_destroy(e);
+}
+
+/* Pauses on accept, resumes from a timer: data sent meanwhile arrives complete, in order,
+ * followed by EOF. */
+static pt_timer_t g_resume_timer;
+static char g_rx[1 << 20];
+static atomic_size_t g_rx_len;
+static atomic_int g_rx_eof_after_data;
+
+static void resume_fn(pt_timer_t *t, void *arg)
+{
+	pt_conn_resume_recv(arg);
+}
+static void rx_store(pt_conn_t *c, const void *d, size_t n)
+{
+	size_t at = atomic_load(&g_rx_len);
+	if (at + n <= sizeof g_rx)
+		memcpy(g_rx + at, d, n);
+	atomic_store(&g_rx_len, at + n);
+	/* pause and resume again on every chunk to exercise the stash and the re-arm */
+	pt_conn_pause_recv(c);
+	pt_timer_init(&g_resume_timer, resume_fn, c);
+	pt_timer_arm(pt_conn_worker(c), &g_resume_timer, 1);
+}
+static void rx_eof(pt_conn_t *c, int err)
+{
+	atomic_store(&g_rx_eof_after_data, (int)atomic_load(&g_rx_len));
+	pt_timer_cancel(&g_resume_timer);
+	pt_conn_close(c, PT_CLOSE_GRACEFUL);
+}
+static int pause_accept(pt_conn_t *c, void *arg)
+{
+	pt_conn_set_ops(c, &g_ops);
+	pt_conn_pause_recv(c);
+	pt_timer_init(&g_resume_timer, resume_fn, c);
+	return pt_timer_arm(pt_conn_worker(c), &g_resume_timer, 100);
+}
+
+static void test_pause_resume(void **state)
+{
+	int err;
+	static char data[1 << 20];
+
+	for (size_t i = 0; i < sizeof data; i++)
+		data[i] = (char)(i * 7 + i / 251);
+	g_ops = (struct pt_conn_ops){ .on_data = rx_store, .on_eof = rx_eof, .on_close = count_close };
+	atomic_store(&g_rx_len, 0);
+	atomic_store(&g_rx_eof_after_data, -1);
+	atomic_store(&g_closes, 0);
+	pt_engine_t *e = pt_engine_create(&(struct pt_engine_config){ .workers = 1 }, &err);
+	int li = pt_engine_listen(e, "127.0.0.1:0", &(struct pt_listen_opts){ .on_accept = pause_accept });
+	assert_int_equal(pt_engine_start(e), 0);
+	int fd = connect_to(pt_engine_listen_port(e, li));
+	send_all(fd, data, sizeof data);
+	shutdown(fd, SHUT_WR);
+	WAIT_FOR(atomic_load(&g_closes) == 1, 10000);
+	assert_int_equal(atomic_load(&g_rx_len), sizeof data);
+	assert_memory_equal(g_rx, data, sizeof data);
+	assert_int_equal(atomic_load(&g_rx_eof_after_data), (int)sizeof data);
+	close(fd);
+	pt_engine_destroy(e);
+}
+
+static void test_shutdown_with_open_connections(void **state)
+{
+	struct fix f;
+	int fds[50];
+	char b;
+
+	g_ops = (struct pt_conn_ops){ .on_data = echo_data, .on_eof = echo_eof, .on_close = count_close };
+	fix_start(&f, NULL, 2);
+	for (int i = 0; i < 50; i++)
+		fds[i] = connect_to(f.port);
+	send_all(fds[0], "x", 1);
+	assert_int_equal(recv(fds[0], &b, 1, 0), 1);
+	WAIT_FOR(atomic_load(&g_accepts) == 50, 5000);
+	assert_int_equal(atomic_load(&g_accepts), 50);
+	fix_stop(&f);
+	assert_int_equal(atomic_load(&g_closes), 50);
+	for (int i = 0; i < 50; i++) {
+		assert_int_equal(recv(fds[i], &b, 1, 0), 0);   /* graceful: FIN, not RST */
+		close(fds[i]);
+	}
+}
+
+/* PT_FULL_PAUSE at max_conns: the third client waits in the backlog until one closes. */
+static void test_conn_limit_pause(void **state)
+{
+	struct pt_engine_config cfg;
+	struct fix f;
+	char b;
+
+	pt_engine_config_init(&cfg);
+	cfg.max_conns = 2;
+	cfg.low_watermark_pct = 50;
+	cfg.full_policy = PT_FULL_PAUSE;
+	g_ops = (struct pt_conn_ops){ .on_data = echo_data, .on_eof = echo_eof, .on_close = count_close };
+	fix_start(&f, &cfg, 1);
+	int a = connect_to(f.port), bfd = connect_to(f.port);
+	WAIT_FOR(atomic_load(&g_accepts) == 2, 3000);
+	int c3 = connect_to(f.port);        /* completes in the kernel backlog */
+	send_all(c3, "z", 1);
+	usleep(150 * 1000);
+	assert_int_equal(atomic_load(&g_accepts), 2);
+	struct pt_counters cnt;
+	pt_engine_counters(f.e, -1, &cnt);
+	assert_true(cnt.accept_paused >= 1);
+	close(a);
+	close(bfd);                          /* below the low watermark: accepting resumes */
+	assert_int_equal(recv(c3, &b, 1, 0), 1);
+	assert_int_equal(b, 'z');
+	close(c3);
+	fix_stop(&f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_echo),
+		cmocka_unit_test(test_invalid_args),
+		cmocka_unit_test(test_timers),
+		cmocka_unit_test(test_post_foreign_threads),
+		cmocka_unit_test(test_conn_timeout),
+		cmocka_unit_test(test_pause_resume),
+		cmocka_unit_test(test_shutdown_with_open_connections),
+		cmocka_unit_test(test_conn_limit_pause),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
