@@ -292,7 +292,16 @@ static void finish(struct pt_conn *c)
 		accept_retry(&w->accept_timer, w);
 }
 
-/* Graceful close: flush, FIN, then linger until the peer's FIN or the deadline. */
+/* Unread input makes close(2) send RST, which can destroy the response still on its way to
+ * the peer; only then is lingering (reading and discarding until the peer's FIN) worth it. */
+static bool input_pending(int fd)
+{
+	char b;
+
+	return recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
+/* Graceful close: flush, FIN, then linger while the peer still sends, up to the deadline. */
 static void close_graceful_step(struct pt_conn *c)
 {
 	pt__tx_run(c);
@@ -302,7 +311,7 @@ static void close_graceful_step(struct pt_conn *c)
 		c->flags |= PT_C_SHUT_WR | PT_C_LINGER;
 		shutdown(c->fd, SHUT_WR);
 	}
-	if (c->flags & PT_C_EOF) {
+	if ((c->flags & PT_C_EOF) || !input_pending(c->fd)) {
 		begin_final(c);
 		return;
 	}
