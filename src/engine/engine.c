@@ -116,6 +116,7 @@ static int choose_backend(struct pt_engine *e)
 	int err = pt__uring_backend.probe(e, why, sizeof why);
 	if (err == 0) {
 		e->be = &pt__uring_backend;
+		e->backend_auto = kind == PT_BACKEND_AUTO;
 		return 0;
 	}
 	if (kind == PT_BACKEND_URING) {
@@ -302,14 +303,12 @@ static void post_stop(struct pt_engine *e, unsigned n)
 			pt_post(&e->workers[i], &e->workers[i].stop_post, stop_on_worker, NULL);
 }
 
-PT_API int pt_engine_start(pt_engine_t *e)
+static int start_workers(struct pt_engine *e)
 {
 	unsigned i;
 	int err = 0;
 
-	if (!e || e->started)
-		return -EINVAL;
-	e->started = true;
+	e->started_workers = 0;
 	for (i = 0; i < e->nworkers; i++) {
 		if ((err = -pthread_create(&e->workers[i].thread, NULL, worker_main, &e->workers[i])))
 			break;
@@ -324,8 +323,31 @@ PT_API int pt_engine_start(pt_engine_t *e)
 		pt__log(e, 0, "cannot start the %s workers: %s", e->be->name, strerror(-err));
 		post_stop(e, i);
 		join_workers(e, i);
-		e->stopped = true;
+		atomic_store(&e->stopping, false);
 	}
+	return err;
+}
+
+PT_API int pt_engine_start(pt_engine_t *e)
+{
+	if (!e || e->started)
+		return -EINVAL;
+	e->started = true;
+	int err = start_workers(e);
+	if (err && e->backend_auto && (err == -ENOMEM || err == -EPERM || err == -EINVAL)) {
+		/* the probe passed but a worker's ring did not fit (memlock, often): use epoll */
+		pt__log(e, 1, "io_uring workers failed (%s); falling back to the epoll backend",
+			strerror(-err));
+		e->be = &pt__epoll_backend;
+		for (unsigned i = 0; i < e->nworkers; i++) {
+			e->workers[i].be = e->be;
+			e->workers[i].start_err = 0;
+			e->workers[i].cnt = (struct pt_counters){ 0 };
+		}
+		err = start_workers(e);
+	}
+	if (err)
+		e->stopped = true;
 	return err;
 }
 

@@ -43,6 +43,7 @@ enum pt_ktype {
 	PT_K_POLLOUT,
 	PT_K_CANCEL,
 	PT_K_WAKE,
+	PT_K_MSG,       /* MSG_RING wake-up from another worker's ring */
 	PT_K_IGNORE,    /* completions nobody waits for */
 };
 
@@ -182,6 +183,9 @@ struct pt_backend {
 	int (*poll)(struct pt_worker *w, int timeout_ms);
 	/* Make a sleeping poll return. Any thread. */
 	void (*wake)(struct pt_worker *w);
+	/* Optional: wake target from worker self's own thread without a system call of its own
+	 * (io_uring MSG_RING, submitted with self's next batch). */
+	void (*wake_from)(struct pt_worker *self, struct pt_worker *target);
 };
 
 extern const struct pt_backend pt__uring_backend;
@@ -240,6 +244,7 @@ struct pt_engine {
 	unsigned started_workers;
 	void *user;
 	unsigned setup_flags;             /* io_uring flags that worked (for the log) */
+	bool backend_auto;                /* chosen by probing: may still fall back to epoll */
 };
 
 /* engine.c */

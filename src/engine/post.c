@@ -21,9 +21,13 @@ PT_API int pt_post(pt_worker_t *w, pt_post_t *node, pt_post_fn fn, void *arg)
 		node->next_ = head;
 	while (!atomic_compare_exchange_weak_explicit(&w->posts, &head, node, memory_order_release,
 						      memory_order_relaxed));
-	if (pt__current_worker() != w &&
-	    atomic_exchange_explicit(&w->wake_pending, 1, memory_order_acq_rel) == 0)
-		w->be->wake(w);
+	struct pt_worker *self = pt__current_worker();
+	if (self != w && atomic_exchange_explicit(&w->wake_pending, 1, memory_order_acq_rel) == 0) {
+		if (self && self->e == w->e && w->be->wake_from)
+			w->be->wake_from(self, w);   /* between rings: MSG_RING */
+		else
+			w->be->wake(w);              /* foreign thread: eventfd */
+	}
 	return 0;
 }
 

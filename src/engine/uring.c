@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -96,6 +97,56 @@ static int probe_opcodes(struct io_uring *ring, char *why, size_t n)
 	return 0;
 }
 
+/* Locked memory one worker's ring and buffer ring take (kernel 6.x accounting, see
+ * shared/research/engine.md 2.10): SQEs 64 B + SQ index 4 B per entry, CQEs 16 B x 4, 16 B per
+ * provided buffer, plus a page of ring headers for each. Buffers themselves are not counted. */
+static size_t ring_bytes(unsigned entries, unsigned nbufs)
+{
+	size_t page = 4096;
+	size_t sq = (size_t)entries * (64 + 4) + page, cq = (size_t)entries * 4 * 16 + page;
+	size_t br = ((size_t)nbufs * 16 + page - 1) / page * page;
+
+	return sq + cq + br;
+}
+
+/* Sizes the rings to fit RLIMIT_MEMLOCK (raising the soft limit to the hard one first), halving
+ * ring entries and then receive buffers down to 64 each. -ENOMEM with what is needed when even
+ * that does not fit. Root is not charged, so nothing is checked for it. */
+static int memlock_budget(struct pt_engine *e, char *why, size_t n)
+{
+	struct pt_engine_config *c = &e->cfg;
+	struct rlimit rl;
+
+	if (geteuid() == 0 || getrlimit(RLIMIT_MEMLOCK, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+		return 0;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_MEMLOCK, &rl);
+		getrlimit(RLIMIT_MEMLOCK, &rl);
+	}
+	size_t budget = rl.rlim_cur / 10 * 9;   /* leave room for rings still being torn down */
+	unsigned ent = c->ring_entries, bufs = c->recv_buf_count;
+	while (c->workers * ring_bytes(ent, bufs) > budget && (ent > 64 || bufs > 64)) {
+		if (ent > 64)
+			ent /= 2;
+		else
+			bufs /= 2;
+	}
+	size_t need = c->workers * ring_bytes(ent, bufs);
+	if (need > budget) {
+		snprintf(why, n, "RLIMIT_MEMLOCK is %llu KiB but %u workers need %zu KiB of locked memory "
+			 "for their rings (raise it: ulimit -l, or LimitMEMLOCK= in systemd; or use fewer workers)",
+			 (unsigned long long)rl.rlim_cur / 1024, c->workers, need / 1024 + 1);
+		return -ENOMEM;
+	}
+	if (ent != c->ring_entries || bufs != c->recv_buf_count)
+		pt__log(e, 1, "RLIMIT_MEMLOCK %llu KiB: rings shrunk to %u entries and %u receive buffers per worker",
+			(unsigned long long)rl.rlim_cur / 1024, ent, bufs);
+	c->ring_entries = ent;
+	c->recv_buf_count = bufs;
+	return 0;
+}
+
 static int uring_probe(struct pt_engine *e, char *why, size_t n)
 {
 	struct io_uring ring;
@@ -125,7 +176,7 @@ static int uring_probe(struct pt_engine *e, char *why, size_t n)
 	}
 	err = probe_opcodes(&ring, why, n);
 	io_uring_queue_exit(&ring);
-	return err;
+	return err < 0 ? err : memlock_budget(e, why, n);
 }
 
 /* ---- worker setup ---- */
@@ -374,6 +425,15 @@ static void uring_wake(struct pt_worker *w)
 	}
 }
 
+static void uring_wake_from(struct pt_worker *self, struct pt_worker *target)
+{
+	struct io_uring_sqe *sqe = sqe_get(U(self));
+
+	io_uring_prep_msg_ring(sqe, U(target)->ring.ring_fd, 0, pt__ud(PT_K_MSG, 0, 0), 0);
+	io_uring_sqe_set_data64(sqe, pt__ud(PT_K_IGNORE, 0, 0));
+	sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+}
+
 /* ---- completions ---- */
 
 static bool want_rx(const struct pt_conn *c)
@@ -536,4 +596,5 @@ const struct pt_backend pt__uring_backend = {
 	.conn_closed = uring_conn_closed,
 	.poll = uring_poll,
 	.wake = uring_wake,
+	.wake_from = uring_wake_from,
 };

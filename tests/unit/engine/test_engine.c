@@ -336,6 +336,37 @@ static void test_post_foreign_threads(void **state)
 	pt_engine_destroy(f.e);
 }
 
+/* Worker 0 posts to worker 1 from its own thread (io_uring: MSG_RING between the rings). */
+static pt_post_t g_nodes[1000];
+static pt_engine_t *g_eng;
+
+static void fan_out(pt_worker_t *w, void *arg)
+{
+	for (int i = 0; i < 1000; i++)
+		pt_post(pt_engine_worker(g_eng, 1), &g_nodes[i], post_fn, NULL);
+}
+
+static void test_post_between_workers(void **state)
+{
+	struct fix f;
+	pt_post_t n0, n1;
+
+	g_ops = (struct pt_conn_ops){ 0 };
+	fix_start(&f, NULL, 2);
+	g_eng = f.e;
+	atomic_store(&g_posted[0], 0);
+	atomic_store(&g_posted[1], 0);
+	atomic_store(&g_wrong_thread, 0);
+	pt_post(pt_engine_worker(f.e, 0), &n0, who_am_i, NULL);
+	pt_post(pt_engine_worker(f.e, 1), &n1, who_am_i, NULL);
+	WAIT_FOR(atomic_load(&g_posted[0]) + atomic_load(&g_posted[1]) == 2, 3000);
+	pt_post(pt_engine_worker(f.e, 0), &n0, fan_out, NULL);
+	WAIT_FOR(atomic_load(&g_posted[1]) == 1001, 5000);
+	assert_int_equal(atomic_load(&g_posted[1]), 1001);
+	assert_int_equal(atomic_load(&g_wrong_thread), 0);
+	fix_stop(&f);
+}
+
 /* ---- connection deadline, pause/resume, shutdown with open connections ---- */
 
 static void to_timeout(pt_conn_t *c)
@@ -492,6 +523,7 @@ int main(void)
 		cmocka_unit_test(test_invalid_args),
 		cmocka_unit_test(test_timers),
 		cmocka_unit_test(test_post_foreign_threads),
+		cmocka_unit_test(test_post_between_workers),
 		cmocka_unit_test(test_conn_timeout),
 		cmocka_unit_test(test_pause_resume),
 		cmocka_unit_test(test_shutdown_with_open_connections),
