@@ -1,7 +1,7 @@
 /*
  * echo: the smallest server on the Portico engine. Every byte a client sends comes back.
  *
- *   echo [-l ADDR:PORT] [-w WORKERS] [--backend uring|epoll|auto] [--zc]
+ *   echo [-l ADDR:PORT] [-w WORKERS] [--backend uring|epoll|auto] [--max-conns N] [--zc]
  *
  * Prints "listening on ADDR:PORT" when ready; SIGINT/SIGTERM stop it gracefully.
  * Backpressure: when a client does not read, its send queue fills, pt_conn_send refuses with
@@ -83,7 +83,7 @@ static int on_accept(pt_conn_t *c, void *arg)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: echo [-l ADDR:PORT] [-w WORKERS] [--backend uring|epoll|auto] [--zc]\n");
+	fprintf(f, "usage: echo [-l ADDR:PORT] [-w WORKERS] [--backend uring|epoll|auto] [--max-conns N] [--zc]\n");
 }
 
 int main(int argc, char **argv)
@@ -105,6 +105,8 @@ int main(int argc, char **argv)
 			return 2;
 		} else if (!strcmp(a, "-l")) {
 			addr = v, i++;
+		} else if (!strcmp(a, "--max-conns")) {
+			cfg.max_conns = (unsigned)atoi(v), i++;
 		} else if (!strcmp(a, "-w")) {
 			cfg.workers = (unsigned)atoi(v), i++;
 		} else if (!strcmp(a, "--backend")) {
