@@ -30,6 +30,7 @@ LDFLAGS_SAN := $(if $(filter 1,$(SAN)),$(SANFLAGS))
 LIB_SRC  := $(sort $(wildcard src/engine/*.c src/http/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/obj/%.o)
 SRV_SRC  := $(sort $(wildcard src/server/*.c))
+SRV_MAIN := $(wildcard src/server/main.c)
 SRV_OBJ  := $(SRV_SRC:%.c=$(B)/obj/%.o)
 EX_SRC   := $(sort $(wildcard examples/*.c))
 EX_BIN   := $(EX_SRC:examples/%.c=$(B)/examples/%)
@@ -43,7 +44,7 @@ FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 
 .PHONY: all lib run test test-build fuzz fuzz-build bench install clean deps
-all: lib $(if $(SRV_SRC),$(B)/portico) $(EX_BIN) $(BENCH_BIN)
+all: lib $(if $(SRV_MAIN),$(B)/portico) $(EX_BIN) $(BENCH_BIN)
 lib: $(B)/libportico.a $(B)/libportico.so
 
 $(B)/obj/%.o: %.c
@@ -85,9 +86,9 @@ build/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(SRV_SRC)
 	clang $(FUZZ_CFLAGS) -o $@ $< $(shell sed -n 's|^// *fuzz-sources: *||p' $<)
 
 test-build:
-	$(MAKE) B=build/san SAN=1 lib $(addprefix build/san/,$(if $(SRV_SRC),portico)) \
+	$(MAKE) B=build/san SAN=1 lib $(addprefix build/san/,$(if $(SRV_MAIN),portico)) \
 		$(EX_BIN:$(B)/%=build/san/%) $(UT_BIN:$(B)/%=build/san/%) $(IT_BIN:$(B)/%=build/san/%)
-	$(MAKE) B=build all
+	$(MAKE) B=build SAN=0 all
 	$(if $(FUZZ_SRC),$(MAKE) fuzz-build)
 
 fuzz-build: $(FUZZ_BIN)
@@ -124,7 +125,7 @@ install: lib
 	ln -sf libportico.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libportico.so.0
 	ln -sf libportico.so.0 $(DESTDIR)$(PREFIX)/lib/libportico.so
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' portico.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/portico.pc
-	$(if $(SRV_SRC),install -d $(DESTDIR)$(PREFIX)/bin && install -m 755 $(B)/portico $(DESTDIR)$(PREFIX)/bin/)
+	$(if $(SRV_MAIN),install -d $(DESTDIR)$(PREFIX)/bin && install -m 755 $(B)/portico $(DESTDIR)$(PREFIX)/bin/)
 	$(if $(wildcard docs/portico.1),install -d $(DESTDIR)$(PREFIX)/share/man/man1 && install -m 644 docs/portico.1 $(DESTDIR)$(PREFIX)/share/man/man1/)
 
 clean:

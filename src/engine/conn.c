@@ -262,6 +262,9 @@ static void conn_recycle(struct pt_worker *w, struct pt_conn *c)
 	c->stash_len = c->stash_cap = 0;
 	c->fd = -1;
 	c->flags = 0;
+	c->sq_head = c->sq_tail = c->sq_notify = c->sq_send = NULL;
+	c->sq_bytes = 0;
+	c->tx = NULL;
 	c->ops = NULL;
 	c->user = NULL;
 	c->gen++;
@@ -274,6 +277,7 @@ static void finish(struct pt_conn *c)
 	struct pt_worker *w = c->w;
 	bool owed = c->flags & PT_C_LIVE;
 
+	pt__tx_fail(c, -ECANCELED);    /* nothing is in flight now: no request may outlive c */
 	w->be->conn_closed(w, c);
 	if (c->flags & PT_C_ABORT) {
 		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
@@ -315,10 +319,8 @@ static void close_graceful_step(struct pt_conn *c)
 		begin_final(c);
 		return;
 	}
-	if (!(c->flags & PT_C_RX_ARMED) && !(c->flags & PT_C_STARVED)) {
-		c->flags &= ~PT_C_PAUSED;
-		c->w->be->rx_start(c->w, c);   /* read to see the FIN, discarding data */
-	}
+	c->flags &= ~PT_C_PAUSED;
+	c->w->be->rx_start(c->w, c);           /* read to see the FIN, discarding data */
 }
 
 static void process_closing(struct pt_conn *c)
@@ -497,8 +499,8 @@ PT_API int pt_conn_resume_recv(pt_conn_t *c)
 	if (!(c->flags & PT_C_PAUSED))
 		return 0;
 	c->flags &= ~PT_C_PAUSED;
-	if (!(c->flags & (PT_C_RX_ARMED | PT_C_EOF | PT_C_STARVED)))
-		c->w->be->rx_start(c->w, c);
+	if (!(c->flags & PT_C_EOF))
+		c->w->be->rx_start(c->w, c);   /* idempotent in each backend */
 	pt__pending(c);
 	return 0;
 }

@@ -24,6 +24,8 @@
 #define PT_SENDFILE_MAX (2u << 20)      /* per sendfile call, as nginx's sendfile_max_chunk */
 #define PT_SREQ_INLINE 4u               /* chunks stored inside a send request */
 #define PT_MAX_CHUNKS 1024u
+#define PT_SREQ_FREE_MAX 1024u          /* lookaside depth: contexts kept for reuse */
+#define PT_TXOP_FREE_MAX 128u
 
 struct pt_worker;
 struct pt_conn;
@@ -210,6 +212,7 @@ struct pt_worker {
 	struct pt_conn *pend_head, *pend_tail;
 	struct pt_sreq *sreq_free;
 	struct pt_txop *txop_free;
+	unsigned nsreq_free, ntxop_free;
 	size_t buffered;                  /* PT_SEND_COPY bytes held */
 	/* listeners */
 	struct pt_wlisten *wl;

@@ -116,6 +116,8 @@ static void make_ready(struct pt_worker *w, struct pt_conn *c)
 
 static void ep_rx_start(struct pt_worker *w, struct pt_conn *c)
 {
+	if (c->flags & PT_C_FINAL)
+		return;
 	c->flags |= PT_C_RX_ARMED;
 	make_ready(w, c);   /* no new edge will come for bytes already waiting */
 }

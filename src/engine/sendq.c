@@ -25,8 +25,10 @@ static struct pt_sreq *sreq_get(struct pt_worker *w)
 {
 	struct pt_sreq *r = w->sreq_free;
 
-	if (r)
+	if (r) {
 		w->sreq_free = r->next;
+		w->nsreq_free--;
+	}
 	else if (!(r = malloc(sizeof *r)))
 		return NULL;
 	r->next = NULL;
@@ -46,6 +48,11 @@ static void sreq_put(struct pt_worker *w, struct pt_sreq *r)
 		free(r->copy);
 		w->buffered -= r->copy_len;
 	}
+	if (w->nsreq_free >= PT_SREQ_FREE_MAX) {
+		free(r);
+		return;
+	}
+	w->nsreq_free++;
 	r->next = w->sreq_free;
 	w->sreq_free = r;
 }
@@ -54,8 +61,10 @@ static struct pt_txop *txop_get(struct pt_worker *w)
 {
 	struct pt_txop *t = w->txop_free;
 
-	if (t)
+	if (t) {
 		w->txop_free = t->next;
+		w->ntxop_free--;
+	}
 	else if (!(t = malloc(sizeof *t)))
 		return NULL;
 	memset(&t->msg, 0, sizeof t->msg);
@@ -67,6 +76,11 @@ static struct pt_txop *txop_get(struct pt_worker *w)
 
 static void txop_put(struct pt_worker *w, struct pt_txop *t)
 {
+	if (w->ntxop_free >= PT_TXOP_FREE_MAX) {
+		free(t);
+		return;
+	}
+	w->ntxop_free++;
 	t->next = w->txop_free;
 	w->txop_free = t;
 }
@@ -261,7 +275,7 @@ void pt__tx_notify(struct pt_conn *c)
 		if (r->cb)
 			r->cb(c, r->arg, r->err ? r->err : (ssize_t)r->total);
 	}
-	while ((r = c->sq_head) && (r->flags & PT_SR_NOTIFIED) && (r->left == 0 || r->err)) {
+	while ((r = c->sq_head) && (r->flags & PT_SR_NOTIFIED) && r->left == 0) {
 		c->sq_head = r->next;
 		if (!c->sq_head)
 			c->sq_tail = NULL;
@@ -279,8 +293,9 @@ void pt__tx_fail(struct pt_conn *c, int err)
 			return;     /* memory in the kernel: fail when the send completes */
 		c->flags &= ~PT_C_TX_BUSY;   /* a writable-wait only: safe to fail now */
 	}
-	for (struct pt_sreq *r = c->sq_notify; r; r = r->next) {
-		if (!r->err)
+	/* from the head: copied requests already notified still hold bytes and must go too */
+	for (struct pt_sreq *r = c->sq_head; r; r = r->next) {
+		if (!r->err && !(r->flags & PT_SR_NOTIFIED))
 			r->err = err;
 		r->left = 0;
 	}
@@ -425,17 +440,17 @@ void pt__tx_done(struct pt_conn *c, ssize_t res)
 	c->tx = NULL;
 	c->flags &= ~PT_C_TX_BUSY;
 	CNT_ADD(w, sends, 1);
-	if (res >= 0 && !(c->flags & PT_C_FINAL) && c->sq_send) {
-		tx_advance(c, (size_t)res);
-	} else if (res == -EAGAIN || res == -EINTR) {
-		/* transient (io_uring bounded its poll retries): try again */
-	} else if (res < 0 || (c->flags & PT_C_FINAL)) {
-		if (t) {
-			txop_put(w, t);
-			t = NULL;
-		}
+	if (c->flags & PT_C_FINAL) {               /* closing: whatever happened, fail the rest */
+		txop_put(w, t);
+		t = NULL;
 		tx_error(c, res < 0 ? (int)res : -ECANCELED);
-	}
+	} else if (res >= 0 && c->sq_send) {
+		tx_advance(c, (size_t)res);
+	} else if (res < 0 && res != -EAGAIN && res != -EINTR) {
+		txop_put(w, t);
+		t = NULL;
+		tx_error(c, (int)res);
+	}                      /* -EAGAIN/-EINTR: io_uring bounded its retries; send again */
 	if (t)
 		txop_put(w, t);
 	pt__tx_notify(c);

@@ -343,7 +343,7 @@ static void uring_rx_start(struct pt_worker *w, struct pt_conn *c)
 {
 	struct io_uring_sqe *sqe;
 
-	if (c->flags & (PT_C_RX_ARMED | PT_C_STARVED))
+	if (c->flags & (PT_C_RX_ARMED | PT_C_STARVED | PT_C_FINAL))
 		return;
 	sqe = sqe_get(U(w));
 	io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
