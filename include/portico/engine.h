@@ -185,6 +185,8 @@ PT_API int pt_conn_send(pt_conn_t *c, const void *buf, size_t len, unsigned flag
 
 /* Queued bytes not yet handed to the kernel. */
 PT_API size_t pt_conn_send_queued(const pt_conn_t *c);
+/* Bytes handed to the kernel on c so far (for send-rate checks). */
+PT_API uint64_t pt_conn_bytes_sent(const pt_conn_t *c);
 
 /* ---- closing ----------------------------------------------------------------------------- */
 
@@ -259,6 +261,8 @@ PT_API void pt_engine_destroy(pt_engine_t *e);
 PT_API unsigned pt_engine_workers(const pt_engine_t *e);
 PT_API pt_worker_t *pt_engine_worker(pt_engine_t *e, unsigned i);
 PT_API unsigned pt_worker_index(const pt_worker_t *w);
+/* The worker whose thread is calling, or NULL on any other thread. Any thread. */
+PT_API pt_worker_t *pt_worker_current(void);
 PT_API pt_engine_t *pt_worker_engine(const pt_worker_t *w);
 /* "io_uring" or "epoll". Any thread. */
 PT_API const char *pt_engine_backend(const pt_engine_t *e);

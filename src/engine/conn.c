@@ -169,6 +169,7 @@ void pt__accepted(struct pt_worker *w, struct pt_wlisten *wl, int fd)
 	c->ops = NULL;
 	c->user = NULL;
 	c->inflight = 0;
+	c->sent = 0;
 	c->born_ms = w->now_ms;
 	pt_timer_init(&c->timer, conn_timer_fn, c);
 	age_link(w, c);

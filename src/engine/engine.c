@@ -392,6 +392,11 @@ PT_API unsigned pt_worker_index(const pt_worker_t *w)
 	return w ? w->index : 0;
 }
 
+PT_API pt_worker_t *pt_worker_current(void)
+{
+	return pt__current_worker();
+}
+
 PT_API pt_engine_t *pt_worker_engine(const pt_worker_t *w)
 {
 	return w ? w->e : NULL;

@@ -126,6 +126,7 @@ struct pt_conn {
 	struct pt_sreq *sq_notify;        /* first request whose callback has not run */
 	struct pt_sreq *sq_send;          /* first request with bytes not handed to the kernel */
 	size_t sq_bytes;                  /* bytes not handed to the kernel */
+	uint64_t sent;                    /* bytes handed to the kernel */
 	struct pt_txop *tx;               /* kernel send in flight */
 	char *stash;                      /* received while paused, delivered on resume */
 	uint32_t stash_len, stash_cap;

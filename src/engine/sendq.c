@@ -224,6 +224,11 @@ PT_API size_t pt_conn_send_queued(const pt_conn_t *c)
 	return c ? c->sq_bytes : 0;
 }
 
+PT_API uint64_t pt_conn_bytes_sent(const pt_conn_t *c)
+{
+	return c ? c->sent : 0;
+}
+
 /* ---- progress ---- */
 
 static size_t chunk_len(const struct pt_chunk *ch)
@@ -253,6 +258,7 @@ static void tx_advance(struct pt_conn *c, size_t n)
 {
 	CNT_ADD(c->w, bytes_out, n);
 	c->sq_bytes -= n;
+	c->sent += n;
 	while (n) {
 		struct pt_sreq *r = c->sq_send;
 		size_t room = chunk_len(&r->chunks[r->cur]) - r->off;

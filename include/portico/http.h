@@ -1,0 +1,201 @@
+/*
+ * Portico HTTP/1.1 server layer: an HTTP.SYS-style API on the Portico engine.
+ *
+ * A server owns an engine, its listeners, a set of routes (URL prefixes, longest match wins)
+ * and the HTTP.SYS timeouts. For each request the layer parses the head strictly (RFC 9112),
+ * calls the route's handler on the connection's worker, and keeps responses in request order
+ * (pipelining): the handler of request N+1 runs only after request N's final send was made.
+ *
+ * Responses: pt_http_respond sends the status line and headers together with zero or more body
+ * chunks; pt_http_send_body sends more. Flags per send:
+ *   PT_HTTP_MORE        more body follows (no length given: chunked, or close-delimited on 1.0)
+ *   PT_HTTP_BUFFER      the layer copies memory chunks; the send completes at once (BUFFER_DATA)
+ *   PT_HTTP_DISCONNECT  close the connection after this response
+ *   PT_HTTP_ZC          zero-copy for large memory chunks (io_uring only; see engine.h)
+ * The send without PT_HTTP_MORE is the final one. Each send's callback runs exactly once, on
+ * the connection's worker, in send order, never inside the call that made the send.
+ *
+ * Request lifetime: the request handle is valid from the handler call until the final send has
+ * been made and every send callback has run, or until the on_abort callback (connection lost).
+ * Strings returned by the request accessors stay valid as long as the handle, except that
+ * pointers obtained during the handler call must be fetched again after it returns if the
+ * response is produced later (the layer moves the head out of the receive buffer then).
+ *
+ * Threads: handlers run on the connection's worker and must not block, unless the route is
+ * PT_ROUTE_SYNC: then they run on a bounded thread pool and may block; the request functions
+ * below may then be called from that thread (they forward to the worker). Any function may be
+ * called from any thread when marked so.
+ */
+#ifndef PORTICO_HTTP_H
+#define PORTICO_HTTP_H
+
+#include <portico/engine.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct pt_http_server pt_http_server_t;
+typedef struct pt_http_req pt_http_req_t;
+
+/* HTTP.SYS timeouts, in milliseconds (0 = the default given). */
+struct pt_http_timeouts {
+	unsigned header_wait;        /* a request head must arrive within this: 120 s */
+	unsigned idle_connection;    /* keep-alive wait for the next request: 120 s */
+	unsigned entity_body;        /* gap allowed between pieces of a request body: 120 s */
+	unsigned drain_entity_body;  /* to discard a body the handler did not read: 120 s */
+	unsigned request_queue;      /* a request may wait this long for a sync thread: 120 s */
+	unsigned min_send_rate;      /* bytes/s a client must read at while a response is
+	                                pending, else it is disconnected: 150 */
+};
+
+enum pt_queue_policy { PT_QUEUE_503 = 0, PT_QUEUE_RESET = 1 };
+
+struct pt_http_config {
+	struct pt_engine_config engine;
+	const char *server_header;   /* Server: value; NULL = "portico"; "" = none */
+	size_t max_head;             /* request line + headers: 16 KiB (431 beyond, 414 target) */
+	size_t max_target;           /* 8 KiB (414) */
+	unsigned max_headers;        /* 100 (431) */
+	uint64_t max_body;           /* request body: 0 = 1 GiB (413) */
+	uint64_t max_drain;          /* unread body bytes discarded to keep the connection: 1 MiB */
+	struct pt_http_timeouts timeouts;
+	unsigned sync_threads;       /* PT_ROUTE_SYNC pool: 0 = 4 */
+	unsigned queue_length;       /* requests waiting for the pool: 0 = 1000 */
+	enum pt_queue_policy queue_policy;
+	int defer_accept_sec;        /* TCP_DEFER_ACCEPT on listeners: 0 = off */
+};
+
+/* Fills cfg with defaults (all zero). Any thread. */
+PT_API void pt_http_config_init(struct pt_http_config *cfg);
+
+/* ---- requests ------------------------------------------------------------------------------ */
+
+struct pt_http_str {
+	const char *p;               /* not NUL-terminated */
+	size_t n;
+};
+
+enum pt_http_method {
+	PT_HTTP_OTHER = 0, PT_HTTP_GET, PT_HTTP_HEAD, PT_HTTP_POST, PT_HTTP_PUT, PT_HTTP_DELETE,
+	PT_HTTP_CONNECT, PT_HTTP_OPTIONS, PT_HTTP_TRACE, PT_HTTP_PATCH,
+};
+
+PT_API enum pt_http_method pt_http_req_method(const pt_http_req_t *r);
+PT_API struct pt_http_str pt_http_req_method_name(const pt_http_req_t *r);
+PT_API struct pt_http_str pt_http_req_target(const pt_http_req_t *r); /* as received */
+PT_API struct pt_http_str pt_http_req_path(const pt_http_req_t *r);   /* still %-encoded */
+PT_API struct pt_http_str pt_http_req_query(const pt_http_req_t *r);  /* without '?' */
+PT_API struct pt_http_str pt_http_req_authority(const pt_http_req_t *r);
+PT_API int pt_http_req_minor_version(const pt_http_req_t *r);         /* 0 or 1 */
+/* The first field named name (case-insensitive), or {NULL, 0}. */
+PT_API struct pt_http_str pt_http_req_header(const pt_http_req_t *r, const char *name);
+/* Field i (0-based) in arrival order: 0, or -ENOENT past the end. */
+PT_API int pt_http_req_header_at(const pt_http_req_t *r, unsigned i, struct pt_http_str *name,
+				 struct pt_http_str *value);
+/* Declared body length, -1 when chunked or absent (0 bytes follow if absent and not chunked). */
+PT_API int64_t pt_http_req_content_length(const pt_http_req_t *r);
+PT_API bool pt_http_req_has_body(const pt_http_req_t *r);
+/* The connection the request arrived on (peer address, worker, ...). */
+PT_API pt_conn_t *pt_http_req_conn(const pt_http_req_t *r);
+PT_API void pt_http_req_set_user(pt_http_req_t *r, void *user);
+PT_API void *pt_http_req_user(const pt_http_req_t *r);
+
+/* Body streaming: cb receives the request body in pieces as it arrives (data valid during the
+ * call), then once with len 0 and err 0 at its end, or err < 0 (-ETIMEDOUT, -EPROTO for a
+ * malformed chunked body, -EMSGSIZE over max_body, -ECONNRESET). Calling this sends
+ * "100 Continue" when the client asked for it. Worker thread (or the sync thread of the
+ * request). 0, or -EINVAL (no body, or already reading), -EALREADY (response already final). */
+typedef void (*pt_http_body_fn)(pt_http_req_t *r, void *arg, const void *data, size_t len, int err);
+PT_API int pt_http_req_read_body(pt_http_req_t *r, pt_http_body_fn cb, void *arg);
+
+/* ---- responses ----------------------------------------------------------------------------- */
+
+enum {
+	PT_HTTP_MORE = 1u << 0,
+	PT_HTTP_BUFFER = 1u << 1,
+	PT_HTTP_DISCONNECT = 1u << 2,
+	PT_HTTP_ZC = 1u << 3,
+};
+
+enum pt_http_chunk_kind { PT_HTTP_CHUNK_MEM = 0, PT_HTTP_CHUNK_FILE, PT_HTTP_CHUNK_FRAGMENT };
+
+/* A body chunk: memory, a file range, or a named fragment from the server's fragment cache. */
+struct pt_http_chunk {
+	enum pt_http_chunk_kind kind;
+	union {
+		struct { const void *p; size_t len; } mem;
+		struct { int fd; off_t offset; int64_t len; } file;   /* len -1: to end of file */
+		struct { const char *name; } fragment;
+	};
+};
+
+struct pt_http_header {
+	const char *name;            /* NUL-terminated; copied during the call */
+	const char *value;
+};
+
+/* Send callback: res = bytes of this send (body and head) or -errno. */
+typedef void (*pt_http_send_fn)(pt_http_req_t *r, void *arg, ssize_t res);
+
+/* Sends the response head (status line, Date, Server, the given headers, and Content-Length or
+ * Transfer-Encoding chosen by the layer unless a Content-Length header is given) and the body
+ * chunks. reason NULL = the standard phrase. Without PT_HTTP_MORE the response ends here and
+ * Content-Length is the chunks' total. HEAD requests and 1xx/204/304 responses send no body
+ * (chunks are then only counted for HEAD's Content-Length).
+ * Header names and values are checked (tchar names; no CR, LF or NUL in values) and copied.
+ * Returns 0 (cb runs once), or -EINVAL (bad status, header, chunk), -EALREADY (head already
+ * sent), -ENOENT (a fragment is not cached: nothing was sent, fall back), -EPIPE (connection
+ * gone), -EAGAIN (send queue full: retry after a send callback), -ENOMEM. */
+PT_API int pt_http_respond(pt_http_req_t *r, unsigned status, const char *reason,
+			   const struct pt_http_header *headers, unsigned nheaders,
+			   const struct pt_http_chunk *body, unsigned nbody, unsigned flags,
+			   pt_http_send_fn cb, void *arg);
+
+/* Sends more body after a head sent with PT_HTTP_MORE. Same flags and results, plus -EPROTO
+ * when no head was sent or the final send was already made, and -E2BIG when the body would
+ * exceed a Content-Length the handler declared. */
+PT_API int pt_http_send_body(pt_http_req_t *r, const struct pt_http_chunk *body, unsigned nbody,
+			     unsigned flags, pt_http_send_fn cb, void *arg);
+
+/* Called when the connection is lost before the request completed: no further callbacks, and
+ * the handle is invalid after this returns. Worker thread. */
+typedef void (*pt_http_abort_fn)(pt_http_req_t *r, void *arg);
+PT_API void pt_http_req_on_abort(pt_http_req_t *r, pt_http_abort_fn cb, void *arg);
+
+/* ---- fragment cache (HttpAddFragmentToCache) ----------------------------------------------- */
+
+/* Stores a copy of data under name, replacing any previous one. ttl_ms 0 = until removed.
+ * Any thread. 0 or -EINVAL/-ENOMEM. */
+PT_API int pt_http_fragment_put(pt_http_server_t *s, const char *name, const void *data,
+				size_t len, unsigned ttl_ms);
+/* Removes it; sends already made keep their reference. Any thread. 0 or -ENOENT. */
+PT_API int pt_http_fragment_remove(pt_http_server_t *s, const char *name);
+
+/* ---- server -------------------------------------------------------------------------------- */
+
+typedef void (*pt_http_handler_fn)(pt_http_req_t *r, void *arg);
+
+enum { PT_ROUTE_SYNC = 1u << 0 };
+
+/* Creates a server and its engine (cfg may be NULL). Caller owns it. NULL with *err set. */
+PT_API pt_http_server_t *pt_http_server_create(const struct pt_http_config *cfg, int *err);
+/* Adds a listening address ("IP:PORT", "[IPv6]:PORT"). Before start. Index >= 0 or -errno. */
+PT_API int pt_http_listen(pt_http_server_t *s, const char *addr);
+/* Adds an already listening socket (systemd socket activation). Before start. */
+PT_API int pt_http_listen_fd(pt_http_server_t *s, int fd);
+PT_API int pt_http_listen_port(pt_http_server_t *s, int idx);
+/* Routes requests whose path starts with prefix (e.g. "/", "/api/") to fn. The longest prefix
+ * wins; no match answers 404. Before start. 0, -EINVAL or -EEXIST. */
+PT_API int pt_http_route(pt_http_server_t *s, const char *prefix, pt_http_handler_fn fn,
+			 void *arg, unsigned flags);
+PT_API int pt_http_server_start(pt_http_server_t *s);
+/* Graceful stop (see pt_engine_stop). Any thread but a worker. */
+PT_API int pt_http_server_stop(pt_http_server_t *s);
+PT_API void pt_http_server_destroy(pt_http_server_t *s);
+PT_API pt_engine_t *pt_http_server_engine(pt_http_server_t *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,250 @@
+/*
+ * The HTTP server object: configuration and defaults, routes, listeners, lifecycle, and the
+ * per-worker state (pools, Date cache). Connections are handled in hconn.c, responses in
+ * response.c.
+ */
+#include "http/http_int.h"
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+PT_API void pt_http_config_init(struct pt_http_config *cfg)
+{
+	if (cfg)
+		memset(cfg, 0, sizeof *cfg);
+}
+
+static unsigned or_default(unsigned v, unsigned d)
+{
+	return v ? v : d;
+}
+
+static void defaults(struct pt_http_config *c)
+{
+	struct pt_http_timeouts *t = &c->timeouts;
+
+	/* HTTP.SYS defaults (HTTP_TIMEOUT_LIMIT_INFO): 120 s each, MinSendRate 150 B/s */
+	t->header_wait = or_default(t->header_wait, 120000);
+	t->idle_connection = or_default(t->idle_connection, 120000);
+	t->entity_body = or_default(t->entity_body, 120000);
+	t->drain_entity_body = or_default(t->drain_entity_body, 120000);
+	t->request_queue = or_default(t->request_queue, 120000);
+	t->min_send_rate = or_default(t->min_send_rate, 150);
+	if (!c->max_head)
+		c->max_head = 16384;
+	if (!c->max_target)
+		c->max_target = 8192;
+	c->max_headers = or_default(c->max_headers, 100);
+	if (!c->max_body)
+		c->max_body = 1ull << 30;
+	if (!c->max_drain)
+		c->max_drain = 1u << 20;
+	c->sync_threads = or_default(c->sync_threads, 4);
+	c->queue_length = or_default(c->queue_length, 1000);
+}
+
+static int check(const struct pt_http_config *c)
+{
+	if (c->max_headers > 10000 || c->max_head > (64u << 20) || c->max_target > c->max_head ||
+	    c->sync_threads > 1024 || c->queue_policy > PT_QUEUE_RESET || c->defer_accept_sec < 0)
+		return -EINVAL;
+	if (c->server_header && (strlen(c->server_header) > 100 || strpbrk(c->server_header, "\r\n")))
+		return -EINVAL;
+	return 0;
+}
+
+static void limits_from(struct pt_http_server *s)
+{
+	pt_parse_limits_default(&s->limits);
+	s->limits.max_head = s->cfg.max_head;
+	s->limits.max_target = s->cfg.max_target;
+	s->limits.max_headers = s->cfg.max_headers;
+	s->limits.max_body = s->cfg.max_body;
+	if (s->limits.max_field > s->cfg.max_head)
+		s->limits.max_field = s->cfg.max_head;
+}
+
+PT_API pt_http_server_t *pt_http_server_create(const struct pt_http_config *cfg, int *err)
+{
+	int dummy, rc;
+	struct pt_http_server *s = calloc(1, sizeof *s);
+
+	err = err ? err : &dummy;
+	if (!s) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	if (cfg)
+		s->cfg = *cfg;
+	defaults(&s->cfg);
+	if ((rc = check(&s->cfg)) < 0)
+		goto fail;
+	limits_from(s);
+	const char *name = s->cfg.server_header ? s->cfg.server_header : "portico";
+	if (*name)
+		s->server_line_len = (size_t)snprintf(s->server_line, sizeof s->server_line,
+						      "Server: %s\r\n", name);
+	s->req_size = sizeof(struct pt_http_req) + s->cfg.max_headers * sizeof(struct pt_header);
+	if ((rc = pt__fragcache_init(s)) < 0)
+		goto fail;
+	if (!(s->e = pt_engine_create(&s->cfg.engine, &rc)))
+		goto fail;
+	pt_engine_set_user(s->e, s);
+	if (!(s->hw = calloc(pt_engine_workers(s->e), sizeof *s->hw))) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	*err = 0;
+	return s;
+fail:
+	if (s->e)
+		pt_engine_destroy(s->e);
+	pt__fragcache_free(s);
+	free(s);
+	*err = rc;
+	return NULL;
+}
+
+struct hworker *pt__hw(struct pt_http_server *s, pt_conn_t *c)
+{
+	return &s->hw[pt_worker_index(pt_conn_worker(c))];
+}
+
+static int on_accept(pt_conn_t *c, void *arg)
+{
+	struct pt_http_server *s = arg;
+	struct hworker *hw = pt__hw(s, c);
+	struct hconn *h = hw->hc_free;
+
+	if (h) {
+		hw->hc_free = h->free_next;
+		hw->nhc_free--;
+	} else if (!(h = malloc(sizeof *h))) {
+		return -ENOMEM;
+	}
+	memset(h, 0, sizeof *h);
+	h->s = s;
+	h->hw = hw;
+	h->c = c;
+	pt_conn_set_user(c, h);
+	pt_conn_set_ops(c, &pt__http_conn_ops);
+	h->phase = PH_NEW;
+	pt_conn_set_timeout(c, s->cfg.timeouts.header_wait);   /* a silent client is dropped */
+	return 0;
+}
+
+PT_API int pt_http_listen(pt_http_server_t *s, const char *addr)
+{
+	if (!s)
+		return -EINVAL;
+	struct pt_listen_opts o = { .on_accept = on_accept, .arg = s,
+				    .defer_accept_sec = s->cfg.defer_accept_sec };
+	return pt_engine_listen(s->e, addr, &o);
+}
+
+PT_API int pt_http_listen_fd(pt_http_server_t *s, int fd)
+{
+	if (!s)
+		return -EINVAL;
+	struct pt_listen_opts o = { .on_accept = on_accept, .arg = s };
+	return pt_engine_listen_fd(s->e, fd, &o);
+}
+
+PT_API int pt_http_listen_port(pt_http_server_t *s, int idx)
+{
+	return s ? pt_engine_listen_port(s->e, idx) : -EINVAL;
+}
+
+PT_API int pt_http_route(pt_http_server_t *s, const char *prefix, pt_http_handler_fn fn,
+			 void *arg, unsigned flags)
+{
+	if (!s || !prefix || prefix[0] != '/' || !fn || (flags & ~PT_ROUTE_SYNC))
+		return -EINVAL;
+	size_t len = strlen(prefix);
+	unsigned at = 0;
+	for (; at < s->nroutes; at++) {
+		if (s->routes[at].len == len && !memcmp(s->routes[at].prefix, prefix, len))
+			return -EEXIST;
+		if (s->routes[at].len < len)
+			break;
+	}
+	struct pt_route *v = realloc(s->routes, (s->nroutes + 1) * sizeof *v);
+	if (!v)
+		return -ENOMEM;
+	s->routes = v;
+	char *copy = strdup(prefix);
+	if (!copy)
+		return -ENOMEM;
+	memmove(&v[at + 1], &v[at], (s->nroutes - at) * sizeof *v);
+	v[at] = (struct pt_route){ copy, len, fn, arg, flags };
+	s->nroutes++;
+	return 0;
+}
+
+/* Routes are sorted longest first, so the first match is the longest prefix. */
+const struct pt_route *pt__route_find(const struct pt_http_server *s, struct pt_slice path)
+{
+	for (unsigned i = 0; i < s->nroutes; i++) {
+		const struct pt_route *r = &s->routes[i];
+		if (r->len <= path.n && !memcmp(r->prefix, path.p, r->len))
+			return r;
+	}
+	return NULL;
+}
+
+PT_API int pt_http_server_start(pt_http_server_t *s)
+{
+	if (!s)
+		return -EINVAL;
+	int err = pt__sync_start(s);
+	if (err < 0)
+		return err;
+	return pt_engine_start(s->e);
+}
+
+PT_API int pt_http_server_stop(pt_http_server_t *s)
+{
+	if (!s)
+		return -EINVAL;
+	atomic_store(&s->stopping, true);
+	int err = pt_engine_stop(s->e);
+	pt__sync_stop(s);
+	return err;
+}
+
+static void hworker_free(struct hworker *hw)
+{
+	while (hw->req_free) {
+		struct pt_http_req *r = hw->req_free;
+		hw->req_free = r->next;
+		free(r);
+	}
+	while (hw->hc_free) {
+		struct hconn *h = hw->hc_free;
+		hw->hc_free = h->free_next;
+		free(h);
+	}
+	pt__hsend_pool_free(hw);
+}
+
+PT_API void pt_http_server_destroy(pt_http_server_t *s)
+{
+	if (!s)
+		return;
+	pt_http_server_stop(s);
+	for (unsigned i = 0; i < pt_engine_workers(s->e); i++)
+		hworker_free(&s->hw[i]);
+	pt_engine_destroy(s->e);
+	for (unsigned i = 0; i < s->nroutes; i++)
+		free(s->routes[i].prefix);
+	free(s->routes);
+	free(s->hw);
+	pt__fragcache_free(s);
+	free(s);
+}
+
+PT_API pt_engine_t *pt_http_server_engine(pt_http_server_t *s)
+{
+	return s ? s->e : NULL;
+}
