@@ -74,9 +74,9 @@ $(B)/tests/unit/%: tests/unit/%.c $(B)/libportico.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -Itests -o $@ $< $(B)/libportico.a $(LDFLAGS_SAN) $(LDLIBS) -lcmocka
 
-$(B)/tests/integration/%: tests/integration/%.c
+$(B)/tests/integration/%: tests/integration/%.c $(B)/libportico.a
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -Itests -o $@ $< $(LDFLAGS_SAN) $(LDLIBS) -lm
+	$(CC) $(CFLAGS) -Itests -o $@ $< $(B)/libportico.a $(LDFLAGS_SAN) $(LDLIBS) -lm
 
 # libFuzzer targets: clang, the parser sources only (no engine), ASan+UBSan.
 FUZZ_CFLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -Iinclude -Isrc -DPT_FUZZING=1 -DPT_VERSION='"$(VERSION)"' \

@@ -92,7 +92,7 @@ struct pt_conn_ops {
 	/* The deadline set by pt_conn_set_timeout passed. */
 	void (*on_timeout)(pt_conn_t *c);
 	/* The send queue dropped below half of max_send_queue after a send was refused with
-	 * -EAGAIN. */
+	 * -EAGAIN, or became empty after pt_conn_notify_empty. */
 	void (*on_drain)(pt_conn_t *c);
 	/* Last callback. All operations have completed; free the user state here. */
 	void (*on_close)(pt_conn_t *c);
@@ -185,6 +185,11 @@ PT_API int pt_conn_send(pt_conn_t *c, const void *buf, size_t len, unsigned flag
 
 /* Queued bytes not yet handed to the kernel. */
 PT_API size_t pt_conn_send_queued(const pt_conn_t *c);
+/* Asks for one on_drain when every queued byte has been handed to the kernel (at once, from
+ * the loop, if nothing is queued). Useful after PT_SEND_COPY sends, whose callbacks run before
+ * their bytes leave. 0 or -EINVAL. */
+PT_API int pt_conn_notify_empty(pt_conn_t *c);
+
 /* Bytes handed to the kernel on c so far (for send-rate checks). */
 PT_API uint64_t pt_conn_bytes_sent(const pt_conn_t *c);
 

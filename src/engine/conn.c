@@ -370,9 +370,10 @@ void pt__conn_process(struct pt_conn *c)
 		return;
 	}
 	pt__tx_run(c);
-	if ((c->flags & PT_C_WANT_DRAIN) && !(c->flags & PT_C_CLOSING) &&
-	    c->sq_bytes <= c->w->e->cfg.max_send_queue / 2) {
-		c->flags &= ~PT_C_WANT_DRAIN;
+	bool drained = (c->flags & PT_C_WANT_DRAIN) && c->sq_bytes <= c->w->e->cfg.max_send_queue / 2;
+	bool empty = (c->flags & PT_C_WANT_EMPTY) && c->sq_bytes == 0;
+	if ((drained || empty) && !(c->flags & PT_C_CLOSING)) {
+		c->flags &= ~(drained ? PT_C_WANT_DRAIN : 0u) & ~(empty ? PT_C_WANT_EMPTY : 0u);
 		if (c->ops && c->ops->on_drain)
 			c->ops->on_drain(c);
 	}
@@ -479,6 +480,15 @@ PT_API int pt_conn_set_timeout(pt_conn_t *c, unsigned ms)
 		return 0;
 	}
 	return pt_timer_arm(c->w, &c->timer, ms);
+}
+
+PT_API int pt_conn_notify_empty(pt_conn_t *c)
+{
+	if (!conn_ok(c) || (c->flags & PT_C_CLOSING))
+		return -EINVAL;
+	c->flags |= PT_C_WANT_EMPTY;
+	pt__pending(c);
+	return 0;
 }
 
 PT_API int pt_conn_pause_recv(pt_conn_t *c)

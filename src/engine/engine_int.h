@@ -107,6 +107,7 @@ enum {
 	PT_C_GOT_DATA  = 1u << 13,  /* at least one byte received */
 	PT_C_LINGER    = 1u << 14,  /* FIN sent, discarding input until the peer's FIN */
 	PT_C_EOF_DONE  = 1u << 15,  /* on_eof delivered */
+	PT_C_WANT_EMPTY= 1u << 16,  /* on_drain owed when the send queue is empty */
 };
 
 struct pt_conn {

@@ -78,8 +78,9 @@ PT_API int pt_timer_arm(pt_worker_t *w, pt_timer_t *t, unsigned ms)
 	if (t->expires_)
 		pt_timer_cancel(t);
 	w->wheel.armed++;
+	/* from the current time, not the wheel's last run: the worker may have slept since */
 	uint64_t ticks = (ms + PT_TICK_MS - 1) / PT_TICK_MS;
-	t->expires_ = w->wheel.now + (ticks ? ticks : 1);
+	t->expires_ = w->now_ms / PT_TICK_MS + (ticks ? ticks : 1);
 	slot_link(&w->wheel, t);
 	return 0;
 }

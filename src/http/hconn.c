@@ -79,8 +79,8 @@ void pt__req_release(struct pt_http_req *r)
 {
 	struct hconn *h = r->h;
 
-	if (r->pending || (h && (!r->final_sent || h->cur == r)))
-		return;
+	if (r->pending || r->sync_route || (h && (!r->final_sent || h->cur == r)))
+		return;                              /* still needed (the pool frees its own) */
 	if (h)
 		live_unlink(h, r);
 	req_free(h ? h->hw : NULL, r);
@@ -93,7 +93,7 @@ static void shift(struct pt_slice *s, const char *from, const char *to)
 		s->p = to + (s->p - from);
 }
 
-static int own_head(struct pt_http_req *r)
+int pt__own_head(struct pt_http_req *r)
 {
 	if (r->own)
 		return 0;
@@ -137,8 +137,10 @@ static void update_phase(struct hconn *h)
 	if (h->closing && !responses_pending(h))
 		return;
 	if (responses_pending(h)) {
-		if (h->phase != PH_SENDING)
+		if (h->phase != PH_SENDING) {
 			h->rate_mark = pt_conn_bytes_sent(h->c);
+			pt_conn_notify_empty(h->c);   /* on_drain moves on to the next phase */
+		}
 		arm(h, PH_SENDING, RATE_WINDOW_MS, false);
 	} else if (r && !r->body_done && (r->body_reading || r->final_sent)) {
 		arm(h, r->final_sent ? PH_DRAIN : PH_BODY,
@@ -369,7 +371,7 @@ static void in_drop(struct hconn *h, size_t used)
 static void own_live_heads(struct hconn *h)
 {
 	for (struct pt_http_req *r = h->live; r; r = r->next)
-		if (own_head(r) < 0) {
+		if (pt__own_head(r) < 0) {
 			h->closing = true;
 			pt_conn_close(h->c, PT_CLOSE_ABORT);
 			return;
@@ -499,7 +501,11 @@ static void on_eof(pt_conn_t *c, int err)
 
 static void on_drain(pt_conn_t *c)
 {
-	update_phase(pt_conn_user(c));
+	struct hconn *h = pt_conn_user(c);
+
+	if (h->phase == PH_SENDING && !responses_pending(h))
+		h->phase = PH_HANDLER;                /* leave the rate phase: pick the next one */
+	update_phase(h);
 }
 
 static void on_close(pt_conn_t *c)

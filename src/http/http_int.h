@@ -132,6 +132,7 @@ void pt__hconn_after_send(struct hconn *h);   /* a response made progress: phase
 void pt__hconn_maybe_close(struct hconn *h);
 void pt__hconn_kick(struct hconn *h);
 void pt__req_release(struct pt_http_req *r);  /* drop the request if nothing needs it */
+int pt__own_head(struct pt_http_req *r);      /* copy the head out of the receive buffer */
 void pt__req_send_error(struct hconn *h, unsigned status);
 
 /* fragment.c */

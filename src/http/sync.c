@@ -53,6 +53,11 @@ void pt__sync_dispatch(struct pt_http_req *r, const struct pt_route *rt)
 {
 	struct pt_sync *q = r->s->sync;
 
+	/* the pool thread reads the head while this worker reuses its receive buffer */
+	if (pt__own_head(r) < 0) {
+		answer_503(r);
+		return;
+	}
 	pthread_mutex_lock(&q->mu);
 	if (q->len >= r->s->cfg.queue_length || q->stop) {
 		pthread_mutex_unlock(&q->mu);

@@ -1,0 +1,323 @@
+#!/usr/bin/env python3
+"""The HTTP layer over real sockets, against tests/integration/http_testsrv.c (both backends).
+Each check prints a TAP line; the server is stopped with SIGTERM and must exit 0 (ASan/LSan)."""
+import os, re, signal, socket, subprocess, sys, tempfile, time
+
+B = os.environ.get("PT_BUILD", "build/san")
+n = 0
+failed = 0
+
+
+def t(ok, name, detail=""):
+    global n, failed
+    n += 1
+    print(("ok %d - %s" if ok else "not ok %d - %s") % (n, name), flush=True)
+    if not ok:
+        failed += 1
+        if detail:
+            print("# " + str(detail)[:600].replace("\n", "\n# "), flush=True)
+
+
+class Conn:
+    def __init__(self, port):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.buf = b""
+
+    def send(self, data):
+        self.s.sendall(data if isinstance(data, bytes) else data.encode())
+
+    def _fill(self):
+        b = self.s.recv(65536)
+        if not b:
+            raise EOFError
+        self.buf += b
+
+    def read_until(self, sep):
+        while sep not in self.buf:
+            self._fill()
+        i = self.buf.index(sep) + len(sep)
+        out, self.buf = self.buf[:i], self.buf[i:]
+        return out
+
+    def read_n(self, k):
+        while len(self.buf) < k:
+            self._fill()
+        out, self.buf = self.buf[:k], self.buf[k:]
+        return out
+
+    def read_all(self):
+        try:
+            while True:
+                self._fill()
+        except (EOFError, ConnectionResetError):
+            pass
+        out, self.buf = self.buf, b""
+        return out
+
+    def response(self, head_only=False):
+        """Returns (status, headers dict lower-case, body bytes)."""
+        head = self.read_until(b"\r\n\r\n").decode("latin1")
+        lines = head.split("\r\n")
+        status = int(lines[0].split()[1])
+        h = {}
+        for l in lines[1:]:
+            if l:
+                k, v = l.split(":", 1)
+                h[k.strip().lower()] = v.strip()
+        if head_only or status in (204, 304) or 100 <= status < 200:
+            return status, h, b""
+        if h.get("transfer-encoding") == "chunked":
+            body = b""
+            while True:
+                size = int(self.read_until(b"\r\n")[:-2], 16)
+                if size == 0:
+                    self.read_until(b"\r\n")
+                    break
+                body += self.read_n(size)
+                self.read_n(2)
+            return status, h, body
+        if "content-length" in h:
+            return status, h, self.read_n(int(h["content-length"]))
+        return status, h, self.read_all()
+
+    def closed(self, wait=2.0):
+        self.s.settimeout(wait)
+        try:
+            return self.s.recv(1) == b""
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+        except socket.timeout:
+            return False
+
+    def close(self):
+        self.s.close()
+
+
+def get(path, extra="", ver="1.1"):
+    return "GET %s HTTP/%s\r\nHost: t\r\n%s\r\n" % (path, ver, extra)
+
+
+def main():
+    fd, fpath = tempfile.mkstemp()
+    content = bytes((i * 7) % 256 for i in range(100000))
+    os.write(fd, content)
+    os.close(fd)
+    srv = subprocess.Popen([B + "/tests/integration/http_testsrv", fpath], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        port = int(srv.stdout.readline().rsplit(":", 1)[1])
+        run(port, content)
+    finally:
+        srv.send_signal(signal.SIGTERM)
+        try:
+            rc = srv.wait(15)
+        except subprocess.TimeoutExpired:
+            srv.kill()
+            rc = -9
+        err = srv.stderr.read()
+        os.unlink(fpath)
+    t(rc == 0, "server exits 0 after SIGTERM (no leaks)", err[-3000:])
+    sys.exit(1 if failed else 0)
+
+
+def run(port, content):
+    c = Conn(port)
+    for i in range(3):
+        c.send(get("/hello"))
+        st, h, body = c.response()
+        if i == 0:
+            t(st == 200 and body == b"Hello, World!", "GET /hello", (st, h, body))
+            t(re.match(r"^[A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d GMT$", h.get("date", "")),
+              "Date header in IMF-fixdate", h)
+            t(h.get("server") == "portico-test" and h.get("content-length") == "13", "Server and Content-Length", h)
+    t(True, "three requests on one keep-alive connection")
+    c.close()
+
+    # pipelining: 16 requests in one write, answered in order, including async ones
+    c = Conn(port)
+    reqs = "".join(get(p) for p in ["/a/x", "/async/1", "/a/b/y", "/async/2", "/hello"] * 3 + ["/a/b/"])
+    c.send(reqs)
+    got = [c.response()[2] for _ in range(16)]
+    want = [b"a", b"async /async/1", b"ab", b"async /async/2", b"Hello, World!"] * 3 + [b"ab"]
+    t(got == want, "16 pipelined requests (async among them) answered in order", got)
+    c.close()
+
+    c = Conn(port)
+    c.send(get("/nothing-here"))
+    st, h, body = c.response()
+    t(st == 404, "no route: 404", st)
+    c.send("HEAD /hello HTTP/1.1\r\nHost: t\r\n\r\n")
+    st, h, body = c.response(head_only=True)
+    t(st == 200 and h.get("content-length") == "13", "HEAD: Content-Length, no body", h)
+    c.send(get("/status?204"))
+    st, h, body = c.response()
+    t(st == 204 and "content-length" not in h, "204: no body, no Content-Length", h)
+    c.send(get("/status?304"))
+    st, h, body = c.response()
+    t(st == 304 and h.get("x-test") == "1", "304: no body", h)
+    c.send(get("/hello"))
+    t(c.response()[2] == b"Hello, World!", "connection intact after HEAD/204/304 (no stray body bytes)")
+    c.close()
+
+    # HTTP/1.0 and Connection: close
+    c = Conn(port)
+    c.send(get("/hello", ver="1.0"))
+    st, h, body = c.response()
+    t(h.get("connection") == "close" and c.closed(), "HTTP/1.0 without keep-alive: closed", h)
+    c = Conn(port)
+    c.send(get("/hello", "Connection: keep-alive\r\n", ver="1.0"))
+    st, h, body = c.response()
+    c.send(get("/hello", "Connection: keep-alive\r\n", ver="1.0"))
+    st2, h2, body2 = c.response()
+    t(h.get("connection") == "keep-alive" and body2 == b"Hello, World!", "HTTP/1.0 keep-alive", h)
+    c.close()
+    c = Conn(port)
+    c.send(get("/hello", "Connection: close\r\n") + get("/hello"))
+    st, h, body = c.response()
+    t(h.get("connection") == "close" and c.closed(), "Connection: close closes; the pipelined rest is dropped", h)
+
+    # request bodies
+    c = Conn(port)
+    data = os.urandom(300000)
+    ck = 0
+    for b in data:
+        ck = (ck * 31 + b) & 0xffffffff
+    c.send("POST /echo-body HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % len(data))
+    c.send(data)
+    st, h, body = c.response()
+    t(body == ("%d %d" % (len(data), ck)).encode(), "Content-Length body streamed to the handler", body)
+    chunks = [data[:1000], data[1000:1001], data[1001:70000]]
+    enc = b"".join(b"%x;ext=1\r\n%s\r\n" % (len(x), x) for x in chunks) + b"0\r\nTrailer: x\r\n\r\n"
+    ck2 = 0
+    for b in data[:70000]:
+        ck2 = (ck2 * 31 + b) & 0xffffffff
+    c.send("POST /echo-body HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n")
+    for i in range(0, len(enc), 777):        # split at odd places
+        c.send(enc[i:i + 777])
+    st, h, body = c.response()
+    t(body == ("70000 %d" % ck2).encode(), "chunked body decoded across splits", body)
+    c.send("POST /echo-body HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+    st, h, _ = c.response(head_only=True)
+    t(st == 100, "Expect: 100-continue gets 100 Continue when the handler reads", st)
+    c.send("abcde")
+    st, h, body = c.response()
+    t(st == 200 and body.startswith(b"5 "), "then the final response", body)
+    c.send("POST /ignore-body HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n0123456789" + get("/hello"))
+    r1 = c.response()[2]
+    r2 = c.response()[2]
+    t(r1 == b"ignored" and r2 == b"Hello, World!", "an unread body is drained; the next request works", (r1, r2))
+    c.send("POST /echo-body HTTP/1.1\r\nHost: t\r\nContent-Length: 2000000\r\n\r\n")
+    st, h, body = c.response()
+    t(st == 413 and c.closed(), "body over max_body: 413 and close", (st, body))
+
+    # streaming responses
+    c = Conn(port)
+    c.send(get("/stream"))
+    st, h, body = c.response()
+    t(h.get("transfer-encoding") == "chunked" and body == b"one,two,three", "MORE without a length: chunked", (h, body))
+    c.send(get("/stream-cl"))
+    st, h, body = c.response()
+    t(h.get("content-length") == "13" and body == b"one,two,three", "MORE under a declared Content-Length", (h, body))
+    c.send(get("/buffer"))
+    st, h, body = c.response()
+    t(body == b"buffered-1,buffered-2", "BUFFER copies before returning", body)
+    c.send(get("/file"))
+    st, h, body = c.response()
+    t(body == content, "file chunk (sendfile path), %d bytes" % len(content), len(body))
+    c.send(get("/file-range"))
+    t(c.response()[2] == content[10:30], "file range")
+    c.send(get("/frag"))
+    t(c.response()[2] == b"<fragment>", "fragment from the cache")
+    c.send(get("/frag-missing"))
+    st, h, body = c.response()
+    t(st == 404 and body == b"fragment missing", "missing fragment: -ENOENT, nothing sent, fallback works", body)
+    c.send(get("/api-errors"))
+    st, h, body = c.response()
+    t(body == b"xx", "API error returns (status, headers, order, after final)", (st, body))
+    c.send(get("/disconnect"))
+    st, h, body = c.response()
+    t(body == b"bye" and h.get("connection") == "close" and c.closed(), "DISCONNECT closes after the response")
+    c = Conn(port)
+    c.send(get("/stream", ver="1.0"))
+    st, h, body = c.response()
+    t("transfer-encoding" not in h and body == b"one,two,three", "HTTP/1.0 stream: close-delimited", (h, body))
+
+    # strictness (a sample; the conformance table is elsewhere)
+    for raw, want in [("GET / HTTP/1.1\r\n\r\n", 400), ("GET / HTTP/1.1\nHost: t\n\n", 400),
+                      ("GET / HTTP/2.0\r\nHost: t\r\n\r\n", 505),
+                      ("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+                      ("GET /" + "a" * 9000 + " HTTP/1.1\r\nHost: t\r\n\r\n", 414)]:
+        c = Conn(port)
+        c.send(raw)
+        st, h, body = c.response()
+        t(st == want and c.closed(), "bad request -> %d and close" % want, (raw[:60], st))
+
+    # sync pool: one thread, queue of one
+    c = Conn(port)
+    c.send(get("/sync/x"))
+    t(c.response()[2] == b"sync /sync/x", "sync handler on the pool (blocking send)")
+    a, b_, d = Conn(port), Conn(port), Conn(port)
+    a.send(get("/sync/sleep"))
+    time.sleep(0.05)
+    b_.send(get("/sync/q"))                   # queued (queue length 1) ...
+    time.sleep(0.05)
+    d.send(get("/sync/over"))                 # ... and this one finds the queue full
+    st, h, _ = d.response()
+    t(st == 503 and h.get("retry-after") == "1", "queue full: 503 with Retry-After", (st, h))
+    t(a.response()[2] == b"sync /sync/sleep", "the blocking handler finishes")
+    st, h, body = b_.response()
+    t(st == 503, "waited longer than RequestQueue (200 ms): 503", (st, body))
+
+    # timeouts (short in the test server)
+    c = Conn(port)
+    c.send("GET /hello HTTP/1.1\r\nHo")
+    t0 = time.time()
+    t(c.closed(3) and time.time() - t0 < 2, "HeaderWait: partial head then silence -> closed")
+    c = Conn(port)
+    t0 = time.time()
+    t(c.closed(3) and time.time() - t0 < 2, "HeaderWait: a silent new connection is closed")
+    c = Conn(port)
+    c.send(get("/hello"))
+    c.response()
+    t0 = time.time()
+    ok = c.closed(3)
+    t(ok and 0.4 < time.time() - t0 < 2, "IdleConnection: keep-alive idle -> closed", time.time() - t0)
+    c = Conn(port)
+    c.send("POST /echo-body HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nabc")
+    st, h, body = c.response()
+    t(st == 400 and b"error" in body and c.closed(), "EntityBody: a stalled body -> error, closed", body)
+    c = Conn(port)
+    c.send("POST /ignore-body HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nabc")
+    c.response()
+    t(c.closed(3), "DrainEntityBody: an unread body that stalls -> closed")
+    c = Conn(port)
+    c.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    c.send(get("/big"))
+    got = 0
+    t0 = time.time()
+    while time.time() - t0 < 5:            # one byte per half second: far below 1 MiB/s
+        try:
+            c.s.settimeout(0.5)
+            b = c.s.recv(1)
+            if not b:
+                break
+            got += 1
+            time.sleep(0.5)
+        except (ConnectionResetError, BrokenPipeError):
+            break
+        except socket.timeout:
+            pass
+    c.s.settimeout(5)
+    try:                                   # then read fast: a dropped response is short
+        while True:
+            b = c.s.recv(1 << 20)
+            if not b:
+                break
+            got += len(b)
+    except (ConnectionResetError, BrokenPipeError, socket.timeout):
+        pass
+    t(got < (32 << 20), "MinSendRate: a client reading slower than the minimum is disconnected (%d of %d bytes)" % (got, 32 << 20))
+
+
+if __name__ == "__main__":
+    main()

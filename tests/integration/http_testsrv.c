@@ -1,0 +1,281 @@
+/*
+ * http_testsrv: an HTTP server with one route per feature of the HTTP layer, driven by
+ * tests/integration/http_api.py. Timeouts are short so the timeout tests run fast.
+ *
+ *   http_testsrv FILE     (FILE is served by /file; prints "listening on 127.0.0.1:PORT")
+ *
+ * Routes:
+ *   /hello            13-byte body                   /status?N   status N, empty body
+ *   /echo-body        reads the body, answers its length and a checksum
+ *   /ignore-body      answers without reading the body
+ *   /async            answers 50 ms later from a timer (pipelined requests wait)
+ *   /stream           3 pieces with MORE (chunked on 1.1, close-delimited on 1.0)
+ *   /stream-cl        3 pieces with MORE under a declared Content-Length
+ *   /buffer           BUFFER sends from a stack buffer that is overwritten right away
+ *   /disconnect       DISCONNECT flag
+ *   /file             the whole FILE;  /file-range  bytes 10..29 of FILE
+ *   /frag             the fragment "greeting";  /frag-missing  a fragment that is not there
+ *   /big              32 MiB body (MinSendRate test)
+ *   /api-errors       checks the API's error returns, answers "ok" or the failed check
+ *   /sync/...         runs on the sync pool; /sync/sleep blocks 300 ms
+ *   /a/ and /a/b/     longest prefix wins: bodies "a" and "ab"
+ */
+#include <portico/http.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int file_fd = -1;
+static pt_http_server_t *srv;
+
+static void text(pt_http_req_t *r, unsigned status, const char *body)
+{
+	struct pt_http_chunk c = { .kind = PT_HTTP_CHUNK_MEM, .mem = { body, strlen(body) } };
+	pt_http_respond(r, status, NULL, NULL, 0, &c, 1, PT_HTTP_BUFFER, NULL, NULL);
+}
+
+static void hello(pt_http_req_t *r, void *arg)
+{
+	text(r, 200, "Hello, World!");
+}
+
+static void status(pt_http_req_t *r, void *arg)
+{
+	struct pt_http_str q = pt_http_req_query(r);
+	char buf[8] = { 0 };
+	memcpy(buf, q.p, q.n < 7 ? q.n : 7);
+	unsigned st = (unsigned)atoi(buf);
+	static const struct pt_http_header h[] = { { "X-Test", "1" } };
+	struct pt_http_chunk c = { .kind = PT_HTTP_CHUNK_MEM, .mem = { "body", 4 } };
+	if (pt_http_respond(r, st, NULL, h, 1, &c, 1, 0, NULL, NULL) < 0)
+		text(r, 500, "respond refused");
+}
+
+/* ---- bodies ---- */
+
+struct sum { uint64_t len; uint32_t ck; char out[64]; };
+
+static void body_cb(pt_http_req_t *r, void *arg, const void *data, size_t len, int err)
+{
+	struct sum *s = arg;
+	if (len) {
+		for (size_t i = 0; i < len; i++)
+			s->ck = s->ck * 31 + ((const unsigned char *)data)[i];
+		s->len += len;
+		return;
+	}
+	if (err)
+		snprintf(s->out, sizeof s->out, "error %d", err);
+	else
+		snprintf(s->out, sizeof s->out, "%llu %u", (unsigned long long)s->len, s->ck);
+	text(r, err ? 400 : 200, s->out);
+	free(s);
+}
+
+static void echo_body(pt_http_req_t *r, void *arg)
+{
+	struct sum *s = calloc(1, sizeof *s);
+	if (pt_http_req_read_body(r, body_cb, s) < 0) {
+		free(s);
+		text(r, 200, "0 0");
+	}
+}
+
+static void ignore_body(pt_http_req_t *r, void *arg)
+{
+	text(r, 200, "ignored");
+}
+
+/* ---- later responses ---- */
+
+struct later { pt_timer_t t; pt_http_req_t *r; };
+
+static void later_fire(pt_timer_t *t, void *arg)
+{
+	struct later *l = arg;
+	char body[128];
+	struct pt_http_str p = pt_http_req_path(l->r);   /* fetched again after the handler */
+	snprintf(body, sizeof body, "async %.*s", (int)p.n, p.p);
+	text(l->r, 200, body);
+	free(l);
+}
+
+static void async_h(pt_http_req_t *r, void *arg)
+{
+	struct later *l = malloc(sizeof *l);
+	l->r = r;
+	pt_timer_init(&l->t, later_fire, l);
+	pt_timer_arm(pt_conn_worker(pt_http_req_conn(r)), &l->t, 50);
+}
+
+/* ---- streaming ---- */
+
+static void stream(pt_http_req_t *r, void *arg)
+{
+	static const char *parts[] = { "one,", "two,", "three" };
+	struct pt_http_chunk c[3];
+	for (int i = 0; i < 3; i++)
+		c[i] = (struct pt_http_chunk){ .kind = PT_HTTP_CHUNK_MEM, .mem = { parts[i], strlen(parts[i]) } };
+	if (arg) {
+		static const struct pt_http_header h[] = { { "Content-Length", "13" } };
+		pt_http_respond(r, 200, NULL, h, 1, &c[0], 1, PT_HTTP_MORE, NULL, NULL);
+	} else {
+		pt_http_respond(r, 200, NULL, NULL, 0, &c[0], 1, PT_HTTP_MORE, NULL, NULL);
+	}
+	pt_http_send_body(r, &c[1], 1, PT_HTTP_MORE, NULL, NULL);
+	pt_http_send_body(r, &c[2], 1, 0, NULL, NULL);
+}
+
+static void buffer(pt_http_req_t *r, void *arg)
+{
+	char tmp[64];
+	strcpy(tmp, "buffered-1,");
+	struct pt_http_chunk c = { .kind = PT_HTTP_CHUNK_MEM, .mem = { tmp, strlen(tmp) } };
+	pt_http_respond(r, 200, NULL, NULL, 0, &c, 1, PT_HTTP_MORE | PT_HTTP_BUFFER, NULL, NULL);
+	strcpy(tmp, "buffered-2");            /* overwritten at once: BUFFER copied it */
+	c.mem.len = strlen(tmp);
+	pt_http_send_body(r, &c, 1, PT_HTTP_BUFFER, NULL, NULL);
+	memset(tmp, 'X', sizeof tmp);
+}
+
+static void disconnect(pt_http_req_t *r, void *arg)
+{
+	struct pt_http_chunk c = { .kind = PT_HTTP_CHUNK_MEM, .mem = { "bye", 3 } };
+	pt_http_respond(r, 200, NULL, NULL, 0, &c, 1, PT_HTTP_DISCONNECT, NULL, NULL);
+}
+
+static void file(pt_http_req_t *r, void *arg)
+{
+	struct pt_http_chunk c = { .kind = PT_HTTP_CHUNK_FILE, .file = { file_fd, 0, -1 } };
+	if (arg) {
+		c.file.offset = 10;
+		c.file.len = 20;
+	}
+	pt_http_respond(r, 200, NULL, NULL, 0, &c, 1, 0, NULL, NULL);
+}
+
+static void frag(pt_http_req_t *r, void *arg)
+{
+	struct pt_http_chunk c[2] = {
+		{ .kind = PT_HTTP_CHUNK_MEM, .mem = { "<", 1 } },
+		{ .kind = PT_HTTP_CHUNK_FRAGMENT, .fragment = { arg ? "nope" : "greeting" } },
+	};
+	int err = pt_http_respond(r, 200, NULL, NULL, 0, c, 2, 0, NULL, NULL);
+	if (err == -ENOENT)
+		text(r, 404, "fragment missing");
+}
+
+static char big[32 << 20];   /* more than the kernel socket buffers hold */
+
+static void big_h(pt_http_req_t *r, void *arg)
+{
+	struct pt_http_chunk c = { .kind = PT_HTTP_CHUNK_MEM, .mem = { big, sizeof big } };
+	pt_http_respond(r, 200, NULL, NULL, 0, &c, 1, 0, NULL, NULL);
+}
+
+/* ---- the API's error returns ---- */
+
+#define CHECK(cond, what) do { if (!(cond)) { text(r, 500, what); return; } } while (0)
+
+static void api_errors(pt_http_req_t *r, void *arg)
+{
+	struct pt_http_chunk c = { .kind = PT_HTTP_CHUNK_MEM, .mem = { "x", 1 } };
+	struct pt_http_header bad_name = { "Bad Name", "v" }, bad_value = { "X", "a\r\nb" };
+	struct pt_http_header te = { "Transfer-Encoding", "chunked" };
+
+	CHECK(pt_http_respond(r, 99, NULL, NULL, 0, NULL, 0, 0, NULL, NULL) == -EINVAL, "status 99");
+	CHECK(pt_http_respond(r, 600, NULL, NULL, 0, NULL, 0, 0, NULL, NULL) == -EINVAL, "status 600");
+	CHECK(pt_http_respond(r, 200, NULL, &bad_name, 1, NULL, 0, 0, NULL, NULL) == -EINVAL, "name");
+	CHECK(pt_http_respond(r, 200, NULL, &bad_value, 1, NULL, 0, 0, NULL, NULL) == -EINVAL, "value");
+	CHECK(pt_http_respond(r, 200, NULL, &te, 1, NULL, 0, 0, NULL, NULL) == -EINVAL, "te");
+	CHECK(pt_http_respond(r, 200, "a\nb", NULL, 0, NULL, 0, 0, NULL, NULL) == -EINVAL, "reason");
+	CHECK(pt_http_send_body(r, &c, 1, 0, NULL, NULL) == -EPROTO, "body before head");
+	CHECK(pt_http_respond(r, 200, NULL, NULL, 0, &c, 1, 0xff00, NULL, NULL) == -EINVAL, "flags");
+	CHECK(pt_http_respond(r, 200, NULL, NULL, 0, &c, 1, PT_HTTP_MORE, NULL, NULL) == 0, "head");
+	CHECK(pt_http_respond(r, 200, NULL, NULL, 0, &c, 1, 0, NULL, NULL) == -EALREADY, "head twice");
+	CHECK(pt_http_send_body(r, &c, 1, 0, NULL, NULL) == 0, "final");
+	CHECK(pt_http_send_body(r, &c, 1, 0, NULL, NULL) == -EPROTO, "after final");
+}
+
+/* ---- sync pool ---- */
+
+static void sync_h(pt_http_req_t *r, void *arg)
+{
+	struct pt_http_str p = pt_http_req_path(r);
+	char body[64];
+	if (p.n >= 11 && !memcmp(p.p, "/sync/sleep", 11))
+		usleep(300 * 1000);
+	/* without BUFFER: this call waits until the data is sent; the stack buffer is safe */
+	snprintf(body, sizeof body, "sync %.*s", (int)p.n, p.p);
+	struct pt_http_chunk c = { .kind = PT_HTTP_CHUNK_MEM, .mem = { body, strlen(body) } };
+	int err = pt_http_respond(r, 200, NULL, NULL, 0, &c, 1, 0, NULL, NULL);
+	if (err < 0)
+		fprintf(stderr, "sync respond: %d\n", err);
+}
+
+static void prefix(pt_http_req_t *r, void *arg)
+{
+	text(r, 200, arg);
+}
+
+int main(int argc, char **argv)
+{
+	struct pt_http_config cfg;
+	int err, sig;
+
+	if (argc < 2 || (file_fd = open(argv[1], O_RDONLY)) < 0) {
+		fprintf(stderr, "usage: http_testsrv FILE\n");
+		return 2;
+	}
+	memset(big, 'b', sizeof big);
+	pt_http_config_init(&cfg);
+	cfg.engine.workers = 2;
+	cfg.timeouts.header_wait = 400;
+	cfg.timeouts.idle_connection = 600;
+	cfg.timeouts.entity_body = 400;
+	cfg.timeouts.drain_entity_body = 400;
+	cfg.timeouts.request_queue = 200;
+	cfg.timeouts.min_send_rate = 1u << 20;     /* 1 MiB/s: a client that stops reading fails */
+	cfg.max_body = 1u << 20;
+	cfg.sync_threads = 1;
+	cfg.queue_length = 1;
+	cfg.server_header = "portico-test";
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if (!(srv = pt_http_server_create(&cfg, &err)))
+		return 1;
+	static const struct { const char *p; pt_http_handler_fn fn; void *arg; unsigned fl; } routes[] = {
+		{ "/hello", hello, NULL, 0 }, { "/status", status, NULL, 0 },
+		{ "/echo-body", echo_body, NULL, 0 }, { "/ignore-body", ignore_body, NULL, 0 },
+		{ "/async", async_h, NULL, 0 }, { "/stream-cl", stream, "cl", 0 },
+		{ "/stream", stream, NULL, 0 }, { "/buffer", buffer, NULL, 0 },
+		{ "/disconnect", disconnect, NULL, 0 }, { "/file-range", file, "r", 0 },
+		{ "/file", file, NULL, 0 }, { "/frag-missing", frag, "x", 0 }, { "/frag", frag, NULL, 0 },
+		{ "/big", big_h, NULL, 0 }, { "/api-errors", api_errors, NULL, 0 },
+		{ "/sync/", sync_h, NULL, PT_ROUTE_SYNC }, { "/a/", prefix, "a", 0 },
+		{ "/a/b/", prefix, "ab", 0 },
+	};
+	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
+		if (pt_http_route(srv, routes[i].p, routes[i].fn, routes[i].arg, routes[i].fl) < 0)
+			return 1;
+	if (pt_http_route(srv, "/a/", prefix, "dup", 0) != -EEXIST || pt_http_route(srv, "x", prefix, NULL, 0) != -EINVAL)
+		return 1;
+	pt_http_fragment_put(srv, "greeting", "fragment>", 9, 0);
+	int li = pt_http_listen(srv, "127.0.0.1:0");
+	if (li < 0 || pt_http_server_start(srv) < 0)
+		return 1;
+	printf("listening on 127.0.0.1:%d\n", pt_http_listen_port(srv, li));
+	fflush(stdout);
+	sigwait(&set, &sig);
+	pt_http_server_destroy(srv);
+	close(file_fd);
+	return 0;
+}
