@@ -1,0 +1,791 @@
+/*
+ * Command line and config file of the portico program (see config.h).
+ *
+ * One table (opts[]) describes every option: its names, how its value is parsed and checked,
+ * where it is stored, and its --help line. The command line, the config file and the help
+ * text all come from it, so they cannot drift apart; docs/portico.1 mirrors it by hand and
+ * tests/unit/server/test_config.c checks that every option appears in the man page.
+ */
+#include "server/config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#ifndef PT_VERSION
+#define PT_VERSION "unknown"
+#endif
+
+enum kind {
+	K_HELP, K_VERSION, K_CONFIG, /* command line only, handled before everything else */
+	K_LISTEN, K_UINT, K_SIZE, K_MS, K_RATE, K_BACKEND, K_POLICY, K_BOOL, K_STR,
+};
+
+enum {
+	F_AUTO = 1 << 0, /* "auto" stands for 0 */
+	F_OFF = 1 << 1,  /* "off" stands for "" (strings) or PT_CONFIG_RATE_OFF (rates) */
+};
+
+struct opt {
+	const char *name;
+	char shortname;
+	uint8_t kind;
+	uint8_t flags;
+	size_t off;                         /* offset of the field in the config */
+	size_t cap;                         /* string fields: their size */
+	uint64_t min, max;                  /* numbers (K_MS: milliseconds) */
+	const char *(*check)(const char *); /* strings: NULL if valid, else what is expected */
+	const char *meta;                   /* value name in --help, NULL for none */
+	const char *help;
+};
+
+#define FIELD(f) offsetof(struct pt_server_config, f)
+#define STR(f) FIELD(f), sizeof(((struct pt_server_config *)0)->f)
+#define KIB 1024ull
+#define MIB (1024ull * 1024)
+#define GIB (1024ull * 1024 * 1024)
+#define MS_MAX 604800000ull /* one week */
+
+static const char *check_nonempty(const char *v);
+static const char *check_error_log(const char *v);
+static const char *check_user(const char *v);
+static const char *check_index(const char *v);
+static const char *check_field_value(const char *v);
+
+static const struct opt opts[] = {
+	{ "listen", 'l', K_LISTEN, 0, 0, 0, 0, 0, NULL, "ADDR:PORT",
+	  "listen on IPv4:PORT, [IPv6]:PORT or PORT (all IPv4 "
+	  "addresses); repeat for several (at most 16); "
+	  "default " PT_CONFIG_DEFAULT_LISTEN },
+	{ "workers", 'w', K_UINT, F_AUTO, FIELD(workers), 0, 1, 1024, NULL, "N|auto",
+	  "worker threads (default auto: one per CPU)" },
+	{ "backend", 0, K_BACKEND, 0, FIELD(backend), 0, 0, 0, NULL, "uring|epoll|auto",
+	  "I/O backend (default auto: io_uring if usable)" },
+	{ "config", 'c', K_CONFIG, 0, 0, 0, 0, 0, NULL, "FILE",
+	  "read settings from FILE; options given on the command line override it" },
+	{ "docroot", 0, K_STR, 0, STR(docroot), 0, 0, check_nonempty, "DIR",
+	  "directory to serve, as the DOCROOT argument (default: the current directory)" },
+	{ "user", 0, K_STR, 0, STR(user), 0, 0, check_user, "NAME",
+	  "switch to this user after binding (default: none)" },
+	{ "index", 0, K_STR, F_OFF, STR(index), 0, 0, check_index, "NAME|off",
+	  "file served for a directory (default index.html)" },
+	{ "autoindex", 0, K_BOOL, 0, FIELD(autoindex), 0, 0, 0, NULL, NULL,
+	  "list directories without an index file (default off)" },
+	{ "follow-symlinks", 0, K_BOOL, 0, FIELD(follow_symlinks), 0, 0, 0, NULL, NULL,
+	  "follow symlinks that stay inside DOCROOT (default off: no symlink is followed)" },
+	{ "cache-control", 0, K_STR, F_OFF, STR(cache_control), 0, 0, check_field_value, "VALUE",
+	  "Cache-Control field for files (default: none)" },
+	{ "access-log", 0, K_STR, F_OFF, STR(access_log), 0, 0, check_nonempty, "PATH|-|off",
+	  "access log file, - for stdout (default off)" },
+	{ "error-log", 0, K_STR, 0, STR(error_log), 0, 0, check_error_log, "PATH|-",
+	  "error log file, - for stderr (default -)" },
+	{ "max-conns", 0, K_UINT, F_AUTO, FIELD(max_conns), 0, 1, 1u << 24, NULL, "N|auto",
+	  "open connections, all workers together (default auto: 90% of the descriptor limit)" },
+	{ "max-head", 0, K_SIZE, 0, FIELD(max_head), 0, 256, 16 * MIB, NULL, "BYTES",
+	  "request line and header fields (default 16k)" },
+	{ "max-target", 0, K_SIZE, 0, FIELD(max_target), 0, 16, 16 * MIB, NULL, "BYTES",
+	  "request-target (default 8k)" },
+	{ "max-headers", 0, K_UINT, 0, FIELD(max_headers), 0, 1, 10000, NULL, "N",
+	  "header fields per request (default 100)" },
+	{ "max-body", 0, K_SIZE, 0, FIELD(max_body), 0, 1, 1ull << 50, NULL, "BYTES",
+	  "request body (default 1m)" },
+	{ "max-drain", 0, K_SIZE, 0, FIELD(max_drain), 0, 1, 1ull << 50, NULL, "BYTES",
+	  "unread request body discarded to keep a connection open (default 1m)" },
+	{ "send-queue", 0, K_SIZE, 0, FIELD(send_queue), 0, 4 * KIB, 1 * GIB, NULL, "BYTES",
+	  "unsent bytes queued per connection (default 4m)" },
+	{ "worker-buffer", 0, K_SIZE, 0, FIELD(worker_buffer), 0, 64 * KIB, 64 * GIB, NULL,
+	  "BYTES", "copied send data per worker (default 64m)" },
+	{ "queue-length", 0, K_UINT, 0, FIELD(queue_length), 0, 1, 1000000, NULL, "N",
+	  "requests waiting for a blocking-I/O thread; 503 beyond (default 1000)" },
+	{ "backlog", 0, K_UINT, 0, FIELD(backlog), 0, 1, 65535, NULL, "N",
+	  "listen backlog (default 4096)" },
+	{ "when-full", 0, K_POLICY, 0, FIELD(when_full), 0, 0, 0, NULL, "shed|pause",
+	  "at the connection limit: close the idlest connection, or stop accepting (default shed)" },
+	{ "header-timeout", 0, K_MS, 0, FIELD(header_timeout_ms), 0, 1, MS_MAX, NULL, "SEC",
+	  "time to receive a request head (default 120)" },
+	{ "idle-timeout", 0, K_MS, 0, FIELD(idle_timeout_ms), 0, 1, MS_MAX, NULL, "SEC",
+	  "keep-alive wait for the next request (default 120)" },
+	{ "body-timeout", 0, K_MS, 0, FIELD(body_timeout_ms), 0, 1, MS_MAX, NULL, "SEC",
+	  "gap allowed within a request body (default 120)" },
+	{ "drain-timeout", 0, K_MS, 0, FIELD(drain_timeout_ms), 0, 1, MS_MAX, NULL, "SEC",
+	  "time to discard an unread body (default 120)" },
+	{ "queue-timeout", 0, K_MS, 0, FIELD(queue_timeout_ms), 0, 1, MS_MAX, NULL, "SEC",
+	  "time a request may wait in the queue (default 120)" },
+	{ "min-send-rate", 0, K_RATE, F_OFF, FIELD(min_send_rate), 0, 1, UINT_MAX - 1, NULL,
+	  "BYTES_PER_SEC|off", "slowest a client may read a response before "
+	  "it is disconnected (default 150)" },
+	{ "shutdown-timeout", 0, K_MS, 0, FIELD(shutdown_ms), 0, 1, MS_MAX, NULL, "SEC",
+	  "on stop, wait this long for responses (default 5)" },
+	{ "defer-accept", 0, K_UINT, 0, FIELD(defer_accept_sec), 0, 0, 3600, NULL, "SEC",
+	  "accept a connection only once it has sent data, or after SEC (default 0: off)" },
+	{ "help", 'h', K_HELP, 0, 0, 0, 0, 0, NULL, NULL, "print this help and exit" },
+	{ "version", 'V', K_VERSION, 0, 0, 0, 0, 0, NULL, NULL, "print the version and exit" },
+};
+
+#define NOPTS (sizeof(opts) / sizeof(opts[0]))
+
+static const struct pt_server_config defaults = {
+	.docroot = ".", .index = "index.html", .error_log = "-",
+	.backend = PT_BACKEND_AUTO, .when_full = PT_FULL_SHED,
+	.max_head = 16 * KIB, .max_target = 8 * KIB, .max_headers = 100,
+	.max_body = 1 * MIB, .max_drain = 1 * MIB, .send_queue = 4 * MIB,
+	.worker_buffer = 64 * MIB, .queue_length = 1000, .backlog = 4096,
+	.header_timeout_ms = 120000, .idle_timeout_ms = 120000, .body_timeout_ms = 120000,
+	.drain_timeout_ms = 120000, .queue_timeout_ms = 120000, /* HTTP.SYS defaults */
+	.min_send_rate = 150, .shutdown_ms = 5000,
+};
+
+void pt_config_defaults(struct pt_server_config *c)
+{
+	*c = defaults;
+}
+
+/* ---- value parsers ----------------------------------------------------------------------- */
+
+static bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+/* 1*DIGIT, then *end. False on overflow or no digits. */
+static bool parse_digits(const char *s, const char **end, uint64_t *v)
+{
+	uint64_t x = 0;
+
+	if (!is_digit(*s))
+		return false;
+	for (; is_digit(*s); s++) {
+		if (x > (UINT64_MAX - (uint64_t)(*s - '0')) / 10)
+			return false;
+		x = x * 10 + (uint64_t)(*s - '0');
+	}
+	*end = s;
+	*v = x;
+	return true;
+}
+
+static bool parse_uint(const char *s, uint64_t *v)
+{
+	return parse_digits(s, &s, v) && *s == '\0';
+}
+
+/* BYTES with an optional k, m or g (1024-based) suffix. */
+static bool parse_size(const char *s, uint64_t *v)
+{
+	uint64_t mul = 1;
+
+	if (!parse_digits(s, &s, v))
+		return false;
+	switch (*s) {
+	case 'k': case 'K': mul = KIB; s++; break;
+	case 'm': case 'M': mul = MIB; s++; break;
+	case 'g': case 'G': mul = GIB; s++; break;
+	}
+	if (*s != '\0' || *v > UINT64_MAX / mul)
+		return false;
+	*v *= mul;
+	return true;
+}
+
+/* Seconds with up to three decimals, into milliseconds. */
+static bool parse_ms(const char *s, uint64_t *ms)
+{
+	uint64_t sec, frac = 0;
+	int digits = 0;
+
+	if (!parse_digits(s, &s, &sec) || sec > UINT32_MAX)
+		return false;
+	if (*s == '.') {
+		for (s++; is_digit(*s) && digits < 3; s++, digits++)
+			frac = frac * 10 + (uint64_t)(*s - '0');
+		if (digits == 0)
+			return false;
+		for (int i = digits; i < 3; i++)
+			frac *= 10;
+	}
+	*ms = sec * 1000 + frac;
+	return *s == '\0';
+}
+
+/* IPv4:PORT, [IPv6]:PORT, *:PORT or PORT, normalized into out. */
+static bool parse_listen(const char *s, char *out)
+{
+	char host[PT_CONFIG_ADDR_MAX], probe[16];
+	const char *port;
+	uint64_t p;
+	size_t hn;
+	bool v6 = s[0] == '[';
+
+	if (parse_uint(s, &p)) {
+		port = s;
+		strcpy(host, "0.0.0.0");
+	} else {
+		const char *colon = v6 ? strstr(s, "]:") : strrchr(s, ':');
+
+		if (!colon)
+			return false;
+		hn = (size_t)(colon - s) - v6;
+		if (hn == 0 || hn >= sizeof(host))
+			return false;
+		memcpy(host, s + v6, hn);
+		host[hn] = '\0';
+		port = colon + 1 + v6;
+		if (!v6 && strcmp(host, "*") == 0)
+			strcpy(host, "0.0.0.0");
+		if (inet_pton(v6 ? AF_INET6 : AF_INET, host, probe) != 1 || !parse_uint(port, &p))
+			return false;
+	}
+	if (p > 65535 || strlen(port) > 5)
+		return false;
+	snprintf(out, PT_CONFIG_ADDR_MAX, v6 ? "[%s]:%u" : "%s:%u", host, (unsigned)p);
+	return true;
+}
+
+static bool parse_bool(const char *v, bool *b)
+{
+	static const char *const on[] = { "on", "yes", "true", "1" };
+	static const char *const off[] = { "off", "no", "false", "0" };
+
+	for (size_t i = 0; i < 4; i++) {
+		if (strcasecmp(v, on[i]) == 0)
+			return *b = true, true;
+		if (strcasecmp(v, off[i]) == 0)
+			return *b = false, true;
+	}
+	return false;
+}
+
+/* ---- string checks ----------------------------------------------------------------------- */
+
+static const char *check_nonempty(const char *v)
+{
+	return *v ? NULL : "a non-empty value";
+}
+
+static const char *check_error_log(const char *v)
+{
+	if (!*v || strcmp(v, "off") == 0)
+		return "a path or - (errors cannot be turned off)";
+	return NULL;
+}
+
+static const char *check_user(const char *v)
+{
+	if (!*v)
+		return "a user name";
+	for (; *v; v++)
+		if ((unsigned char)*v <= ' ' || *v == '/' || *v == ':' || *v == 0x7f)
+			return "a user name";
+	return NULL;
+}
+
+static const char *check_index(const char *v)
+{
+	if (!*v || strchr(v, '/') || strcmp(v, ".") == 0 || strcmp(v, "..") == 0)
+		return "a file name without '/', or off";
+	return NULL;
+}
+
+/* RFC 9110 5.5: field-value bytes (no CR, LF, NUL or other controls but HTAB). */
+static const char *check_field_value(const char *v)
+{
+	for (; *v; v++)
+		if (((unsigned char)*v < ' ' && *v != '\t') || *v == 0x7f)
+			return "printable characters only";
+	return NULL;
+}
+
+/* ---- applying a value -------------------------------------------------------------------- */
+
+/* Copies v into msg for a message: at most 48 bytes, controls shown as '?'. */
+static const char *shown(const char *v, char *buf, size_t cap)
+{
+	size_t i = 0;
+
+	for (; v[i] && i + 4 < cap && i < 48; i++)
+		buf[i] = (unsigned char)v[i] < ' ' || v[i] == 0x7f ? '?' : v[i];
+	if (v[i])
+		buf[i++] = '.', buf[i++] = '.', buf[i++] = '.';
+	buf[i] = '\0';
+	return buf;
+}
+
+static void fmt_size(char *b, size_t cap, uint64_t v)
+{
+	static const char suf[] = "gmk";
+	static const uint64_t mul[] = { GIB, MIB, KIB };
+
+	for (int i = 0; i < 3; i++)
+		if (v >= mul[i] && v % mul[i] == 0) {
+			snprintf(b, cap, "%llu%c", (unsigned long long)(v / mul[i]), suf[i]);
+			return;
+		}
+	snprintf(b, cap, "%llu", (unsigned long long)v);
+}
+
+/* What the option expects, for messages. */
+static void expected(const struct opt *o, char *b, size_t cap)
+{
+	char lo[32], hi[32];
+
+	switch (o->kind) {
+	case K_LISTEN:
+		snprintf(b, cap, "IPv4:PORT, [IPv6]:PORT or PORT");
+		return;
+	case K_SIZE:
+		fmt_size(lo, sizeof(lo), o->min);
+		fmt_size(hi, sizeof(hi), o->max);
+		snprintf(b, cap, "a size from %s to %s bytes, suffix k, m or g allowed", lo, hi);
+		return;
+	case K_MS:
+		snprintf(b, cap, "seconds from %g to %llu", (double)o->min / 1000,
+			 (unsigned long long)(o->max / 1000));
+		return;
+	case K_BACKEND:
+		snprintf(b, cap, "uring, epoll or auto");
+		return;
+	case K_POLICY:
+		snprintf(b, cap, "shed or pause");
+		return;
+	case K_BOOL:
+		snprintf(b, cap, "on or off");
+		return;
+	}
+	snprintf(b, cap, "an integer from %llu to %llu%s", (unsigned long long)o->min,
+		 (unsigned long long)o->max,
+		 o->flags & F_AUTO ? ", or auto" : o->flags & F_OFF ? ", or off" : "");
+}
+
+static bool apply_number(struct pt_server_config *c, const struct opt *o, const char *v)
+{
+	uint64_t x;
+	bool ok;
+
+	if ((o->flags & F_AUTO) && strcmp(v, "auto") == 0) {
+		*(unsigned *)((char *)c + o->off) = 0;
+		return true;
+	}
+	if ((o->flags & F_OFF) && strcmp(v, "off") == 0) {
+		*(unsigned *)((char *)c + o->off) = PT_CONFIG_RATE_OFF;
+		return true;
+	}
+	ok = o->kind == K_MS ? parse_ms(v, &x) : o->kind == K_UINT ? parse_uint(v, &x)
+								  : parse_size(v, &x);
+	if (!ok || x < o->min || x > o->max)
+		return false;
+	if (o->kind == K_SIZE)
+		*(uint64_t *)((char *)c + o->off) = x;
+	else
+		*(unsigned *)((char *)c + o->off) = (unsigned)x;
+	return true;
+}
+
+static bool apply_string(struct pt_server_config *c, const struct opt *o, const char *v,
+			 const char **why)
+{
+	char *dst = (char *)c + o->off;
+
+	if ((o->flags & F_OFF) && strcmp(v, "off") == 0) {
+		dst[0] = '\0';
+		return true;
+	}
+	*why = o->check ? o->check(v) : NULL;
+	if (*why)
+		return false;
+	if (strlen(v) >= o->cap) {
+		*why = "a shorter value";
+		return false;
+	}
+	strcpy(dst, v);
+	return true;
+}
+
+/* Sets option o from v (NULL: an on/off option given without a value). 0, or
+ * PT_CONFIG_USAGE with "invalid value ..." in msg. */
+static int apply(struct pt_server_config *c, const struct opt *o, const char *v,
+		 char *msg, size_t cap)
+{
+	const char *why = NULL;
+	char exp[160], sv[64];
+	bool ok = true;
+
+	switch (o->kind) {
+	case K_LISTEN:
+		if (c->nlisten >= PT_CONFIG_MAX_LISTEN) {
+			snprintf(msg, cap, "more than %d addresses", PT_CONFIG_MAX_LISTEN);
+			return PT_CONFIG_USAGE;
+		}
+		ok = parse_listen(v, c->listen[c->nlisten]);
+		c->nlisten += ok;
+		break;
+	case K_UINT: case K_SIZE: case K_MS: case K_RATE:
+		ok = apply_number(c, o, v);
+		break;
+	case K_BACKEND:
+		ok = !strcmp(v, "auto") || !strcmp(v, "uring") || !strcmp(v, "epoll");
+		if (ok)
+			c->backend = v[0] == 'u' ? PT_BACKEND_URING
+				   : v[0] == 'e' ? PT_BACKEND_EPOLL : PT_BACKEND_AUTO;
+		break;
+	case K_POLICY:
+		ok = !strcmp(v, "shed") || !strcmp(v, "pause");
+		if (ok)
+			c->when_full = v[0] == 'p' ? PT_FULL_PAUSE : PT_FULL_SHED;
+		break;
+	case K_BOOL:
+		ok = !v ? (*(bool *)((char *)c + o->off) = true)
+			: parse_bool(v, (bool *)((char *)c + o->off));
+		break;
+	case K_STR:
+		ok = apply_string(c, o, v, &why);
+		break;
+	}
+	if (ok)
+		return 0;
+	if (!why)
+		expected(o, exp, sizeof(exp));
+	snprintf(msg, cap, "invalid value '%s' (expected %s)", shown(v, sv, sizeof(sv)),
+		 why ? why : exp);
+	return PT_CONFIG_USAGE;
+}
+
+static const struct opt *find_long(const char *name, size_t n)
+{
+	for (size_t i = 0; i < NOPTS; i++)
+		if (strlen(opts[i].name) == n && memcmp(opts[i].name, name, n) == 0)
+			return &opts[i];
+	return NULL;
+}
+
+static const struct opt *find_short(char c)
+{
+	for (size_t i = 0; i < NOPTS; i++)
+		if (opts[i].shortname && opts[i].shortname == c)
+			return &opts[i];
+	return NULL;
+}
+
+static bool takes_value(const struct opt *o)
+{
+	return o->kind != K_HELP && o->kind != K_VERSION && o->kind != K_BOOL;
+}
+
+/* ---- the config file --------------------------------------------------------------------- */
+
+static int __attribute__((format(printf, 5, 6))) file_error(char *err, size_t errlen, const char *name, unsigned line,
+		      const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	snprintf(err, errlen, "%s:%u: %s", name, line, msg);
+	return PT_CONFIG_USAGE;
+}
+
+static bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\r'; }
+
+/* One line "name [value]" (already without its '\n', NUL-terminated in buf). */
+static int file_line(struct pt_server_config *c, char *s, const char *name, unsigned line,
+		     char *err, size_t errlen)
+{
+	char *key, *val, *e;
+	const struct opt *o;
+	char msg[200];
+
+	while (is_blank(*s))
+		s++;
+	if (*s == '\0' || *s == '#')
+		return 0;
+	key = s;
+	while (*s && !is_blank(*s))
+		s++;
+	e = s;
+	while (is_blank(*s))
+		s++;
+	val = s;
+	*e = '\0';
+	for (e = val + strlen(val); e > val && is_blank(e[-1]); e--)
+		;
+	*e = '\0';
+	o = find_long(key, strlen(key));
+	if (!o || o->kind <= K_CONFIG)
+		return file_error(err, errlen, name, line, "unknown setting '%s'",
+				  shown(key, msg, 64));
+	if (!*val && o->kind != K_BOOL)
+		return file_error(err, errlen, name, line, "%s: needs a value", o->name);
+	if (apply(c, o, *val ? val : NULL, msg, sizeof(msg)) < 0)
+		return file_error(err, errlen, name, line, "%s: %s", o->name, msg);
+	return 0;
+}
+
+int pt_config_parse_text(struct pt_server_config *c, const char *text, size_t len,
+			 const char *name, char *err, size_t errlen)
+{
+	const char *p = text, *end = text + len;
+	unsigned line = 0;
+	char buf[PATH_MAX + 256];
+
+	while (p < end) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+		size_t n = (size_t)((eol ? eol : end) - p);
+		int r;
+
+		line++;
+		if (memchr(p, '\0', n))
+			return file_error(err, errlen, name, line, "NUL byte in the line");
+		if (n >= sizeof(buf))
+			return file_error(err, errlen, name, line, "line too long");
+		memcpy(buf, p, n);
+		buf[n] = '\0';
+		r = file_line(c, buf, name, line, err, errlen);
+		if (r < 0)
+			return r;
+		p = eol ? eol + 1 : end;
+	}
+	return 0;
+}
+
+int pt_config_parse_file(struct pt_server_config *c, const char *path, char *err,
+			 size_t errlen)
+{
+	struct stat st;
+	char *buf = NULL;
+	ssize_t n = 0;
+	int fd, r = PT_CONFIG_USAGE;
+
+	/* O_NONBLOCK: a FIFO given by mistake must not hang the start (it is refused below) */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0) {
+		snprintf(err, errlen, "config file '%s': %s", path, strerror(errno));
+		return PT_CONFIG_USAGE;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > PT_CONFIG_FILE_MAX) {
+		snprintf(err, errlen, "config file '%s': not a regular file of at most 1 MiB",
+			 path);
+		goto out;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (buf)
+		n = read(fd, buf, (size_t)st.st_size);
+	if (!buf || n < 0) {
+		snprintf(err, errlen, "config file '%s': %s", path,
+			 strerror(buf ? errno : ENOMEM));
+		goto out;
+	}
+	r = pt_config_parse_text(c, buf, (size_t)n, path, err, errlen);
+	if (r == 0 && strlen(path) < sizeof(c->config_file))
+		strcpy(c->config_file, path);
+out:
+	free(buf);
+	close(fd);
+	return r;
+}
+
+/* ---- the command line -------------------------------------------------------------------- */
+
+struct cursor {
+	int argc, i;
+	char **argv;
+	bool no_more_options; /* after "--" */
+};
+
+enum { ARG_END, ARG_OPTION, ARG_POSITIONAL };
+
+/* The next argument: an option with its value (NULL if none), or a positional argument in
+ * *val. ARG_END, ARG_OPTION, ARG_POSITIONAL, or PT_CONFIG_USAGE with err set. */
+static int next_arg(struct cursor *cu, const struct opt **o, const char **val, char *err,
+		    size_t errlen)
+{
+	const char *a, *eq, *attached = NULL;
+	char sv[64];
+
+	if (cu->i >= cu->argc)
+		return ARG_END;
+	a = cu->argv[cu->i++];
+	if (!cu->no_more_options && strcmp(a, "--") == 0) {
+		cu->no_more_options = true;
+		return next_arg(cu, o, val, err, errlen);
+	}
+	if (cu->no_more_options || a[0] != '-' || a[1] == '\0') {
+		*val = a;
+		return ARG_POSITIONAL;
+	}
+	if (a[1] == '-') {
+		eq = strchr(a + 2, '=');
+		*o = find_long(a + 2, eq ? (size_t)(eq - a - 2) : strlen(a + 2));
+		attached = eq ? eq + 1 : NULL;
+	} else {
+		*o = find_short(a[1]);
+		attached = a[2] ? a + 2 : NULL;
+		if (*o && attached && !takes_value(*o))
+			*o = NULL; /* "-hV": no bundling */
+	}
+	if (!*o) {
+		snprintf(err, errlen, "unknown option '%s' (see --help)", shown(a, sv, sizeof(sv)));
+		return PT_CONFIG_USAGE;
+	}
+	if (attached && (*o)->kind != K_BOOL && !takes_value(*o)) {
+		snprintf(err, errlen, "option '--%s' takes no value", (*o)->name);
+		return PT_CONFIG_USAGE;
+	}
+	if (!attached && takes_value(*o)) {
+		if (cu->i >= cu->argc) {
+			snprintf(err, errlen, "option '--%s' needs a value", (*o)->name);
+			return PT_CONFIG_USAGE;
+		}
+		attached = cu->argv[cu->i++];
+	}
+	*val = attached;
+	return ARG_OPTION;
+}
+
+/* First pass: --help, --version and --config, before anything else is applied. Stops at
+ * the first malformed argument (the second pass reports it). */
+static int first_pass(struct pt_server_config *c, int argc, char **argv, char *err,
+		      size_t errlen)
+{
+	struct cursor cu = { argc, 1, argv, false };
+	const char *config = NULL, *val;
+	const struct opt *o;
+	char scratch[8];
+	int r;
+
+	while ((r = next_arg(&cu, &o, &val, scratch, sizeof(scratch))) > ARG_END) {
+		if (r != ARG_OPTION)
+			continue;
+		if (o->kind == K_HELP) {
+			pt_config_usage(stdout);
+			return 1;
+		}
+		if (o->kind == K_VERSION) {
+			printf("portico %s\n", PT_VERSION);
+			return 1;
+		}
+		if (o->kind == K_CONFIG)
+			config = val;
+	}
+	return config ? pt_config_parse_file(c, config, err, errlen) : 0;
+}
+
+int pt_config_parse_args(struct pt_server_config *c, int argc, char **argv, char *err,
+			 size_t errlen)
+{
+	struct cursor cu = { argc, 1, argv, false };
+	bool listen_seen = false, docroot_seen = false;
+	const struct opt *o;
+	const char *val;
+	char msg[200];
+	int r;
+
+	pt_config_defaults(c);
+	r = first_pass(c, argc, argv, err, errlen);
+	if (r != 0)
+		return r;
+	while ((r = next_arg(&cu, &o, &val, err, errlen)) > ARG_END) {
+		if (r == ARG_POSITIONAL) {
+			if (docroot_seen) {
+				snprintf(err, errlen, "unexpected argument '%s': only one DOCROOT",
+					 shown(val, msg, 64));
+				return PT_CONFIG_USAGE;
+			}
+			docroot_seen = true;
+			o = find_long("docroot", 7);
+		} else if (o->kind <= K_CONFIG) {
+			continue;
+		} else if (o->kind == K_LISTEN && !listen_seen) {
+			listen_seen = true; /* the command line replaces the file's addresses */
+			c->nlisten = 0;
+		}
+		if (apply(c, o, val, msg, sizeof(msg)) < 0) {
+			snprintf(err, errlen, "%s%s: %s", r == ARG_POSITIONAL ? "" : "--",
+				 r == ARG_POSITIONAL ? "DOCROOT" : o->name, msg);
+			return PT_CONFIG_USAGE;
+		}
+	}
+	if (r < 0)
+		return r;
+	if (c->nlisten == 0)
+		strcpy(c->listen[c->nlisten++], PT_CONFIG_DEFAULT_LISTEN);
+	return 0;
+}
+
+int pt_config_open_docroot(const struct pt_server_config *c, char *err, size_t errlen)
+{
+	int fd = open(c->docroot, O_RDONLY | O_DIRECTORY | O_CLOEXEC), e;
+
+	if (fd < 0) {
+		e = errno;
+		snprintf(err, errlen, "docroot '%s': %s", c->docroot, strerror(e));
+		return -e;
+	}
+	/* serving needs search permission, listing and index lookups need read (checked
+	 * by the open above) */
+	if (faccessat(fd, ".", X_OK, AT_EACCESS) < 0) {
+		e = errno;
+		snprintf(err, errlen, "docroot '%s': cannot enter the directory: %s", c->docroot,
+			 strerror(e));
+		close(fd);
+		return -e;
+	}
+	return fd;
+}
+
+#define HELP_COL 34   /* where the help text starts */
+#define HELP_WIDTH 79 /* and where it wraps */
+
+/* Prints text from column HELP_COL, wrapped at word boundaries. */
+static void usage_wrap(FILE *f, const char *h)
+{
+	int col = HELP_COL;
+
+	while (*h) {
+		int w = (int)strcspn(h, " ");
+
+		if (col > HELP_COL && col + 1 + w > HELP_WIDTH) {
+			fprintf(f, "\n%-*s", HELP_COL, "");
+			col = HELP_COL;
+		} else if (col > HELP_COL) {
+			fputc(' ', f);
+			col++;
+		}
+		fprintf(f, "%.*s", w, h);
+		col += w;
+		h += w;
+		h += *h == ' ';
+	}
+	fputc('\n', f);
+}
+
+void pt_config_usage(FILE *f)
+{
+	fputs("Usage: portico [OPTIONS] [DOCROOT]\n"
+	      "Serve the files under DOCROOT (default: the current directory) over HTTP/1.1.\n"
+	      "\nOptions:\n", f);
+	for (size_t i = 0; i < NOPTS; i++) {
+		const struct opt *o = &opts[i];
+		char left[64];
+		const char *h = o->help;
+
+		snprintf(left, sizeof(left), "  %c%c%s--%s%s%s", o->shortname ? '-' : ' ',
+			 o->shortname ? o->shortname : ' ', o->shortname ? ", " : "  ", o->name,
+			 o->meta ? " " : "", o->meta ? o->meta : "");
+		fprintf(f, "%-*s", HELP_COL, left);
+		if (strlen(left) >= HELP_COL)
+			fprintf(f, "\n%-*s", HELP_COL, "");
+		usage_wrap(f, h);
+	}
+	fputs("\nDurations (SEC) are seconds and may have up to three decimals (0.5).\n"
+	      "Sizes (BYTES) may end in k, m or g (1024, 1024^2, 1024^3).\n"
+	      "On/off options also accept --NAME=on|off.\n"
+	      "A config file (-c) holds the same settings, one \"NAME VALUE\" per line,\n"
+	      "without the leading dashes; '#' starts a comment line. The command line\n"
+	      "overrides the file.\n"
+	      "Exit status: 0 after a normal stop, 1 when the docroot cannot be opened or\n"
+	      "the server cannot start, 2 for a bad option or value.\n", f);
+}

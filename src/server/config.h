@@ -1,0 +1,112 @@
+/*
+ * Configuration of the portico program: defaults, the command line and the config file.
+ *
+ *   portico [OPTIONS] [DOCROOT]
+ *
+ * Every option has a long name; the config file (-c FILE) uses the same names without the
+ * dashes, one "name value" per line ("name" alone for on/off options means on), with '#'
+ * starting a comment line. The command line overrides the file, whatever the order of the
+ * arguments; -l/--listen on the command line replaces the file's listen lines as a whole.
+ * pt_config_usage() prints the option list (the --help text); docs/portico.1 documents the
+ * same options.
+ *
+ * Units: durations are seconds, decimals allowed down to the millisecond ("0.5"), stored in
+ * milliseconds; sizes are bytes with an optional k, m or g suffix (powers of 1024).
+ * The configuration is filled once at startup and read-only afterwards (STYLE.md 7).
+ */
+#ifndef PT_SERVER_CONFIG_H
+#define PT_SERVER_CONFIG_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <portico/engine.h>
+
+#define PT_CONFIG_MAX_LISTEN 16
+#define PT_CONFIG_ADDR_MAX 64          /* "[ffff:...:255.255.255.255]:65535" fits */
+#define PT_CONFIG_DEFAULT_LISTEN "0.0.0.0:8080"
+#define PT_CONFIG_RATE_OFF UINT_MAX    /* --min-send-rate off (HTTP.SYS: MAXULONG) */
+#define PT_CONFIG_FILE_MAX (1u << 20)  /* bigger config files are refused */
+
+/* Exit status for a usage error (bad flag or value), as the program's contract says. */
+#define PT_CONFIG_USAGE (-2)
+
+struct pt_server_config {
+	/* what to serve, and where */
+	char docroot[PATH_MAX];           /* "." */
+	char listen[PT_CONFIG_MAX_LISTEN][PT_CONFIG_ADDR_MAX]; /* "IP:PORT" / "[IPv6]:PORT" */
+	unsigned nlisten;                 /* >= 1 after pt_config_parse_args */
+	unsigned workers;                 /* 0 = one per CPU ("auto") */
+	enum pt_backend_kind backend;     /* PT_BACKEND_AUTO */
+	char user[64];                    /* "" = stay who we are */
+	char config_file[PATH_MAX];       /* the file read, "" if none */
+
+	/* files */
+	char index[256];                  /* "index.html"; "" = none ("off") */
+	bool autoindex;                   /* false */
+	bool follow_symlinks;             /* false */
+	char cache_control[256];          /* "" = no Cache-Control field */
+	char access_log[PATH_MAX];        /* "" = off (default), "-" = stdout, else a path */
+	char error_log[PATH_MAX];         /* "-" = stderr (default), else a path */
+
+	/* limits (engine and HTTP layer) */
+	unsigned max_conns;               /* 0 = 90% of RLIMIT_NOFILE ("auto") */
+	uint64_t max_head;                /* request line + fields: 16 KiB */
+	uint64_t max_target;              /* request-target: 8 KiB */
+	unsigned max_headers;             /* 100 */
+	uint64_t max_body;                /* request body: 1 MiB */
+	uint64_t max_drain;               /* unread body discarded to keep a connection: 1 MiB */
+	uint64_t send_queue;              /* unsent bytes per connection: 4 MiB */
+	uint64_t worker_buffer;           /* copied send bytes per worker: 64 MiB */
+	unsigned queue_length;            /* requests waiting for a thread: 1000 */
+	unsigned backlog;                 /* listen(2) backlog: 4096 */
+	enum pt_full_policy when_full;    /* PT_FULL_SHED */
+
+	/* HTTP.SYS timeouts, in milliseconds (all >= 1) */
+	unsigned header_timeout_ms;       /* HeaderWait: 120 s */
+	unsigned idle_timeout_ms;         /* IdleConnection: 120 s */
+	unsigned body_timeout_ms;         /* EntityBody: 120 s */
+	unsigned drain_timeout_ms;        /* DrainEntityBody: 120 s */
+	unsigned queue_timeout_ms;        /* RequestQueue: 120 s */
+	unsigned min_send_rate;           /* MinSendRate, bytes/s: 150; PT_CONFIG_RATE_OFF */
+	unsigned shutdown_ms;             /* graceful stop: 5 s */
+	unsigned defer_accept_sec;        /* TCP_DEFER_ACCEPT: 0 = off */
+};
+
+/* Fills c with the defaults above (nlisten 0: the default address is added by
+ * pt_config_parse_args when nothing else is given). */
+void pt_config_defaults(struct pt_server_config *c);
+
+/* Parses the command line (argv[0] is the program name) into c, which it first fills with
+ * the defaults; reads the config file named by -c/--config before applying the other
+ * arguments, so that they override it. -h/--help and -V/--version print to stdout.
+ * Returns 0 (c is ready), 1 (help or version printed: exit 0), or PT_CONFIG_USAGE (-2):
+ * err holds a one-line message naming the bad flag, value or file line (print it and
+ * exit 2). Does not check that the docroot exists (pt_config_open_docroot does). */
+int pt_config_parse_args(struct pt_server_config *c, int argc, char **argv, char *err,
+			 size_t errlen);
+
+/* Applies the settings in the config file text[0..len) to c (name: the file name used in
+ * messages). Returns 0 or PT_CONFIG_USAGE with err set to "NAME:LINE: message".
+ * Pure apart from c and err. */
+int pt_config_parse_text(struct pt_server_config *c, const char *text, size_t len,
+			 const char *name, char *err, size_t errlen);
+
+/* Reads the file at path (at most PT_CONFIG_FILE_MAX bytes) and applies it to c.
+ * Returns 0 or PT_CONFIG_USAGE with err set (including when the file cannot be read). */
+int pt_config_parse_file(struct pt_server_config *c, const char *path, char *err,
+			 size_t errlen);
+
+/* Opens c->docroot as the directory all files are served from (following a symlink to
+ * it, which is how a docroot that is itself a symlink works). Returns the descriptor
+ * (O_RDONLY|O_DIRECTORY|O_CLOEXEC; the caller owns it), or -errno with err set to a
+ * message such as "docroot 'www': No such file or directory" (print it and exit 1). */
+int pt_config_open_docroot(const struct pt_server_config *c, char *err, size_t errlen);
+
+/* Writes the --help text to f. */
+void pt_config_usage(FILE *f);
+
+#endif

@@ -1,0 +1,51 @@
+/*
+ * Per-worker open-file and response cache of the portico server (see fcache.c).
+ * Thread: a cache belongs to one worker; every call happens on that worker's thread.
+ */
+#ifndef PT_SERVER_FCACHE_H
+#define PT_SERVER_FCACHE_H
+
+#include "server/cond.h"
+#include "server/mime.h"
+#include "server/path.h"
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+struct pt_fcache_opts {
+	const struct pt_mime *mime;
+	bool follow_symlinks;
+	bool precompressed;         /* look for name.br / .zst / .gz */
+	unsigned ttl_ms;            /* revalidate entries older than this (1000) */
+	size_t small_max;           /* files up to this size are kept in memory (64 KiB) */
+	unsigned max_entries;       /* per worker (4096) */
+};
+
+struct fentry {
+	struct fentry *next;                    /* hash bucket */
+	struct fentry *fifo_prev, *fifo_next;   /* eviction order */
+	uint32_t hash;
+	unsigned refs;                          /* the cache's + one per user (worker-local) */
+	uint64_t checked_ms;
+	int err;                                /* 0, or -errno from pt_path_open (negative entry) */
+	int fd;
+	struct stat st;
+	char etag[PT_ETAG_MAX];
+	size_t etag_len;
+	char lastmod[PT_HTTP_DATE_LEN + 1];
+	const char *mime;
+	unsigned avail;                         /* PT_ENC_* variants present */
+	char *data;                             /* whole content for small files, or NULL */
+	size_t path_len;
+	char path[];                            /* normalized path, NUL-terminated */
+};
+
+struct pt_fcache *pt_fcache_new(int rootfd, const struct pt_fcache_opts *o);
+void pt_fcache_free(struct pt_fcache *fc);
+/* The entry for normalized path name[0..n), opened or revalidated as needed; NULL only when
+ * out of memory. The caller owns one reference: drop it with pt_fentry_unref. */
+struct fentry *pt_fcache_get(struct pt_fcache *fc, const char *name, size_t n, bool with_variants);
+void pt_fentry_unref(struct fentry *e);
+
+#endif

@@ -1,0 +1,229 @@
+/*
+ * portico: the static-file web server.
+ *
+ *   portico [OPTIONS] [DOCROOT]        (see --help and docs/portico.1)
+ *
+ * Start-up order: parse options (exit 2 on a bad one), open logs and the docroot (exit 1 when
+ * unusable), raise the descriptor limit, create the server and bind every address (or take
+ * systemd's sockets), drop privileges (--user), then start the workers (their rings are
+ * created unprivileged). The main thread then only waits for signals: SIGTERM/SIGINT stop
+ * gracefully, SIGHUP reopens the log files.
+ */
+#include <portico/http.h>
+#include "server/alog.h"
+#include "server/config.h"
+#include "server/files.h"
+#include "server/mime.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static int open_error_log(const struct pt_server_config *c)
+{
+	if (!strcmp(c->error_log, "-"))
+		return 0;
+	int fd = open(c->error_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	if (fd < 0 || dup2(fd, STDERR_FILENO) < 0) {
+		fprintf(stderr, "portico: error log '%s': %s\n", c->error_log, strerror(errno));
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+static void http_config(const struct pt_server_config *c, struct pt_http_config *h)
+{
+	pt_http_config_init(h);
+	h->engine.workers = c->workers;
+	h->engine.backend = c->backend;
+	h->engine.max_conns = c->max_conns;
+	h->engine.full_policy = c->when_full;
+	h->engine.max_send_queue = c->send_queue;
+	h->engine.max_worker_buffered = c->worker_buffer;
+	h->engine.shutdown_ms = c->shutdown_ms;
+	h->max_head = c->max_head;
+	h->max_target = c->max_target;
+	h->max_headers = c->max_headers;
+	h->max_body = c->max_body;
+	h->max_drain = c->max_drain;
+	h->queue_length = c->queue_length;
+	h->defer_accept_sec = (int)c->defer_accept_sec;
+	h->timeouts = (struct pt_http_timeouts){
+		.header_wait = c->header_timeout_ms, .idle_connection = c->idle_timeout_ms,
+		.entity_body = c->body_timeout_ms, .drain_entity_body = c->drain_timeout_ms,
+		.request_queue = c->queue_timeout_ms,
+		.min_send_rate = c->min_send_rate == PT_CONFIG_RATE_OFF ? 0 : c->min_send_rate,
+	};
+}
+
+/* systemd socket activation: LISTEN_PID/LISTEN_FDS, descriptors from 3. Returns how many. */
+static int socket_activation(pt_http_server_t *s)
+{
+	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+
+	if (!pid || !fds || atol(pid) != (long)getpid())
+		return 0;
+	int n = atoi(fds);
+	for (int i = 0; i < n; i++) {
+		int err = pt_http_listen_fd(s, 3 + i);
+		if (err < 0) {
+			fprintf(stderr, "portico: socket-activated fd %d: %s\n", 3 + i, strerror(-err));
+			return -1;
+		}
+	}
+	return n;
+}
+
+static int drop_privileges(const char *user)
+{
+	struct passwd *pw = getpwnam(user);
+
+	if (!pw) {
+		fprintf(stderr, "portico: --user %s: no such user\n", user);
+		return -1;
+	}
+	if (setgroups(0, NULL) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
+		fprintf(stderr, "portico: --user %s: %s\n", user, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int listen_all(pt_http_server_t *s, const struct pt_server_config *c, int *first)
+{
+	int n = socket_activation(s);
+
+	if (n < 0)
+		return -1;
+	*first = 0;
+	for (unsigned i = 0; n == 0 && i < c->nlisten; i++) {
+		int li = pt_http_listen(s, c->listen[i]);
+		if (li < 0) {
+			fprintf(stderr, "portico: cannot listen on %s: %s\n", c->listen[i], strerror(-li));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void announce(pt_http_server_t *s, const struct pt_server_config *c)
+{
+	for (unsigned i = 0; i < c->nlisten; i++) {
+		const char *a = c->listen[i];
+		int port = pt_http_listen_port(s, (int)i);
+		printf("portico: serving %s at http://%.*s:%d/\n", c->docroot,
+		       (int)(strrchr(a, ':') - a), a, port);
+	}
+	printf("portico: %s backend, %u workers\n", pt_engine_backend(pt_http_server_engine(s)),
+	       pt_engine_workers(pt_http_server_engine(s)));
+	fflush(stdout);
+}
+
+static void wait_for_stop(struct pt_alog *alog)
+{
+	sigset_t set;
+	int sig;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	for (;;) {
+		if (sigwait(&set, &sig) != 0 || sig != SIGHUP)
+			return;
+		if (alog && pt_alog_reopen(alog) < 0)
+			fprintf(stderr, "portico: reopening the access log failed\n");
+	}
+}
+
+static int serve(struct pt_server_config *c, int rootfd)
+{
+	struct pt_http_config hc;
+	struct pt_files files = { 0 };
+	struct pt_alog *alog = NULL;
+	int err, first, rc = 1;
+
+	http_config(c, &hc);
+	pt_http_server_t *s = pt_http_server_create(&hc, &err);
+	if (!s) {
+		fprintf(stderr, "portico: %s\n", strerror(-err));
+		return 1;
+	}
+	unsigned workers = pt_engine_workers(pt_http_server_engine(s));
+	struct pt_mime *mime = pt_mime_load("/etc/mime.types", &err);
+	files.opts = (struct pt_fcache_opts){ .mime = mime, .follow_symlinks = c->follow_symlinks,
+					      .precompressed = true, .ttl_ms = 1000, .small_max = 65536 };
+	files.index = c->index;
+	files.autoindex = c->autoindex;
+	files.cache_control = c->cache_control;
+	if (*c->access_log && !(alog = pt_alog_open(c->access_log, workers, &err)))
+		fprintf(stderr, "portico: access log '%s': %s\n", c->access_log, strerror(-err));
+	files.alog = alog;
+	if ((*c->access_log && !alog) || listen_all(s, c, &first) < 0 ||
+	    (*c->user && drop_privileges(c->user) < 0) || pt_files_init(&files, workers, rootfd) < 0 ||
+	    pt_http_route(s, "/", pt_files_handle, &files, 0) < 0)
+		goto out;
+	if ((err = pt_http_server_start(s)) < 0) {
+		fprintf(stderr, "portico: cannot start: %s\n", strerror(-err));
+		goto out;
+	}
+	announce(s, c);
+	wait_for_stop(alog);
+	rc = 0;
+out:
+	pt_http_server_destroy(s);
+	pt_files_fini(&files);
+	pt_alog_close(alog);
+	pt_mime_free(mime);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct pt_server_config c;
+	char err[512];
+
+	int rc = pt_config_parse_args(&c, argc, argv, err, sizeof err);
+	if (rc == 1)
+		return 0;
+	if (rc < 0) {
+		fprintf(stderr, "portico: %s\n", err);
+		fprintf(stderr, "Try 'portico --help' for more information.\n");
+		return 2;
+	}
+	if (open_error_log(&c) < 0)
+		return 1;
+	int rootfd = pt_config_open_docroot(&c, err, sizeof err);
+	if (rootfd < 0) {
+		fprintf(stderr, "portico: %s\n", err);
+		return 1;
+	}
+	sigset_t set;                  /* blocked in every thread; the main thread waits for them */
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	raise_nofile();
+	rc = serve(&c, rootfd);
+	close(rootfd);
+	return rc;
+}

@@ -1,0 +1,411 @@
+/*
+ * Request path safety: normalization (pure) and opening beneath the docroot (openat2).
+ * See path.h for the policy. Invariants of pt_path_normalize's output, checked by the fuzz
+ * target tests/fuzz/fuzz_path.c: it starts with '/', contains no "//", "/./", "/../", NUL,
+ * control byte or backslash, does not end in "/." or "/..", and is no longer than the input.
+ */
+#include "server/path.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* ---- normalization ----------------------------------------------------------------------- */
+
+/* Byte classes of the raw input. */
+enum { C_OK = 0, C_SLASH, C_PCT, C_BAD, C_HIGH };
+
+static const uint8_t path_class[256] = {
+	[0x00 ... 0x1f] = C_BAD,  /* controls: never in a file name we serve */
+	['/'] = C_SLASH,
+	['%'] = C_PCT,
+	['\\'] = C_BAD,           /* Windows separator: ambiguous on any server that maps it */
+	[0x7f] = C_BAD,
+	[0x80 ... 0xff] = C_HIGH, /* part of a UTF-8 sequence, validated below */
+};
+
+/* Value of a hex digit plus one; 0 for anything else. */
+static const uint8_t hex_val1[256] = {
+	['0'] = 1, ['1'] = 2, ['2'] = 3, ['3'] = 4, ['4'] = 5,
+	['5'] = 6, ['6'] = 7, ['7'] = 8, ['8'] = 9, ['9'] = 10,
+	['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
+	['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
+};
+
+/* UTF-8 lead bytes (RFC 3629 4, Unicode table 3-7): index into utf8_lead, 0 = not a lead.
+ * The second byte's range is narrowed for E0, ED, F0 and F4: that is what rejects overlong
+ * forms (C0, C1 are never leads; E0 80..9F, F0 80..8F), surrogates (ED A0..BF) and code
+ * points above U+10FFFF (F4 90.., F5..FF). */
+static const uint8_t utf8_kind[256] = {
+	[0xc2 ... 0xdf] = 1,
+	[0xe0] = 2, [0xe1 ... 0xec] = 3, [0xed] = 4, [0xee ... 0xef] = 3,
+	[0xf0] = 5, [0xf1 ... 0xf3] = 6, [0xf4] = 7,
+};
+
+static const struct { uint8_t need, lo, hi; } utf8_lead[8] = {
+	{ 0, 0, 0 },
+	{ 1, 0x80, 0xbf },
+	{ 2, 0xa0, 0xbf },
+	{ 2, 0x80, 0xbf },
+	{ 2, 0x80, 0x9f },
+	{ 3, 0x90, 0xbf },
+	{ 3, 0x80, 0xbf },
+	{ 3, 0x80, 0x8f },
+};
+
+struct norm {
+	char *out;
+	size_t w;      /* bytes written */
+	size_t cap;    /* usable bytes: outcap - 1, for the NUL */
+	uint8_t need;  /* continuation bytes still expected */
+	uint8_t lo, hi;/* range of the next continuation byte */
+};
+
+/* Appends one byte of a segment (decoded, never '/'), checking UTF-8. 0 or -status. */
+static inline int norm_put(struct norm *n, uint8_t c)
+{
+	if (n->need) {
+		if (c < n->lo || c > n->hi)
+			return -400;
+		n->need--;
+		n->lo = 0x80;
+		n->hi = 0xbf;
+	} else if (c >= 0x80) {
+		uint8_t k = utf8_kind[c];
+
+		if (!k)
+			return -400;
+		n->need = utf8_lead[k].need;
+		n->lo = utf8_lead[k].lo;
+		n->hi = utf8_lead[k].hi;
+	}
+	if (n->w >= n->cap)
+		return -414;
+	n->out[n->w++] = (char)c;
+	return 0;
+}
+
+/* Decodes "%XX" at in[i] (in[i] == '%'). Sets *c. 0 or -400. */
+static inline int norm_pct(const char *in, size_t len, size_t i, uint8_t *c)
+{
+	uint8_t h, l;
+
+	if (len - i < 3)
+		return -400;
+	h = hex_val1[(uint8_t)in[i + 1]];
+	l = hex_val1[(uint8_t)in[i + 2]];
+	if (!h || !l)
+		return -400;
+	*c = (uint8_t)((h - 1) << 4 | (l - 1));
+	/* RFC 3986 2.1: %2F and %5C would change the segment structure after decoding;
+	 * %00 and other controls are never part of a file name we serve. */
+	switch (path_class[*c]) {
+	case C_SLASH:
+	case C_BAD:
+		return -400;
+	}
+	return 0;
+}
+
+/* Copies one segment, decoded, from in[*i] up to the next '/' or the end. 0 or -status. */
+static int norm_segment(struct norm *n, const char *in, size_t len, size_t *i)
+{
+	size_t k = *i;
+	int r = 0;
+
+	while (k < len && r == 0) {
+		uint8_t c = (uint8_t)in[k];
+
+		switch (path_class[c]) {
+		case C_OK:
+			if (n->need)
+				return -400;
+			if (n->w >= n->cap)
+				return -414;
+			n->out[n->w++] = (char)c;
+			k++;
+			continue;
+		case C_SLASH:
+			goto done;
+		case C_PCT:
+			r = norm_pct(in, len, k, &c);
+			if (r == 0)
+				r = norm_put(n, c);
+			k += 3;
+			continue;
+		case C_HIGH:
+			r = norm_put(n, c);
+			k++;
+			continue;
+		default:
+			return -400;
+		}
+	}
+done:
+	*i = k;
+	if (r == 0 && n->need) /* a UTF-8 sequence cut by '/' or the end */
+		r = -400;
+	return r;
+}
+
+/* Applies RFC 3986 5.2.4 to the segment just written at out[seg..w). more: a '/' follows
+ * it in the input. 0 or -400 (".." at the root). */
+static int norm_dots(struct norm *n, size_t seg, bool more)
+{
+	size_t sl = n->w - seg;
+	const char *s = n->out + seg;
+
+	if (sl == 0)
+		return 0;                         /* "//": dropped */
+	if (sl == 1 && s[0] == '.') {
+		n->w = seg;                       /* "." */
+		return 0;
+	}
+	if (sl == 2 && s[0] == '.' && s[1] == '.') {
+		if (seg == 1)
+			return -400;              /* above the root: never clamped */
+		n->w = (size_t)((const char *)memrchr(n->out, '/', seg - 1) - n->out) + 1;
+		return 0;
+	}
+	if (more) {
+		if (n->w >= n->cap)
+			return -414;
+		n->out[n->w++] = '/';
+	}
+	return 0;
+}
+
+int pt_path_normalize(const char *in, size_t len, char *out, size_t outcap, size_t *outlen)
+{
+	struct norm n = { .out = out, .w = 1, .lo = 0x80, .hi = 0xbf };
+	size_t i = 1;
+	int r, flags = 0;
+
+	if (outcap < 2)
+		return -414;
+	n.cap = outcap - 1;
+	out[0] = '/';
+	if (len > 0 && in[0] != '/')
+		return -400;
+	while (i < len) {
+		size_t seg = n.w;
+
+		r = norm_segment(&n, in, len, &i);
+		if (r == 0)
+			r = norm_dots(&n, seg, i < len);
+		if (r < 0)
+			return r;
+		i++; /* the '/' */
+	}
+	out[n.w] = '\0';
+	*outlen = n.w;
+	if (memmem(out, n.w, "/.", 2))
+		flags |= PT_PATH_DOTFILE;
+	if (n.w > 1 && out[n.w - 1] == '/')
+		flags |= PT_PATH_DIR;
+	return flags;
+}
+
+/* ---- opening beneath the root ------------------------------------------------------------ */
+
+#define OPEN_FLAGS (O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
+#define WALK_DEPTH 64 /* directories deep, in the fallback walk */
+#define WALK_LINKS 40 /* symlinks followed per lookup, as the kernel's MAXSYMLINKS */
+
+/* Checks what fd is and prepares it for the caller. Consumes fd on failure. */
+static int open_finish(int fd, int *fd_out, struct stat *st)
+{
+	struct stat tmp;
+	int err;
+
+	if (!st)
+		st = &tmp;
+	if (fstat(fd, st) < 0)
+		goto fail_errno;
+	if (S_ISREG(st->st_mode)) {
+		/* O_NONBLOCK only guarded the open against FIFOs; io_uring would refuse reads
+		 * of an O_NONBLOCK file with EAGAIN instead of waiting for the disk. */
+		if (fcntl(fd, F_SETFL, 0) < 0)
+			goto fail_errno;
+	} else if (!S_ISDIR(st->st_mode)) {
+		err = -EACCES;
+		goto fail;
+	}
+	*fd_out = fd;
+	return 0;
+fail_errno:
+	err = -errno;
+fail:
+	close(fd);
+	return err;
+}
+
+struct walk {
+	int dir[WALK_DEPTH]; /* dir[0] is the root (not ours); the rest are O_PATH fds */
+	unsigned top;
+	unsigned links;
+	bool follow;
+	char buf[2][PATH_MAX];
+	unsigned cur;        /* which buf holds the rest of the path after a link */
+};
+
+static void walk_close(struct walk *w)
+{
+	while (w->top > 0)
+		close(w->dir[w->top--]);
+}
+
+/* True if rel has a ".." component (the walk only follows ".." found in links). */
+static bool has_dotdot(const char *p)
+{
+	for (;;) {
+		while (*p == '/')
+			p++;
+		if (p[0] == '.' && p[1] == '.' && (p[2] == '/' || p[2] == '\0'))
+			return true;
+		p = strchrnul(p, '/');
+		if (!*p)
+			return false;
+	}
+}
+
+/* name in the current directory is (maybe) a symlink: put its target in front of rest.
+ * *rest is updated. 0, or -errno (openerr when name is not a link after all). */
+static int walk_link(struct walk *w, const char *name, const char **rest, int openerr)
+{
+	char *nb = w->buf[w->cur ^ 1];
+	size_t restlen = strlen(*rest);
+	ssize_t n;
+
+	n = readlinkat(w->dir[w->top], name, nb, PATH_MAX);
+	if (n < 0)
+		return errno == EINVAL ? openerr : -errno;
+	if (!w->follow)
+		return -ELOOP;
+	if (++w->links > WALK_LINKS)
+		return -ELOOP;
+	if (n == 0 || nb[0] == '/')
+		return -EXDEV;            /* absolute links leave the root by definition */
+	if ((size_t)n + restlen + 1 > PATH_MAX)
+		return -ENAMETOOLONG;
+	memcpy(nb + n, *rest, restlen + 1); /* rest is "" or starts with '/' */
+	w->cur ^= 1;
+	*rest = nb;
+	return 0;
+}
+
+/* One step of the walk: component name (NUL-terminated) in the current directory. *fd is set
+ * when it was the last component. 0 or -errno. */
+static int walk_step(struct walk *w, const char *name, const char **rest, int *fd)
+{
+	bool last = **rest == '\0';
+	int flags, d;
+
+	if (name[0] == '.' && name[1] == '\0')
+		return 0;
+	if (name[0] == '.' && name[1] == '.' && name[2] == '\0') {
+		if (w->top == 0)
+			return -EXDEV;    /* a link climbing above the root */
+		close(w->dir[w->top--]);
+		return 0;
+	}
+	flags = last ? OPEN_FLAGS | O_NOFOLLOW : O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+	d = openat(w->dir[w->top], name, flags);
+	if (d < 0) {
+		int err = -errno;
+
+		/* O_NOFOLLOW: a symlink is ELOOP as the last component, ENOTDIR with
+		 * O_PATH|O_DIRECTORY. readlinkat tells which. */
+		if (err == -ELOOP || err == -ENOTDIR)
+			return walk_link(w, name, rest, err);
+		return err;
+	}
+	if (last) {
+		*fd = d;
+		return 0;
+	}
+	if (w->top + 1 >= WALK_DEPTH) {
+		close(d);
+		return -ENAMETOOLONG;
+	}
+	w->dir[++w->top] = d;
+	return 0;
+}
+
+/* The fallback for kernels without openat2 (before 5.6): the same guarantees, built from
+ * openat(O_NOFOLLOW) on one component at a time and readlinkat. */
+static int path_walk(int rootfd, const char *rel, bool follow, int *fd_out)
+{
+	struct walk w = { .dir = { rootfd }, .follow = follow };
+	char name[NAME_MAX + 1];
+	int fd = -1, r = 0;
+
+	if (has_dotdot(rel))
+		return -EXDEV;
+	while (r == 0 && fd < 0) {
+		const char *end;
+
+		while (*rel == '/')
+			rel++;
+		if (*rel == '\0') {   /* the path named a directory (or was empty) */
+			fd = openat(w.dir[w.top], ".", OPEN_FLAGS | O_DIRECTORY);
+			r = fd < 0 ? -errno : 0;
+			break;
+		}
+		end = strchrnul(rel, '/');
+		if ((size_t)(end - rel) > NAME_MAX) {
+			r = -ENAMETOOLONG;
+			break;
+		}
+		memcpy(name, rel, (size_t)(end - rel));
+		name[end - rel] = '\0';
+		rel = end;
+		r = walk_step(&w, name, &rel, &fd);
+	}
+	walk_close(&w);
+	if (r == 0)
+		*fd_out = fd;
+	return r;
+}
+
+static int path_openat2(int rootfd, const char *rel, bool follow)
+{
+	struct open_how how = {
+		.flags = OPEN_FLAGS,
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS |
+			   (follow ? 0 : RESOLVE_NO_SYMLINKS),
+	};
+	int tries = 0;
+	long fd;
+
+	do {
+		fd = syscall(SYS_openat2, rootfd, rel, &how, sizeof(how));
+		/* EAGAIN: a concurrent rename made the kernel unsure that ".." stayed
+		 * beneath the root (openat2(2)); retrying is the documented answer. */
+	} while (fd < 0 && errno == EAGAIN && ++tries < 4);
+	return fd < 0 ? -errno : (int)fd;
+}
+
+int pt_path_open(int rootfd, const char *rel, bool follow_symlinks, int *fd_out,
+		 struct stat *st)
+{
+	int fd;
+
+	while (*rel == '/')
+		rel++;
+	fd = path_openat2(rootfd, *rel ? rel : ".", follow_symlinks);
+	if (fd == -ENOSYS) {
+		int r = path_walk(rootfd, rel, follow_symlinks, &fd);
+
+		if (r < 0)
+			return r;
+	}
+	if (fd < 0)
+		return fd;
+	return open_finish(fd, fd_out, st);
+}
