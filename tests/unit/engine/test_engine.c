@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <portico/engine.h>
+#include "support/net.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -25,55 +26,6 @@
 
 /* ---- helpers ---- */
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-#define WAIT_FOR(cond, ms)                                                  \
-	do {                                                                \
-		uint64_t until_ = now_ms() + (ms);                          \
-		while (!(cond) && now_ms() < until_)                        \
-			usleep(1000);                                       \
-	} while (0)
-
-static int connect_to(int port)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-	struct timeval tv = { .tv_sec = 20 };
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-	assert_true(fd >= 0);
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
-	return fd;
-}
-
-static void send_all(int fd, const void *p, size_t n)
-{
-	while (n) {
-		ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
-		if (k < 0 && errno == EINTR)
-			continue;
-		assert_true(k > 0);
-		p = (const char *)p + k;
-		n -= (size_t)k;
-	}
-}
-
-/* recv that retries EINTR: io_uring task work (e.g. the probe ring's teardown on this thread)
- * interrupts blocking socket calls that have SO_RCVTIMEO set. */
-static ssize_t recv_r(int fd, void *buf, size_t n, int flags)
-{
-	ssize_t k;
-	while ((k = recv(fd, buf, n, flags)) < 0 && errno == EINTR)
-		;
-	return k;
-}
 #define recv recv_r
 
 /* Reads until EOF (or max bytes); returns the count. */
