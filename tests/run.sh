@@ -13,7 +13,7 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:detect_stack
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export PT_BUILD=$PWD/$B PT_RELEASE_BUILD=$PWD/build
 BACKENDS=${BACKENDS:-uring epoll}
-pass=0 fail=0 failed_names=()
+pass=0 fail=0 skipped=0 failed_names=()
 log=$(mktemp -d /tmp/pt-test.XXXXXX)
 trap 'rm -rf "$log"' EXIT
 
@@ -21,8 +21,10 @@ run_one() { # name, cmd...
 	local name=$1; shift
 	local out="$log/out" rc
 	timeout -k 5 600 "$@" >"$out" 2>&1; rc=$?
-	local ok nok
-	ok=$(grep -cE '^ok [0-9]+' "$out"); nok=$(grep -cE '^not ok [0-9]+' "$out")
+	local ok nok sk
+	sk=$(grep -cE '^(not )?ok [0-9]+.*# *SKIP' "$out")
+	ok=$(grep -E '^ok [0-9]+' "$out" | grep -vcE '# *SKIP'); nok=$(grep -E '^not ok [0-9]+' "$out" | grep -vcE '# *SKIP')
+	skipped=$((skipped + sk))
 	if [ "$ok" -eq 0 ] && [ "$nok" -eq 0 ]; then
 		if [ $rc -eq 0 ]; then ok=1; else nok=1; fi
 	elif [ $rc -ne 0 ] && [ "$nok" -eq 0 ]; then
@@ -66,5 +68,6 @@ done
 
 echo
 if [ $fail -ne 0 ]; then echo "failed: ${failed_names[*]}"; fi
+[ $skipped -ne 0 ] && echo "$skipped skipped (reported by the tests; see their output)"
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ] && [ $pass -gt 0 ]

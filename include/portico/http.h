@@ -46,8 +46,11 @@ struct pt_http_timeouts {
 	unsigned drain_entity_body;  /* to discard a body the handler did not read: 120 s */
 	unsigned request_queue;      /* a request may wait this long for a sync thread: 120 s */
 	unsigned min_send_rate;      /* bytes/s a client must read at while a response is
-	                                pending, else it is disconnected: 150 */
+	                                pending, else it is disconnected: 150;
+	                                PT_HTTP_RATE_OFF disables the check */
 };
+
+#define PT_HTTP_RATE_OFF 0xffffffffu
 
 enum pt_queue_policy { PT_QUEUE_503 = 0, PT_QUEUE_RESET = 1 };
 

@@ -136,7 +136,7 @@ static void update_phase(struct hconn *h)
 
 	if (h->closing && !responses_pending(h))
 		return;
-	if (responses_pending(h)) {
+	if (responses_pending(h) && t->min_send_rate != PT_HTTP_RATE_OFF) {
 		if (h->phase != PH_SENDING) {
 			h->rate_mark = pt_conn_bytes_sent(h->c);
 			pt_conn_notify_empty(h->c);   /* on_drain moves on to the next phase */

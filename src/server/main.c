@@ -69,7 +69,7 @@ static void http_config(const struct pt_server_config *c, struct pt_http_config 
 		.header_wait = c->header_timeout_ms, .idle_connection = c->idle_timeout_ms,
 		.entity_body = c->body_timeout_ms, .drain_entity_body = c->drain_timeout_ms,
 		.request_queue = c->queue_timeout_ms,
-		.min_send_rate = c->min_send_rate == PT_CONFIG_RATE_OFF ? 0 : c->min_send_rate,
+		.min_send_rate = c->min_send_rate == PT_CONFIG_RATE_OFF ? PT_HTTP_RATE_OFF : c->min_send_rate,
 	};
 }
 
@@ -106,13 +106,12 @@ static int drop_privileges(const char *user)
 	return 0;
 }
 
-static int listen_all(pt_http_server_t *s, const struct pt_server_config *c, int *first)
+static int listen_all(pt_http_server_t *s, const struct pt_server_config *c)
 {
 	int n = socket_activation(s);
 
 	if (n < 0)
 		return -1;
-	*first = 0;
 	for (unsigned i = 0; n == 0 && i < c->nlisten; i++) {
 		int li = pt_http_listen(s, c->listen[i]);
 		if (li < 0) {
@@ -158,7 +157,7 @@ static int serve(struct pt_server_config *c, int rootfd)
 	struct pt_http_config hc;
 	struct pt_files files = { 0 };
 	struct pt_alog *alog = NULL;
-	int err, first, rc = 1;
+	int err, rc = 1;
 
 	http_config(c, &hc);
 	pt_http_server_t *s = pt_http_server_create(&hc, &err);
@@ -176,7 +175,7 @@ static int serve(struct pt_server_config *c, int rootfd)
 	if (*c->access_log && !(alog = pt_alog_open(c->access_log, workers, &err)))
 		fprintf(stderr, "portico: access log '%s': %s\n", c->access_log, strerror(-err));
 	files.alog = alog;
-	if ((*c->access_log && !alog) || listen_all(s, c, &first) < 0 ||
+	if ((*c->access_log && !alog) || listen_all(s, c) < 0 ||
 	    (*c->user && drop_privileges(c->user) < 0) || pt_files_init(&files, workers, rootfd) < 0 ||
 	    pt_http_route(s, "/", pt_files_handle, &files, 0) < 0)
 		goto out;

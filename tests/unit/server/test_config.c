@@ -1,0 +1,718 @@
+/*
+ * Unit tests of src/server/config.c: defaults, every option (its bounds, one below and one
+ * above, garbage), units, listen addresses, on/off options, short and long forms, help and
+ * version output, the config file (syntax, errors with file:line) and its precedence under
+ * the command line, opening the docroot, and agreement of --help and docs/portico.1.
+ */
+#include "server/config.c"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <cmocka.h>
+
+static struct pt_server_config g_c;
+static char g_err[512];
+
+/* Parses a NULL-terminated argument list (argv[0] is added). */
+static int args_v(const char *first, va_list ap)
+{
+	char *argv[64] = { "portico" };
+	int argc = 1;
+
+	for (const char *a = first; a; a = va_arg(ap, const char *))
+		argv[argc++] = (char *)a;
+	g_err[0] = '\0';
+	return pt_config_parse_args(&g_c, argc, argv, g_err, sizeof(g_err));
+}
+
+static int args(const char *first, ...)
+{
+	va_list ap;
+	int r;
+
+	va_start(ap, first);
+	r = args_v(first, ap);
+	va_end(ap);
+	return r;
+}
+
+/* Expects a usage error whose message contains want. */
+static void bad(const char *want, const char *first, ...)
+{
+	va_list ap;
+	int r;
+
+	va_start(ap, first);
+	r = args_v(first, ap);
+	va_end(ap);
+	if (r != PT_CONFIG_USAGE || !strstr(g_err, want))
+		fail_msg("%s ...: got %d \"%s\", want -2 with \"%s\"", first, r, g_err, want);
+}
+
+static char *write_temp(const char *text)
+{
+	static char path[64];
+	int fd;
+
+	strcpy(path, "/tmp/pt-config.XXXXXX");
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	return path;
+}
+
+/* Runs pt_config_parse_args with stdout captured into out. */
+static int capture(char *out, size_t cap, const char *a1, const char *a2)
+{
+	char *argv[] = { "portico", (char *)a1, (char *)a2, NULL };
+	FILE *tmp = tmpfile();
+	int saved, r;
+	size_t n;
+
+	fflush(stdout);
+	saved = dup(1);
+	dup2(fileno(tmp), 1);
+	r = pt_config_parse_args(&g_c, a2 ? 3 : 2, argv, g_err, sizeof(g_err));
+	fflush(stdout);
+	dup2(saved, 1);
+	close(saved);
+	rewind(tmp);
+	n = fread(out, 1, cap - 1, tmp);
+	out[n] = '\0';
+	fclose(tmp);
+	return r;
+}
+
+/* ---- defaults and simple options ---- */
+
+static void test_defaults(void **state)
+{
+	assert_int_equal(args(NULL), 0);
+	assert_string_equal(g_c.docroot, ".");
+	assert_int_equal(g_c.nlisten, 1);
+	assert_string_equal(g_c.listen[0], PT_CONFIG_DEFAULT_LISTEN);
+	assert_int_equal(g_c.workers, 0);
+	assert_int_equal(g_c.backend, PT_BACKEND_AUTO);
+	assert_string_equal(g_c.index, "index.html");
+	assert_false(g_c.autoindex);
+	assert_false(g_c.follow_symlinks);
+	assert_string_equal(g_c.cache_control, "");
+	assert_string_equal(g_c.access_log, "");
+	assert_string_equal(g_c.error_log, "-");
+	assert_string_equal(g_c.user, "");
+	assert_int_equal(g_c.max_conns, 0);
+	assert_true(g_c.max_head == 16384 && g_c.max_target == 8192);
+	assert_int_equal(g_c.max_headers, 100);
+	assert_true(g_c.max_body == 1048576 && g_c.max_drain == 1048576);
+	assert_true(g_c.send_queue == 4194304 && g_c.worker_buffer == 67108864);
+	assert_int_equal(g_c.queue_length, 1000);
+	assert_int_equal(g_c.backlog, 4096);
+	assert_int_equal(g_c.when_full, PT_FULL_SHED);
+	assert_int_equal(g_c.header_timeout_ms, 120000);
+	assert_int_equal(g_c.idle_timeout_ms, 120000);
+	assert_int_equal(g_c.body_timeout_ms, 120000);
+	assert_int_equal(g_c.drain_timeout_ms, 120000);
+	assert_int_equal(g_c.queue_timeout_ms, 120000);
+	assert_int_equal(g_c.min_send_rate, 150);
+	assert_int_equal(g_c.shutdown_ms, 5000);
+	assert_int_equal(g_c.defer_accept_sec, 0);
+	assert_string_equal(g_c.config_file, "");
+}
+
+static unsigned uval(const struct opt *o)
+{
+	return *(unsigned *)((char *)&g_c + o->off);
+}
+
+static uint64_t sval(const struct opt *o)
+{
+	return *(uint64_t *)((char *)&g_c + o->off);
+}
+
+/* Every numeric option: its bounds are accepted and stored, one outside is refused with a
+ * message naming the option, and so is garbage, in both --name=V and --name V forms. */
+static void test_numeric_bounds(void **state)
+{
+	for (size_t i = 0; i < NOPTS; i++) {
+		const struct opt *o = &opts[i];
+		char flag[160], v[64], want[80];
+		uint64_t scale = o->kind == K_MS ? 1000 : 1, lo = o->min, hi = o->max;
+
+		if (o->kind != K_UINT && o->kind != K_SIZE && o->kind != K_MS && o->kind != K_RATE)
+			continue;
+		snprintf(flag, sizeof(flag), "--%s", o->name);
+		snprintf(want, sizeof(want), "--%s: invalid value", o->name);
+		if (o->kind == K_MS) { /* in seconds, with millisecond decimals */
+			snprintf(v, sizeof(v), "%llu.%03llu", (unsigned long long)(lo / 1000),
+				 (unsigned long long)(lo % 1000));
+		} else {
+			snprintf(v, sizeof(v), "%llu", (unsigned long long)lo);
+		}
+		assert_int_equal(args(flag, v, NULL), 0);
+		assert_true((o->kind == K_SIZE ? sval(o) : uval(o)) == lo);
+		snprintf(v, sizeof(v), "%llu", (unsigned long long)(hi / scale));
+		snprintf(flag, sizeof(flag), "--%s=%s", o->name, v);
+		assert_int_equal(args(flag, NULL), 0);
+		assert_true((o->kind == K_SIZE ? sval(o) : uval(o)) == hi);
+		snprintf(flag, sizeof(flag), "--%s", o->name);
+		if (lo > 0) {
+			snprintf(v, sizeof(v), "%llu", (unsigned long long)(lo - 1));
+			if (o->kind == K_MS)
+				snprintf(v, sizeof(v), "0.000");
+			bad(want, flag, v, NULL);
+		}
+		snprintf(v, sizeof(v), "%llu", (unsigned long long)(hi / scale + 1));
+		bad(want, flag, v, NULL);
+		bad(want, flag, "abc", NULL);
+		bad(want, flag, "", NULL);
+		bad(want, flag, "-1", NULL);
+		bad(want, flag, "+1", NULL);
+		bad(want, flag, " 1", NULL);
+		bad(want, flag, "1 ", NULL);
+		bad(want, flag, "99999999999999999999999", NULL);
+		bad("needs a value", flag, NULL);
+	}
+}
+
+static void test_units(void **state)
+{
+	assert_int_equal(args("--max-head", "32k", "--max-body", "3M", "--worker-buffer", "2g",
+			      "--send-queue", "65536", NULL), 0);
+	assert_true(g_c.max_head == 32768 && g_c.max_body == 3 * MIB);
+	assert_true(g_c.worker_buffer == 2 * GIB && g_c.send_queue == 65536);
+	bad("--max-body: invalid value '1kb'", "--max-body", "1kb", NULL);
+	bad("--max-body", "--max-body", "1.5m", NULL);
+	bad("--max-body", "--max-body", "k", NULL);
+	bad("--max-body", "--max-body", "17179869184g", NULL); /* overflows uint64 */
+	assert_int_equal(args("--idle-timeout", "0.5", "--body-timeout", "1.25",
+			      "--drain-timeout", "2.125", "--header-timeout", "7",
+			      "--queue-timeout", "0.001", "--shutdown-timeout", "30.", NULL),
+			 PT_CONFIG_USAGE); /* "30." has no decimals */
+	assert_int_equal(args("--idle-timeout", "0.5", "--body-timeout", "1.25",
+			      "--drain-timeout", "2.125", "--header-timeout", "7",
+			      "--queue-timeout", "0.001", "--shutdown-timeout", "30", NULL), 0);
+	assert_int_equal(g_c.idle_timeout_ms, 500);
+	assert_int_equal(g_c.body_timeout_ms, 1250);
+	assert_int_equal(g_c.drain_timeout_ms, 2125);
+	assert_int_equal(g_c.header_timeout_ms, 7000);
+	assert_int_equal(g_c.queue_timeout_ms, 1);
+	assert_int_equal(g_c.shutdown_ms, 30000);
+	bad("--idle-timeout", "--idle-timeout", "0.0005", NULL);     /* below a millisecond */
+	bad("--idle-timeout", "--idle-timeout", "0", NULL);
+	bad("--idle-timeout", "--idle-timeout", ".5", NULL);
+	bad("--idle-timeout", "--idle-timeout", "1e3", NULL);
+	bad("--idle-timeout", "--idle-timeout", "1,5", NULL);
+	bad("--idle-timeout", "--idle-timeout", "604801", NULL);
+	bad("--idle-timeout", "--idle-timeout", "5000000000", NULL);
+	assert_int_equal(args("--min-send-rate", "off", NULL), 0);
+	assert_int_equal(g_c.min_send_rate, PT_CONFIG_RATE_OFF);
+	assert_int_equal(args("--min-send-rate", "1k", NULL), 0);
+	assert_int_equal(g_c.min_send_rate, 1024);
+	bad("--min-send-rate", "--min-send-rate", "0", NULL);
+	bad("--min-send-rate", "--min-send-rate", "auto", NULL);
+	assert_int_equal(args("--workers", "auto", "--max-conns", "auto", NULL), 0);
+	assert_true(g_c.workers == 0 && g_c.max_conns == 0);
+	bad("--workers", "--workers", "0", NULL);
+	bad("--workers", "--workers", "off", NULL);
+	bad("--max-headers", "--max-headers", "auto", NULL);
+	assert_int_equal(args("--defer-accept", "0", NULL), 0);
+}
+
+static void test_listen(void **state)
+{
+	assert_int_equal(args("-l", "127.0.0.1:8080", "--listen", "[::1]:8080", "-l8081",
+			      "--listen=*:80", "-l", "[::]:0", "-l", "[::ffff:1.2.3.4]:65535",
+			      NULL), 0);
+	assert_int_equal(g_c.nlisten, 6);
+	assert_string_equal(g_c.listen[0], "127.0.0.1:8080");
+	assert_string_equal(g_c.listen[1], "[::1]:8080");
+	assert_string_equal(g_c.listen[2], "0.0.0.0:8081");
+	assert_string_equal(g_c.listen[3], "0.0.0.0:80");
+	assert_string_equal(g_c.listen[4], "[::]:0");
+	assert_string_equal(g_c.listen[5], "[::ffff:1.2.3.4]:65535");
+	static const char *bads[] = {
+		"", ":80", "127.0.0.1", "127.0.0.1:", "127.0.0.1:65536", "127.0.0.1:x",
+		"127.0.0.1:-1", "1.2.3:80", "256.1.1.1:80", "localhost:80", "::1:80", "[::1]",
+		"[::1]80", "[::1]:", "[1.2.3.4]:80", "[::1%lo]:80", "[]:80", "65536",
+		"127.0.0.1:000080", "[::1]:8080x", " 1.2.3.4:80",
+	};
+	for (size_t i = 0; i < sizeof(bads) / sizeof(bads[0]); i++)
+		bad("--listen: invalid value", "-l", bads[i], NULL);
+}
+
+static void test_listen_limit(void **state)
+{
+	char *argv[40] = { "portico" };
+	char addrs[17][32];
+	int argc = 1;
+
+	for (int i = 0; i < 17; i++) {
+		snprintf(addrs[i], sizeof(addrs[i]), "127.0.0.1:%d", 8000 + i);
+		argv[argc++] = "-l";
+		argv[argc++] = addrs[i];
+	}
+	assert_int_equal(pt_config_parse_args(&g_c, argc - 2, argv, g_err, sizeof(g_err)), 0);
+	assert_int_equal(g_c.nlisten, 16);
+	assert_int_equal(pt_config_parse_args(&g_c, argc, argv, g_err, sizeof(g_err)),
+			 PT_CONFIG_USAGE);
+	assert_non_null(strstr(g_err, "--listen: more than 16"));
+}
+
+static void test_choices(void **state)
+{
+	assert_int_equal(args("--backend", "uring", NULL), 0);
+	assert_int_equal(g_c.backend, PT_BACKEND_URING);
+	assert_int_equal(args("--backend=epoll", NULL), 0);
+	assert_int_equal(g_c.backend, PT_BACKEND_EPOLL);
+	assert_int_equal(args("--backend", "auto", NULL), 0);
+	assert_int_equal(g_c.backend, PT_BACKEND_AUTO);
+	bad("--backend: invalid value 'kqueue' (expected uring, epoll or auto)", "--backend",
+	    "kqueue", NULL);
+	bad("--backend", "--backend", "URING", NULL);
+	bad("--backend", "--backend", "u", NULL);
+	assert_int_equal(args("--when-full", "pause", NULL), 0);
+	assert_int_equal(g_c.when_full, PT_FULL_PAUSE);
+	assert_int_equal(args("--when-full", "shed", NULL), 0);
+	assert_int_equal(g_c.when_full, PT_FULL_SHED);
+	bad("--when-full", "--when-full", "drop", NULL);
+}
+
+static void test_bools(void **state)
+{
+	assert_int_equal(args("--autoindex", "--follow-symlinks", NULL), 0);
+	assert_true(g_c.autoindex && g_c.follow_symlinks);
+	assert_int_equal(args("--autoindex=off", "--follow-symlinks=no", NULL), 0);
+	assert_false(g_c.autoindex || g_c.follow_symlinks);
+	assert_int_equal(args("--autoindex=on", "--follow-symlinks=TRUE", NULL), 0);
+	assert_true(g_c.autoindex && g_c.follow_symlinks);
+	assert_int_equal(args("--autoindex=1", "--autoindex=0", NULL), 0);
+	assert_false(g_c.autoindex);
+	bad("--autoindex: invalid value 'maybe' (expected on or off)", "--autoindex=maybe", NULL);
+	bad("--autoindex", "--autoindex=", NULL);
+	/* an on/off option does not take the next argument as its value */
+	assert_int_equal(args("--autoindex", "off", NULL), 0);
+	assert_true(g_c.autoindex);
+	assert_string_equal(g_c.docroot, "off");
+}
+
+static void test_strings(void **state)
+{
+	assert_int_equal(args("--index", "home.htm", "--cache-control", "public, max-age=60",
+			      "--access-log", "-", "--error-log", "/var/log/e.log", "--user",
+			      "www-data", "--docroot", "/srv", NULL), 0);
+	assert_string_equal(g_c.index, "home.htm");
+	assert_string_equal(g_c.cache_control, "public, max-age=60");
+	assert_string_equal(g_c.access_log, "-");
+	assert_string_equal(g_c.error_log, "/var/log/e.log");
+	assert_string_equal(g_c.user, "www-data");
+	assert_string_equal(g_c.docroot, "/srv");
+	assert_int_equal(args("--index", "off", "--access-log", "off", "--cache-control", "off",
+			      NULL), 0);
+	assert_string_equal(g_c.index, "");
+	assert_string_equal(g_c.access_log, "");
+	assert_string_equal(g_c.cache_control, "");
+	bad("--index: invalid value 'a/b'", "--index", "a/b", NULL);
+	bad("--index", "--index", "..", NULL);
+	bad("--index", "--index", ".", NULL);
+	bad("--index", "--index", "", NULL);
+	bad("--cache-control: invalid value 'a??b'", "--cache-control", "a\r\nb", NULL);
+	bad("--cache-control", "--cache-control", "x\x01", NULL);
+	assert_int_equal(args("--cache-control", "a\tb", NULL), 0);
+	bad("--user", "--user", "", NULL);
+	bad("--user", "--user", "a b", NULL);
+	bad("--user", "--user", "a:b", NULL);
+	bad("--access-log", "--access-log", "", NULL);
+	bad("--error-log", "--error-log", "", NULL);
+	bad("--error-log: invalid value 'off' (expected a path or -", "--error-log", "off", NULL);
+}
+
+static void test_long_strings(void **state)
+{
+	char big[PATH_MAX + 10];
+
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	bad("DOCROOT: invalid value 'aaa", big, NULL);
+	bad("--user: invalid value", "--user", big, NULL);
+	bad("expected a shorter value", "--access-log", big, NULL);
+	big[PATH_MAX - 1] = '\0';
+	assert_int_equal(args(big, NULL), 0);
+	assert_int_equal(strlen(g_c.docroot), PATH_MAX - 1);
+}
+
+static void test_forms(void **state)
+{
+	assert_int_equal(args("-w", "3", NULL), 0);
+	assert_int_equal(g_c.workers, 3);
+	assert_int_equal(args("-w7", NULL), 0);
+	assert_int_equal(g_c.workers, 7);
+	assert_int_equal(args("--workers=9", NULL), 0);
+	assert_int_equal(g_c.workers, 9);
+	assert_int_equal(args("--workers", "2", "--workers", "5", NULL), 0); /* last wins */
+	assert_int_equal(g_c.workers, 5);
+	assert_int_equal(args("--", "-dir-with-dash", NULL), 0);
+	assert_string_equal(g_c.docroot, "-dir-with-dash");
+	assert_int_equal(args("-", NULL), 0);
+	assert_string_equal(g_c.docroot, "-");
+	assert_int_equal(args("www", "-w", "2", NULL), 0); /* options after DOCROOT */
+	assert_string_equal(g_c.docroot, "www");
+	assert_int_equal(args("--workers", "-5", NULL), PT_CONFIG_USAGE); /* a value, not a flag */
+	assert_non_null(strstr(g_err, "--workers: invalid value '-5'"));
+}
+
+static void test_usage_errors(void **state)
+{
+	bad("unknown option '--bogus'", "--bogus", NULL);
+	bad("unknown option '--bogus=1'", "--bogus=1", NULL);
+	bad("unknown option '-x'", "-x", NULL);
+	bad("unknown option '-hV'", "-hV", NULL);
+	bad("unknown option '--Workers'", "--Workers", "2", NULL);
+	bad("unknown option '---workers'", "---workers", "2", NULL);
+	bad("option '--listen' needs a value", "-l", NULL);
+	bad("option '--workers' needs a value", "--workers", NULL);
+	bad("option '--help' takes no value", "--help=yes", NULL);
+	bad("option '--version' takes no value", "--version=1", NULL);
+	bad("unexpected argument 'b': only one DOCROOT", "a", "b", NULL);
+	bad("unknown option", "www", "--nope", NULL);
+	/* messages do not echo control characters */
+	bad("unknown option '--a?b'", "--a\x1b" "b", NULL);
+}
+
+static void test_help_and_version(void **state)
+{
+	static char out[16384];
+
+	assert_int_equal(capture(out, sizeof(out), "--help", NULL), 1);
+	assert_non_null(strstr(out, "Usage: portico [OPTIONS] [DOCROOT]"));
+	for (size_t i = 0; i < NOPTS; i++) {
+		char name[64];
+
+		snprintf(name, sizeof(name), "--%s", opts[i].name);
+		if (!strstr(out, name))
+			fail_msg("--help lacks %s", name);
+	}
+	for (char *line = out, *nl; (nl = strchr(line, '\n')); line = nl + 1)
+		if (nl - line > HELP_WIDTH)
+			fail_msg("help line over %d columns: %.*s", HELP_WIDTH, (int)(nl - line),
+				 line);
+	assert_int_equal(capture(out, sizeof(out), "-h", NULL), 1);
+	assert_int_equal(capture(out, sizeof(out), "-V", NULL), 1);
+	assert_int_equal(strncmp(out, "portico ", 8), 0);
+	assert_int_equal(capture(out, sizeof(out), "--version", NULL), 1);
+	/* help wins over a bad value elsewhere, and over a config file */
+	assert_int_equal(capture(out, sizeof(out), "--workers=x", "-h"), 1);
+	assert_int_equal(capture(out, sizeof(out), "-c", "/nonexistent"), PT_CONFIG_USAGE);
+	assert_int_equal(capture(out, sizeof(out), "-c/nonexistent", "--help"), 1);
+}
+
+/* ---- the config file ---- */
+
+static void test_config_file(void **state)
+{
+	char *path = write_temp(
+		"# a comment\n"
+		"\n"
+		"   # an indented comment\n"
+		"listen 127.0.0.1:9000\n"
+		"listen\t[::1]:9000\n"
+		"workers 3\r\n"
+		"backend epoll\n"
+		"docroot /srv/www\n"
+		"user nobody\n"
+		"index start.html\n"
+		"autoindex\n"
+		"follow-symlinks off\n"
+		"cache-control   public, max-age=3600   \n"
+		"access-log /tmp/access.log\n"
+		"error-log -\n"
+		"max-conns 5000\n"
+		"max-head 32k\n"
+		"max-target 4k\n"
+		"max-headers 50\n"
+		"max-body 10m\n"
+		"max-drain 2m\n"
+		"send-queue 1m\n"
+		"worker-buffer 128m\n"
+		"queue-length 10\n"
+		"backlog 128\n"
+		"when-full pause\n"
+		"header-timeout 10\n"
+		"idle-timeout 15.5\n"
+		"body-timeout 20\n"
+		"drain-timeout 5\n"
+		"queue-timeout 1\n"
+		"min-send-rate 300\n"
+		"shutdown-timeout 2\n"
+		"defer-accept 3");
+	char cfg[80];
+
+	snprintf(cfg, sizeof(cfg), "--config=%s", path);
+	assert_int_equal(args(cfg, NULL), 0);
+	unlink(path);
+	assert_string_equal(g_c.config_file, path);
+	assert_int_equal(g_c.nlisten, 2);
+	assert_string_equal(g_c.listen[0], "127.0.0.1:9000");
+	assert_string_equal(g_c.listen[1], "[::1]:9000");
+	assert_int_equal(g_c.workers, 3);
+	assert_int_equal(g_c.backend, PT_BACKEND_EPOLL);
+	assert_string_equal(g_c.docroot, "/srv/www");
+	assert_string_equal(g_c.user, "nobody");
+	assert_string_equal(g_c.index, "start.html");
+	assert_true(g_c.autoindex);
+	assert_false(g_c.follow_symlinks);
+	assert_string_equal(g_c.cache_control, "public, max-age=3600");
+	assert_string_equal(g_c.access_log, "/tmp/access.log");
+	assert_int_equal(g_c.max_conns, 5000);
+	assert_true(g_c.max_head == 32768 && g_c.max_target == 4096);
+	assert_int_equal(g_c.max_headers, 50);
+	assert_true(g_c.max_body == 10 * MIB && g_c.max_drain == 2 * MIB);
+	assert_true(g_c.send_queue == MIB && g_c.worker_buffer == 128 * MIB);
+	assert_int_equal(g_c.queue_length, 10);
+	assert_int_equal(g_c.backlog, 128);
+	assert_int_equal(g_c.when_full, PT_FULL_PAUSE);
+	assert_int_equal(g_c.header_timeout_ms, 10000);
+	assert_int_equal(g_c.idle_timeout_ms, 15500);
+	assert_int_equal(g_c.body_timeout_ms, 20000);
+	assert_int_equal(g_c.drain_timeout_ms, 5000);
+	assert_int_equal(g_c.queue_timeout_ms, 1000);
+	assert_int_equal(g_c.min_send_rate, 300);
+	assert_int_equal(g_c.shutdown_ms, 2000);
+	assert_int_equal(g_c.defer_accept_sec, 3);
+}
+
+static void text_bad(const char *text, const char *want)
+{
+	int r;
+
+	pt_config_defaults(&g_c);
+	g_err[0] = '\0';
+	r = pt_config_parse_text(&g_c, text, strlen(text), "f.conf", g_err, sizeof(g_err));
+	if (r != PT_CONFIG_USAGE || !strstr(g_err, want))
+		fail_msg("\"%s\": got %d \"%s\", want \"%s\"", text, r, g_err, want);
+}
+
+static void test_config_file_errors(void **state)
+{
+	text_bad("workers 2\nbogus 1\n", "f.conf:2: unknown setting 'bogus'");
+	text_bad("\n\n\nworkers x\n", "f.conf:4: workers: invalid value 'x'");
+	text_bad("workers\n", "f.conf:1: workers: needs a value");
+	text_bad("config other.conf\n", "f.conf:1: unknown setting 'config'");
+	text_bad("help\n", "f.conf:1: unknown setting 'help'");
+	text_bad("version\n", "f.conf:1: unknown setting 'version'");
+	text_bad("--workers 2\n", "f.conf:1: unknown setting '--workers'");
+	text_bad("workers=2\n", "f.conf:1: unknown setting 'workers=2'");
+	text_bad("autoindex maybe\n", "f.conf:1: autoindex: invalid value 'maybe'");
+	text_bad("listen 1.2.3.4\n", "f.conf:1: listen: invalid value");
+	text_bad("workers 2 # comment\n", "f.conf:1: workers: invalid value '2 # comment'");
+	text_bad("a\0b\n", "f.conf:1: unknown setting 'a'");
+	{
+		static const char nul[] = "workers 2\nwork\0ers 3\n";
+
+		pt_config_defaults(&g_c);
+		assert_int_equal(pt_config_parse_text(&g_c, nul, sizeof(nul) - 1, "f.conf",
+						      g_err, sizeof(g_err)), PT_CONFIG_USAGE);
+		assert_non_null(strstr(g_err, "f.conf:2: NUL byte"));
+	}
+	{
+		size_t n = PATH_MAX + 300;
+		char *big = malloc(n + 1);
+
+		memset(big, ' ', n);
+		big[n] = '\0';
+		text_bad(big, "f.conf:1: line too long");
+		free(big);
+	}
+	/* a file that is empty or only comments changes nothing */
+	pt_config_defaults(&g_c);
+	assert_int_equal(pt_config_parse_text(&g_c, "", 0, "f", g_err, sizeof(g_err)), 0);
+	assert_int_equal(pt_config_parse_text(&g_c, "#x\n\n  \n\t#y", 10, "f", g_err,
+					      sizeof(g_err)), 0);
+	assert_int_equal(g_c.nlisten, 0);
+}
+
+static void test_config_file_unreadable(void **state)
+{
+	bad("config file '/nonexistent/p.conf': No such file or directory", "-c",
+	    "/nonexistent/p.conf", NULL);
+	bad("config file '/tmp': not a regular file", "-c", "/tmp", NULL);
+	bad("option '--config' needs a value", "-c", NULL);
+	{
+		char *path = write_temp("workers 2\nnope\n");
+
+		bad(":2: unknown setting 'nope'", "-c", path, NULL);
+		unlink(path);
+	}
+}
+
+static void test_precedence(void **state)
+{
+	char *path = write_temp("workers 3\nlisten 127.0.0.1:1\nlisten 127.0.0.1:2\n"
+				"docroot /from/file\nautoindex\n");
+
+	/* the command line wins whatever the order */
+	assert_int_equal(args("--workers", "5", "-c", path, NULL), 0);
+	assert_int_equal(g_c.workers, 5);
+	assert_int_equal(args("-c", path, "--workers", "6", NULL), 0);
+	assert_int_equal(g_c.workers, 6);
+	/* the file's value stays when the command line says nothing */
+	assert_int_equal(args("-c", path, NULL), 0);
+	assert_int_equal(g_c.workers, 3);
+	assert_string_equal(g_c.docroot, "/from/file");
+	assert_true(g_c.autoindex);
+	assert_int_equal(g_c.nlisten, 2);
+	/* -l replaces the file's addresses as a whole */
+	assert_int_equal(args("-c", path, "-l", "127.0.0.1:3", NULL), 0);
+	assert_int_equal(g_c.nlisten, 1);
+	assert_string_equal(g_c.listen[0], "127.0.0.1:3");
+	assert_int_equal(args("-l", "127.0.0.1:3", "-c", path, "-l", "127.0.0.1:4", NULL), 0);
+	assert_int_equal(g_c.nlisten, 2);
+	assert_string_equal(g_c.listen[1], "127.0.0.1:4");
+	/* DOCROOT and --autoindex=off override the file */
+	assert_int_equal(args("-c", path, "/from/args", "--autoindex=off", NULL), 0);
+	assert_string_equal(g_c.docroot, "/from/args");
+	assert_false(g_c.autoindex);
+	/* two -c: the last one is read */
+	assert_int_equal(args("-c", "/nonexistent", "-c", path, NULL), 0);
+	unlink(path);
+}
+
+/* ---- docroot ---- */
+
+static void test_open_docroot(void **state)
+{
+	char dir[] = "/tmp/pt-docroot.XXXXXX", p[128];
+	struct pt_server_config c;
+	int fd;
+
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(chmod(dir, 0711), 0);
+	pt_config_defaults(&c);
+	strcpy(c.docroot, dir);
+	fd = pt_config_open_docroot(&c, g_err, sizeof(g_err));
+	assert_true(fd >= 0);
+	assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+	close(fd);
+	/* through a symlink */
+	snprintf(p, sizeof(p), "%s.link", dir);
+	assert_int_equal(symlink(dir, p), 0);
+	strcpy(c.docroot, p);
+	fd = pt_config_open_docroot(&c, g_err, sizeof(g_err));
+	assert_true(fd >= 0);
+	close(fd);
+	unlink(p);
+	/* missing */
+	snprintf(c.docroot, sizeof(c.docroot), "%s/missing", dir);
+	assert_int_equal(pt_config_open_docroot(&c, g_err, sizeof(g_err)), -ENOENT);
+	assert_non_null(strstr(g_err, "docroot '"));
+	assert_non_null(strstr(g_err, "/missing': No such file or directory"));
+	/* a file */
+	snprintf(p, sizeof(p), "%s/file", dir);
+	close(open(p, O_CREAT | O_WRONLY, 0644));
+	strcpy(c.docroot, p);
+	assert_int_equal(pt_config_open_docroot(&c, g_err, sizeof(g_err)), -ENOTDIR);
+	assert_non_null(strstr(g_err, "Not a directory"));
+	unlink(p);
+	/* not readable, or not searchable (checked as "nobody" when running as root) */
+	snprintf(p, sizeof(p), "%s/closed", dir);
+	assert_int_equal(mkdir(p, 0), 0);
+	assert_int_equal(chmod(p, 0333), 0); /* search, no read, for anyone */
+	strcpy(c.docroot, p);
+	if (geteuid() == 0)
+		assert_int_equal(seteuid(65534), 0);
+	assert_int_equal(pt_config_open_docroot(&c, g_err, sizeof(g_err)), -EACCES);
+	assert_non_null(strstr(g_err, "Permission denied"));
+	if (geteuid() != getuid())
+		assert_int_equal(seteuid(0), 0);
+	assert_int_equal(chmod(p, 0666), 0); /* read, no search */
+	if (geteuid() == 0)
+		assert_int_equal(seteuid(65534), 0);
+	fd = pt_config_open_docroot(&c, g_err, sizeof(g_err));
+	if (geteuid() != getuid())
+		assert_int_equal(seteuid(0), 0);
+	assert_int_equal(fd, -EACCES);
+	if (!strstr(g_err, "cannot enter"))
+		fail_msg("%s", g_err);
+	rmdir(p);
+	rmdir(dir);
+}
+
+/* ---- the man page ---- */
+
+static char *read_man(void)
+{
+	static const char *const where[] = { "docs/portico.1", "../../../docs/portico.1" };
+	char *buf = malloc(1 << 17);
+
+	for (size_t i = 0; i < 2; i++) {
+		FILE *f = fopen(where[i], "r");
+
+		if (f) {
+			size_t n = fread(buf, 1, (1 << 17) - 1, f);
+
+			buf[n] = '\0';
+			fclose(f);
+			return buf;
+		}
+	}
+	free(buf);
+	return NULL;
+}
+
+static void test_man_page(void **state)
+{
+	char *man = read_man();
+
+	if (!man)
+		fail_msg("docs/portico.1 not found (run from the repository root)");
+	for (size_t i = 0; i < NOPTS; i++) {
+		char want[80], *d = want;
+
+		/* "--follow-symlinks" is written \fB\-\-follow\-symlinks\fR in roff */
+		d += sprintf(d, "\\fB\\-\\-");
+		for (const char *s = opts[i].name; *s; s++) {
+			if (*s == '-')
+				*d++ = '\\';
+			*d++ = *s;
+		}
+		*d = '\0';
+		if (!strstr(man, want))
+			fail_msg("docs/portico.1 lacks %s", want);
+		if (opts[i].shortname) {
+			char sh[112];
+
+			snprintf(sh, sizeof(sh), "\\fB\\-%c\\fR, %s", opts[i].shortname, want);
+			if (!strstr(man, sh))
+				fail_msg("docs/portico.1 lacks %s", sh);
+		}
+	}
+	free(man);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_numeric_bounds),
+		cmocka_unit_test(test_units),
+		cmocka_unit_test(test_listen),
+		cmocka_unit_test(test_listen_limit),
+		cmocka_unit_test(test_choices),
+		cmocka_unit_test(test_bools),
+		cmocka_unit_test(test_strings),
+		cmocka_unit_test(test_long_strings),
+		cmocka_unit_test(test_forms),
+		cmocka_unit_test(test_usage_errors),
+		cmocka_unit_test(test_help_and_version),
+		cmocka_unit_test(test_config_file),
+		cmocka_unit_test(test_config_file_errors),
+		cmocka_unit_test(test_config_file_unreadable),
+		cmocka_unit_test(test_precedence),
+		cmocka_unit_test(test_open_docroot),
+		cmocka_unit_test(test_man_page),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
