@@ -228,9 +228,12 @@ static size_t body_chunked(struct pt_http_req *r, const char *p, size_t n)
 		int rc = pt_chunked_feed(&r->chunked, p + off, n - off, &used, &data);
 		off += used;
 		if (rc < 0) {
-			body_end(r, rc == -413 ? -EMSGSIZE : -EPROTO);
+			/* framing lost: nothing after it is usable; the response must say so
+			 * (RFC 9112 9.6), so decide before the handler hears of the error */
+			r->close_after = true;
 			if (r->h)
-				r->h->closing = true;         /* framing lost: nothing after it is usable */
+				r->h->closing = true;
+			body_end(r, rc == -413 ? -EMSGSIZE : -EPROTO);
 			return n;
 		}
 		body_piece(r, data.p, data.n);
@@ -258,7 +261,10 @@ static size_t body_input(struct pt_http_req *r, const char *p, size_t n)
 
 static void dispatch(struct pt_http_req *r)
 {
-	const struct pt_route *rt = pt__route_find(r->s, r->head.path);
+	/* "OPTIONS *" asks about the server: the root route answers it */
+	struct pt_slice path = r->head.target_form == PT_TARGET_ASTERISK ?
+			       (struct pt_slice){ "/", 1 } : r->head.path;
+	const struct pt_route *rt = pt__route_find(r->s, path);
 
 	if (!rt) {
 		static const char body[] = "Not Found\n";

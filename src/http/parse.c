@@ -17,6 +17,7 @@
  *    validates, so the result never depends on the hint.
  */
 #include "http/parse.h"
+#include <arpa/inet.h>
 
 #include <limits.h>
 #include <string.h>
@@ -174,6 +175,31 @@ static bool pct_valid(const char *p, size_t n)
 	return true;
 }
 
+/* RFC 3986 3.2.2: IP-literal = "[" ( IPv6address / IPvFuture ) "]", given without the
+ * brackets. IPvFuture = "v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" ). No zone IDs. */
+static bool valid_ip_literal(const char *p, size_t n)
+{
+	char buf[INET6_ADDRSTRLEN];
+	unsigned char addr[16];
+	size_t i = 1;
+
+	if (n > 1 && (p[0] == 'v' || p[0] == 'V')) {
+		while (i < n && (CT(p[i]) & C_HEX))
+			i++;
+		if (i == 1 || i >= n - 1 || p[i] != '.')
+			return false;
+		for (i++; i < n; i++)
+			if ((!(CT(p[i]) & C_REGNAME) || p[i] == '%') && p[i] != ':')
+				return false;
+		return true;
+	}
+	if (n >= sizeof buf)
+		return false;
+	memcpy(buf, p, n);
+	buf[n] = 0;
+	return inet_pton(AF_INET6, buf, addr) == 1;
+}
+
 /* RFC 3986 3.2.2-3.2.3: uri-host [ ":" port ], host an IP-literal or a reg-name
  * (an IPv4 address is a reg-name lexically). No userinfo: RFC 9110 4.2.4. */
 static bool valid_authority(const char *p, size_t n, bool need_host, bool need_port)
@@ -187,9 +213,10 @@ static bool valid_authority(const char *p, size_t n, bool need_host, bool need_p
 				return false;
 			pct |= p[i] == '%';
 		}
-		if (i == n || i == 1)
+		if (i == n || i == 1 || !valid_ip_literal(p + 1, i - 1))
 			return false;
 		i++;
+		pct = false;
 	} else {
 		for (; i < n && (CT(p[i]) & C_REGNAME); i++)
 			pct |= p[i] == '%';

@@ -163,6 +163,7 @@ static struct fentry *entry_open(struct pt_fcache *fc, const char *name, size_t 
 		const char *base = strrchr(e->path, '/');
 		base = base ? base + 1 : e->path;
 		e->mime = pt_mime_lookup(fc->o->mime, base, strlen(base));
+		e->with_variants = with_variants;
 		if (fc->o->precompressed && with_variants)
 			e->avail = variants(fc->rootfd, e->path, n, fc->o->follow_symlinks);
 		load_small(e, fc->o->small_max);
@@ -190,6 +191,9 @@ static bool still_valid(struct pt_fcache *fc, struct fentry *e, uint64_t now)
 		close(fd);
 	if (err != e->err || (err == 0 && !same_file(&st, &e->st)))
 		return false;
+	/* a precompressed variant may have appeared or gone since */
+	if (err == 0 && S_ISREG(st.st_mode) && fc->o->precompressed && e->with_variants)
+		e->avail = variants(fc->rootfd, e->path, e->path_len, fc->o->follow_symlinks);
 	e->checked_ms = now;
 	return true;
 }

@@ -36,6 +36,7 @@ struct fentry {
 	char lastmod[PT_HTTP_DATE_LEN + 1];
 	const char *mime;
 	unsigned avail;                         /* PT_ENC_* variants present */
+	bool with_variants;                     /* avail is kept up to date */
 	char *data;                             /* whole content for small files, or NULL */
 	size_t path_len;
 	char path[];                            /* normalized path, NUL-terminated */

@@ -15,6 +15,7 @@
 #include "server/encoding.h"
 #include "server/range.h"
 #include <dirent.h>
+#include <fcntl.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -222,25 +223,34 @@ out:
 
 /* ---- directories ---- */
 
+/* 301 to the slash form. The normalized path is decoded, so it is re-encoded; the buffer is
+ * sized for the worst case (every byte escaped) plus the query, so it cannot overflow. */
 static void redirect_slash(struct pt_files *f, pt_http_req_t *r, const char *norm)
 {
 	struct pt_http_str q = pt_http_req_query(r);
-	char loc[PATH_MAX + 64];
+	size_t cap = 3 * strlen(norm) + q.n + 4, k = 0;
+	char *loc = malloc(cap);
 
-	/* the normalized path is decoded: re-encode what cannot stand in a Location */
-	size_t k = 0;
-	for (const char *p = norm; *p && k + 4 < sizeof loc - q.n - 2; p++) {
+	if (!loc) {
+		simple(f, r, 503, NULL, NULL);
+		return;
+	}
+	for (const char *p = norm; *p; p++) {
 		unsigned char ch = (unsigned char)*p;
 		if (ch <= 0x20 || ch >= 0x7f || strchr("\"#%<>?\\^`{|}", ch))
-			k += (size_t)sprintf(loc + k, "%%%02X", ch);
+			k += (size_t)snprintf(loc + k, cap - k, "%%%02X", ch);
 		else
 			loc[k++] = (char)ch;
 	}
 	loc[k++] = '/';
-	if (q.n)
-		k += (size_t)snprintf(loc + k, sizeof loc - k, "?%.*s", (int)q.n, q.p);
+	if (q.n) {
+		loc[k++] = '?';
+		memcpy(loc + k, q.p, q.n);
+		k += q.n;
+	}
 	loc[k] = 0;
-	simple(f, r, 301, "Location", loc);
+	simple(f, r, 301, "Location", loc);      /* BUFFER: copied before this returns */
+	free(loc);
 }
 
 static void html_escape(FILE *out, const char *s)
@@ -277,7 +287,8 @@ static int cmp_names(const void *a, const void *b)
 /* An HTML listing (names escaped for HTML and for URLs; dotfiles hidden). */
 static void autoindex(struct pt_files *f, pt_http_req_t *r, const struct fentry *dir)
 {
-	int fd = dup(dir->fd);
+	/* a new open file description: a dup() would share (and exhaust) the cached offset */
+	int fd = openat(dir->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
 	char *page = NULL, **names = NULL;
 	size_t len = 0, n = 0, cap = 0;
@@ -308,7 +319,8 @@ static void autoindex(struct pt_files *f, pt_http_req_t *r, const struct fentry 
 		n++;
 	}
 	closedir(d);
-	qsort(names, n, sizeof *names, cmp_names);
+	if (n)
+		qsort(names, n, sizeof *names, cmp_names);
 	FILE *out = open_memstream(&page, &len);
 	if (out) {
 		fputs("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Index of ", out);
