@@ -17,9 +17,10 @@
  *
  * Request lifetime: the request handle is valid from the handler call until the final send has
  * been made and every send callback has run, or until the on_abort callback (connection lost).
- * Strings returned by the request accessors stay valid as long as the handle, except that
- * pointers obtained during the handler call must be fetched again after it returns if the
- * response is produced later (the layer moves the head out of the receive buffer then).
+ * Strings returned by the request accessors stay valid until the final send is made, except
+ * that pointers obtained during the handler call must be fetched again after it returns if the
+ * response is produced later (the layer moves the head out of the receive buffer then). After
+ * the final send the accessors return empty strings (send callbacks must not rely on them).
  *
  * Threads: handlers run on the connection's worker and must not block, unless the route is
  * PT_ROUTE_SYNC: then they run on a bounded thread pool and may block; the request functions

@@ -373,15 +373,34 @@ static void in_drop(struct hconn *h, size_t used)
 	}
 }
 
+/* After the final send the head is not available any more (http.h): its slices are cleared
+ * instead of copied, which spares a copy per request that has send callbacks pending. */
+static void forget_head(struct pt_http_req *r)
+{
+	struct pt_request_head *hd = &r->head;
+
+	hd->method = hd->target = hd->path = hd->query = hd->authority = hd->host = (struct pt_slice){ 0 };
+	hd->nheaders = 0;
+	r->head_base = NULL;
+	r->head_len = 0;
+}
+
 /* Requests alive after this receive call must not point into its buffers. */
 static void own_live_heads(struct hconn *h)
 {
-	for (struct pt_http_req *r = h->live; r; r = r->next)
+	for (struct pt_http_req *r = h->live; r; r = r->next) {
+		if (r->own)
+			continue;
+		if (r->final_sent && !r->sync_route) {
+			forget_head(r);
+			continue;
+		}
 		if (pt__own_head(r) < 0) {
 			h->closing = true;
 			pt_conn_close(h->c, PT_CLOSE_ABORT);
 			return;
 		}
+	}
 }
 
 /* Buffered input waiting behind an unfinished request is bounded: stop reading meanwhile. */

@@ -136,29 +136,42 @@ static void send_done(pt_conn_t *c, void *arg, ssize_t res)
 
 /* ---- validation ---- */
 
-static bool token_ok(const char *s)
+/* Length of a token (RFC 9110 5.6.2), or 0 when s is empty or not a token. */
+static size_t token_len(const char *s)
 {
-	if (!*s)
-		return false;
-	for (; *s; s++)
-		if (!(pt__http_ctype[(unsigned char)*s] & PT_CT_TCHAR))
-			return false;
-	return true;
+	const char *p = s;
+
+	for (; *p; p++)
+		if (!(pt__http_ctype[(unsigned char)*p] & PT_CT_TCHAR))
+			return 0;
+	return (size_t)(p - s);
 }
 
-static bool value_ok(const char *s)
+/* Length of a field value (RFC 9110 5.5), or (size_t)-1 when it holds CR, LF or a control. */
+static size_t value_len(const char *s)
 {
-	for (; *s; s++)
-		if (!(pt__http_ctype[(unsigned char)*s] & PT_CT_VALUE))
-			return false;
-	return true;
+	const char *p = s;
+
+	for (; *p; p++)
+		if (!(pt__http_ctype[(unsigned char)*p] & PT_CT_VALUE))
+			return (size_t)-1;
+	return (size_t)(p - s);
 }
+
+#define LEN_KEEP 32u                /* header lengths remembered for the head builder */
 
 struct framing {
 	int64_t user_cl;            /* Content-Length the application gave, or -1 */
 	bool user_close;            /* Connection: close given */
 	size_t bytes;               /* header bytes to write */
+	uint32_t nlen[LEN_KEEP], vlen[LEN_KEEP];
+	int cl_index;               /* which header is Content-Length (written by the layer) */
 };
+
+static bool name_is(const char *name, size_t n, const char *what, size_t wn)
+{
+	return n == wn && !strncasecmp(name, what, n);
+}
 
 static int parse_cl(const char *v, int64_t *out)
 {
@@ -180,16 +193,28 @@ static int inspect(const struct pt_http_header *hd, unsigned n, struct framing *
 	f->user_cl = -1;
 	f->user_close = false;
 	f->bytes = 0;
+	f->cl_index = -1;
 	for (unsigned i = 0; i < n; i++) {
-		if (!hd[i].name || !hd[i].value || !token_ok(hd[i].name) || !value_ok(hd[i].value))
+		if (!hd[i].name || !hd[i].value)
 			return -EINVAL;
-		if (!strcasecmp(hd[i].name, "Transfer-Encoding") || !strcasecmp(hd[i].name, "Date"))
+		size_t nl = token_len(hd[i].name), vl = value_len(hd[i].value);
+		if (!nl || vl == (size_t)-1 || nl > UINT32_MAX || vl > UINT32_MAX)
+			return -EINVAL;
+		const char *nm = hd[i].name;
+		if (name_is(nm, nl, "Transfer-Encoding", 17) || name_is(nm, nl, "Date", 4))
 			return -EINVAL;           /* framing and Date belong to the layer */
-		if (!strcasecmp(hd[i].name, "Content-Length") && parse_cl(hd[i].value, &f->user_cl) < 0)
-			return -EINVAL;
-		if (!strcasecmp(hd[i].name, "Connection") && !strcasecmp(hd[i].value, "close"))
+		if (name_is(nm, nl, "Content-Length", 14)) {
+			if (parse_cl(hd[i].value, &f->user_cl) < 0 || f->cl_index >= 0)
+				return -EINVAL;
+			f->cl_index = (int)i;
+		}
+		if (name_is(nm, nl, "Connection", 10) && name_is(hd[i].value, vl, "close", 5))
 			f->user_close = true;
-		f->bytes += strlen(hd[i].name) + strlen(hd[i].value) + 4;
+		if (i < LEN_KEEP) {
+			f->nlen[i] = (uint32_t)nl;
+			f->vlen[i] = (uint32_t)vl;
+		}
+		f->bytes += nl + vl + 4;
 	}
 	return 0;
 }
@@ -235,28 +260,60 @@ static size_t put_str(char *p, const char *s)
 	return put(p, s, strlen(s));
 }
 
+/* Decimal digits of v into p; returns how many. */
+static size_t put_u64(char *p, uint64_t v)
+{
+	char tmp[20];
+	size_t n = 0;
+
+	do
+		tmp[n++] = (char)('0' + v % 10);
+	while ((v /= 10));
+	for (size_t i = 0; i < n; i++)
+		p[i] = tmp[n - 1 - i];
+	return n;
+}
+
+static size_t status_line(char *p, unsigned status, const char *reason)
+{
+	size_t k = put(p, "HTTP/1.1 ", 9);
+
+	p[k++] = (char)('0' + status / 100);
+	p[k++] = (char)('0' + status / 10 % 10);
+	p[k++] = (char)('0' + status % 10);
+	p[k++] = ' ';
+	k += put_str(p + k, reason);
+	return k + put(p + k, "\r\n", 2);
+}
+
 static size_t build_head(struct pt_http_req *r, char *p, unsigned status, const char *reason,
-			 const struct pt_http_header *hd, unsigned n, int64_t cl)
+			 const struct pt_http_header *hd, unsigned n, const struct framing *f,
+			 int64_t cl)
 {
 	struct hworker *hw = r->h->hw;
 	struct pt_http_server *s = r->s;
-	size_t k = (size_t)sprintf(p, "HTTP/1.1 %u %s\r\n", status, reason);
+	size_t k = status_line(p, status, reason);
 
 	pt__date_refresh(hw);
 	k += put(p + k, hw->date, hw->date_len);
 	k += put(p + k, s->server_line, s->server_line_len);
 	for (unsigned i = 0; i < n; i++) {
-		if (!strcasecmp(hd[i].name, "Content-Length"))
+		if ((int)i == f->cl_index)
 			continue;                  /* written below, once */
-		k += put_str(p + k, hd[i].name);
+		size_t nl = i < LEN_KEEP ? f->nlen[i] : strlen(hd[i].name);
+		size_t vl = i < LEN_KEEP ? f->vlen[i] : strlen(hd[i].value);
+		k += put(p + k, hd[i].name, nl);
 		k += put(p + k, ": ", 2);
-		k += put_str(p + k, hd[i].value);
+		k += put(p + k, hd[i].value, vl);
 		k += put(p + k, "\r\n", 2);
 	}
-	if (r->chunked_out)
+	if (r->chunked_out) {
 		k += put_str(p + k, "Transfer-Encoding: chunked\r\n");
-	else if (cl >= 0 && status != 204 && status != 304)
-		k += (size_t)sprintf(p + k, "Content-Length: %lld\r\n", (long long)cl);
+	} else if (cl >= 0 && status != 204 && status != 304) {
+		k += put(p + k, "Content-Length: ", 16);
+		k += put_u64(p + k, (uint64_t)cl);
+		k += put(p + k, "\r\n", 2);
+	}
 	if (r->close_after)
 		k += put_str(p + k, "Connection: close\r\n");
 	else if (r->head.minor_version == 0)
@@ -507,7 +564,8 @@ int pt__respond_local(pt_http_req_t *r, unsigned status, const char *reason,
 	if (need > PT_HEAD_INLINE && !heap)
 		goto fail;
 	char *p = heap ? heap : r->headbuf;
-	size_t len = build_head(r, p, status, reason ? reason : pt__reason(status), headers, nheaders, cl);
+	size_t len = build_head(r, p, status, reason ? reason : pt__reason(status), headers, nheaders,
+				&f, cl);
 	struct emit em = { p, len, heap, body, nbody, total, flags, !(flags & PT_HTTP_MORE),
 			   rs.refs, rs.nrefs };
 	if ((err = emit(r, &em, cb, arg)) < 0) {
