@@ -284,7 +284,8 @@ struct pt_counters {
 	uint64_t bytes_in, bytes_out;
 	uint64_t ops_inflight;     /* kernel operations in flight now */
 	uint64_t sends, recvs;     /* completed kernel send/receive operations */
-	uint64_t bufs_in_use;      /* provided receive buffers held by the application now */
+	uint64_t recv_bufs;        /* receive buffers consumed (io_uring provided buffers; each
+	                              goes back to the ring right after on_data returns) */
 	uint64_t buf_starved;      /* receives that found the buffer ring empty (ENOBUFS) */
 	uint64_t accept_paused;    /* times accepting was paused (limit or resource error) */
 	uint64_t accept_errors;    /* EMFILE/ENFILE/ENOMEM/ENOBUFS on accept */

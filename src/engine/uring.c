@@ -447,6 +447,7 @@ static void on_recv(struct pt_worker *w, struct pt_conn *c, struct io_uring_cqe 
 
 	if (cqe->flags & IORING_CQE_F_BUFFER) {
 		unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+		CNT_ADD(w, recv_bufs, 1);
 		if (c && cqe->res > 0) {
 			CNT_ADD(w, recvs, 1);
 			pt__rx_data(c, u->bufs + (size_t)bid * u->buf_size, (size_t)cqe->res);
