@@ -33,4 +33,23 @@ rc=$?
 [ $rc -ne 0 ]; t $? "explicit uring under seccomp fails (exit $rc)"
 grep -q 'io_uring backend unavailable: io_uring_setup failed: Operation not permitted' "$work/err2"
 t $? "the error names the reason"
+# RLIMIT_MEMLOCK too small for any ring (an unprivileged user is charged for ring memory):
+# auto falls back with a line naming the limit, an explicit uring fails naming it.
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null && command -v prlimit >/dev/null; then
+	chmod o+rx "$work"
+	cp "$B/examples/echo" "$work/echo" && chmod 755 "$work/echo"
+	nobody="setpriv --reuid=65534 --regid=65534 --clear-groups prlimit --memlock=8192:8192"
+	PORTICO_BACKEND=auto $nobody "$work/echo" -l 127.0.0.1:0 -w 2 >"$work/out3" 2>"$work/err3" &
+	pid=$!
+	for _ in $(seq 100); do grep -q 'listening on' "$work/out3" && break; sleep 0.1; done
+	grep -q 'epoll backend' "$work/out3"; t $? "auto with an 8 KiB memlock limit runs the epoll backend"
+	grep -q 'RLIMIT_MEMLOCK' "$work/err3"; t $? "the log line names RLIMIT_MEMLOCK"
+	kill -TERM "$pid"; wait "$pid"; t $? "clean exit"; pid=
+	PORTICO_BACKEND=uring $nobody "$work/echo" -l 127.0.0.1:0 >"$work/out4" 2>"$work/err4"
+	[ $? -ne 0 ] && grep -q 'RLIMIT_MEMLOCK' "$work/err4"
+	t $? "explicit uring with an 8 KiB memlock limit fails naming RLIMIT_MEMLOCK"
+	cat "$work/err3" "$work/err4" | sed 's/^/# /'
+else
+	echo "ok $((n+1)) # SKIP memlock checks need root to switch to an unprivileged user"; n=$((n+1))
+fi
 cat "$work/err" "$work/err2" | sed 's/^/# /'
