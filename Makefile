@@ -117,7 +117,7 @@ bench:
 	@$(MAKE) --no-print-directory B=build all
 	@bench/run.sh
 
-install: lib
+install: lib $(if $(SRV_MAIN),$(B)/portico)
 	install -d $(DESTDIR)$(PREFIX)/include/portico $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 644 include/portico/*.h $(DESTDIR)$(PREFIX)/include/portico/
 	install -m 644 $(B)/libportico.a $(DESTDIR)$(PREFIX)/lib/
