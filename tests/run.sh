@@ -3,7 +3,8 @@
 # Each test program prints TAP lines ("ok N - name" / "not ok N - name"); each such line counts as
 # one test. A program that prints none counts as one test, judged by its exit status.
 # Programs whose source contains the marker "pt-test: backends" run once per engine backend
-# (PORTICO_BACKEND=uring and epoll); integration scripts always do.
+# (PORTICO_BACKEND=uring and epoll); integration scripts always do, unless they say
+# "pt-test: once" (backend-independent checks).
 # Env: TESTS=<substring> runs only matching programs; BACKENDS="uring epoll" overrides the set.
 set -u
 cd "$(dirname "$0")/.."
@@ -54,6 +55,10 @@ done
 
 for t in $(ls tests/integration/*.sh tests/integration/*.py 2>/dev/null | sort); do
 	matches "$t" || continue
+	if grep -q 'pt-test: once' "$t"; then
+		run_one "${t#tests/}" "$t"
+		continue
+	fi
 	for be in $BACKENDS; do PORTICO_BACKEND=$be run_one "${t#tests/} [$be]" "$t"; done
 done
 

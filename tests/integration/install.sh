@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make install` into a temporary prefix, then build and run examples/hello.c against the
-# installed headers, libportico.so (via pkg-config) and libportico.a.
+# installed headers, libportico.so (via pkg-config) and libportico.a. pt-test: once
 set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d /tmp/pt-install.XXXXXX)
