@@ -71,6 +71,8 @@ struct pt_engine_config {
 	                              with -EAGAIN (on_drain follows); 0 = 4 MiB */
 	size_t max_worker_buffered;/* bytes of BUFFER copies per worker; 0 = 64 MiB */
 	unsigned shutdown_ms;      /* pt_engine_stop: wait this long for sends to finish; 0 = 5000 */
+	unsigned conn_area;        /* bytes of per-connection memory for the application inside
+	                              each connection object (see pt_conn_area); 0 = none */
 	pt_log_fn log;             /* NULL: messages go to stderr */
 	void *log_arg;
 };
@@ -124,6 +126,9 @@ PT_API int pt_engine_listen_port(pt_engine_t *e, int idx);
  * destroyed), also on failure. Returns a listener index >= 0 or -errno. */
 PT_API int pt_engine_listen_fd(pt_engine_t *e, int fd, const struct pt_listen_opts *o);
 
+/* The connection's application area (conn_area bytes, zeroed at accept, 16-byte aligned), or
+ * NULL when conn_area is 0. Valid until on_close returns; no allocation per connection. */
+PT_API void *pt_conn_area(pt_conn_t *c);
 PT_API void pt_conn_set_ops(pt_conn_t *c, const struct pt_conn_ops *ops);
 PT_API void pt_conn_set_user(pt_conn_t *c, void *user);
 PT_API void *pt_conn_user(const pt_conn_t *c);

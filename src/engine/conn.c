@@ -17,25 +17,34 @@
 
 static void conn_timer_fn(pt_timer_t *t, void *arg);
 
+static inline struct pt_conn *slot(const struct pt_worker *w, char *blk, unsigned i)
+{
+	return (struct pt_conn *)(blk + (size_t)i * w->conn_stride);
+}
+
 static int grow_blocks(struct pt_worker *w)
 {
+	if (!w->conn_stride)
+		w->conn_stride = (((sizeof(struct pt_conn) + 15) & ~(size_t)15) + w->e->cfg.conn_area + 15) &
+				 ~(size_t)15;
 	if (w->nblocks == w->blocks_cap) {
 		unsigned cap = w->blocks_cap ? w->blocks_cap * 2 : 16;
-		struct pt_conn **b = realloc(w->blocks, cap * sizeof *b);
+		char **b = realloc(w->blocks, cap * sizeof *b);
 		if (!b)
 			return -ENOMEM;
 		w->blocks = b;
 		w->blocks_cap = cap;
 	}
-	struct pt_conn *blk = calloc(PT_CONN_BLOCK, sizeof *blk);
+	char *blk = calloc(PT_CONN_BLOCK, w->conn_stride);
 	if (!blk)
 		return -ENOMEM;
 	for (unsigned i = PT_CONN_BLOCK; i-- > 0;) {
-		blk[i].idx = w->nblocks * PT_CONN_BLOCK + i;
-		blk[i].w = w;
-		blk[i].fd = -1;
-		blk[i].free_next = w->conn_free;
-		w->conn_free = &blk[i];
+		struct pt_conn *c = slot(w, blk, i);
+		c->idx = w->nblocks * PT_CONN_BLOCK + i;
+		c->w = w;
+		c->fd = -1;
+		c->free_next = w->conn_free;
+		w->conn_free = c;
 	}
 	w->blocks[w->nblocks++] = blk;
 	return 0;
@@ -57,7 +66,7 @@ struct pt_conn *pt__conn_get(struct pt_worker *w, uint32_t idx, uint32_t gen)
 
 	if (b >= w->nblocks)
 		return NULL;
-	struct pt_conn *c = &w->blocks[b][idx % PT_CONN_BLOCK];
+	struct pt_conn *c = slot(w, w->blocks[b], idx % PT_CONN_BLOCK);
 	return (c->gen & 0xffffff) == gen && (c->flags & PT_C_LIVE) ? c : NULL;
 }
 
@@ -170,7 +179,8 @@ void pt__accepted(struct pt_worker *w, struct pt_wlisten *wl, int fd)
 	c->user = NULL;
 	c->inflight = 0;
 	c->sent = 0;
-	c->born_ms = w->now_ms;
+	if (w->e->cfg.conn_area)
+		memset(pt_conn_area(c), 0, w->e->cfg.conn_area);
 	pt_timer_init(&c->timer, conn_timer_fn, c);
 	age_link(w, c);
 	w->nconns++;
@@ -406,7 +416,7 @@ void pt__conns_free(struct pt_worker *w)
 {
 	for (unsigned b = 0; b < w->nblocks; b++) {
 		for (unsigned i = 0; i < PT_CONN_BLOCK; i++)
-			free(w->blocks[b][i].stash);
+			free(slot(w, w->blocks[b], i)->stash);
 		free(w->blocks[b]);
 	}
 	free(w->blocks);
@@ -434,6 +444,13 @@ PT_API int pt_conn_close(pt_conn_t *c, int how)
 		c->flags |= PT_C_ABORT;
 	pt__pending(c);
 	return 0;
+}
+
+PT_API void *pt_conn_area(pt_conn_t *c)
+{
+	if (!c || !c->w->e->cfg.conn_area)
+		return NULL;
+	return (char *)c + ((sizeof(struct pt_conn) + 15) & ~(size_t)15);
 }
 
 PT_API void pt_conn_set_ops(pt_conn_t *c, const struct pt_conn_ops *ops)

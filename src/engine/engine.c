@@ -87,7 +87,7 @@ static int config_check(const struct pt_engine_config *c)
 	if (c->workers > 1024 || c->ring_entries > 32768 || c->recv_buf_count > 32768 ||
 	    (c->recv_buf_count & (c->recv_buf_count - 1)) || c->recv_buf_size < 64 ||
 	    c->recv_buf_size > (1u << 20) || c->backend > PT_BACKEND_EPOLL ||
-	    c->full_policy > PT_FULL_PAUSE)
+	    c->full_policy > PT_FULL_PAUSE || c->conn_area > 4096)
 		return -EINVAL;
 	return 0;
 }

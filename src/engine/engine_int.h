@@ -132,7 +132,6 @@ struct pt_conn {
 	char *stash;                      /* received while paused, delivered on resume */
 	uint32_t stash_len, stash_cap;
 	int eof_err;                      /* on_eof argument owed */
-	uint64_t born_ms;
 };
 
 /* ---- listeners ---- */
@@ -206,7 +205,8 @@ struct pt_worker {
 	uint64_t now_ms;
 	struct pt_wheel wheel;
 	/* connections */
-	struct pt_conn **blocks;          /* blocks of PT_CONN_BLOCK */
+	char **blocks;                    /* blocks of PT_CONN_BLOCK objects of conn_stride bytes */
+	size_t conn_stride;               /* sizeof(struct pt_conn) + conn_area, aligned */
 	unsigned nblocks, blocks_cap;
 	struct pt_conn *conn_free;
 	struct pt_conn *age_head, *age_tail; /* live connections, oldest first */

@@ -17,8 +17,7 @@
 #include <string.h>
 
 #define RATE_WINDOW_MS 2000u
-#define HCONN_FREE_MAX 4096u
-#define REQ_FREE_MAX 256u
+#define REQ_FREE_MAX 64u       /* request objects are ~4 KB (the header array): keep few */
 
 /* ---- requests ---- */
 
@@ -549,14 +548,7 @@ static void on_close(pt_conn_t *c)
 		else
 			r->next = NULL;              /* the sync pool owns it until its thread is done */
 	}
-	free(h->in);
-	if (hw->nhc_free >= HCONN_FREE_MAX) {
-		free(h);
-		return;
-	}
-	h->free_next = hw->hc_free;
-	hw->hc_free = h;
-	hw->nhc_free++;
+	free(h->in);                             /* h itself lives in the connection object */
 }
 
 const struct pt_conn_ops pt__http_conn_ops = {

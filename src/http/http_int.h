@@ -94,14 +94,12 @@ struct hconn {
 	bool in_consume;                  /* consume() is on the stack */
 	bool resume_queued;
 	uint64_t rate_mark;               /* bytes sent at the start of the rate window */
-	struct hconn *free_next;
 };
 
 struct hworker {
 	struct pt_http_req *req_free;
 	struct hsend *hs_free;
-	struct hconn *hc_free;
-	unsigned nreq_free, nhs_free, nhc_free;
+	unsigned nreq_free, nhs_free;
 	long date_sec;
 	char date[48];                    /* "Date: ...\r\n" */
 	size_t date_len;

@@ -88,6 +88,7 @@ PT_API pt_http_server_t *pt_http_server_create(const struct pt_http_config *cfg,
 	s->req_size = sizeof(struct pt_http_req) + s->cfg.max_headers * sizeof(struct pt_header);
 	if ((rc = pt__fragcache_init(s)) < 0)
 		goto fail;
+	s->cfg.engine.conn_area = sizeof(struct hconn);   /* no allocation per connection */
 	if (!(s->e = pt_engine_create(&s->cfg.engine, &rc)))
 		goto fail;
 	pt_engine_set_user(s->e, s);
@@ -115,15 +116,8 @@ static int on_accept(pt_conn_t *c, void *arg)
 {
 	struct pt_http_server *s = arg;
 	struct hworker *hw = pt__hw(s, c);
-	struct hconn *h = hw->hc_free;
+	struct hconn *h = pt_conn_area(c);        /* zeroed by the engine */
 
-	if (h) {
-		hw->hc_free = h->free_next;
-		hw->nhc_free--;
-	} else if (!(h = malloc(sizeof *h))) {
-		return -ENOMEM;
-	}
-	memset(h, 0, sizeof *h);
 	h->s = s;
 	h->hw = hw;
 	h->c = c;
@@ -219,11 +213,6 @@ static void hworker_free(struct hworker *hw)
 		struct pt_http_req *r = hw->req_free;
 		hw->req_free = r->next;
 		free(r);
-	}
-	while (hw->hc_free) {
-		struct hconn *h = hw->hc_free;
-		hw->hc_free = h->free_next;
-		free(h);
 	}
 	pt__hsend_pool_free(hw);
 }
