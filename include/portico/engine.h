@@ -246,8 +246,15 @@ struct pt_post {
 /* Runs fn(w, arg) on worker w, soon. Any thread, including other workers and threads the
  * engine does not know. The node must stay valid until fn starts; no allocation takes place.
  * Returns 0 (fn runs exactly once, never inside this call, even when posting from w itself),
- * -EINVAL, or -ESHUTDOWN when the engine is stopping (fn will not run). */
+ * -EINVAL, or -ESHUTDOWN when the worker has exited (fn will not run). While the engine stops,
+ * posts still run until the worker exits; a thread that must be sure its posts run holds the
+ * worker (pt_worker_hold) until its last post has run. */
 PT_API int pt_post(pt_worker_t *w, pt_post_t *node, pt_post_fn fn, void *arg);
+
+/* Keeps worker w from exiting (even when the engine stops) until the matching release, so that
+ * posts to it keep running. Any thread. 0, or -ESHUTDOWN when it has exited already. */
+PT_API int pt_worker_hold(pt_worker_t *w);
+PT_API void pt_worker_release(pt_worker_t *w);
 
 /* ---- engine lifecycle -------------------------------------------------------------------- */
 

@@ -22,6 +22,11 @@
  * response is produced later (the layer moves the head out of the receive buffer then). After
  * the final send the accessors return empty strings (send callbacks must not rely on them).
  *
+ * Send completion: a send completes when its bytes are in the kernel's socket buffer, not when
+ * the peer acknowledged them, so sends one at a time are not serialised by round trips as
+ * unbuffered sends are in HTTP.SYS; PT_HTTP_BUFFER still saves the application from waiting
+ * for each callback (measured: examples/three_models.c).
+ *
  * Threads: handlers run on the connection's worker and must not block, unless the route is
  * PT_ROUTE_SYNC: then they run on a bounded thread pool and may block; the request functions
  * below may then be called from that thread (they forward to the worker). Any function may be
@@ -162,8 +167,15 @@ PT_API int pt_http_respond(pt_http_req_t *r, unsigned status, const char *reason
 PT_API int pt_http_send_body(pt_http_req_t *r, const struct pt_http_chunk *body, unsigned nbody,
 			     unsigned flags, pt_http_send_fn cb, void *arg);
 
+/* After a send returned -EAGAIN (the connection's send queue is full, typically with
+ * PT_HTTP_BUFFER sends whose callbacks run at once), cb runs once on the worker when the queue
+ * has drained below half, so the application can continue. Worker thread. 0 or -EINVAL. */
+typedef void (*pt_http_writable_fn)(pt_http_req_t *r, void *arg);
+PT_API int pt_http_req_on_writable(pt_http_req_t *r, pt_http_writable_fn cb, void *arg);
+
 /* Called when the connection is lost before the request completed: no further callbacks, and
- * the handle is invalid after this returns. Worker thread. */
+ * the handle is invalid after this returns. A send that fails (the peer reset the connection)
+ * ends the connection too, so an application streaming a body learns it here. Worker thread. */
 typedef void (*pt_http_abort_fn)(pt_http_req_t *r, void *arg);
 PT_API void pt_http_req_on_abort(pt_http_req_t *r, pt_http_abort_fn cb, void *arg);
 

@@ -215,7 +215,8 @@ static void stop_on_worker(pt_worker_t *w, void *arg)
 
 static bool worker_done(struct pt_worker *w)
 {
-	if (!w->stopping || w->nconns || w->pend_head || pt__posts_waiting(w))
+	if (!w->stopping || w->nconns || w->pend_head || pt__posts_waiting(w) ||
+	    atomic_load_explicit(&w->holds, memory_order_acquire))
 		return false;
 	for (unsigned i = 0; i < w->nwl; i++)
 		if (w->wl[i].armed)
@@ -280,6 +281,8 @@ static void *worker_main(void *arg)
 			break;
 		}
 	}
+	atomic_store_explicit(&w->exited, true, memory_order_release);
+	pt__posts_run(w);             /* posts that raced with the exit decision */
 	pt__conns_free(w);
 	w->be->worker_fini(w);
 	pt__sreq_pool_free(w);
@@ -371,6 +374,9 @@ PT_API void pt_engine_destroy(pt_engine_t *e)
 		return;
 	pt_engine_stop(e);
 	pt__listeners_free(e);
+	for (unsigned i = 0; i < e->nworkers; i++)
+		if (e->workers[i].wake_fd >= 0)
+			close(e->workers[i].wake_fd);
 	pthread_mutex_destroy(&e->start_lock);
 	pthread_cond_destroy(&e->start_cond);
 	free(e->workers);

@@ -226,6 +226,8 @@ struct pt_worker {
 	atomic_int wake_pending;
 	int wake_fd;                      /* eventfd */
 	/* lifecycle */
+	atomic_uint holds;                /* pt_worker_hold: may not exit while > 0 (any thread) */
+	atomic_bool exited;               /* the loop ended: posts are refused (any thread) */
 	bool stopping;
 	bool stop_abort;
 	pt_timer_t stop_timer;

@@ -50,9 +50,7 @@ static void ep_fini(struct pt_worker *w)
 		return;
 	if (p->epfd >= 0)
 		close(p->epfd);
-	if (w->wake_fd >= 0)
-		close(w->wake_fd);
-	w->wake_fd = -1;
+	/* wake_fd stays open until pt_engine_destroy: other threads may still write to it */
 	free(p->scratch);
 	free(p);
 	w->bd = NULL;
@@ -69,6 +67,8 @@ static int ep_init(struct pt_worker *w)
 	w->zc_ok = false;
 	p->epfd = epoll_create1(EPOLL_CLOEXEC);
 	p->scratch = malloc(SCRATCH_BYTES);
+	if (w->wake_fd >= 0)
+		close(w->wake_fd);          /* from a start attempt on the other backend */
 	w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (p->epfd < 0 || w->wake_fd < 0) {
 		err = -errno;

@@ -12,7 +12,7 @@ PT_API int pt_post(pt_worker_t *w, pt_post_t *node, pt_post_fn fn, void *arg)
 {
 	if (!w || !node || !fn)
 		return -EINVAL;
-	if (atomic_load_explicit(&w->e->stopping, memory_order_acquire) && node != &w->stop_post)
+	if (atomic_load_explicit(&w->exited, memory_order_acquire))
 		return -ESHUTDOWN;
 	node->fn_ = fn;
 	node->arg_ = arg;
@@ -29,6 +29,25 @@ PT_API int pt_post(pt_worker_t *w, pt_post_t *node, pt_post_fn fn, void *arg)
 			w->be->wake(w);              /* foreign thread: eventfd */
 	}
 	return 0;
+}
+
+PT_API int pt_worker_hold(pt_worker_t *w)
+{
+	if (!w)
+		return -EINVAL;
+	atomic_fetch_add_explicit(&w->holds, 1, memory_order_acq_rel);
+	if (atomic_load_explicit(&w->exited, memory_order_acquire)) {
+		atomic_fetch_sub_explicit(&w->holds, 1, memory_order_acq_rel);
+		return -ESHUTDOWN;
+	}
+	return 0;
+}
+
+PT_API void pt_worker_release(pt_worker_t *w)
+{
+	if (w && atomic_fetch_sub_explicit(&w->holds, 1, memory_order_acq_rel) == 1 &&
+	    atomic_exchange_explicit(&w->wake_pending, 1, memory_order_acq_rel) == 0)
+		w->be->wake(w);               /* a stopping worker may be waiting for this */
 }
 
 bool pt__posts_waiting(struct pt_worker *w)

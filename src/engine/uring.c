@@ -280,9 +280,7 @@ static void uring_fini(struct pt_worker *w)
 		munmap(u->br, u->br_bytes);
 	if (u->bufs && u->bufs != MAP_FAILED)
 		munmap(u->bufs, u->bufs_bytes);
-	if (w->wake_fd >= 0)
-		close(w->wake_fd);
-	w->wake_fd = -1;
+	/* wake_fd stays open until pt_engine_destroy: other threads may still write to it */
 	free(u);
 	w->bd = NULL;
 }
@@ -298,6 +296,8 @@ static int uring_init(struct pt_worker *w)
 	w->bd = u;
 	if ((err = ring_init(w, u)) < 0 || (err = bufring_init(w, u)) < 0)
 		goto fail;
+	if (w->wake_fd >= 0)
+		close(w->wake_fd);
 	if ((w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
 		err = -errno;
 		goto fail;

@@ -527,6 +527,15 @@ static void on_drain(pt_conn_t *c)
 {
 	struct hconn *h = pt_conn_user(c);
 
+	for (struct pt_http_req *r = h->live; r; r = r->next) {
+		if (r->on_writable) {                  /* one wake-up per registration */
+			pt_http_writable_fn fn = r->on_writable;
+			r->on_writable = NULL;
+			fn(r, r->writable_arg);
+			break;                         /* the list may have changed */
+		}
+	}
+
 	if (h->phase == PH_SENDING && !responses_pending(h))
 		h->phase = PH_HANDLER;                /* leave the rate phase: pick the next one */
 	update_phase(h);

@@ -44,6 +44,8 @@ struct pt_http_req {
 	void *user;
 	pt_http_abort_fn on_abort;
 	void *abort_arg;
+	pt_http_writable_fn on_writable;
+	void *writable_arg;
 	/* response */
 	bool head_sent, final_sent, no_body, chunked_out, close_after, sync_route;
 	int64_t out_left;                 /* declared Content-Length still to send; -1: none */

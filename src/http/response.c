@@ -127,6 +127,10 @@ static void send_done(pt_conn_t *c, void *arg, ssize_t res)
 
 	hsend_free(h ? h->hw : pt__hw(r->s, c), hs);
 	r->pending--;
+	if (res < 0 && h && res != -ECANCELED) {
+		h->closing = true;                     /* the stream is broken: end the connection */
+		pt_conn_close(c, PT_CLOSE_ABORT);
+	}
 	if (cb)
 		cb(r, cb_arg, res);
 	pt__req_release(r);
@@ -629,6 +633,15 @@ int pt__send_body_local(pt_http_req_t *r, const struct pt_http_chunk *body, unsi
 fail:
 	resolved_drop(&rs);
 	return err;
+}
+
+PT_API int pt_http_req_on_writable(pt_http_req_t *r, pt_http_writable_fn cb, void *arg)
+{
+	if (!r || !cb)
+		return -EINVAL;
+	r->on_writable = cb;
+	r->writable_arg = arg;
+	return 0;
 }
 
 PT_API void pt_http_req_on_abort(pt_http_req_t *r, pt_http_abort_fn cb, void *arg)

@@ -64,9 +64,14 @@ void pt__sync_dispatch(struct pt_http_req *r, const struct pt_route *rt)
 		answer_503(r);
 		return;
 	}
+	r->worker = pt_conn_worker(r->h->c);
+	if (pt_worker_hold(r->worker) < 0) {  /* the worker must outlive the pool's use of r */
+		pthread_mutex_unlock(&q->mu);
+		answer_503(r);
+		return;
+	}
 	r->sync_route = true;
 	r->route = rt;
-	r->worker = pt_conn_worker(r->h->c);
 	r->queued_ms = now_ms();
 	r->qnext = NULL;
 	if (q->tail)
@@ -85,6 +90,7 @@ static void sync_done(pt_worker_t *w, void *arg)
 	struct pt_http_req *r = arg;
 
 	r->sync_route = false;
+	pt_worker_release(w);
 	if (!r->h) {                         /* the connection went away meanwhile */
 		free(r->own);
 		free(r);
@@ -126,12 +132,10 @@ static struct pt_http_req *take(struct pt_sync *q)
 	return r;
 }
 
+/* Cannot fail: the pool holds the worker (pt_worker_hold) until sync_done has run there. */
 static void give_back(struct pt_http_req *r, pt_post_fn fn)
 {
-	if (pt_post(r->worker, &r->post, fn, r) < 0) {
-		free(r->own);                /* the engine stopped: its workers are gone */
-		free(r);
-	}
+	pt_post(r->worker, &r->post, fn, r);
 }
 
 static void *pool_main(void *arg)
@@ -185,12 +189,8 @@ void pt__sync_stop(struct pt_http_server *s)
 	pthread_mutex_unlock(&q->mu);
 	for (unsigned i = 0; i < q->nth; i++)
 		pthread_join(q->th[i], NULL);
-	while (q->head) {                   /* never run: their connections are closed */
-		struct pt_http_req *r = q->head;
-		q->head = r->qnext;
-		free(r->own);
-		free(r);
-	}
+	/* the workers have exited, and a worker cannot exit while the pool holds one of its
+	 * requests, so the queue is empty here */
 	pthread_mutex_destroy(&q->mu);
 	pthread_cond_destroy(&q->cv);
 	free(q->th);
@@ -218,6 +218,7 @@ struct fwd {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	int result;
+	ssize_t sent_res;                /* the send's completion, when waited for */
 	bool called, completed, wait_completion;
 };
 
@@ -235,6 +236,7 @@ static void fwd_sent(pt_http_req_t *r, void *arg, ssize_t res)
 
 	if (f->cb)
 		f->cb(r, f->arg, res);
+	f->sent_res = res;
 	fwd_signal(f, &f->completed);
 }
 
@@ -277,6 +279,8 @@ static int fwd_call(struct fwd *f)
 			pthread_cond_wait(&f->cv, &f->mu);
 		pthread_mutex_unlock(&f->mu);
 		err = f->result;
+		if (err == 0 && f->wait_completion && f->sent_res < 0)
+			err = (int)f->sent_res;   /* the synchronous caller learns that it failed */
 	} else {
 		err = -EPIPE;
 	}
