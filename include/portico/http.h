@@ -95,6 +95,9 @@ PT_API struct pt_http_str pt_http_req_method_name(const pt_http_req_t *r);
 PT_API struct pt_http_str pt_http_req_target(const pt_http_req_t *r); /* as received */
 PT_API struct pt_http_str pt_http_req_path(const pt_http_req_t *r);   /* still %-encoded */
 PT_API struct pt_http_str pt_http_req_query(const pt_http_req_t *r);  /* without '?' */
+/* The path percent-decoded into buf (NUL-terminated; no dot-segment removal). Returns its
+ * length, -EINVAL for a malformed escape or an encoded NUL, or -ENOSPC when cap is too small. */
+PT_API int pt_http_req_decoded_path(const pt_http_req_t *r, char *buf, size_t cap);
 PT_API struct pt_http_str pt_http_req_authority(const pt_http_req_t *r);
 PT_API int pt_http_req_minor_version(const pt_http_req_t *r);         /* 0 or 1 */
 /* The first field named name (case-insensitive), or {NULL, 0}. */
@@ -172,6 +175,16 @@ PT_API int pt_http_send_body(pt_http_req_t *r, const struct pt_http_chunk *body,
  * has drained below half, so the application can continue. Worker thread. 0 or -EINVAL. */
 typedef void (*pt_http_writable_fn)(pt_http_req_t *r, void *arg);
 PT_API int pt_http_req_on_writable(pt_http_req_t *r, pt_http_writable_fn cb, void *arg);
+
+/* Responding from another thread: pt_http_req_keep (on the worker, usually in the handler)
+ * hands the request to the application; from then on respond, send_body and read_body may be
+ * called from any thread (calls from other threads run on the worker and wait for it, and
+ * without PT_HTTP_BUFFER for the send to complete), and the handle stays valid, even after the
+ * connection is lost (calls then return -EPIPE), until pt_http_req_release (any thread, once).
+ * A request released without its final send gets a 500 or, after a head, a reset.
+ * PT_ROUTE_SYNC handlers need neither call: the pool does both. 0, -EINVAL, -ESHUTDOWN. */
+PT_API int pt_http_req_keep(pt_http_req_t *r);
+PT_API void pt_http_req_release(pt_http_req_t *r);
 
 /* Called when the connection is lost before the request completed: no further callbacks, and
  * the handle is invalid after this returns. A send that fails (the peer reset the connection)

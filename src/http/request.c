@@ -41,6 +41,39 @@ PT_API struct pt_http_str pt_http_req_authority(const pt_http_req_t *r)
 	return r ? str(r->head.authority) : (struct pt_http_str){ 0 };
 }
 
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = (char)(c | 0x20);
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+PT_API int pt_http_req_decoded_path(const pt_http_req_t *r, char *buf, size_t cap)
+{
+	if (!r || !buf || !cap)
+		return -EINVAL;
+	struct pt_slice p = r->head.path;
+	size_t k = 0;
+	for (size_t i = 0; i < p.n; i++) {
+		char c = p.p[i];
+		if (c == '%') {
+			if (i + 2 >= p.n)
+				return -EINVAL;          /* truncated escape */
+			int a = hexval(p.p[i + 1]), b = hexval(p.p[i + 2]);
+			if (a < 0 || b < 0 || (a | b) == 0)
+				return -EINVAL;          /* malformed, or %00 */
+			c = (char)(a << 4 | b);
+			i += 2;
+		}
+		if (k + 1 >= cap)
+			return -ENOSPC;
+		buf[k++] = c;
+	}
+	buf[k] = 0;
+	return (int)k;
+}
+
 PT_API int pt_http_req_minor_version(const pt_http_req_t *r)
 {
 	return r ? r->head.minor_version : -EINVAL;

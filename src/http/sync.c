@@ -114,6 +114,28 @@ static void expired(pt_worker_t *w, void *arg)
 	sync_done(w, r);
 }
 
+/* ---- requests kept by the application (responded to from other threads) ---- */
+
+PT_API int pt_http_req_keep(pt_http_req_t *r)
+{
+	if (!r || !r->h || r->sync_route || pt_worker_current() != pt_conn_worker(r->h->c))
+		return -EINVAL;
+	r->worker = pt_conn_worker(r->h->c);
+	int err = pt__own_head(r);             /* other threads read the head meanwhile */
+	if (err < 0)
+		return err;
+	if ((err = pt_worker_hold(r->worker)) < 0)
+		return err;
+	r->sync_route = true;                  /* owned outside the worker, like a pool request */
+	return 0;
+}
+
+PT_API void pt_http_req_release(pt_http_req_t *r)
+{
+	if (r && r->sync_route)
+		pt_post(r->worker, &r->post, sync_done, r);   /* cannot fail: the worker is held */
+}
+
 /* ---- pool threads ---- */
 
 static struct pt_http_req *take(struct pt_sync *q)

@@ -242,6 +242,28 @@ def run(port, content):
     st, h, body = c.response()
     t("transfer-encoding" not in h and body == b"one,two,three", "HTTP/1.0 stream: close-delimited", (h, body))
 
+    # responses from another thread, decoded paths, fragment time-to-live
+    c = Conn(port)
+    c.send(get("/thread") + get("/hello"))
+    r1, r2 = c.response()[2], c.response()[2]
+    t(r1 == b"from another thread" and r2 == b"Hello, World!",
+      "response from another thread (kept request), pipelined request after it in order", (r1, r2))
+    c.send(get("/decoded/a%20b%2Fc%C3%A9"))
+    st, h, body = c.response()
+    t(body == "/decoded/a b/cé".encode(), "decoded path", body)
+    c.send(get("/decoded/x%00y"))
+    st, h, body = c.response()
+    t(st == 400, "decoded path refuses %00", (st, body))
+    c.send(get("/frag-put"))
+    c.response()
+    c.send(get("/frag-short"))
+    st1, _, b1 = c.response()
+    time.sleep(0.35)
+    c.send(get("/frag-short"))
+    st2, _, b2 = c.response()
+    t(st1 == 200 and b1 == b"short-lived" and st2 == 404, "fragment time-to-live", (st1, b1, st2, b2))
+    c.close()
+
     # strictness (a sample; the conformance table is elsewhere)
     for raw, want in [("GET / HTTP/1.1\r\n\r\n", 400), ("GET / HTTP/1.1\nHost: t\n\n", 400),
                       ("GET / HTTP/2.0\r\nHost: t\r\n\r\n", 505),

@@ -19,10 +19,15 @@
  *   /api-errors       checks the API's error returns, answers "ok" or the failed check
  *   /sync/...         runs on the sync pool; /sync/sleep blocks 300 ms
  *   /a/ and /a/b/     longest prefix wins: bodies "a" and "ab"
+ *   /thread           kept by the handler, answered 20 ms later from another thread
+ *   /decoded/...      answers the percent-decoded path
+ *   /frag-put         stores the fragment "short" with a 200 ms time-to-live
+ *   /frag-short       sends "short", or 404 once it has expired
  */
 #include <portico/http.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -201,6 +206,53 @@ static void api_errors(pt_http_req_t *r, void *arg)
 	CHECK(pt_http_send_body(r, &c, 1, 0, NULL, NULL) == -EPROTO, "after final");
 }
 
+/* ---- responses from another thread ---- */
+
+static void *answer_later(void *arg)
+{
+	pt_http_req_t *r = arg;
+	char body[] = "from another thread";      /* stack memory: the call waits for the send */
+
+	usleep(20 * 1000);
+	struct pt_http_chunk c = { .kind = PT_HTTP_CHUNK_MEM, .mem = { body, strlen(body) } };
+	if (pt_http_respond(r, 200, NULL, NULL, 0, &c, 1, 0, NULL, NULL) < 0)
+		fprintf(stderr, "thread respond failed\n");
+	pt_http_req_release(r);
+	return NULL;
+}
+
+static void thread_h(pt_http_req_t *r, void *arg)
+{
+	pthread_t t;
+	if (pt_http_req_keep(r) < 0 || pthread_create(&t, NULL, answer_later, r) != 0) {
+		text(r, 500, "keep failed");
+		return;
+	}
+	pthread_detach(t);
+}
+
+static void decoded(pt_http_req_t *r, void *arg)
+{
+	char buf[256];
+	int n = pt_http_req_decoded_path(r, buf, sizeof buf);
+	if (n < 0)
+		snprintf(buf, sizeof buf, "error %d", n);
+	text(r, n < 0 ? 400 : 200, buf);
+}
+
+static void frag_put(pt_http_req_t *r, void *arg)
+{
+	pt_http_fragment_put(srv, "short", "short-lived", 11, 200);
+	text(r, 200, "stored");
+}
+
+static void frag_short(pt_http_req_t *r, void *arg)
+{
+	struct pt_http_chunk c = { .kind = PT_HTTP_CHUNK_FRAGMENT, .fragment = { "short" } };
+	if (pt_http_respond(r, 200, NULL, NULL, 0, &c, 1, 0, NULL, NULL) == -ENOENT)
+		text(r, 404, "expired");
+}
+
 /* ---- sync pool ---- */
 
 static void sync_h(pt_http_req_t *r, void *arg)
@@ -261,7 +313,9 @@ int main(int argc, char **argv)
 		{ "/file", file, NULL, 0 }, { "/frag-missing", frag, "x", 0 }, { "/frag", frag, NULL, 0 },
 		{ "/big", big_h, NULL, 0 }, { "/api-errors", api_errors, NULL, 0 },
 		{ "/sync/", sync_h, NULL, PT_ROUTE_SYNC }, { "/a/", prefix, "a", 0 },
-		{ "/a/b/", prefix, "ab", 0 },
+		{ "/a/b/", prefix, "ab", 0 }, { "/thread", thread_h, NULL, 0 },
+		{ "/decoded/", decoded, NULL, 0 }, { "/frag-put", frag_put, NULL, 0 },
+		{ "/frag-short", frag_short, NULL, 0 },
 	};
 	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
 		if (pt_http_route(srv, routes[i].p, routes[i].fn, routes[i].arg, routes[i].fl) < 0)
