@@ -9,6 +9,8 @@
 #   4 interrupted with SIGINT halfway, it stops every process it had started
 # Uses the release build (PT_RELEASE_BUILD from tests/run.sh, else build/). Needs wrk: without
 # it, an honest skip.
+# pt-test: once -- the harness covers both engine backends itself (S9 and E1/E2 start the servers
+# with --backend epoll / PORTICO_BACKEND=epoll next to the default), so one run is enough.
 set -u
 cd "$(dirname "$0")/../.."
 B=${PT_RELEASE_BUILD:-$PWD/build}

@@ -1,0 +1,432 @@
+#!/usr/bin/env python3
+"""`make bench`: Portico against nginx and the limit server (issue 8). Python 3 stdlib only.
+
+Flow: build the docroot (cached), start every server once and check that it returns the right
+bytes (size and sha256) for every file, then run ROUNDS rounds; each round runs every scenario
+once on every server, so a slow minute of the machine hits all servers alike. Each run starts
+its server fresh, pinned to CPU 1, with the client pinned to CPU 0, and stops it afterwards.
+A run disturbed by other load (busy time on the two CPUs well above what the server and client
+used) is repeated, at most twice. Results: a table on the terminal and bench/results/latest.json.
+
+Env (or the matching options): QUICK=1 (one round of 3 s), ROUNDS=3, DURATION=10,
+SCENARIOS="S1 S4" (S6 also selects S6b), SERVERS="portico nginx". --smoke: every scenario for
+about a second against our own servers only (no nginx), for `make test`.
+"""
+import argparse
+import atexit
+import datetime
+import json
+import os
+import platform
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchproc as bp          # noqa: E402
+import benchreport as rep       # noqa: E402
+import benchsrv as srvs         # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.join(ROOT, "bench")
+DISTURBED_PCT = 20      # other busy time, % of one CPU over the run, that makes a run disturbed
+MAX_REPEATS = 2
+
+FILES_3 = ["portico", "nginx", "limit"]
+
+
+def _s(key, title, **kw):
+    d = dict(key=key, title=title, tool="wrk", path="/hello.txt", conns=100, metric="rps",
+             servers=FILES_3, ref="nginx", ceiling="limit", script="report.lua", headers=[],
+             timeout=5)
+    d.update(kw)
+    return key, d
+
+
+SCENARIOS = dict([
+    _s("S1", "13-byte file, keep-alive, 100 connections"),
+    _s("S2", "13-byte file, keep-alive, 1000 connections", conns=1000),
+    _s("S3", "13-byte file, a new connection per request (Connection: close), 100 clients",
+       headers=["Connection: close"]),
+    _s("S4", "13-byte file, 16 requests pipelined per connection, 100 connections",
+       script="pipeline.lua"),
+    _s("S5", "64 KiB file, keep-alive, 100 connections", path="/64k.bin", metric="mbps",
+       servers=["portico", "nginx"], ceiling=None),
+    _s("S6", "100 MiB file, 8 connections, wrk", path="/100m.bin", conns=8, metric="mbps",
+       servers=["portico", "nginx"], ceiling=None, timeout=30),
+    _s("S6b", "100 MiB file, 8 connections, our client reading 1 MiB per recv", tool="bigread",
+       path="/100m.bin", conns=8, metric="mbps", servers=["portico", "nginx"], ceiling=None),
+    _s("S7", "10 000 idle keep-alive connections: server RSS growth per connection",
+       tool="idle", conns=10000, metric="rss_per_conn_bytes"),
+    _s("S8", "HTTP layer alone: hello handler vs nginx `return 200`, keep-alive, 100 conns",
+       path="/", servers=["hello", "nginx", "limit"]),
+    _s("S8p", "HTTP layer alone, 16 requests pipelined per connection", path="/",
+       servers=["hello", "nginx", "limit"], script="pipeline.lua"),
+    _s("S9", "S1 on Portico's epoll backend vs its io_uring backend",
+       servers=["portico", "portico-epoll"], ref="portico", ceiling=None),
+    _s("S9b", "S5 on Portico's epoll backend vs its io_uring backend", path="/64k.bin",
+       metric="mbps", servers=["portico", "portico-epoll"], ref="portico", ceiling=None),
+    _s("E1", "engine echo: 100 connections, 1 message of 64 B in flight each", tool="echo",
+       conns=100, depth=1, size=64, servers=["echo", "echo-epoll", "echo-loop"],
+       ref="echo-loop", ceiling="echo-loop"),
+    _s("E2", "engine echo: 1000 connections, 4 messages of 64 B in flight each", tool="echo",
+       conns=1000, depth=4, size=64, servers=["echo", "echo-epoll", "echo-loop"],
+       ref="echo-loop", ceiling="echo-loop"),
+])
+
+
+# ---- one run ---------------------------------------------------------------------------------
+
+class Ctx:
+    def __init__(self, args, build, tmp, docroot, files):
+        self.args, self.build, self.tmp = args, build, tmp
+        self.docroot, self.files = docroot, files
+        self.server_cpu, self.client_cpu = bp.cpus()
+        self.tool = lambda name: os.path.join(build, "bench", name)
+
+
+def client_argv(ctx, scen, srv, port):
+    path = srv.path_for(scen["path"])
+    d = ctx.args.duration
+    if scen["tool"] == "wrk":
+        argv = ["wrk", "-t1", f"-c{scen['conns']}", f"-d{d:g}s", f"--timeout={scen['timeout']}s",
+                "-s", os.path.join(HERE, scen["script"])]
+        for h in scen["headers"]:
+            argv += ["-H", h]
+        return argv + [f"http://127.0.0.1:{port}{path}"]
+    if scen["tool"] == "bigread":
+        size = ctx.files[path][0]
+        return [ctx.tool("bigread"), "-c", str(scen["conns"]), "-t", f"{d:g}", "-p", path,
+                "-e", str(size), f"127.0.0.1:{port}"]
+    if scen["tool"] == "echo":
+        return [ctx.tool("echo_load"), "-c", str(scen["conns"]), "-d", str(scen["depth"]),
+                "-s", str(scen["size"]), "-t", f"{d:g}", f"127.0.0.1:{port}"]
+    raise ValueError(scen["tool"])
+
+
+def parse_client(scen, rc, out, err):
+    """The client's JSON line -> (requests, metrics). Raises RuntimeError when it failed."""
+    line = next((ln for ln in out.splitlines() if ln.startswith(("BENCHJSON ", "{"))), None)
+    if rc != 0 or line is None:
+        raise RuntimeError(f"{scen['tool']} exited {rc}: {(err or out).strip()[-300:]}")
+    j = json.loads(line.split(" ", 1)[1] if line.startswith("BENCHJSON") else line)
+    if scen["tool"] == "wrk":
+        secs = j["duration_us"] / 1e6
+        m = dict(requests=j["requests"], rps=j["requests"] / secs, mbps=j["bytes"] / secs / 1e6,
+                 errors=j["connect"] + j["read"] + j["write"] + j["timeout"], non2xx=j["status"])
+    elif scen["tool"] == "bigread":
+        m = dict(requests=j["requests"], rps=j["requests"] / j["duration_s"], mbps=j["mbps"],
+                 errors=j["errors"], non2xx=j["non2xx"])
+    else:
+        m = dict(requests=j["round_trips"], rps=j["rps"], errors=j["errors"], non2xx=0)
+    for k in ("p50_us", "p99_us"):
+        m[k] = j[k] if j.get(k, -1) >= 0 else None
+    return m
+
+
+def measure_load(ctx, scen, run):
+    pids = run.refresh_pids()
+    cpu0, sys0, t0 = bp.cpu_ticks(pids), bp.system_cpu([0, 1]), time.monotonic()
+    rc, out, err, cli_cpu = bp.run_client(client_argv(ctx, scen, run.srv, run.port),
+                                          ctx.client_cpu, timeout=ctx.args.duration + 60)
+    cpu1, sys1, t1 = bp.cpu_ticks(pids), bp.system_cpu([0, 1]), time.monotonic()
+    m = parse_client(scen, rc, out, err)
+    wall, srv_s = t1 - t0, (cpu1 - cpu0) / bp.HZ
+    other = (sys1["busy"] - sys0["busy"]) / bp.HZ - srv_s - cli_cpu
+    steal = (sys1["steal"] - sys0["steal"]) / bp.HZ
+    m.update(server_cpu_pct=100 * srv_s / wall, client_cpu_pct=100 * cli_cpu / wall,
+             other_cpu_pct=100 * other / wall, steal_pct=100 * steal / wall,
+             cpu_us_per_req=(srv_s * 1e6 / m["requests"]) if m["requests"] else None)
+    m["disturbed"] = max(m["other_cpu_pct"], m["steal_pct"]) > DISTURBED_PCT
+    return m
+
+
+def measure_idle(ctx, scen, run):
+    """S7: RSS of the server's processes before and after N idle keep-alive connections."""
+    n = 1000 if ctx.args.smoke else scen["conns"]
+    time.sleep(0.2)
+    rss0 = bp.rss_bytes(run.refresh_pids())
+    errlog = open(os.path.join(ctx.tmp, "idle.err"), "wb")
+    p = bp.start([ctx.tool("idle"), "-c", str(n), "-p", run.srv.path_for(scen["path"]),
+                  "-T", "60", f"127.0.0.1:{run.port}"], ctx.client_cpu, subprocess.PIPE, errlog,
+                 stdin=subprocess.PIPE)
+    try:
+        line = _read_line(p.stdout, 90)
+        if not line.startswith("ready"):
+            raise RuntimeError(f"idle client: no 'ready' line within 90 s (got {line!r})")
+        ok, failed = (int(x) for x in line.split()[1:3])
+        rss1 = _settled_rss(run, 0.3 if ctx.args.smoke else 1.0)
+        return dict(rss_per_conn_bytes=(rss1 - rss0) / ok if ok else None, errors=failed,
+                    non2xx=0, conns=ok, rss_before=rss0, rss_after=rss1)
+    finally:
+        p.stdin.close()             # EOF: the client closes its connections and exits
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        bp.stop(p)
+        p.stdout.close()
+        errlog.close()
+
+
+def _read_line(f, timeout):
+    deadline, buf = time.monotonic() + timeout, b""
+    while b"\n" not in buf and time.monotonic() < deadline:
+        r, _, _ = select.select([f], [], [], 0.5)
+        if r:
+            chunk = os.read(f.fileno(), 4096)
+            if not chunk:
+                break
+            buf += chunk
+    return buf.decode(errors="replace").strip()
+
+
+def _settled_rss(run, first_wait):
+    time.sleep(first_wait)
+    prev = bp.rss_bytes(run.refresh_pids())
+    for _ in range(10):
+        time.sleep(0.5)
+        cur = bp.rss_bytes(run.refresh_pids())
+        if abs(cur - prev) <= 0.01 * max(prev, 1):
+            return cur
+        prev = cur
+    return prev
+
+
+def run_one(ctx, scen, srv):
+    run = srvs.start(srv, ctx.tmp, ctx.docroot, ctx.server_cpu)
+    try:
+        if scen["tool"] == "idle":
+            return measure_idle(ctx, scen, run)
+        return measure_load(ctx, scen, run)
+    finally:
+        run.stop()
+
+
+def run_with_repeats(ctx, scen, srv):
+    attempts = 1 if ctx.args.smoke else 1 + MAX_REPEATS
+    for i in range(attempts):
+        m = run_one(ctx, scen, srv)
+        m["attempts"] = i + 1
+        if not m.get("disturbed"):
+            break
+        log(f"    disturbed (other load {m['other_cpu_pct']:.0f} % of a CPU, steal "
+            f"{m['steal_pct']:.0f} %)" + (": repeating" if i + 1 < attempts else ""))
+    return m
+
+
+# ---- the whole bench -------------------------------------------------------------------------
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def select_scenarios(spec):
+    if not spec:
+        return dict(SCENARIOS)
+    want = spec.replace(",", " ").split()
+    bad = [w for w in want if not any(k == w or (k[:-1] == w and k[-1].isalpha())
+                                      for k in SCENARIOS)]
+    if bad:
+        raise SystemExit(f"bench: unknown scenario(s) {bad}; known: {' '.join(SCENARIOS)}")
+    return {k: v for k, v in SCENARIOS.items()
+            if any(k == w or (k[:-1] == w and k[-1].isalpha()) for w in want)}
+
+
+def preflight(ctx, servers, needed):
+    """Starts each server once and checks every answer it will give; marks the ones that fail."""
+    failures = []
+    for name in needed:
+        srv = servers[name]
+        if srv.missing:
+            log(f"  {name}: skipped, {srv.missing}")
+            continue
+        try:
+            run = srvs.start(srv, ctx.tmp, ctx.docroot, ctx.server_cpu)
+            try:
+                srvs.check(run, ctx.files)
+            finally:
+                run.stop()
+            log(f"  {name}: ok (right bytes for every file)")
+        except (RuntimeError, OSError, ValueError) as e:
+            srv.missing = f"failed the pre-check: {e}"
+            failures.append(srv.missing)
+            log(f"  {name}: {srv.missing}")
+    return failures
+
+
+def progress(rnd, rounds, key, name, m):
+    metric = SCENARIOS[key]["metric"]
+    unit = {"rps": " req/s", "mbps": " MB/s", "rss_per_conn_bytes": " B/conn"}[metric]
+    extra = "" if m.get("cpu_us_per_req") is None else f", CPU {m['cpu_us_per_req']:.2f} µs/req"
+    cli = "" if m.get("client_cpu_pct") is None else f", client {m['client_cpu_pct']:.0f} %"
+    err = f", errors {m.get('errors')}" + (f" non-2xx {m['non2xx']}" if m.get("non2xx") else "")
+    log(f"  [{rnd}/{rounds}] {key:4} {name:14} {rep.num(m.get(metric))}{unit}{extra}{cli}{err}")
+
+
+def machine_info(build):
+    info = {"cpu": None, "cpus": os.cpu_count(), "kernel": platform.release(),
+            "mem_gib": None, "python": platform.python_version()}
+    try:
+        with open("/proc/cpuinfo") as f:
+            info["cpu"] = next((ln.split(":", 1)[1].strip() for ln in f
+                                if ln.startswith("model name")), None)
+        with open("/proc/meminfo") as f:
+            info["mem_gib"] = round(int(f.readline().split()[1]) / 2**20, 1)
+        with open("/etc/os-release") as f:
+            info["os"] = next((ln.split("=", 1)[1].strip().strip('"') for ln in f
+                               if ln.startswith("PRETTY_NAME=")), None)
+    except OSError:
+        pass
+    info.update(srvs.versions(shutil.which("nginx", path="/usr/sbin:/usr/bin") or "nginx"))
+    try:
+        info["portico_commit"] = subprocess.run(
+            ["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
+            text=True, timeout=5).stdout.strip() or None
+    except (OSError, subprocess.TimeoutExpired):
+        info["portico_commit"] = None
+    info["build"] = build
+    info["pinning"] = "server CPU %d, client CPU %d" % bp.cpus()
+    return info
+
+
+def parse_args(argv):
+    env = os.environ
+    quick = env.get("QUICK", "") not in ("", "0")
+    ap = argparse.ArgumentParser(description="Portico vs nginx vs the limit server (issue 8)")
+    ap.add_argument("--smoke", action="store_true", help="every scenario ~1 s, our servers only")
+    ap.add_argument("--quick", action="store_true", default=quick, help="1 round of 3 s")
+    ap.add_argument("--rounds", type=int, default=int(env["ROUNDS"]) if env.get("ROUNDS") else None)
+    ap.add_argument("--duration", type=float,
+                    default=float(env["DURATION"]) if env.get("DURATION") else None)
+    ap.add_argument("--scenarios", default=env.get("SCENARIOS", ""))
+    ap.add_argument("--servers", default=env.get("SERVERS", ""))
+    ap.add_argument("--out", default=None, help="JSON path (default bench/results/latest.json)")
+    ap.add_argument("--markdown", metavar="JSON", help="print the Markdown table of a result file")
+    a = ap.parse_args(argv)
+    fast = a.smoke or a.quick
+    a.rounds = a.rounds or (1 if fast else 3)
+    a.duration = a.duration or (1.0 if a.smoke else 3.0 if a.quick else 10.0)
+    if a.out is None:
+        a.out = os.path.join(HERE, "results", "smoke.json" if a.smoke else "latest.json")
+    return a
+
+
+def plan(args, servers, scens):
+    only = set(args.servers.replace(",", " ").split())
+    for name in only - set(servers):
+        raise SystemExit(f"bench: unknown server '{name}'; known: {' '.join(servers)}")
+    out = {}
+    for key, scen in scens.items():
+        names = [n for n in scen["servers"] if (not only or n in only)]
+        if args.smoke:
+            names = [n for n in names if n != "nginx"]
+        if names:
+            out[key] = names
+    return out
+
+
+def bench(args):
+    build = os.environ.get("PT_RELEASE_BUILD") or os.path.join(ROOT, "build")
+    for tool in ("limit", "echo_epoll", "echo_load", "bigread", "idle"):
+        if not os.access(os.path.join(build, "bench", tool), os.X_OK):
+            raise SystemExit(f"bench: {build}/bench/{tool} missing: run `make` (or make bench)")
+    if not shutil.which("wrk"):
+        raise SystemExit("bench: wrk not installed (make bench installs it: scripts/deps.sh bench)")
+    scens = select_scenarios(args.scenarios)
+    servers = srvs.definitions(build, os.path.join(build, "bench-docroot"))
+    todo = plan(args, servers, scens)
+    bp.open_ledger(build)
+    tmp = tempfile.mkdtemp(prefix="pt-bench-")
+    atexit.register(shutil.rmtree, tmp, True)
+    log(f"bench: docroot {build}/bench-docroot (created once, then reused)")
+    files, warn = srvs.make_docroot(os.path.join(build, "bench-docroot"))
+    if warn:
+        log(f"bench: warning: {warn}")
+    ctx = Ctx(args, build, tmp, os.path.join(build, "bench-docroot"), files)
+    log(f"bench: {args.rounds} round(s) x {args.duration:g} s; scenarios {' '.join(todo)}; "
+        f"server on CPU {ctx.server_cpu}, client on CPU {ctx.client_cpu}")
+    log("bench: checking every server's answers before measuring")
+    needed = [n for n in servers if any(n in names for names in todo.values())]
+    failures = preflight(ctx, servers, needed)
+
+    runs = {k: {n: [] for n in names} for k, names in todo.items()}
+    errs = {k: {n: [] for n in names} for k, names in todo.items()}
+    for rnd in range(1, args.rounds + 1):
+        for key, names in todo.items():
+            for name in names:
+                if servers[name].missing:
+                    continue
+                try:
+                    m = run_with_repeats(ctx, scens[key], servers[name])
+                    runs[key][name].append(m)
+                    progress(rnd, args.rounds, key, name, m)
+                except (RuntimeError, OSError, ValueError, KeyError) as e:
+                    errs[key][name].append(str(e))
+                    failures.append(f"{key} {name}: {e}")
+                    log(f"  [{rnd}/{args.rounds}] {key:4} {name:14} FAILED: {e}")
+
+    results = {}
+    for key, names in todo.items():
+        rows = {n: rep.summarize(scens[key], runs[key][n], errs[key][n], servers[n].missing)
+                for n in names}
+        rep.add_ratios(scens[key], rows)
+        results[key] = rows
+    doc = {"scenarios": results, "machine": machine_info(build),
+           "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+           "settings": {"rounds": args.rounds, "duration_s": args.duration, "smoke": args.smoke,
+                        "quick": args.quick},
+           "scenario_titles": {k: scens[k]["title"] for k in todo},
+           "failures": failures,
+           "pids_started": [p.pid for p in bp.STARTED]}
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out + ".tmp", "w") as f:
+        json.dump(doc, f, indent=1, default=str)
+    os.replace(args.out + ".tmp", args.out)
+    if os.path.basename(args.out) == "latest.json":   # keep every run: a quick look later
+        stamp = doc["date"][:19].replace(":", "")      # must not erase a full run
+        shutil.copyfile(args.out, os.path.join(os.path.dirname(args.out), f"run-{stamp}.json"))
+    print(rep.terminal(results, scens))
+    print(f"\nresults: {args.out}   (ratios: ×ref = throughput / the reference "
+          "server's: nginx, or the plain loop for E*, or io_uring Portico for S9; "
+          "CPU ×ref likewise for CPU per request)")
+    return 1 if failures else 0
+
+
+def _on_signal(signum, frame):
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv):
+    args = parse_args(argv)
+    if args.markdown:
+        with open(args.markdown) as f:
+            doc = json.load(f)
+        m, st = doc["machine"], doc["settings"]
+        print(f"Run of {doc['date']}: {st['rounds']} round(s) x {st['duration_s']:g} s, "
+              f"Portico commit {m.get('portico_commit')}. Machine: {m.get('os')}, kernel "
+              f"{m.get('kernel')}, {m.get('cpus')} x {m.get('cpu')}, {m.get('mem_gib')} GiB; "
+              f"{m.get('nginx')}; {m.get('wrk')}; {m.get('pinning')}.\n")
+        print(rep.markdown(doc["scenarios"], {k: SCENARIOS[k] for k in doc["scenarios"]}))
+        return 0
+    atexit.register(bp.stop_all)
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, _on_signal)
+    try:
+        return bench(args)
+    except KeyboardInterrupt:
+        log("\nbench: interrupted; stopping every process it started")
+        return 130
+    finally:
+        bp.stop_all()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
