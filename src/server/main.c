@@ -167,8 +167,10 @@ static int serve(struct pt_server_config *c, int rootfd)
 	}
 	unsigned workers = pt_engine_workers(pt_http_server_engine(s));
 	struct pt_mime *mime = pt_mime_load("/etc/mime.types", &err);
+	/* small_max: above ~16 KiB sendfile beats a copy from memory (S5, 64 KiB: 31.6 -> 19.8 µs
+	 * of server CPU per request in make bench) */
 	files.opts = (struct pt_fcache_opts){ .mime = mime, .follow_symlinks = c->follow_symlinks,
-					      .precompressed = true, .ttl_ms = 1000, .small_max = 65536 };
+					      .precompressed = true, .ttl_ms = 1000, .small_max = 16384 };
 	files.index = c->index;
 	files.autoindex = c->autoindex;
 	files.cache_control = c->cache_control;
