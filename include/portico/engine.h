@@ -62,7 +62,7 @@ struct pt_engine_config {
 	unsigned workers;          /* worker threads; 0 = one per CPU in the affinity mask */
 	enum pt_backend_kind backend; /* AUTO also honours PORTICO_BACKEND=uring|epoll|auto */
 	unsigned ring_entries;     /* io_uring SQ entries (CQ is 4x); 0 = 1024 */
-	unsigned recv_buf_size;    /* bytes per provided receive buffer; 0 = 4096 */
+	unsigned recv_buf_size;    /* bytes per provided receive buffer; 0 = 2048 */
 	unsigned recv_buf_count;   /* provided buffers per worker (power of 2); 0 = 1024 */
 	unsigned max_conns;        /* connections, all workers together; 0 = 90% of RLIMIT_NOFILE */
 	unsigned low_watermark_pct;/* PT_FULL_PAUSE: resume accepting below this % of max; 0 = 90 */

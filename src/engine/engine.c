@@ -64,7 +64,7 @@ static void config_defaults(struct pt_engine_config *c)
 	if (!c->ring_entries)
 		c->ring_entries = 1024;
 	if (!c->recv_buf_size)
-		c->recv_buf_size = 4096;
+		c->recv_buf_size = 2048;   /* request heads are small; bodies span buffers */
 	if (!c->recv_buf_count)
 		c->recv_buf_count = 1024;
 	if (!c->max_conns) {

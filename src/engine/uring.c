@@ -34,6 +34,7 @@ struct uring_w {
 	char *bufs;
 	size_t bufs_bytes;
 	unsigned nbufs, buf_size, br_added;
+	unsigned nposted;                /* buffers in circulation (grows on starvation) */
 	struct pt_conn *starved;
 	uint64_t wake_val;
 };
@@ -233,6 +234,24 @@ static void buf_flush(struct uring_w *u)
 	}
 }
 
+/* Buffers enter circulation 64 at a time, more only when the ring runs dry: the ring is FIFO,
+ * so every buffer in it gets touched in turn, and memory then follows the load instead of the
+ * configured maximum (an idle server touches 256 KiB, not recv_buf_count x recv_buf_size). */
+#define BUF_STEP 64u
+
+static bool buf_grow(struct uring_w *u)
+{
+	unsigned end = u->nposted + BUF_STEP < u->nbufs ? u->nposted + BUF_STEP : u->nbufs;
+
+	if (end == u->nposted)
+		return false;
+	for (unsigned i = u->nposted; i < end; i++)
+		buf_return(u, i);
+	u->nposted = end;
+	buf_flush(u);
+	return true;
+}
+
 static int bufring_init(struct pt_worker *w, struct uring_w *u)
 {
 	long page = sysconf(_SC_PAGESIZE);
@@ -254,9 +273,7 @@ static int bufring_init(struct pt_worker *w, struct uring_w *u)
 		return err;
 	}
 	io_uring_buf_ring_init(u->br);
-	for (unsigned i = 0; i < u->nbufs; i++)
-		buf_return(u, i);
-	buf_flush(u);
+	buf_grow(u);
 	return 0;
 }
 
@@ -332,6 +349,7 @@ static void uring_accept_stop(struct pt_worker *w, struct pt_wlisten *wl)
 
 static void starve(struct uring_w *u, struct pt_conn *c)
 {
+	buf_grow(u);                     /* more buffers first: starvation is the signal */
 	c->flags |= PT_C_STARVED;
 	op_started(c);          /* hold: the connection is not recycled while listed */
 	c->starve_next = u->starved;
