@@ -1,7 +1,7 @@
 /*
  * echo: the smallest server on the Portico engine. Every byte a client sends comes back.
  *
- *   echo [-l ADDR:PORT] [-w WORKERS] [--backend uring|epoll|auto] [--max-conns N] [--zc]
+ *   echo [-l ADDR:PORT] [-w WORKERS] [--backend uring|epoll|auto] [--max-conns N] [--when-full shed|pause] [--zc]
  *
  * Prints "listening on ADDR:PORT" when ready; SIGINT/SIGTERM stop it gracefully.
  * Backpressure: when a client does not read, its send queue fills, pt_conn_send refuses with
@@ -83,7 +83,7 @@ static int on_accept(pt_conn_t *c, void *arg)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: echo [-l ADDR:PORT] [-w WORKERS] [--backend uring|epoll|auto] [--max-conns N] [--zc]\n");
+	fprintf(f, "usage: echo [-l ADDR:PORT] [-w WORKERS] [--backend uring|epoll|auto] [--max-conns N] [--when-full shed|pause] [--zc]\n");
 }
 
 int main(int argc, char **argv)
@@ -107,6 +107,10 @@ int main(int argc, char **argv)
 			addr = v, i++;
 		} else if (!strcmp(a, "--max-conns")) {
 			cfg.max_conns = (unsigned)atoi(v), i++;
+		} else if (!strcmp(a, "--when-full")) {
+			i++;
+			if (!strcmp(v, "pause")) cfg.full_policy = PT_FULL_PAUSE;
+			else if (strcmp(v, "shed")) { fprintf(stderr, "echo: bad --when-full '%s'\n", v); return 2; }
 		} else if (!strcmp(a, "-w")) {
 			cfg.workers = (unsigned)atoi(v), i++;
 		} else if (!strcmp(a, "--backend")) {

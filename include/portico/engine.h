@@ -51,7 +51,9 @@ enum pt_backend_kind {
 };
 
 enum pt_full_policy {
-	PT_FULL_SHED = 0,    /* at the connection limit, close the least valuable connection */
+	PT_FULL_SHED = 0,    /* at the connection limit, close the oldest connection that never
+	                        sent a byte, else the oldest marked idle (pt_conn_set_idle);
+	                        pause accepting when there is none */
 	PT_FULL_PAUSE,       /* at the connection limit, stop accepting until below low watermark */
 };
 
@@ -137,6 +139,10 @@ PT_API pt_worker_t *pt_conn_worker(const pt_conn_t *c);
 PT_API int pt_conn_peer(const pt_conn_t *c, struct sockaddr_storage *ss, socklen_t *len);
 /* The socket, for setsockopt/getsockname only: never read, write or close it. */
 PT_API int pt_conn_fd(const pt_conn_t *c);
+
+/* Marks c idle (e.g. a keep-alive connection between requests) or busy: idle connections are
+ * the second to go, after silent ones, when PT_FULL_SHED makes room. Worker thread. */
+PT_API void pt_conn_set_idle(pt_conn_t *c, bool idle);
 
 /* Stops delivering on_data (backpressure from the application). Bytes already taken from the
  * kernel are kept, in order, and delivered after pt_conn_resume_recv. 0 or -EINVAL. */

@@ -134,12 +134,43 @@ static void accept_pause(struct pt_worker *w, unsigned retry_ms)
 	pt_timer_arm(w, &w->accept_timer, retry_ms);
 }
 
-static bool limit_reached(struct pt_worker *w)
+/* PT_FULL_SHED: the oldest silent connection (never sent a byte), else the oldest idle one,
+ * among the SHED_SCAN oldest of this worker. Bounded work per accept. */
+#define SHED_SCAN 64
+
+static struct pt_conn *shed_victim(struct pt_worker *w, struct pt_conn *newest)
+{
+	struct pt_conn *idle = NULL;
+	unsigned n = 0;
+
+	for (struct pt_conn *c = w->age_head; c && n < SHED_SCAN; c = c->age_next, n++) {
+		if ((c->flags & PT_C_CLOSING) || c == newest)
+			continue;
+		if (!(c->flags & PT_C_GOT_DATA))
+			return c;
+		if (!idle && (c->flags & PT_C_IDLE))
+			idle = c;
+	}
+	return idle;
+}
+
+static bool limit_reached(struct pt_worker *w, struct pt_conn *newest)
 {
 	struct pt_engine *e = w->e;
+	unsigned live = atomic_load_explicit(&e->conns, memory_order_relaxed) - w->shedding;
+	bool shed = e->cfg.full_policy == PT_FULL_SHED;
 
-	if (atomic_load_explicit(&e->conns, memory_order_relaxed) < e->cfg.max_conns)
+	/* pause: stop at the limit; shed: keep accepting, make room once it is exceeded */
+	if (live < e->cfg.max_conns + shed)
 		return false;
+	struct pt_conn *v = shed ? shed_victim(w, newest) : NULL;
+	if (v) {
+		CNT_ADD(w, shed, 1);
+		v->flags |= PT_C_SHED;
+		w->shedding++;                        /* its slot frees when it finishes closing */
+		pt_conn_close(v, PT_CLOSE_ABORT);
+		return false;
+	}
 	if (!w->accept_paused)
 		accept_pause(w, 100);
 	return true;
@@ -187,7 +218,7 @@ void pt__accepted(struct pt_worker *w, struct pt_wlisten *wl, int fd)
 	atomic_fetch_add_explicit(&e->conns, 1, memory_order_relaxed);
 	CNT_ADD(w, accepts, 1);
 	CNT_ADD(w, conns, 1);
-	limit_reached(w);   /* at the limit now: pause further accepts */
+	limit_reached(w, c);   /* at the limit now: make room, or pause further accepts */
 	if (wl->l->opts.on_accept(c, wl->l->opts.arg) < 0) {
 		c->flags &= ~PT_C_LIVE;   /* rejected: no on_close */
 		c->flags |= PT_C_CLOSING | PT_C_FINAL;
@@ -295,6 +326,8 @@ static void finish(struct pt_conn *c)
 		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
 	}
 	close(c->fd);
+	if (c->flags & PT_C_SHED)
+		w->shedding--;
 	age_unlink(w, c);
 	w->nconns--;
 	atomic_fetch_sub_explicit(&w->e->conns, 1, memory_order_relaxed);
@@ -497,6 +530,16 @@ PT_API int pt_conn_set_timeout(pt_conn_t *c, unsigned ms)
 		return 0;
 	}
 	return pt_timer_arm(c->w, &c->timer, ms);
+}
+
+PT_API void pt_conn_set_idle(pt_conn_t *c, bool idle)
+{
+	if (conn_ok(c)) {
+		if (idle)
+			c->flags |= PT_C_IDLE;
+		else
+			c->flags &= ~PT_C_IDLE;
+	}
 }
 
 PT_API int pt_conn_notify_empty(pt_conn_t *c)

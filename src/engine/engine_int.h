@@ -108,6 +108,8 @@ enum {
 	PT_C_LINGER    = 1u << 14,  /* FIN sent, discarding input until the peer's FIN */
 	PT_C_EOF_DONE  = 1u << 15,  /* on_eof delivered */
 	PT_C_WANT_EMPTY= 1u << 16,  /* on_drain owed when the send queue is empty */
+	PT_C_IDLE      = 1u << 17,  /* the application says: between requests */
+	PT_C_SHED      = 1u << 18,  /* closed to make room (counted in shedding) */
 };
 
 struct pt_conn {
@@ -211,6 +213,7 @@ struct pt_worker {
 	struct pt_conn *conn_free;
 	struct pt_conn *age_head, *age_tail; /* live connections, oldest first */
 	unsigned nconns;                  /* live + closing */
+	unsigned shedding;                /* shed connections still closing */
 	struct pt_conn *pend_head, *pend_tail;
 	struct pt_sreq *sreq_free;
 	struct pt_txop *txop_free;

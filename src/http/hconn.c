@@ -115,11 +115,18 @@ int pt__own_head(struct pt_http_req *r)
 
 /* ---- timers ---- */
 
+static void set_phase(struct hconn *h, enum hphase ph)
+{
+	if ((h->phase == PH_IDLE) != (ph == PH_IDLE))
+		pt_conn_set_idle(h->c, ph == PH_IDLE);   /* idle keep-alive: shed before active */
+	h->phase = ph;
+}
+
 static void arm(struct hconn *h, enum hphase ph, unsigned ms, bool restart)
 {
 	if (h->phase == ph && !restart)
 		return;
-	h->phase = ph;
+	set_phase(h, ph);
 	pt_conn_set_timeout(h->c, ms);
 }
 
@@ -145,7 +152,7 @@ static void update_phase(struct hconn *h)
 		arm(h, r->final_sent ? PH_DRAIN : PH_BODY,
 		    r->final_sent ? t->drain_entity_body : t->entity_body, false);
 	} else if (r) {
-		h->phase = PH_HANDLER;            /* the application decides how long it takes */
+		set_phase(h, PH_HANDLER);            /* the application decides how long it takes */
 		pt_conn_set_timeout(h->c, 0);
 	} else if (h->in_len) {
 		arm(h, PH_HEAD, t->header_wait, false);
@@ -170,7 +177,7 @@ static void on_timeout(pt_conn_t *c)
 		return;
 	}
 	if (h->phase == PH_SENDING) {
-		h->phase = PH_HANDLER;
+		set_phase(h, PH_HANDLER);
 		update_phase(h);
 		return;
 	}
@@ -537,7 +544,7 @@ static void on_drain(pt_conn_t *c)
 	}
 
 	if (h->phase == PH_SENDING && !responses_pending(h))
-		h->phase = PH_HANDLER;                /* leave the rate phase: pick the next one */
+		set_phase(h, PH_HANDLER);                /* leave the rate phase: pick the next one */
 	update_phase(h);
 }
 

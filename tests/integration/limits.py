@@ -97,8 +97,8 @@ t(rc == 0, "clean exit (%d)" % rc)
 t("accept failed: Too many open files" in err, "one rate-limited log line names EMFILE")
 t(err.count("accept failed") <= 3, "the log is rate-limited (%d lines)" % err.count("accept failed"))
 
-# --- 2: connection limit ---
-p, port = start([], 64)      # default max_conns = 90% of 64 = 57
+# --- 2: connection limit, pause policy ---
+p, port = start(["--when-full", "pause"], 64)      # default max_conns = 90% of 64 = 57
 try:
     socks = flood(port, 70)
     served = 0
@@ -122,6 +122,33 @@ try:
         got = None
     t(got == b"x", "it is served once others leave")
     for s in socks[50:]:
+        s.close()
+finally:
+    rc, err = stop(p)
+t(rc == 0, "clean exit (%d)" % rc)
+
+# --- 3: connection limit, shed policy (the default): room is made for new clients ---
+p, port = start(["--max-conns", "20"], 64)
+try:
+    talkers = flood(port, 5)
+    for s in talkers:
+        echo_ok(s)
+    silent = flood(port, 15)          # now at the limit: 5 active + 15 silent
+    time.sleep(0.2)
+    late = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(5)]
+    served = sum(echo_ok(s) for s in late)
+    t(served == 5, "beyond the limit new clients are served at once (%d of 5)" % served)
+    shed = 0
+    for s in silent:
+        s.settimeout(2)
+        try:
+            shed += s.recv(1) == b""
+        except (ConnectionResetError, socket.timeout) as e:
+            shed += isinstance(e, ConnectionResetError)
+    t(shed == 5, "the oldest silent connections were shed to make room (%d)" % shed)
+    alive = sum(echo_ok(s, b"again") for s in talkers)
+    t(alive == 5, "connections that talk are kept (%d of 5)" % alive)
+    for s in talkers + silent + late:
         s.close()
 finally:
     rc, err = stop(p)

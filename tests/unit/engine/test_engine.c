@@ -468,6 +468,40 @@ static void test_conn_limit_pause(void **state)
 	fix_stop(&f);
 }
 
+/* PT_FULL_SHED at max_conns: a new client is accepted and the oldest silent connection is
+ * closed to make room; a connection that sent data survives. */
+static void test_conn_limit_shed(void **state)
+{
+	struct pt_engine_config cfg;
+	struct fix f;
+	char b;
+
+	pt_engine_config_init(&cfg);
+	cfg.max_conns = 2;
+	cfg.full_policy = PT_FULL_SHED;
+	g_ops = (struct pt_conn_ops){ .on_data = echo_data, .on_eof = echo_eof, .on_close = count_close };
+	fix_start(&f, &cfg, 1);
+	int active = connect_to(f.port);
+	send_all(active, "a", 1);
+	assert_int_equal(recv_r(active, &b, 1, 0), 1);
+	int silent = connect_to(f.port);
+	WAIT_FOR(atomic_load(&g_accepts) == 2, 3000);
+	int fresh = connect_to(f.port);
+	send_all(fresh, "f", 1);
+	assert_int_equal(recv_r(fresh, &b, 1, 0), 1);   /* served at once */
+	assert_int_equal(b, 'f');
+	assert_true(recv_r(silent, &b, 1, 0) <= 0);     /* the silent one was shed */
+	send_all(active, "b", 1);
+	assert_int_equal(recv_r(active, &b, 1, 0), 1);  /* the active one survived */
+	struct pt_counters cnt;
+	pt_engine_counters(f.e, -1, &cnt);
+	assert_int_equal(cnt.shed, 1);
+	close(active);
+	close(silent);
+	close(fresh);
+	fix_stop(&f);
+}
+
 /* A starved buffer ring (io_uring: ENOBUFS ends the multishot receive) must lose and reorder
  * nothing: 8 buffers of 64 bytes shared by 20 clients echoing 200 KB each. */
 struct starve_client { int port; int ok; };
@@ -539,6 +573,7 @@ int main(void)
 		cmocka_unit_test(test_pause_resume),
 		cmocka_unit_test(test_shutdown_with_open_connections),
 		cmocka_unit_test(test_conn_limit_pause),
+		cmocka_unit_test(test_conn_limit_shed),
 		cmocka_unit_test(test_buffer_ring_starvation),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
