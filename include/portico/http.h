@@ -73,6 +73,7 @@ struct pt_http_config {
 	unsigned queue_length;       /* requests waiting for the pool: 0 = 1000 */
 	enum pt_queue_policy queue_policy;
 	int defer_accept_sec;        /* TCP_DEFER_ACCEPT on listeners: 0 = off */
+	int backlog;                 /* listen(2) backlog: 0 = 4096 */
 };
 
 /* Fills cfg with defaults (all zero). Any thread. */

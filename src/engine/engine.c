@@ -272,6 +272,8 @@ static void *worker_main(void *arg)
 		pt__wheel_run(w);
 		pt__posts_run(w);
 		run_pending(w);
+		if (w->stopping && atomic_load(&w->e->final_stop))
+			pt__listeners_close_stopped(w);
 		if (worker_done(w))
 			break;
 		int timeout = (w->pend_head || pt__posts_waiting(w)) ? 0 : pt__wheel_timeout(w);
@@ -362,6 +364,7 @@ PT_API int pt_engine_stop(pt_engine_t *e)
 		return 0;
 	if (pt__current_worker() && pt__current_worker()->e == e)
 		return -EDEADLK;
+	atomic_store(&e->final_stop, true);
 	post_stop(e, e->nworkers);
 	join_workers(e, e->nworkers);
 	e->stopped = true;

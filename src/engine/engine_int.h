@@ -255,6 +255,7 @@ struct pt_engine {
 	void *user;
 	unsigned setup_flags;             /* io_uring flags that worked (for the log) */
 	bool backend_auto;                /* chosen by probing: may still fall back to epoll */
+	atomic_bool final_stop;           /* pt_engine_stop (not a failed start): close listeners */
 };
 
 /* engine.c */
@@ -294,6 +295,7 @@ int pt__listen_socket(const struct sockaddr *sa, socklen_t len, const struct pt_
 		      bool reuseport);
 void pt__listeners_free(struct pt_engine *e);
 void pt__accept_set(struct pt_worker *w, bool on);   /* pause or resume all listeners */
+void pt__listeners_close_stopped(struct pt_worker *w);
 
 /* post.c */
 void pt__posts_run(struct pt_worker *w);

@@ -7,6 +7,7 @@
 #include "engine/engine_int.h"
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -179,6 +180,14 @@ PT_API int pt_engine_listen_fd(pt_engine_t *e, int fd, const struct pt_listen_op
 			close(fd);
 		return err;
 	}
+	/* systemd passes blocking sockets by default (NonBlocking=no): the epoll backend accepts
+	 * until EAGAIN and would block in accept4 */
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
 	struct pt_listener *l = listener_new(e, o);
 	if (!l) {
 		close(fd);
@@ -207,6 +216,21 @@ void pt__listeners_free(struct pt_engine *e)
 	e->nlisteners = 0;
 }
 
+/* Stopping: a listener this worker no longer accepts on is closed at once, so the kernel
+ * refuses new clients (or hands them to another instance on the port) instead of queueing
+ * them until the process exits. Shared (socket-activated) sockets close at destroy. */
+void pt__listeners_close_stopped(struct pt_worker *w)
+{
+	for (unsigned i = 0; i < w->nwl; i++) {
+		struct pt_wlisten *wl = &w->wl[i];
+		if (wl->armed || wl->fd < 0 || wl->l->shared_fd >= 0)
+			continue;
+		close(wl->fd);
+		wl->l->fds[w->index] = -1;
+		wl->fd = -1;
+	}
+}
+
 /* Pause (limit reached, resource error back-off, shutdown) or resume accepting. */
 void pt__accept_set(struct pt_worker *w, bool on)
 {
@@ -215,6 +239,8 @@ void pt__accept_set(struct pt_worker *w, bool on)
 	for (unsigned i = 0; i < w->nwl; i++) {
 		struct pt_wlisten *wl = &w->wl[i];
 		wl->want = on;
+		if (wl->fd < 0)
+			continue;
 		if (on && !wl->armed && w->be->accept_start(w, wl) == 0)
 			wl->armed = true;
 		else if (!on && wl->armed)

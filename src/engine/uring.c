@@ -112,13 +112,15 @@ static size_t ring_bytes(unsigned entries, unsigned nbufs)
 
 /* Sizes the rings to fit RLIMIT_MEMLOCK (raising the soft limit to the hard one first), halving
  * ring entries and then receive buffers down to 64 each. -ENOMEM with what is needed when even
- * that does not fit. Root is not charged, so nothing is checked for it. */
+ * that does not fit. */
 static int memlock_budget(struct pt_engine *e, char *why, size_t n)
 {
 	struct pt_engine_config *c = &e->cfg;
 	struct rlimit rl;
 
-	if (geteuid() == 0 || getrlimit(RLIMIT_MEMLOCK, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+	/* root is charged too unless it has CAP_IPC_LOCK, and a server may drop to another user
+	 * before its workers create their rings: budget whenever the limit is finite */
+	if (getrlimit(RLIMIT_MEMLOCK, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
 		return 0;
 	if (rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;

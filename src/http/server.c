@@ -132,7 +132,7 @@ PT_API int pt_http_listen(pt_http_server_t *s, const char *addr)
 {
 	if (!s)
 		return -EINVAL;
-	struct pt_listen_opts o = { .on_accept = on_accept, .arg = s,
+	struct pt_listen_opts o = { .on_accept = on_accept, .arg = s, .backlog = s->cfg.backlog,
 				    .defer_accept_sec = s->cfg.defer_accept_sec };
 	return pt_engine_listen(s->e, addr, &o);
 }

@@ -14,6 +14,7 @@
 #include "server/config.h"
 #include "server/files.h"
 #include "server/mime.h"
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -35,6 +36,7 @@ static void raise_nofile(void)
 	}
 }
 
+/* Opens (or, on SIGHUP, reopens) the error log onto stderr. */
 static int open_error_log(const struct pt_server_config *c)
 {
 	if (!strcmp(c->error_log, "-"))
@@ -42,6 +44,8 @@ static int open_error_log(const struct pt_server_config *c)
 	int fd = open(c->error_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 	if (fd < 0 || dup2(fd, STDERR_FILENO) < 0) {
 		fprintf(stderr, "portico: error log '%s': %s\n", c->error_log, strerror(errno));
+		if (fd >= 0)
+			close(fd);
 		return -1;
 	}
 	close(fd);
@@ -65,6 +69,7 @@ static void http_config(const struct pt_server_config *c, struct pt_http_config 
 	h->max_drain = c->max_drain;
 	h->queue_length = c->queue_length;
 	h->defer_accept_sec = (int)c->defer_accept_sec;
+	h->backlog = (int)c->backlog;
 	h->timeouts = (struct pt_http_timeouts){
 		.header_wait = c->header_timeout_ms, .idle_connection = c->idle_timeout_ms,
 		.entity_body = c->body_timeout_ms, .drain_entity_body = c->drain_timeout_ms,
@@ -73,15 +78,42 @@ static void http_config(const struct pt_server_config *c, struct pt_http_config 
 	};
 }
 
-/* systemd socket activation: LISTEN_PID/LISTEN_FDS, descriptors from 3. Returns how many. */
-static int socket_activation(pt_http_server_t *s)
+/* "IP:PORT" or "[IPv6]:PORT" of a bound socket, for the start-up lines. */
+static void socket_name(int fd, char *out, size_t n)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+	char ip[INET6_ADDRSTRLEN] = "?";
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
+		snprintf(out, n, "?:0");
+		return;
+	}
+	if (ss.ss_family == AF_INET6) {
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, ip, sizeof ip);
+		snprintf(out, n, "[%s]:%u", ip, ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
+	} else {
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, ip, sizeof ip);
+		snprintf(out, n, "%s:%u", ip, ntohs(((struct sockaddr_in *)&ss)->sin_port));
+	}
+}
+
+/* systemd socket activation: LISTEN_PID/LISTEN_FDS, descriptors from 3. They replace the -l
+ * addresses (also in the start-up lines). Returns how many. */
+static int socket_activation(pt_http_server_t *s, struct pt_server_config *c)
 {
 	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
 
 	if (!pid || !fds || atol(pid) != (long)getpid())
 		return 0;
 	int n = atoi(fds);
+	if (n > PT_CONFIG_MAX_LISTEN) {
+		fprintf(stderr, "portico: LISTEN_FDS=%d: at most %d sockets\n", n, PT_CONFIG_MAX_LISTEN);
+		return -1;
+	}
+	c->nlisten = 0;
 	for (int i = 0; i < n; i++) {
+		socket_name(3 + i, c->listen[c->nlisten++], sizeof c->listen[0]);
 		int err = pt_http_listen_fd(s, 3 + i);
 		if (err < 0) {
 			fprintf(stderr, "portico: socket-activated fd %d: %s\n", 3 + i, strerror(-err));
@@ -106,9 +138,9 @@ static int drop_privileges(const char *user)
 	return 0;
 }
 
-static int listen_all(pt_http_server_t *s, const struct pt_server_config *c)
+static int listen_all(pt_http_server_t *s, struct pt_server_config *c)
 {
-	int n = socket_activation(s);
+	int n = socket_activation(s, c);
 
 	if (n < 0)
 		return -1;
@@ -124,9 +156,10 @@ static int listen_all(pt_http_server_t *s, const struct pt_server_config *c)
 
 static void announce(pt_http_server_t *s, const struct pt_server_config *c)
 {
-	for (unsigned i = 0; i < c->nlisten; i++) {
+	int port;
+
+	for (int i = 0; (unsigned)i < c->nlisten && (port = pt_http_listen_port(s, i)) >= 0; i++) {
 		const char *a = c->listen[i];
-		int port = pt_http_listen_port(s, (int)i);
 		printf("portico: serving %s at http://%.*s:%d/\n", c->docroot,
 		       (int)(strrchr(a, ':') - a), a, port);
 	}
@@ -135,7 +168,7 @@ static void announce(pt_http_server_t *s, const struct pt_server_config *c)
 	fflush(stdout);
 }
 
-static void wait_for_stop(struct pt_alog *alog)
+static void wait_for_stop(struct pt_alog *alog, const struct pt_server_config *c)
 {
 	sigset_t set;
 	int sig;
@@ -144,11 +177,14 @@ static void wait_for_stop(struct pt_alog *alog)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGHUP);
+	int err;
 	for (;;) {
 		if (sigwait(&set, &sig) != 0 || sig != SIGHUP)
 			return;
-		if (alog && pt_alog_reopen(alog) < 0)
-			fprintf(stderr, "portico: reopening the access log failed\n");
+		open_error_log(c);                    /* SIGHUP: reopen both logs (rotation) */
+		if (alog && (err = pt_alog_reopen(alog)) < 0)
+			fprintf(stderr, "portico: reopening the access log '%s': %s\n", c->access_log,
+				strerror(-err));
 	}
 }
 
@@ -186,7 +222,7 @@ static int serve(struct pt_server_config *c, int rootfd)
 		goto out;
 	}
 	announce(s, c);
-	wait_for_stop(alog);
+	wait_for_stop(alog, c);
 	rc = 0;
 out:
 	pt_http_server_destroy(s);
