@@ -85,7 +85,7 @@ struct pt_txop {
 	struct msghdr msg;
 	struct iovec iov[PT_TX_IOV];
 	size_t len;
-	bool zc, zc_notif_pending;
+	bool zc;
 	ssize_t zc_res;                   /* result held until the zero-copy notification */
 };
 
@@ -103,7 +103,6 @@ enum {
 	PT_C_PENDING   = 1u << 9,   /* on the worker's pending list */
 	PT_C_STARVED   = 1u << 10,  /* receive waits for provided buffers */
 	PT_C_FINAL     = 1u << 11,  /* cancelling kernel ops; fd closes when inflight == 0 */
-	PT_C_RX_CANCEL = 1u << 12,  /* a receive cancel is in flight */
 	PT_C_GOT_DATA  = 1u << 13,  /* at least one byte received */
 	PT_C_LINGER    = 1u << 14,  /* FIN sent, discarding input until the peer's FIN */
 	PT_C_EOF_DONE  = 1u << 15,  /* on_eof delivered */

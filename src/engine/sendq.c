@@ -70,7 +70,7 @@ static struct pt_txop *txop_get(struct pt_worker *w)
 	memset(&t->msg, 0, sizeof t->msg);
 	t->msg.msg_iov = t->iov;
 	t->len = 0;
-	t->zc = t->zc_notif_pending = false;
+	t->zc = false;
 	return t;
 }
 
