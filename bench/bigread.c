@@ -27,6 +27,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "benchutil.h"
+
 #define RECV_SIZE (1 << 20)
 #define HEAD_MAX 8192
 #define MAX_SAMPLES 1000000
@@ -52,13 +54,6 @@ struct client {
 	uint64_t *lat;
 	size_t nlat;
 };
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static int conn_open(struct client *C, struct conn *c)
 {
@@ -204,21 +199,6 @@ static uint64_t pct(const uint64_t *v, size_t n, double p)
 		return 0;
 	size_t i = (size_t)ceil(p * (double)n) - 1;
 	return v[i < n ? i : n - 1];
-}
-
-static int parse_addr(const char *s, struct sockaddr_in *sa)
-{
-	char host[64];
-	const char *colon = strrchr(s, ':');
-
-	if (!colon || (size_t)(colon - s) >= sizeof(host))
-		return -EINVAL;
-	memcpy(host, s, (size_t)(colon - s));
-	host[colon - s] = 0;
-	memset(sa, 0, sizeof(*sa));
-	sa->sin_family = AF_INET;
-	sa->sin_port = htons((uint16_t)atoi(colon + 1));
-	return inet_pton(AF_INET, host, &sa->sin_addr) == 1 ? 0 : -EINVAL;
 }
 
 int main(int argc, char **argv)

@@ -23,6 +23,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "benchutil.h"
+
 #define BUF_SIZE (64 * 1024)
 
 struct conn {
@@ -128,21 +130,6 @@ static void on_accept(struct loop *l)
 		if (epoll_ctl(l->ep, EPOLL_CTL_ADD, fd, &ev) < 0)
 			close(fd);
 	}
-}
-
-static int parse_addr(const char *s, struct sockaddr_in *sa)
-{
-	char host[64];
-	const char *colon = strrchr(s, ':');
-
-	if (!colon || (size_t)(colon - s) >= sizeof(host))
-		return -EINVAL;
-	memcpy(host, s, (size_t)(colon - s));
-	host[colon - s] = 0;
-	memset(sa, 0, sizeof(*sa));
-	sa->sin_family = AF_INET;
-	sa->sin_port = htons((uint16_t)atoi(colon + 1));
-	return inet_pton(AF_INET, host, &sa->sin_addr) == 1 ? 0 : -EINVAL;
 }
 
 static int setup(struct loop *l, struct sockaddr_in *sa)

@@ -24,6 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "benchutil.h"
+
 #define HIST_US 100000          /* 1 us buckets up to 100 ms, then one overflow bucket */
 
 struct conn {
@@ -45,13 +47,6 @@ struct load {
 	int measuring;
 	char *buf;
 };
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static inline uint8_t pattern(unsigned id, uint64_t k)
 {
@@ -197,21 +192,6 @@ static uint64_t percentile(const uint64_t *hist, uint64_t total, double p)
 			return i;
 	}
 	return HIST_US;
-}
-
-static int parse_addr(const char *s, struct sockaddr_in *sa)
-{
-	char host[64];
-	const char *colon = strrchr(s, ':');
-
-	if (!colon || (size_t)(colon - s) >= sizeof(host))
-		return -EINVAL;
-	memcpy(host, s, (size_t)(colon - s));
-	host[colon - s] = 0;
-	memset(sa, 0, sizeof(*sa));
-	sa->sin_family = AF_INET;
-	sa->sin_port = htons((uint16_t)atoi(colon + 1));
-	return inet_pton(AF_INET, host, &sa->sin_addr) == 1 ? 0 : -EINVAL;
 }
 
 static void run(struct load *L, unsigned nconn, double secs)

@@ -31,6 +31,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "benchutil.h"
+
 #define HEAD_MAX 4096
 
 enum state { ST_NONE, ST_CONNECTING, ST_READING, ST_IDLE, ST_FAILED };
@@ -172,21 +174,6 @@ static void fill(struct idle *I, unsigned max_inflight)
 			finish(I, &I->c[i], 0);
 		}
 	}
-}
-
-static int parse_addr(const char *s, struct sockaddr_in *sa)
-{
-	char host[64];
-	const char *colon = strrchr(s, ':');
-
-	if (!colon || (size_t)(colon - s) >= sizeof(host))
-		return -EINVAL;
-	memcpy(host, s, (size_t)(colon - s));
-	host[colon - s] = 0;
-	memset(sa, 0, sizeof(*sa));
-	sa->sin_family = AF_INET;
-	sa->sin_port = htons((uint16_t)atoi(colon + 1));
-	return inet_pton(AF_INET, host, &sa->sin_addr) == 1 ? 0 : -EINVAL;
 }
 
 static void wait_for_end(void)

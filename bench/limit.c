@@ -29,6 +29,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "benchutil.h"
+
 #define RESP_BATCH 256          /* copies in the write block: 256 x 85 B = 21 KiB per write max */
 #define READ_BUF (64 * 1024)
 
@@ -223,23 +225,6 @@ static void *run_loop(void *arg)
 	}
 	free(buf);
 	return NULL;
-}
-
-static int parse_addr(const char *s, struct sockaddr_in *sa)
-{
-	char host[64];
-	const char *colon = strrchr(s, ':');
-
-	if (!colon || (size_t)(colon - s) >= sizeof(host))
-		return -EINVAL;
-	memcpy(host, s, (size_t)(colon - s));
-	host[colon - s] = 0;
-	memset(sa, 0, sizeof(*sa));
-	sa->sin_family = AF_INET;
-	sa->sin_port = htons((uint16_t)atoi(colon + 1));
-	if (inet_pton(AF_INET, host, &sa->sin_addr) != 1)
-		return -EINVAL;
-	return 0;
 }
 
 static int open_listener(struct sockaddr_in *sa)
