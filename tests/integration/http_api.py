@@ -3,19 +3,10 @@
 Each check prints a TAP line; the server is stopped with SIGTERM and must exit 0 (ASan/LSan)."""
 import os, re, signal, socket, subprocess, sys, tempfile, time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from ptest import t, failures  # noqa: E402
+
 B = os.environ.get("PT_BUILD", "build/san")
-n = 0
-failed = 0
-
-
-def t(ok, name, detail=""):
-    global n, failed
-    n += 1
-    print(("ok %d - %s" if ok else "not ok %d - %s") % (n, name), flush=True)
-    if not ok:
-        failed += 1
-        if detail:
-            print("# " + str(detail)[:600].replace("\n", "\n# "), flush=True)
 
 
 class Conn:
@@ -117,7 +108,7 @@ def main():
         err = srv.stderr.read()
         os.unlink(fpath)
     t(rc == 0, "server exits 0 after SIGTERM (no leaks)", err[-3000:])
-    sys.exit(1 if failed else 0)
+    sys.exit(1 if failures() else 0)
 
 
 def run(port, content):

@@ -9,16 +9,10 @@
 """
 import os, resource, signal, socket, subprocess, sys, time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from ptest import t, failures  # noqa: E402
+
 B = os.environ.get("PT_BUILD", "build/san")
-n = 0
-failed = False
-
-
-def t(ok, name):
-    global n, failed
-    n += 1
-    print(("ok %d - %s" if ok else "not ok %d - %s") % (n, name), flush=True)
-    failed |= not ok
 
 
 def start(args, nofile):
@@ -153,6 +147,6 @@ try:
 finally:
     rc, err = stop(p)
 t(rc == 0, "clean exit (%d)" % rc)
-if failed:
+if failures():
     sys.stderr.write(err)
-sys.exit(1 if failed else 0)
+sys.exit(1 if failures() else 0)

@@ -28,6 +28,9 @@ import time
 import traceback
 from datetime import datetime, timezone
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from ptest import t, skip, failures, checks, read_text, sanitizer_clean, wait_for  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 B = os.environ.get("PT_BUILD") or os.path.join(REPO, "build", "san")
@@ -35,26 +38,7 @@ PORTICO = os.path.join(B, "portico")
 BACKEND = os.environ.get("PORTICO_BACKEND", "")
 CURL = "/usr/bin/curl"
 
-n = 0
-failed = 0
 T0 = time.monotonic()
-
-
-def t(ok, name, detail=""):
-    global n, failed
-    n += 1
-    print(("ok %d - %s" if ok else "not ok %d - %s") % (n, name), flush=True)
-    if not ok:
-        failed += 1
-        if detail != "":
-            print("# " + str(detail)[:1500].replace("\n", "\n# "), flush=True)
-    return ok
-
-
-def skip(name, why):
-    global n
-    n += 1
-    print("ok %d - %s # SKIP %s" % (n, name, why), flush=True)
 
 
 # ---- a small HTTP/1.1 client ----------------------------------------------------------------
@@ -214,27 +198,6 @@ class Server:
             self.p.wait()
             rc = "killed after %ss" % timeout
         return rc, time.monotonic() - t0, read_text(self.err)
-
-
-def read_text(path):
-    try:
-        with open(path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
-    except FileNotFoundError:
-        return ""
-
-
-def sanitizer_clean(err):
-    return not re.search(r"ERROR: (Address|Leak|Thread)Sanitizer|runtime error:|SUMMARY: ", err)
-
-
-def wait_for(fn, timeout, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v or time.monotonic() >= deadline:
-            return v
-        time.sleep(interval)
 
 
 def etag_of(path):
@@ -1078,8 +1041,8 @@ def main():
                 p.kill()
                 p.wait()
         shutil.rmtree(tmp, ignore_errors=True)
-    print("# %d checks in %.1f s" % (n, time.monotonic() - T0), flush=True)
-    return 1 if failed else 0
+    print("# %d checks in %.1f s" % (checks(), time.monotonic() - T0), flush=True)
+    return 1 if failures() else 0
 
 
 def run_all(tmp):

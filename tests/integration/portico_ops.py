@@ -36,6 +36,9 @@ import threading
 import time
 import traceback
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from ptest import t, skip, failures, checks, read_text, sanitizer_clean, wait_for  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 B = os.environ.get("PT_BUILD") or os.path.join(REPO, "build", "san")
@@ -43,34 +46,7 @@ PORTICO = os.path.join(B, "portico")
 T0 = time.monotonic()
 MIB = 1 << 20
 
-n = 0
-failed = 0
 PROCS = []
-
-
-def t(ok, name, detail=""):
-    global n, failed
-    n += 1
-    print(("ok %d - %s" if ok else "not ok %d - %s") % (n, name), flush=True)
-    if not ok:
-        failed += 1
-        if detail != "":
-            print("# " + str(detail)[:2000].replace("\n", "\n# "), flush=True)
-    return bool(ok)
-
-
-def skip(name, why):
-    global n
-    n += 1
-    print("ok %d - %s # SKIP %s" % (n, name, why), flush=True)
-
-
-def read_text(path):
-    try:
-        with open(path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
-    except (FileNotFoundError, IsADirectoryError):
-        return ""
 
 
 def write(path, data, mode=None):
@@ -79,19 +55,6 @@ def write(path, data, mode=None):
         f.write(data)
     if mode is not None:
         os.chmod(path, mode)
-
-
-def sanitizer_clean(err):
-    return not re.search(r"ERROR: (Address|Leak|Thread)Sanitizer|runtime error:|SUMMARY: ", err)
-
-
-def wait_for(fn, timeout, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v or time.monotonic() >= deadline:
-            return v
-        time.sleep(interval)
 
 
 def free_port():
@@ -862,10 +825,10 @@ def main():
                 p.kill()
                 p.wait()
         shutil.rmtree(tmp, ignore_errors=True)
-    print("# %d checks in %.1f s (backend %s)" % (n, time.monotonic() - T0,
+    print("# %d checks in %.1f s (backend %s)" % (checks(), time.monotonic() - T0,
                                                   os.environ.get("PORTICO_BACKEND", "auto")),
           flush=True)
-    return 1 if failed else 0
+    return 1 if failures() else 0
 
 
 if __name__ == "__main__":

@@ -9,23 +9,14 @@ server must stay healthy, and the sync pool must not lose its threads), then SIG
 streams wait for clients that do not read -> exit 0 (ASan: no leaks) within shutdown_ms."""
 import os, signal, socket, subprocess, sys, threading, time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from ptest import t, failures  # noqa: E402
+
 B = os.environ.get("PT_BUILD", "build/san")
 ROUTES = ["sync", "sync-buffer", "async1", "async1-buffer", "asyncN", "asyncN-buffer"]
 PERIOD = 65521
 PATTERN = bytes(((i * 2654435761) >> 16) & 0xff for i in range(PERIOD))
 SYNC_THREADS = 2
-n = 0
-failed = 0
-
-
-def t(ok, name, detail=""):
-    global n, failed
-    n += 1
-    print(("ok %d - %s" if ok else "not ok %d - %s") % (n, name), flush=True)
-    if not ok:
-        failed += 1
-        if detail:
-            print("# " + str(detail)[:600].replace("\n", "\n# "), flush=True)
 
 
 def expected(size):
@@ -266,7 +257,7 @@ def main():
     t(rc == 0 and stop < 12, "SIGTERM with %d streams in progress: exit 0 in %.1f s (no leaks)"
       % (len(stalled), stop), err[-3000:])
     print("# %.1f s" % (time.monotonic() - start))
-    sys.exit(1 if failed else 0)
+    sys.exit(1 if failures() else 0)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,58 @@
+"""TAP output and small helpers shared by the Python integration tests (tests/integration/).
+
+t(ok, name, detail) prints one TAP line ("ok N - name" / "not ok N - name", the detail as
+"# " comments) and returns ok; skip() prints an honest "# SKIP"; failures() counts the failed
+lines, so a script ends with sys.exit(1 if failures() else 0)."""
+import re
+import time
+
+_n = 0
+_failed = 0
+
+
+def t(ok, name, detail=""):
+    global _n, _failed
+    _n += 1
+    print(("ok %d - %s" if ok else "not ok %d - %s") % (_n, name), flush=True)
+    if not ok:
+        _failed += 1
+        if detail != "":
+            print("# " + str(detail)[:2000].replace("\n", "\n# "), flush=True)
+    return bool(ok)
+
+
+def skip(name, why):
+    global _n
+    _n += 1
+    print("ok %d - %s # SKIP %s" % (_n, name, why), flush=True)
+
+
+def failures():
+    return _failed
+
+
+def checks():
+    """TAP lines printed so far."""
+    return _n
+
+
+def read_text(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+    except (FileNotFoundError, IsADirectoryError):
+        return ""
+
+
+def sanitizer_clean(err):
+    return not re.search(r"ERROR: (Address|Leak|Thread)Sanitizer|runtime error:|SUMMARY: ", err)
+
+
+def wait_for(fn, timeout, interval=0.05):
+    """Calls fn until it returns something true or timeout seconds pass; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if v or time.monotonic() >= deadline:
+            return v
+        time.sleep(interval)
