@@ -4,46 +4,14 @@ Each check prints a TAP line; the server is stopped with SIGTERM and must exit 0
 import os, re, signal, socket, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-from ptest import t, failures  # noqa: E402
+from ptest import t, failures, HttpConn  # noqa: E402
 
 B = os.environ.get("PT_BUILD", "build/san")
 
 
-class Conn:
+class Conn(HttpConn):
     def __init__(self, port):
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=5)
-        self.buf = b""
-
-    def send(self, data):
-        self.s.sendall(data if isinstance(data, bytes) else data.encode())
-
-    def _fill(self):
-        b = self.s.recv(65536)
-        if not b:
-            raise EOFError
-        self.buf += b
-
-    def read_until(self, sep):
-        while sep not in self.buf:
-            self._fill()
-        i = self.buf.index(sep) + len(sep)
-        out, self.buf = self.buf[:i], self.buf[i:]
-        return out
-
-    def read_n(self, k):
-        while len(self.buf) < k:
-            self._fill()
-        out, self.buf = self.buf[:k], self.buf[k:]
-        return out
-
-    def read_all(self):
-        try:
-            while True:
-                self._fill()
-        except (EOFError, ConnectionResetError):
-            pass
-        out, self.buf = self.buf, b""
-        return out
+        super().__init__(port, timeout=5)
 
     def response(self, head_only=False):
         """Returns (status, headers dict lower-case, body bytes)."""
@@ -70,19 +38,6 @@ class Conn:
         if "content-length" in h:
             return status, h, self.read_n(int(h["content-length"]))
         return status, h, self.read_all()
-
-    def closed(self, wait=2.0):
-        self.s.settimeout(wait)
-        try:
-            return self.s.recv(1) == b""
-        except (ConnectionResetError, BrokenPipeError):
-            return True
-        except socket.timeout:
-            return False
-
-    def close(self):
-        self.s.close()
-
 
 def get(path, extra="", ver="1.1"):
     return "GET %s HTTP/%s\r\nHost: t\r\n%s\r\n" % (path, ver, extra)

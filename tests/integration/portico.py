@@ -29,7 +29,7 @@ import traceback
 from datetime import datetime, timezone
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-from ptest import t, skip, failures, checks, read_text, sanitizer_clean, wait_for  # noqa: E402
+from ptest import t, skip, failures, checks, read_text, sanitizer_clean, wait_for, HttpConn  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -58,42 +58,7 @@ class Resp:
                                           self.body[:200])
 
 
-class Conn:
-    def __init__(self, port, timeout=10):
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.buf = b""
-
-    def send(self, data):
-        self.s.sendall(data if isinstance(data, bytes) else data.encode("latin1"))
-
-    def _fill(self):
-        b = self.s.recv(1 << 20)
-        if not b:
-            raise EOFError("connection closed")
-        self.buf += b
-
-    def read_until(self, sep):
-        while sep not in self.buf:
-            self._fill()
-        i = self.buf.index(sep) + len(sep)
-        out, self.buf = self.buf[:i], self.buf[i:]
-        return out
-
-    def read_n(self, k):
-        while len(self.buf) < k:
-            self._fill()
-        out, self.buf = self.buf[:k], self.buf[k:]
-        return out
-
-    def read_all(self):
-        try:
-            while True:
-                self._fill()
-        except (EOFError, ConnectionResetError):
-            pass
-        out, self.buf = self.buf, b""
-        return out
-
+class Conn(HttpConn):
     def response(self, head_only=False):
         head = self.read_until(b"\r\n\r\n")
         lines = head.decode("latin1").split("\r\n")
@@ -123,22 +88,6 @@ class Conn:
         else:
             r.body = self.read_all()
         return r
-
-    def closed(self, wait=2.0):
-        self.s.settimeout(wait)
-        try:
-            return self.s.recv(1) == b""
-        except (ConnectionResetError, BrokenPipeError):
-            return True
-        except socket.timeout:
-            return False
-
-    def close(self):
-        try:
-            self.s.close()
-        except OSError:
-            pass
-
 
 def req_bytes(method, target, hdrs=(), body=b""):
     h = "".join("%s: %s\r\n" % kv for kv in hdrs)

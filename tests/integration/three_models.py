@@ -10,7 +10,7 @@ streams wait for clients that do not read -> exit 0 (ASan: no leaks) within shut
 import os, signal, socket, subprocess, sys, threading, time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-from ptest import t, failures  # noqa: E402
+from ptest import t, failures, HttpConn  # noqa: E402
 
 B = os.environ.get("PT_BUILD", "build/san")
 ROUTES = ["sync", "sync-buffer", "async1", "async1-buffer", "asyncN", "asyncN-buffer"]
@@ -23,35 +23,9 @@ def expected(size):
     return (PATTERN * (size // PERIOD + 1))[:size]
 
 
-class Conn:
+class Conn(HttpConn):
     def __init__(self, port, timeout=15):
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.buf = bytearray()
-
-    def send(self, data):
-        self.s.sendall(data.encode() if isinstance(data, str) else data)
-
-    def _fill(self):
-        b = self.s.recv(1 << 20)
-        if not b:
-            raise EOFError("connection closed")
-        self.buf += b
-
-    def read_until(self, sep):
-        while True:
-            i = self.buf.find(sep)
-            if i >= 0:
-                out = bytes(self.buf[:i + len(sep)])
-                del self.buf[:i + len(sep)]
-                return out
-            self._fill()
-
-    def read_n(self, k):
-        while len(self.buf) < k:
-            self._fill()
-        out = bytes(self.buf[:k])
-        del self.buf[:k]
-        return out
+        super().__init__(port, timeout)
 
     def response(self, head_only=False):
         """(status, lower-case headers, body); the body must be Content-Length delimited."""
@@ -67,19 +41,6 @@ class Conn:
         if "content-length" not in h or "transfer-encoding" in h:
             raise ValueError("not length-delimited: %r" % h)
         return status, h, self.read_n(int(h["content-length"]))
-
-    def closed(self, wait=2.0):
-        self.s.settimeout(wait)
-        try:
-            return self.s.recv(1) == b""
-        except (ConnectionResetError, BrokenPipeError):
-            return True
-        except socket.timeout:
-            return False
-
-    def close(self):
-        self.s.close()
-
 
 def get(target, method="GET"):
     return "%s %s HTTP/1.1\r\nHost: t\r\n\r\n" % (method, target)

@@ -56,3 +56,62 @@ def wait_for(fn, timeout, interval=0.05):
         if v or time.monotonic() >= deadline:
             return v
         time.sleep(interval)
+
+
+class HttpConn:
+    """A loopback connection with a byte buffer: the reading half of the tests' HTTP clients
+    (each test adds the response() parser it needs)."""
+
+    def __init__(self, port, timeout=10):
+        import socket
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.buf = bytearray()
+
+    def send(self, data):
+        self.s.sendall(data.encode("latin1") if isinstance(data, str) else data)
+
+    def _fill(self):
+        b = self.s.recv(1 << 20)
+        if not b:
+            raise EOFError("connection closed")
+        self.buf += b
+
+    def read_until(self, sep):
+        while True:
+            i = self.buf.find(sep)
+            if i >= 0:
+                out = bytes(self.buf[:i + len(sep)])
+                del self.buf[:i + len(sep)]
+                return out
+            self._fill()
+
+    def read_n(self, k):
+        while len(self.buf) < k:
+            self._fill()
+        out = bytes(self.buf[:k])
+        del self.buf[:k]
+        return out
+
+    def read_all(self):
+        try:
+            while True:
+                self._fill()
+        except (EOFError, ConnectionResetError):
+            pass
+        out = bytes(self.buf)
+        self.buf = bytearray()
+        return out
+
+    def closed(self, wait=2.0):
+        """True when the peer closed (EOF or reset) within wait seconds."""
+        import socket
+        self.s.settimeout(wait)
+        try:
+            return self.s.recv(1) == b""
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+        except socket.timeout:
+            return False
+
+    def close(self):
+        self.s.close()
