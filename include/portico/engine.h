@@ -51,9 +51,11 @@ enum pt_backend_kind {
 };
 
 enum pt_full_policy {
-	PT_FULL_SHED = 0,    /* at the connection limit, close the oldest connection that never
-	                        sent a byte, else the oldest marked idle (pt_conn_set_idle);
-	                        pause accepting when there is none */
+	PT_FULL_SHED = 0,    /* at the connection (or descriptor) limit, make room: close the
+	                        connection silent for the longest time (never sent a byte), else
+	                        the oldest PT_CONN_PARTIAL one, else the oldest PT_CONN_IDLE one
+	                        (see pt_conn_set_state), never a PT_CONN_BUSY one; pause accepting
+	                        only when every connection is busy */
 	PT_FULL_PAUSE,       /* at the connection limit, stop accepting until below low watermark */
 };
 
@@ -140,8 +142,20 @@ PT_API int pt_conn_peer(const pt_conn_t *c, struct sockaddr_storage *ss, socklen
 /* The socket, for setsockopt/getsockname only: never read, write or close it. */
 PT_API int pt_conn_fd(const pt_conn_t *c);
 
-/* Marks c idle (e.g. a keep-alive connection between requests) or busy: idle connections are
- * the second to go, after silent ones, when PT_FULL_SHED makes room. Worker thread. */
+/* What a connection is doing, as far as shedding goes. The engine itself knows one more state:
+ * silent (nothing received yet), the first to go. After its first byte a connection is
+ * PT_CONN_BUSY until the application says otherwise. */
+enum pt_conn_state {
+	PT_CONN_BUSY = 0,    /* a message is being handled: never shed */
+	PT_CONN_PARTIAL,     /* part of a message received and the rest is not here, or it arrives
+	                        slower than the application's minimum rate: shed after silent ones */
+	PT_CONN_IDLE,        /* between messages (keep-alive): shed after partial ones */
+};
+
+/* Sets c's state; connections are shed oldest first within a state, the age counting from the
+ * last change of state. O(1). Worker thread. */
+PT_API void pt_conn_set_state(pt_conn_t *c, enum pt_conn_state s);
+/* Shorthand: pt_conn_set_state(c, idle ? PT_CONN_IDLE : PT_CONN_BUSY). */
 PT_API void pt_conn_set_idle(pt_conn_t *c, bool idle);
 
 /* Stops delivering on_data (backpressure from the application). Bytes already taken from the
@@ -287,6 +301,8 @@ PT_API unsigned pt_worker_index(const pt_worker_t *w);
 /* The worker whose thread is calling, or NULL on any other thread. Any thread. */
 PT_API pt_worker_t *pt_worker_current(void);
 PT_API pt_engine_t *pt_worker_engine(const pt_worker_t *w);
+/* The worker's clock (CLOCK_MONOTONIC, ms), read once per loop iteration. Worker thread. */
+PT_API uint64_t pt_worker_now_ms(const pt_worker_t *w);
 /* "io_uring" or "epoll". Any thread. */
 PT_API const char *pt_engine_backend(const pt_engine_t *e);
 /* Per-engine user pointer. Any thread. */
@@ -307,7 +323,11 @@ struct pt_counters {
 	uint64_t buf_starved;      /* receives that found the buffer ring empty (ENOBUFS) */
 	uint64_t accept_paused;    /* times accepting was paused (limit or resource error) */
 	uint64_t accept_errors;    /* EMFILE/ENFILE/ENOMEM/ENOBUFS on accept */
-	uint64_t shed;             /* connections closed to make room */
+	uint64_t shed;             /* connections closed to make room (the three below) */
+	uint64_t shed_silent;      /* ... that had sent nothing */
+	uint64_t shed_partial;     /* ... that had sent part of a message, or were too slow */
+	uint64_t shed_idle;        /* ... idle between messages */
+	uint64_t fd_reserve_used;  /* EMFILE/ENFILE met by giving up the spare descriptor */
 	uint64_t timeouts;         /* on_timeout deliveries */
 	uint64_t posts;            /* posted completions run */
 	uint64_t send_refused;     /* sends refused with -EAGAIN (backpressure) */

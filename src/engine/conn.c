@@ -9,6 +9,7 @@
  */
 #include "engine/engine_int.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -70,34 +71,64 @@ struct pt_conn *pt__conn_get(struct pt_worker *w, uint32_t idx, uint32_t gen)
 	return (c->gen & 0xffffff) == gen && (c->flags & PT_C_LIVE) ? c : NULL;
 }
 
-static void age_link(struct pt_worker *w, struct pt_conn *c)
+/* ---- worker lists (see enum pt_clist) ---- */
+
+static void list_unlink(struct pt_worker *w, struct pt_conn *c)
 {
-	c->age_next = NULL;
-	c->age_prev = w->age_tail;
-	if (w->age_tail)
-		w->age_tail->age_next = c;
+	struct pt_clist_head *l = &w->lists[c->list];
+
+	if (c->l_prev)
+		c->l_prev->l_next = c->l_next;
 	else
-		w->age_head = c;
-	w->age_tail = c;
+		l->head = c->l_next;
+	if (c->l_next)
+		c->l_next->l_prev = c->l_prev;
+	else
+		l->tail = c->l_prev;
+	c->l_prev = c->l_next = NULL;
 }
 
-static void age_unlink(struct pt_worker *w, struct pt_conn *c)
+static void list_append(struct pt_worker *w, struct pt_conn *c, enum pt_clist which)
 {
-	if (c->age_prev)
-		c->age_prev->age_next = c->age_next;
+	struct pt_clist_head *l = &w->lists[which];
+
+	c->list = (uint8_t)which;
+	c->l_next = NULL;
+	c->l_prev = l->tail;
+	if (l->tail)
+		l->tail->l_next = c;
 	else
-		w->age_head = c->age_next;
-	if (c->age_next)
-		c->age_next->age_prev = c->age_prev;
-	else
-		w->age_tail = c->age_prev;
-	c->age_prev = c->age_next = NULL;
+		l->head = c;
+	l->tail = c;
 }
 
-/* ---- governor: the connection limit and accept back-off ----
- * Accepting pauses when the engine-wide connection count reaches max_conns, or for a back-off
- * after a resource error (EMFILE, ENFILE, ENOBUFS, ENOMEM). A paused worker retries from its
- * accept timer, and at once when one of its connections closes below the low watermark. */
+static enum pt_clist list_for(const struct pt_conn *c)
+{
+	if (c->flags & PT_C_CLOSING)
+		return PT_L_CLOSING;
+	if (!(c->flags & PT_C_GOT_DATA))
+		return PT_L_SILENT;
+	if (c->state == PT_CONN_PARTIAL)
+		return PT_L_PARTIAL;
+	return c->state == PT_CONN_IDLE ? PT_L_IDLE : PT_L_BUSY;
+}
+
+/* After a change of flags or state: move c to the tail of the list it belongs on now. */
+static void relist(struct pt_conn *c)
+{
+	enum pt_clist l = list_for(c);
+
+	if (l != c->list) {
+		list_unlink(c->w, c);
+		list_append(c->w, c, l);
+	}
+}
+
+/* ---- governor: the connection limit, shedding and accept back-off ----
+ * At max_conns (or out of descriptors or memory) PT_FULL_SHED closes the head of the first
+ * non-empty list among silent, partial and idle: the connection longest in the least useful
+ * state. Accepting pauses only when every connection is busy (or with PT_FULL_PAUSE); a paused
+ * worker retries from its accept timer, and at once when one of its connections closes. */
 
 static unsigned low_watermark(const struct pt_engine *e)
 {
@@ -109,18 +140,38 @@ static bool below_low_watermark(const struct pt_engine *e)
 	return atomic_load_explicit(&e->conns, memory_order_relaxed) <= low_watermark(e);
 }
 
+static void accept_resume(struct pt_worker *w)
+{
+	pt_timer_cancel(&w->accept_timer);
+	w->accept_paused = false;
+	pt__accept_set(w, true);
+}
+
+static struct pt_conn *shed_victim(struct pt_worker *w, const struct pt_conn *newest);
+
+/* May accepting resume? Pause: below the low watermark. Shed: below the limit, or someone to
+ * shed (a busy-only worker at the limit would otherwise grow by one per retry). */
+static bool has_room(struct pt_worker *w)
+{
+	struct pt_engine *e = w->e;
+
+	if (e->cfg.full_policy == PT_FULL_PAUSE)
+		return below_low_watermark(e);
+	return atomic_load_explicit(&e->conns, memory_order_relaxed) - w->shedding < e->cfg.max_conns ||
+	       shed_victim(w, NULL);
+}
+
 static void accept_retry(pt_timer_t *t, void *arg)
 {
 	struct pt_worker *w = arg;
 
 	if (w->stopping)
 		return;
-	if (!below_low_watermark(w->e)) {
+	if (!has_room(w)) {
 		pt_timer_arm(w, &w->accept_timer, 100);
 		return;
 	}
-	w->accept_paused = false;
-	pt__accept_set(w, true);
+	accept_resume(w);
 }
 
 static void accept_pause(struct pt_worker *w, unsigned retry_ms)
@@ -134,41 +185,62 @@ static void accept_pause(struct pt_worker *w, unsigned retry_ms)
 	pt_timer_arm(w, &w->accept_timer, retry_ms);
 }
 
-/* PT_FULL_SHED: the oldest silent connection (never sent a byte), else the oldest idle one,
- * among the SHED_SCAN oldest of this worker. Bounded work per accept. */
-#define SHED_SCAN 64
-
-static struct pt_conn *shed_victim(struct pt_worker *w, struct pt_conn *newest)
+static struct pt_conn *shed_victim(struct pt_worker *w, const struct pt_conn *newest)
 {
-	struct pt_conn *idle = NULL;
-	unsigned n = 0;
-
-	for (struct pt_conn *c = w->age_head; c && n < SHED_SCAN; c = c->age_next, n++) {
-		if ((c->flags & PT_C_CLOSING) || c == newest)
-			continue;
-		if (!(c->flags & PT_C_GOT_DATA))
+	for (enum pt_clist l = PT_L_SILENT; l < PT_L_BUSY; l++) {
+		struct pt_conn *c = w->lists[l].head;
+		if (c && c == newest)
+			c = c->l_next;
+		if (c)
 			return c;
-		if (!idle && (c->flags & PT_C_IDLE))
-			idle = c;
 	}
-	return idle;
+	return NULL;
+}
+
+/* One line per cause and worker at most every 10 s, with the count since the last one. */
+static void shed_log(struct pt_worker *w, enum pt_clist l, uint64_t total, const char *why)
+{
+	static const char *const what[PT_L_BUSY] = {
+		[PT_L_SILENT] = "that sent nothing",
+		[PT_L_PARTIAL] = "with a partial or slow request",
+		[PT_L_IDLE] = "idle between requests",
+	};
+
+	if (w->shed_log_ms[l] && w->now_ms - w->shed_log_ms[l] < 10000)
+		return;
+	pt__log(w->e, 1, "worker %u: %s: shedding connections %s to make room (%llu new, %llu in all)",
+		w->index, why, what[l], (unsigned long long)(total - w->shed_logged[l]),
+		(unsigned long long)total);
+	w->shed_log_ms[l] = w->now_ms ? w->now_ms : 1;
+	w->shed_logged[l] = total;
+}
+
+static void shed(struct pt_worker *w, struct pt_conn *v, const char *why)
+{
+	enum pt_clist l = v->list;
+	uint64_t *n = l == PT_L_SILENT ? &w->cnt.shed_silent :
+		      l == PT_L_PARTIAL ? &w->cnt.shed_partial : &w->cnt.shed_idle;
+
+	__atomic_store_n(n, *n + 1, __ATOMIC_RELAXED);
+	CNT_ADD(w, shed, 1);
+	shed_log(w, l, *n, why);
+	v->flags |= PT_C_SHED;
+	w->shedding++;                        /* its slot frees when it finishes closing */
+	pt_conn_close(v, PT_CLOSE_ABORT);
 }
 
 static bool limit_reached(struct pt_worker *w, struct pt_conn *newest)
 {
 	struct pt_engine *e = w->e;
 	unsigned live = atomic_load_explicit(&e->conns, memory_order_relaxed) - w->shedding;
-	bool shed = e->cfg.full_policy == PT_FULL_SHED;
+	bool shedding = e->cfg.full_policy == PT_FULL_SHED;
 
 	/* pause: stop at the limit; shed: keep accepting, make room once it is exceeded */
-	if (live < e->cfg.max_conns + shed)
+	if (live < e->cfg.max_conns + shedding)
 		return false;
-	struct pt_conn *v = shed ? shed_victim(w, newest) : NULL;
+	struct pt_conn *v = shedding ? shed_victim(w, newest) : NULL;
 	if (v) {
-		CNT_ADD(w, shed, 1);
-		v->flags |= PT_C_SHED;
-		w->shedding++;                        /* its slot frees when it finishes closing */
-		pt_conn_close(v, PT_CLOSE_ABORT);
+		shed(w, v, "connection limit reached");
 		return false;
 	}
 	if (!w->accept_paused)
@@ -176,17 +248,44 @@ static bool limit_reached(struct pt_worker *w, struct pt_conn *newest)
 	return true;
 }
 
+void pt__fd_reserve(struct pt_worker *w)
+{
+	const char *env = getenv("PORTICO_FD_RESERVE");
+
+	if (w->reserve_fd < 0 && !(env && !strcmp(env, "0")))
+		w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+#define FD_SHED_BATCH 4u
+
+/* EMFILE, ENFILE, ENOBUFS, ENOMEM from accept. Out of descriptors, the spare one is given up so
+ * the next client gets in at once; with PT_FULL_SHED a few connections are shed, and accepting
+ * resumes the moment one of them has closed. Otherwise: back off, never spin. */
 void pt__accept_error(struct pt_worker *w, struct pt_wlisten *wl, int err)
 {
 	static const unsigned backoff_ms = 50;   /* short: the next close frees a descriptor */
-	uint64_t now = w->now_ms;
+	bool fds = err == -EMFILE || err == -ENFILE;
 	static __thread uint64_t last_log;
+	unsigned n = 0;
+	struct pt_conn *v;
 
 	CNT_ADD(w, accept_errors, 1);
-	if (now - last_log >= 1000) {
-		last_log = now;
-		pt__log(w->e, 1, "worker %u: accept failed: %s; pausing accepts", w->index,
-			strerror(-err));
+	if (w->now_ms - last_log >= 1000 || !last_log) {
+		last_log = w->now_ms ? w->now_ms : 1;
+		pt__log(w->e, 1, "worker %u: accept failed: %s; %s", w->index, strerror(-err),
+			w->e->cfg.full_policy == PT_FULL_SHED ? "making room" : "pausing accepts");
+	}
+	if (w->e->cfg.full_policy == PT_FULL_SHED && !w->stopping) {
+		while (n < FD_SHED_BATCH && (v = shed_victim(w, NULL)))
+			shed(w, v, fds ? "out of descriptors" : "out of memory"), n++;
+		w->fd_short = true;               /* finish() resumes accepting */
+		if (fds && w->reserve_fd >= 0) {
+			close(w->reserve_fd);
+			w->reserve_fd = -1;
+			CNT_ADD(w, fd_reserve_used, 1);
+			pt__accept_set(w, true);      /* uring: re-arm; epoll: still armed */
+			return;
+		}
 	}
 	accept_pause(w, backoff_ms);
 }
@@ -213,7 +312,8 @@ void pt__accepted(struct pt_worker *w, struct pt_wlisten *wl, int fd)
 	if (w->e->cfg.conn_area)
 		memset(pt_conn_area(c), 0, w->e->cfg.conn_area);
 	pt_timer_init(&c->timer, conn_timer_fn, c);
-	age_link(w, c);
+	c->state = PT_CONN_BUSY;
+	list_append(w, c, PT_L_SILENT);
 	w->nconns++;
 	atomic_fetch_add_explicit(&e->conns, 1, memory_order_relaxed);
 	CNT_ADD(w, accepts, 1);
@@ -222,6 +322,7 @@ void pt__accepted(struct pt_worker *w, struct pt_wlisten *wl, int fd)
 	if (wl->l->opts.on_accept(c, wl->l->opts.arg) < 0) {
 		c->flags &= ~PT_C_LIVE;   /* rejected: no on_close */
 		c->flags |= PT_C_CLOSING | PT_C_FINAL;
+		relist(c);
 		pt__pending(c);
 		return;
 	}
@@ -255,7 +356,10 @@ void pt__rx_data(struct pt_conn *c, const void *data, size_t len)
 	CNT_ADD(c->w, bytes_in, len);
 	if (c->flags & PT_C_CLOSING)
 		return;                  /* closing: input is discarded */
-	c->flags |= PT_C_GOT_DATA;
+	if (!(c->flags & PT_C_GOT_DATA)) {
+		c->flags |= PT_C_GOT_DATA;
+		relist(c);
+	}
 	if ((c->flags & PT_C_PAUSED) || c->stash_len) {
 		if (stash_append(c, data, len) < 0)
 			pt_conn_close(c, PT_CLOSE_ABORT);  /* cannot keep the bytes: never lose them silently */
@@ -328,7 +432,7 @@ static void finish(struct pt_conn *c)
 	close(c->fd);
 	if (c->flags & PT_C_SHED)
 		w->shedding--;
-	age_unlink(w, c);
+	list_unlink(w, c);
 	w->nconns--;
 	atomic_fetch_sub_explicit(&w->e->conns, 1, memory_order_relaxed);
 	CNT_SUB(w, conns, 1);
@@ -336,8 +440,14 @@ static void finish(struct pt_conn *c)
 	if (owed && c->ops && c->ops->on_close)
 		c->ops->on_close(c);
 	conn_recycle(w, c);
-	if (w->accept_paused && !pt_timer_armed(&w->accept_timer) && below_low_watermark(w->e))
-		accept_retry(&w->accept_timer, w);
+	if (w->fd_short) {                 /* a descriptor is free now: spare first, then clients */
+		w->fd_short = false;
+		pt__fd_reserve(w);
+		if (w->accept_paused && !w->stopping)
+			accept_resume(w);
+	} else if (w->accept_paused && !w->stopping && has_room(w)) {
+		accept_resume(w);
+	}
 }
 
 /* Unread input makes close(2) send RST, which can destroy the response still on its way to
@@ -440,8 +550,12 @@ static void conn_timer_fn(pt_timer_t *t, void *arg)
 
 void pt__conn_close_all(struct pt_worker *w, int how)
 {
-	for (struct pt_conn *c = w->age_head; c; c = c->age_next)
-		pt_conn_close(c, how);
+	for (enum pt_clist l = PT_L_SILENT; l < PT_L_CLOSING; l++)
+		while (w->lists[l].head)
+			pt_conn_close(w->lists[l].head, how);   /* moves it to the closing list */
+	for (struct pt_conn *c = w->lists[PT_L_CLOSING].head; c; c = c->l_next)
+		if (c->flags & PT_C_LIVE)
+			pt_conn_close(c, how);
 }
 
 /* Worker exit: every connection is closed by now; free the blocks. */
@@ -471,6 +585,7 @@ PT_API int pt_conn_close(pt_conn_t *c, int how)
 		return -EINVAL;
 	if (!(c->flags & PT_C_CLOSING)) {
 		c->flags |= PT_C_CLOSING;
+		relist(c);
 		pt_timer_arm(c->w, &c->timer, c->w->e->cfg.shutdown_ms);
 	}
 	if (how == PT_CLOSE_ABORT)
@@ -532,14 +647,17 @@ PT_API int pt_conn_set_timeout(pt_conn_t *c, unsigned ms)
 	return pt_timer_arm(c->w, &c->timer, ms);
 }
 
+PT_API void pt_conn_set_state(pt_conn_t *c, enum pt_conn_state s)
+{
+	if (conn_ok(c) && s <= PT_CONN_IDLE && c->state != s) {
+		c->state = (uint8_t)s;
+		relist(c);
+	}
+}
+
 PT_API void pt_conn_set_idle(pt_conn_t *c, bool idle)
 {
-	if (conn_ok(c)) {
-		if (idle)
-			c->flags |= PT_C_IDLE;
-		else
-			c->flags &= ~PT_C_IDLE;
-	}
+	pt_conn_set_state(c, idle ? PT_CONN_IDLE : PT_CONN_BUSY);
 }
 
 PT_API int pt_conn_notify_empty(pt_conn_t *c)

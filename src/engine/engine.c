@@ -153,6 +153,7 @@ PT_API pt_engine_t *pt_engine_create(const struct pt_engine_config *cfg, int *er
 		e->workers[i].index = i;
 		e->workers[i].be = e->be;
 		e->workers[i].wake_fd = -1;
+		e->workers[i].reserve_fd = -1;
 	}
 	pthread_mutex_init(&e->start_lock, NULL);
 	pthread_cond_init(&e->start_cond, NULL);
@@ -265,6 +266,7 @@ static void *worker_main(void *arg)
 		pt__timer_bind_thread(NULL);
 		return NULL;
 	}
+	pt__fd_reserve(w);
 	pt__accept_set(w, true);
 	worker_report(w, 0);
 	for (;;) {
@@ -286,6 +288,8 @@ static void *worker_main(void *arg)
 	atomic_store_explicit(&w->exited, true, memory_order_release);
 	pt__posts_run(w);             /* posts that raced with the exit decision */
 	pt__conns_free(w);
+	if (w->reserve_fd >= 0)
+		close(w->reserve_fd);
 	w->be->worker_fini(w);
 	pt__sreq_pool_free(w);
 	free(w->wl);
@@ -394,6 +398,11 @@ PT_API unsigned pt_engine_workers(const pt_engine_t *e)
 PT_API pt_worker_t *pt_engine_worker(pt_engine_t *e, unsigned i)
 {
 	return e && i < e->nworkers ? &e->workers[i] : NULL;
+}
+
+PT_API uint64_t pt_worker_now_ms(const pt_worker_t *w)
+{
+	return w ? w->now_ms : pt__now_ms();
 }
 
 PT_API unsigned pt_worker_index(const pt_worker_t *w)

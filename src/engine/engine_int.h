@@ -107,7 +107,6 @@ enum {
 	PT_C_LINGER    = 1u << 14,  /* FIN sent, discarding input until the peer's FIN */
 	PT_C_EOF_DONE  = 1u << 15,  /* on_eof delivered */
 	PT_C_WANT_EMPTY= 1u << 16,  /* on_drain owed when the send queue is empty */
-	PT_C_IDLE      = 1u << 17,  /* the application says: between requests */
 	PT_C_SHED      = 1u << 18,  /* closed to make room (counted in shedding) */
 };
 
@@ -119,9 +118,11 @@ struct pt_conn {
 	uint32_t idx, gen;
 	uint32_t flags;
 	uint32_t inflight;                /* kernel operations not yet finally completed */
+	uint8_t list;                     /* enum pt_clist: the worker list holding c */
+	uint8_t state;                    /* enum pt_conn_state the application last set */
 	struct pt_conn *pend_next;        /* pending list (deferred work) */
 	struct pt_conn *free_next;        /* free list */
-	struct pt_conn *age_prev, *age_next; /* worker's live list, oldest first */
+	struct pt_conn *l_prev, *l_next;  /* the worker list holding c, oldest first */
 	struct pt_conn *starve_next;      /* backend: waiting for receive buffers */
 	pt_timer_t timer;                 /* application deadline */
 	struct pt_sreq *sq_head, *sq_tail;/* send requests in order */
@@ -133,6 +134,21 @@ struct pt_conn {
 	char *stash;                      /* received while paused, delivered on resume */
 	uint32_t stash_len, stash_cap;
 	int eof_err;                      /* on_eof argument owed */
+};
+
+/* Every accepted connection is on exactly one worker list, ordered by the time it entered it:
+ * shedding takes the head of the first non-empty list in this order, so each shed is O(1). */
+enum pt_clist {
+	PT_L_SILENT,                      /* not a byte received yet */
+	PT_L_PARTIAL,                     /* PT_CONN_PARTIAL: part of a message, or too slow */
+	PT_L_IDLE,                        /* PT_CONN_IDLE: between messages */
+	PT_L_BUSY,                        /* PT_CONN_BUSY: never shed */
+	PT_L_CLOSING,
+	PT_L__COUNT
+};
+
+struct pt_clist_head {
+	struct pt_conn *head, *tail;
 };
 
 /* ---- listeners ---- */
@@ -210,9 +226,13 @@ struct pt_worker {
 	size_t conn_stride;               /* sizeof(struct pt_conn) + conn_area, aligned */
 	unsigned nblocks, blocks_cap;
 	struct pt_conn *conn_free;
-	struct pt_conn *age_head, *age_tail; /* live connections, oldest first */
+	struct pt_clist_head lists[PT_L__COUNT];
 	unsigned nconns;                  /* live + closing */
 	unsigned shedding;                /* shed connections still closing */
+	uint64_t shed_log_ms[PT_L_BUSY];  /* last log line per shed cause (rate limit) */
+	uint64_t shed_logged[PT_L_BUSY];  /* counter value at that line */
+	int reserve_fd;                   /* spare descriptor, given up at EMFILE; -1 = in use */
+	bool fd_short;                    /* accept hit EMFILE/ENFILE: resume when one closes */
 	struct pt_conn *pend_head, *pend_tail;
 	struct pt_sreq *sreq_free;
 	struct pt_txop *txop_free;
@@ -273,6 +293,7 @@ void pt__op_done(struct pt_conn *c);          /* one kernel op finally completed
 void pt__conn_process(struct pt_conn *c);     /* deferred work */
 void pt__conn_close_all(struct pt_worker *w, int how);
 void pt__conns_free(struct pt_worker *w);
+void pt__fd_reserve(struct pt_worker *w);     /* (re)open the spare descriptor if it is used */
 
 /* sendq.c */
 void pt__tx_run(struct pt_conn *c);           /* push queued bytes to the kernel */

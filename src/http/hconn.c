@@ -115,11 +115,60 @@ int pt__own_head(struct pt_http_req *r)
 
 /* ---- timers ---- */
 
+static uint32_t now32(const struct hconn *h)
+{
+	return (uint32_t)pt_worker_now_ms(pt_conn_worker(h->c));
+}
+
+/* What the engine may shed first when it must make room: a head still arriving or a body being
+ * discarded (partial), then keep-alive (idle); never a request being handled or answered. */
+static enum pt_conn_state phase_state(enum hphase ph)
+{
+	switch (ph) {
+	case PH_NEW: case PH_HEAD: case PH_DRAIN: return PT_CONN_PARTIAL;
+	case PH_IDLE: return PT_CONN_IDLE;
+	default: return PT_CONN_BUSY;
+	}
+}
+
 static void set_phase(struct hconn *h, enum hphase ph)
 {
-	if ((h->phase == PH_IDLE) != (ph == PH_IDLE))
-		pt_conn_set_idle(h->c, ph == PH_IDLE);   /* idle keep-alive: shed before active */
+	if (ph == h->phase)
+		return;
+	if (ph == PH_BODY) {
+		h->body_win = 0;
+		h->win_start = h->last_in = now32(h);
+	}
+	pt_conn_set_state(h->c, phase_state(ph));
 	h->phase = ph;
+}
+
+/* PH_BODY runs on a rate window: EntityBody counts from the last body byte (HTTP.SYS resets it
+ * on every data indication), and a body arriving slower than MinSendRate marks the connection
+ * partial: sheddable before busy ones when the engine must make room. */
+static unsigned body_tick_ms(const struct hconn *h)
+{
+	unsigned eb = h->s->cfg.timeouts.entity_body;
+
+	return eb < RATE_WINDOW_MS ? eb : RATE_WINDOW_MS;
+}
+
+static bool body_tick(struct hconn *h)
+{
+	const struct pt_http_timeouts *t = &h->s->cfg.timeouts;
+	uint32_t now = now32(h), quiet = now - h->last_in, span = now - h->win_start;
+
+	if (quiet >= t->entity_body)
+		return false;
+	if (t->min_send_rate != PT_HTTP_RATE_OFF && span >= RATE_WINDOW_MS / 2) {
+		bool slow = (uint64_t)h->body_win * 1000 < (uint64_t)t->min_send_rate * span;
+		pt_conn_set_state(h->c, slow ? PT_CONN_PARTIAL : PT_CONN_BUSY);
+		h->body_win = 0;
+		h->win_start = now;
+	}
+	unsigned left = t->entity_body - quiet;
+	pt_conn_set_timeout(h->c, left < RATE_WINDOW_MS ? left : RATE_WINDOW_MS);
+	return true;
 }
 
 static void arm(struct hconn *h, enum hphase ph, unsigned ms, bool restart)
@@ -150,7 +199,7 @@ static void update_phase(struct hconn *h)
 		arm(h, PH_SENDING, RATE_WINDOW_MS, false);
 	} else if (r && !r->body_done && (r->body_reading || r->final_sent)) {
 		arm(h, r->final_sent ? PH_DRAIN : PH_BODY,
-		    r->final_sent ? t->drain_entity_body : t->entity_body, false);
+		    r->final_sent ? t->drain_entity_body : body_tick_ms(h), false);
 	} else if (r) {
 		set_phase(h, PH_HANDLER);            /* the application decides how long it takes */
 		pt_conn_set_timeout(h->c, 0);
@@ -181,6 +230,8 @@ static void on_timeout(pt_conn_t *c)
 		update_phase(h);
 		return;
 	}
+	if (h->phase == PH_BODY && body_tick(h))
+		return;
 	if (h->cur && h->cur->body_reading && !h->cur->body_done && h->cur->body_cb) {
 		h->cur->body_done = true;
 		h->cur->body_cb(h->cur, h->cur->body_arg, NULL, 0, -ETIMEDOUT);
@@ -463,6 +514,10 @@ static void on_data(pt_conn_t *c, const void *data, size_t len)
 
 	if (h->closing)
 		return;
+	if (h->phase == PH_BODY) {
+		h->body_win += (uint32_t)len;
+		h->last_in = now32(h);
+	}
 	process(h, data, len);
 }
 
@@ -557,6 +612,8 @@ static void on_close(pt_conn_t *c)
 		struct pt_http_req *r = h->live;
 		h->live = r->next;
 		r->h = NULL;
+		if (!r->sync_route && r->body_reading && !r->body_done)
+			body_end(r, -ECONNRESET);    /* the reader frees its state (responding fails) */
 		if (r->on_abort && !(r->final_sent && !r->pending))
 			r->on_abort(r, r->abort_arg);
 		if (!r->sync_route)

@@ -124,6 +124,7 @@ static int on_accept(pt_conn_t *c, void *arg)
 	pt_conn_set_user(c, h);
 	pt_conn_set_ops(c, &pt__http_conn_ops);
 	h->phase = PH_NEW;
+	pt_conn_set_state(c, PT_CONN_PARTIAL);     /* once it sends: a head still arriving */
 	pt_conn_set_timeout(c, s->cfg.timeouts.header_wait);   /* a silent client is dropped */
 	return 0;
 }

@@ -280,7 +280,7 @@ int main(int argc, char **argv)
 	int err, sig;
 
 	if (argc < 2 || (file_fd = open(argv[1], O_RDONLY)) < 0) {
-		fprintf(stderr, "usage: http_testsrv FILE\n");
+		fprintf(stderr, "usage: http_testsrv FILE [MAX_CONNS]\n");
 		return 2;
 	}
 	memset(big, 'b', sizeof big);
@@ -296,6 +296,13 @@ int main(int argc, char **argv)
 	cfg.sync_threads = 1;
 	cfg.queue_length = 1;
 	cfg.server_header = "portico-test";
+	if (argc > 2) {            /* shedding tests: one worker, a small limit, room for slowness */
+		cfg.engine.workers = 1;
+		cfg.engine.max_conns = (unsigned)atoi(argv[2]);
+		cfg.timeouts.header_wait = cfg.timeouts.idle_connection = 10000;
+		cfg.timeouts.entity_body = 10000;
+		cfg.timeouts.min_send_rate = 1000;
+	}
 	sigset_t set;
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);

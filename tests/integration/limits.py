@@ -90,6 +90,8 @@ finally:
 t(rc == 0, "clean exit (%d)" % rc)
 t("accept failed: Too many open files" in err, "one rate-limited log line names EMFILE")
 t(err.count("accept failed") <= 3, "the log is rate-limited (%d lines)" % err.count("accept failed"))
+t("out of descriptors: shedding connections that sent nothing" in err,
+  "out of descriptors, silent connections are shed to make room", err[-800:])
 
 # --- 2: connection limit, pause policy ---
 p, port = start(["--when-full", "pause"], 64)      # default max_conns = 90% of 64 = 57

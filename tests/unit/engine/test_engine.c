@@ -502,6 +502,81 @@ static void test_conn_limit_shed(void **state)
 	fix_stop(&f);
 }
 
+/* Shedding order: silent, then partial, then idle, oldest first within a state (the age counts
+ * from the last change of state), never busy; each shed counted by reason. Each client's first
+ * byte sets its state: 'P' partial, 'I' idle, anything else busy; the byte is echoed. */
+static void state_data(pt_conn_t *c, const void *d, size_t n)
+{
+	char k = ((const char *)d)[0];
+
+	pt_conn_set_state(c, k == 'P' ? PT_CONN_PARTIAL : k == 'I' ? PT_CONN_IDLE : PT_CONN_BUSY);
+	echo_data(c, d, n);
+}
+
+static int say(int fd, char k)
+{
+	char b = 0;
+
+	send_all(fd, &k, 1);
+	return recv_r(fd, &b, 1, 0) == 1 && b == k;
+}
+
+static bool was_shed(int fd)
+{
+	char b;
+
+	return recv_r(fd, &b, 1, 0) <= 0;
+}
+
+static void test_shed_order(void **state)
+{
+	struct pt_engine_config cfg;
+	struct pt_counters cnt;
+	struct fix f;
+
+	pt_engine_config_init(&cfg);
+	cfg.max_conns = 5;
+	g_ops = (struct pt_conn_ops){ .on_data = state_data, .on_eof = echo_eof, .on_close = count_close };
+	fix_start(&f, &cfg, 1);
+	int busy = connect_to(f.port), idle1 = connect_to(f.port), idle2 = connect_to(f.port);
+	int partial = connect_to(f.port);
+	assert_true(say(busy, 'B') && say(idle1, 'I') && say(idle2, 'I') && say(partial, 'P'));
+	assert_true(say(idle1, 'B') && say(idle1, 'I'));   /* idle1 is now the younger idle one */
+	int silent = connect_to(f.port);
+	WAIT_FOR(atomic_load(&g_accepts) == 5, 3000);
+	int n[6];
+	int victims[4] = { silent, partial, idle2, idle1 };
+	for (int i = 0; i < 4; i++) {
+		n[i] = connect_to(f.port);
+		assert_true(say(n[i], 'B'));                   /* accepted and served at once */
+		assert_true(was_shed(victims[i]));
+	}
+	pt_engine_counters(f.e, -1, &cnt);
+	assert_int_equal(cnt.shed, 4);
+	assert_int_equal(cnt.shed_silent, 1);
+	assert_int_equal(cnt.shed_partial, 1);
+	assert_int_equal(cnt.shed_idle, 2);
+	/* every connection is busy: the next one is kept (one over the limit: it was accepted
+	 * before the engine could know) and accepting pauses, so the one after waits */
+	n[4] = connect_to(f.port);
+	assert_true(say(n[4], 'B'));
+	n[5] = connect_to(f.port);
+	send_all(n[5], "B", 1);
+	usleep(150 * 1000);
+	assert_int_equal(atomic_load(&g_accepts), 10);
+	assert_true(say(busy, 'B'));                       /* busy ones are never shed */
+	close(n[0]);
+	close(n[1]);                                       /* slots free: the waiting one is in */
+	char b;
+	assert_int_equal(recv_r(n[5], &b, 1, 0), 1);
+	pt_engine_counters(f.e, -1, &cnt);
+	assert_int_equal(cnt.shed, 4);
+	for (int i = 2; i < 6; i++)
+		close(n[i]);
+	close(busy), close(idle1), close(idle2), close(partial), close(silent);
+	fix_stop(&f);
+}
+
 /* A starved buffer ring (io_uring: ENOBUFS ends the multishot receive) must lose and reorder
  * nothing: 8 buffers of 64 bytes shared by 20 clients echoing 200 KB each. */
 struct starve_client { int port; int ok; };
@@ -574,6 +649,7 @@ int main(void)
 		cmocka_unit_test(test_shutdown_with_open_connections),
 		cmocka_unit_test(test_conn_limit_pause),
 		cmocka_unit_test(test_conn_limit_shed),
+		cmocka_unit_test(test_shed_order),
 		cmocka_unit_test(test_buffer_ring_starvation),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
