@@ -7,7 +7,7 @@
  * unusable), raise the descriptor limit, create the server and bind every address (or take
  * systemd's sockets), drop privileges (--user), then start the workers (their rings are
  * created unprivileged). The main thread then only waits for signals: SIGTERM/SIGINT stop
- * gracefully, SIGHUP reopens the log files.
+ * gracefully, SIGHUP reopens the log files, SIGUSR1 logs the counters.
  */
 #include <portico/http.h>
 #include "server/alog.h"
@@ -168,7 +168,30 @@ static void announce(pt_http_server_t *s, const struct pt_server_config *c)
 	fflush(stdout);
 }
 
-static void wait_for_stop(struct pt_alog *alog, const struct pt_server_config *c)
+/* SIGUSR1: the engine's counters, summed over the workers, as one line of the error log. */
+static void log_counters(pt_http_server_t *s)
+{
+	struct pt_counters n;
+
+	if (pt_engine_counters(pt_http_server_engine(s), -1, &n) < 0)
+		return;
+	fprintf(stderr, "portico: counters: conns %llu accepts %llu closes %llu bytes_in %llu "
+		"bytes_out %llu shed %llu (silent %llu partial %llu idle %llu) accept_paused %llu "
+		"accept_errors %llu fd_reserve_used %llu timeouts %llu send_refused %llu "
+		"buf_starved %llu\n",
+		(unsigned long long)n.conns, (unsigned long long)n.accepts,
+		(unsigned long long)n.closes, (unsigned long long)n.bytes_in,
+		(unsigned long long)n.bytes_out, (unsigned long long)n.shed,
+		(unsigned long long)n.shed_silent, (unsigned long long)n.shed_partial,
+		(unsigned long long)n.shed_idle, (unsigned long long)n.accept_paused,
+		(unsigned long long)n.accept_errors, (unsigned long long)n.fd_reserve_used,
+		(unsigned long long)n.timeouts, (unsigned long long)n.send_refused,
+		(unsigned long long)n.buf_starved);
+	fflush(stderr);
+}
+
+static void wait_for_stop(pt_http_server_t *s, struct pt_alog *alog,
+			  const struct pt_server_config *c)
 {
 	sigset_t set;
 	int sig;
@@ -177,10 +200,15 @@ static void wait_for_stop(struct pt_alog *alog, const struct pt_server_config *c
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
 	int err;
 	for (;;) {
-		if (sigwait(&set, &sig) != 0 || sig != SIGHUP)
+		if (sigwait(&set, &sig) != 0 || (sig != SIGHUP && sig != SIGUSR1))
 			return;
+		if (sig == SIGUSR1) {
+			log_counters(s);
+			continue;
+		}
 		open_error_log(c);                    /* SIGHUP: reopen both logs (rotation) */
 		if (alog && (err = pt_alog_reopen(alog)) < 0)
 			fprintf(stderr, "portico: reopening the access log '%s': %s\n", c->access_log,
@@ -222,7 +250,7 @@ static int serve(struct pt_server_config *c, int rootfd)
 		goto out;
 	}
 	announce(s, c);
-	wait_for_stop(alog, c);
+	wait_for_stop(s, alog, c);
 	rc = 0;
 out:
 	pt_http_server_destroy(s);
@@ -257,6 +285,7 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	raise_nofile();

@@ -16,7 +16,8 @@ in production that the black-box file tests (portico.py) do not cover.
  5. config file (-c): listen, index, cache-control, an on/off setting, comments and blank lines;
     the command line overrides it; a bad line exits 2 naming FILE:LINE.
  6. --error-log FILE: start-up errors go to the file, not to stderr.
- 7. SIGHUP: the access log is reopened at its path (rotation); the error log too.
+ 7. SIGHUP: the access log is reopened at its path (rotation); the error log too. SIGUSR1 logs
+    the counters.
 
 One TAP line per check. Runs once per backend (PORTICO_BACKEND) from tests/run.sh.
 """
@@ -769,6 +770,12 @@ def check_sighup(tmp, root):
       "new %r; moved %r" % (new[-300:], old[-300:]))
     t(srv.alive() and try_get(port, "/small.txt?after-failed-reopen")[0] == 200,
       "SIGHUP: a failed reopen does not stop the server")
+    srv.p.send_signal(signal.SIGUSR1)
+    line = [ln for ln in (wait_for(lambda: "counters:" in read_text(elog), 3) and
+                          read_text(elog).splitlines()) or [] if "counters:" in ln]
+    t(bool(line) and all(k in line[0] for k in ("accepts", "shed", "silent", "fd_reserve_used"))
+      and int(line[0].split("accepts ")[1].split()[0]) >= 8,
+      "SIGUSR1: the engine counters are logged as one line", read_text(elog)[-500:])
     rc, _, err = srv.stop()
     t(rc == 0 and sanitizer_clean(err), "SIGHUP: exit 0 after SIGTERM", (rc, err[-2000:]))
     t("after-failed-reopen" in read_text(alog + ".2"),
