@@ -374,7 +374,7 @@ void pt__rx_end(struct pt_conn *c, int err)
 	if (c->flags & PT_C_EOF)
 		return;
 	c->flags |= PT_C_EOF;
-	c->eof_err = err;
+	c->eof_err = (int16_t)err;
 	pt__pending(c);
 }
 
@@ -437,6 +437,7 @@ static void finish(struct pt_conn *c)
 	atomic_fetch_sub_explicit(&w->e->conns, 1, memory_order_relaxed);
 	CNT_SUB(w, conns, 1);
 	CNT_ADD(w, closes, 1);
+	c->flags &= ~PT_C_LIVE;            /* on_close may look, not act: no more pending work */
 	if (owed && c->ops && c->ops->on_close)
 		c->ops->on_close(c);
 	conn_recycle(w, c);

@@ -120,8 +120,11 @@ struct pt_conn {
 	uint32_t inflight;                /* kernel operations not yet finally completed */
 	uint8_t list;                     /* enum pt_clist: the worker list holding c */
 	uint8_t state;                    /* enum pt_conn_state the application last set */
-	struct pt_conn *pend_next;        /* pending list (deferred work) */
-	struct pt_conn *free_next;        /* free list */
+	int16_t eof_err;                  /* on_eof argument owed (-errno) */
+	union {
+		struct pt_conn *pend_next;    /* pending list (deferred work), while live */
+		struct pt_conn *free_next;    /* free list, while recycled */
+	};
 	struct pt_conn *l_prev, *l_next;  /* the worker list holding c, oldest first */
 	struct pt_conn *starve_next;      /* backend: waiting for receive buffers */
 	pt_timer_t timer;                 /* application deadline */
@@ -133,7 +136,6 @@ struct pt_conn {
 	struct pt_txop *tx;               /* kernel send in flight */
 	char *stash;                      /* received while paused, delivered on resume */
 	uint32_t stash_len, stash_cap;
-	int eof_err;                      /* on_eof argument owed */
 };
 
 /* Every accepted connection is on exactly one worker list, ordered by the time it entered it:

@@ -95,9 +95,14 @@ struct hconn {
 	bool eof;
 	bool in_consume;                  /* consume() is on the stack */
 	bool resume_queued;
-	uint64_t rate_mark;               /* bytes sent at the start of the rate window */
-	uint32_t body_win;                /* PH_BODY: body bytes in this rate window */
-	uint32_t win_start, last_in;      /* PH_BODY: window start, last body byte (ms, mod 2^32) */
+	uint32_t last_in;                 /* PH_BODY: last body byte (ms, mod 2^32) */
+	union {
+		uint64_t rate_mark;           /* PH_SENDING: bytes sent at the window's start */
+		struct {
+			uint32_t body_win;    /* PH_BODY: body bytes in this rate window */
+			uint32_t win_start;   /* PH_BODY: the window's start (ms, mod 2^32) */
+		};
+	};
 };
 
 struct hworker {
