@@ -154,6 +154,15 @@ int main(int argc, char **argv)
 	       pt_engine_backend(e), pt_engine_workers(e));
 	fflush(stdout);
 	sigwait(&set, &sig);
+	pt_engine_stop(e);
+	struct pt_counters n;                      /* what the governor did, for the record */
+	pt_engine_counters(e, -1, &n);
+	fprintf(stderr, "echo: accepts %llu shed %llu (silent %llu partial %llu idle %llu) "
+		"accept_paused %llu accept_errors %llu fd_reserve_used %llu\n",
+		(unsigned long long)n.accepts, (unsigned long long)n.shed,
+		(unsigned long long)n.shed_silent, (unsigned long long)n.shed_partial,
+		(unsigned long long)n.shed_idle, (unsigned long long)n.accept_paused,
+		(unsigned long long)n.accept_errors, (unsigned long long)n.fd_reserve_used);
 	pt_engine_destroy(e);
 	return 0;
 }

@@ -7,7 +7,7 @@
 2. The connection limit (default 90% of the fd limit): clients beyond it wait in the backlog and
    are served once others leave.
 """
-import os, resource, signal, socket, subprocess, sys, time
+import os, re, resource, signal, socket, subprocess, sys, time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from ptest import t, failures  # noqa: E402
@@ -90,6 +90,8 @@ finally:
 t(rc == 0, "clean exit (%d)" % rc)
 t("accept failed: Too many open files" in err, "one rate-limited log line names EMFILE")
 t(err.count("accept failed") <= 3, "the log is rate-limited (%d lines)" % err.count("accept failed"))
+t(re.search(r"fd_reserve_used [1-9]", err) and re.search(r"shed [1-9]", err),
+  "the spare descriptor was given up and connections were shed (counters)", err[-300:])
 t("out of descriptors: shedding connections that sent nothing" in err,
   "out of descriptors, silent connections are shed to make room", err[-800:])
 
