@@ -109,7 +109,9 @@ PT_API int pt_http_req_header_at(const pt_http_req_t *r, unsigned i, struct pt_h
 /* Declared body length, -1 when chunked or absent (0 bytes follow if absent and not chunked). */
 PT_API int64_t pt_http_req_content_length(const pt_http_req_t *r);
 PT_API bool pt_http_req_has_body(const pt_http_req_t *r);
-/* The connection the request arrived on (peer address, worker, ...). */
+/* The connection the request arrived on (peer address, worker, ...), or NULL once it has closed.
+ * Any thread, but the connection belongs to its worker: on another thread (a sync-pool
+ * handler) it may close at any moment, so use the result only on the worker. */
 PT_API pt_conn_t *pt_http_req_conn(const pt_http_req_t *r);
 PT_API void pt_http_req_set_user(pt_http_req_t *r, void *user);
 PT_API void *pt_http_req_user(const pt_http_req_t *r);

@@ -36,6 +36,7 @@ static struct pt_http_req *req_alloc(struct hconn *h)
 	memset(&r->body_mode, 0, sizeof *r - offsetof(struct pt_http_req, body_mode));
 	r->s = h->s;
 	r->h = h;
+	r->c = h->c;
 	r->out_left = -1;
 	r->head.headers = r->hdrs;
 	r->head.nheaders = h->s->cfg.max_headers;
@@ -59,6 +60,7 @@ static void live_unlink(struct hconn *h, struct pt_http_req *r)
 	for (struct pt_http_req **p = &h->live; *p; p = &(*p)->next) {
 		if (*p == r) {
 			*p = r->next;
+			h->nlive--;
 			return;
 		}
 	}
@@ -72,6 +74,7 @@ static void live_append(struct hconn *h, struct pt_http_req *r)
 		p = &(*p)->next;
 	r->next = NULL;
 	*p = r;
+	h->nlive++;
 }
 
 void pt__req_release(struct pt_http_req *r)
@@ -367,6 +370,22 @@ static struct pt_http_req *start_request(struct hconn *h, const char *buf, size_
 	return r;
 }
 
+/* Pipelining backpressure: a client that sends requests faster than it reads the responses
+ * must not make the server hold their requests and responses without bound. While this much
+ * is queued, further requests wait in the input buffer (whose own bound pauses reading), and
+ * dispatching resumes when the send queue is empty. */
+#define PIPE_QUEUED_MAX (64u << 10)
+#define PIPE_LIVE_MAX 32u
+
+static bool must_wait_for_sends(struct hconn *h)
+{
+	if (h->nlive < PIPE_LIVE_MAX && pt_conn_send_queued(h->c) < PIPE_QUEUED_MAX)
+		return false;
+	if (!h->tx_wait && pt_conn_notify_empty(h->c) == 0)
+		h->tx_wait = true;                   /* on_drain: dispatch again */
+	return h->tx_wait;
+}
+
 /* Consumes complete requests (and their bodies) from buf; returns the bytes used. */
 static size_t consume(struct hconn *h, const char *buf, size_t n)
 {
@@ -383,7 +402,7 @@ static size_t consume(struct hconn *h, const char *buf, size_t n)
 			pt__req_release(r);
 			continue;
 		}
-		if (off == n)
+		if (off == n || must_wait_for_sends(h))
 			break;
 		r = start_request(h, buf + off, n - off, &rc);
 		if (!r) {
@@ -471,6 +490,24 @@ static void flow_control(struct hconn *h)
 		pt_conn_resume_recv(h->c);
 }
 
+/* After the peer's FIN (h->eof) the requests already received are still answered, in order
+ * (a half-close after a pipelined batch is legal); what can no longer complete ends the
+ * connection: a body that stops short, or a partial head. */
+static void eof_check(struct hconn *h)
+{
+	struct pt_http_req *r = h->cur;
+
+	if (r && !r->body_done) {
+		if (!r->body_reading && !r->final_sent)
+			return;                      /* the handler may still read what is buffered */
+		body_end(r, -ECONNRESET);
+		r->close_after = true;
+		h->closing = true;
+	} else if (!r && !h->tx_wait) {
+		h->closing = true;                   /* nothing more can arrive: close after answers */
+	}
+}
+
 static void process(struct hconn *h, const char *data, size_t len)
 {
 	size_t used;
@@ -495,6 +532,8 @@ static void process(struct hconn *h, const char *data, size_t len)
 		}
 	}
 	h->in_consume = false;
+	if (h->eof && !h->closing)
+		eof_check(h);
 	if (h->closing) {
 		pt__hconn_maybe_close(h);
 		return;
@@ -574,15 +613,17 @@ static void on_eof(pt_conn_t *c, int err)
 	struct hconn *h = pt_conn_user(c);
 
 	h->eof = true;
-	if (h->cur && !h->cur->body_done) {
-		body_end(h->cur, err ? err : -ECONNRESET);
+	if (err) {                                /* reset: nobody is left to answer */
+		if (h->cur && !h->cur->body_done && h->cur->body_reading)
+			body_end(h->cur, err);
 		h->closing = true;
-	}
-	h->closing = true;                        /* answer what was asked, then close */
-	if (err)
 		pt_conn_close(c, PT_CLOSE_ABORT);
-	else
+		return;
+	}
+	if (h->closing)
 		pt__hconn_maybe_close(h);
+	else if (!h->in_consume)
+		process(h, "", 0);                    /* answer what was received, then close */
 }
 
 static void on_drain(pt_conn_t *c)
@@ -600,6 +641,11 @@ static void on_drain(pt_conn_t *c)
 
 	if (h->phase == PH_SENDING && !responses_pending(h))
 		set_phase(h, PH_HANDLER);                /* leave the rate phase: pick the next one */
+	if (h->tx_wait) {
+		h->tx_wait = false;
+		pt__hconn_kick(h);                       /* dispatch what waited (or wait again) */
+		return;
+	}
 	update_phase(h);
 }
 
@@ -611,7 +657,7 @@ static void on_close(pt_conn_t *c)
 	while (h->live) {
 		struct pt_http_req *r = h->live;
 		h->live = r->next;
-		r->h = NULL;
+		__atomic_store_n(&r->h, NULL, __ATOMIC_RELEASE);
 		if (!r->sync_route && r->body_reading && !r->body_done)
 			body_end(r, -ECONNRESET);    /* the reader frees its state (responding fails) */
 		if (r->on_abort && !(r->final_sent && !r->pending))

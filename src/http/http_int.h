@@ -35,7 +35,9 @@ enum body_mode { BODY_NONE = 0, BODY_LENGTH, BODY_CHUNKED };
 
 struct pt_http_req {
 	struct pt_http_server *s;
-	struct hconn *h;                  /* NULL once the connection is gone */
+	struct hconn *h;                  /* NULL once the connection is gone (atomic store:
+	                                     pt_http_req_conn may read it on a pool thread) */
+	pt_conn_t *c;                     /* the connection it arrived on (never cleared) */
 	struct pt_http_req *next;         /* hconn's live list / free list */
 	struct pt_request_head head;
 	char *own;                        /* owned copy of the head bytes, or NULL (borrowed) */
@@ -95,6 +97,8 @@ struct hconn {
 	bool eof;
 	bool in_consume;                  /* consume() is on the stack */
 	bool resume_queued;
+	bool tx_wait;                     /* dispatching waits for the send queue to empty */
+	uint16_t nlive;                   /* requests on the live list */
 	uint32_t last_in;                 /* PH_BODY: last body byte (ms, mod 2^32) */
 	union {
 		uint64_t rate_mark;           /* PH_SENDING: bytes sent at the window's start */

@@ -116,7 +116,7 @@ PT_API bool pt_http_req_has_body(const pt_http_req_t *r)
 
 PT_API pt_conn_t *pt_http_req_conn(const pt_http_req_t *r)
 {
-	return r && r->h ? r->h->c : NULL;
+	return r && __atomic_load_n(&r->h, __ATOMIC_ACQUIRE) ? r->c : NULL;
 }
 
 PT_API void pt_http_req_set_user(pt_http_req_t *r, void *user)
@@ -146,6 +146,8 @@ int pt__read_body_local(pt_http_req_t *r, pt_http_body_fn cb, void *arg)
 		return -EPIPE;
 	if (r->final_sent)
 		return -EALREADY;
+	if (r->body_done)
+		return -ECONNRESET;          /* it ended before anyone read it: nothing will come */
 	r->body_cb = cb;
 	r->body_arg = arg;
 	r->body_reading = true;

@@ -66,7 +66,8 @@ static void simple(struct pt_files *f, pt_http_req_t *r, unsigned status, const 
 	struct pt_http_header h[2] = { { "Content-Type", "text/plain; charset=utf-8" },
 				       { extra_name, extra_value } };
 	struct pt_http_chunk c = { .kind = PT_HTTP_CHUNK_MEM, .mem = { body, (size_t)n } };
-	reply(f, r, status, h, extra_name ? 2 : 1, &c, 1, PT_HTTP_BUFFER, NULL, NULL);
+	if (reply(f, r, status, h, extra_name ? 2 : 1, &c, 1, PT_HTTP_BUFFER, NULL, NULL) < 0)
+		pt_conn_close(pt_http_req_conn(r), PT_CLOSE_ABORT);   /* never leave it unanswered */
 }
 
 static unsigned error_status(int err)
