@@ -188,7 +188,9 @@ struct pt_chunk {
 };
 
 /* Send callback: res = bytes sent (the whole request) or -errno (-ECANCELED when the connection
- * closed first, -EPIPE/-ECONNRESET when the peer went away, -EIO for a short file). */
+ * closed first, -EPIPE/-ECONNRESET when the peer went away, -EIO for a short file). A send that
+ * fails after the engine accepted it breaks the byte stream: the connection is then reset
+ * (every later send fails too, and on_close follows). */
 typedef void (*pt_send_fn)(pt_conn_t *c, void *arg, ssize_t res);
 
 /* Sends n chunks in order as one operation (TransmitPackets). The chunk array is copied; the

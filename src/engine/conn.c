@@ -8,6 +8,7 @@
  * generation. ABORT skips to FINAL and resets the connection.
  */
 #include "engine/engine_int.h"
+#include "engine/fault.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -30,13 +31,13 @@ static int grow_blocks(struct pt_worker *w)
 				 ~(size_t)15;
 	if (w->nblocks == w->blocks_cap) {
 		unsigned cap = w->blocks_cap ? w->blocks_cap * 2 : 16;
-		char **b = realloc(w->blocks, cap * sizeof *b);
+		char **b = pt__realloc(w->blocks, cap * sizeof *b);
 		if (!b)
 			return -ENOMEM;
 		w->blocks = b;
 		w->blocks_cap = cap;
 	}
-	char *blk = calloc(PT_CONN_BLOCK, w->conn_stride);
+	char *blk = pt__calloc(PT_CONN_BLOCK, w->conn_stride);
 	if (!blk)
 		return -ENOMEM;
 	for (unsigned i = PT_CONN_BLOCK; i-- > 0;) {
@@ -181,7 +182,8 @@ static void accept_pause(struct pt_worker *w, unsigned retry_ms)
 		CNT_ADD(w, accept_paused, 1);
 		pt__accept_set(w, false);
 	}
-	pt_timer_init(&w->accept_timer, accept_retry, w);
+	if (!pt_timer_armed(&w->accept_timer))
+		pt_timer_init(&w->accept_timer, accept_retry, w);
 	pt_timer_arm(w, &w->accept_timer, retry_ms);
 }
 
@@ -246,6 +248,15 @@ static bool limit_reached(struct pt_worker *w, struct pt_conn *newest)
 	if (!w->accept_paused)
 		accept_pause(w, 100);
 	return true;
+}
+
+/* Within 1/8 of max_conns (connections still closing count: their descriptors are open). */
+bool pt__accept_near_limit(struct pt_worker *w)
+{
+	const struct pt_engine *e = w->e;
+	unsigned conns = atomic_load_explicit(&e->conns, memory_order_relaxed);
+
+	return conns + e->cfg.max_conns / 8 >= e->cfg.max_conns;
 }
 
 void pt__fd_reserve(struct pt_worker *w)
@@ -340,7 +351,7 @@ static int stash_append(struct pt_conn *c, const void *data, size_t len)
 			cap *= 2;
 		if (cap > UINT32_MAX)
 			return -ENOMEM;
-		char *p = realloc(c->stash, cap);
+		char *p = pt__realloc(c->stash, cap);
 		if (!p)
 			return -ENOMEM;
 		c->stash = p;

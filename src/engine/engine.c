@@ -153,6 +153,7 @@ PT_API pt_engine_t *pt_engine_create(const struct pt_engine_config *cfg, int *er
 		e->workers[i].index = i;
 		e->workers[i].be = e->be;
 		e->workers[i].wake_fd = -1;
+		atomic_init(&e->workers[i].msg_fd, -1);
 		e->workers[i].reserve_fd = -1;
 	}
 	pthread_mutex_init(&e->start_lock, NULL);

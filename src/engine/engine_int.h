@@ -167,6 +167,7 @@ struct pt_wlisten {
 	int fd;
 	bool armed;                       /* accept active in the backend */
 	bool want;                        /* should be accepting (not paused) */
+	bool ending;                      /* io_uring: its accept is being cancelled */
 };
 
 /* ---- timer wheel ---- */
@@ -249,6 +250,8 @@ struct pt_worker {
 	_Atomic(pt_post_t *) posts;
 	atomic_int wake_pending;
 	int wake_fd;                      /* eventfd */
+	atomic_int msg_fd;                /* io_uring: ring fd for MSG_RING wake-ups from other
+	                                     workers; -1 before and after the ring (any thread) */
 	/* lifecycle */
 	atomic_uint holds;                /* pt_worker_hold: may not exit while > 0 (any thread) */
 	atomic_bool exited;               /* the loop ended: posts are refused (any thread) */
@@ -296,6 +299,7 @@ void pt__conn_process(struct pt_conn *c);     /* deferred work */
 void pt__conn_close_all(struct pt_worker *w, int how);
 void pt__conns_free(struct pt_worker *w);
 void pt__fd_reserve(struct pt_worker *w);     /* (re)open the spare descriptor if it is used */
+bool pt__accept_near_limit(struct pt_worker *w); /* accept one connection at a time */
 
 /* sendq.c */
 void pt__tx_run(struct pt_conn *c);           /* push queued bytes to the kernel */

@@ -11,8 +11,15 @@
  * Edge-triggered input means a connection that stops reading before EAGAIN (per-round budget,
  * or the application paused) must be revisited without a new edge: it goes on the ready list,
  * which is served before the next wait (with a zero timeout).
+ *
+ * Fault injection (test builds, fault.h) is checked after each successful accept4 and recv and
+ * before each sendmsg. An injected EAGAIN on a send leaves a socket that has room, so no
+ * EPOLLOUT edge would ever come: ep_wait_writable then re-registers it (EPOLL_CTL_MOD reports
+ * the readiness it has now), and a retryable receive error puts the connection on the ready
+ * list for the same reason.
  */
 #include "engine/engine_int.h"
+#include "engine/fault.h"
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,25 +63,41 @@ static void ep_fini(struct pt_worker *w)
 	w->bd = NULL;
 }
 
+/* A new descriptor from make(), or -errno; PT_F_SOCKET can fail it in test builds. */
+static int fd_new(int (*make)(int), int flags)
+{
+	int fd, err = pt__fault(PT_F_SOCKET);
+
+	if (err < 0)
+		return err;
+	return (fd = make(flags)) < 0 ? -errno : fd;
+}
+
+static int make_eventfd(int flags)
+{
+	return eventfd(0, flags);
+}
+
 static int ep_init(struct pt_worker *w)
 {
-	struct epoll_w *p = calloc(1, sizeof *p);
+	struct epoll_w *p = pt__calloc(1, sizeof *p);
 	int err;
 
 	if (!p)
 		return -ENOMEM;
 	w->bd = p;
 	w->zc_ok = false;
-	p->epfd = epoll_create1(EPOLL_CLOEXEC);
-	p->scratch = malloc(SCRATCH_BYTES);
 	if (w->wake_fd >= 0)
 		close(w->wake_fd);          /* from a start attempt on the other backend */
-	w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (p->epfd < 0 || w->wake_fd < 0) {
-		err = -errno;
+	w->wake_fd = -1;
+	p->epfd = -1;
+	if ((err = fd_new(epoll_create1, EPOLL_CLOEXEC)) < 0)
 		goto fail;
-	}
-	if (!p->scratch) {
+	p->epfd = err;
+	if ((err = fd_new(make_eventfd, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
+		goto fail;
+	w->wake_fd = err;
+	if (!(p->scratch = pt__malloc(SCRATCH_BYTES))) {
 		err = -ENOMEM;
 		goto fail;
 	}
@@ -103,13 +126,15 @@ static void ep_accept_stop(struct pt_worker *w, struct pt_wlisten *wl)
 	wl->armed = false;
 }
 
-/* The ready list holds a reference (inflight) so a listed connection is never recycled. */
+/* The ready list holds a reference (inflight, counted like an operation, as pt__op_done
+ * uncounts it) so a listed connection is never recycled. */
 static void make_ready(struct pt_worker *w, struct pt_conn *c)
 {
 	if (c->flags & PT_C_STARVED)
 		return;
 	c->flags |= PT_C_STARVED;
 	c->inflight++;
+	CNT_ADD(w, ops_inflight, 1);
 	c->starve_next = E(w)->ready;
 	E(w)->ready = c;
 }
@@ -127,13 +152,14 @@ static void ep_rx_stop(struct pt_worker *w, struct pt_conn *c)
 	c->flags &= ~PT_C_RX_ARMED;
 }
 
+static int conn_register(struct pt_worker *w, struct pt_conn *c, int how);
+
 static int ep_conn_start(struct pt_worker *w, struct pt_conn *c)
 {
-	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
-				  .data.u64 = pt__ud(PT_K_RECV, c->gen, c->idx) };
+	int err = conn_register(w, c, EPOLL_CTL_ADD);
 
-	if (epoll_ctl(E(w)->epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0)
-		return -errno;
+	if (err < 0)
+		return err;
 	if (!(c->flags & PT_C_PAUSED))
 		c->flags |= PT_C_RX_ARMED;
 	return 0;
@@ -141,6 +167,10 @@ static int ep_conn_start(struct pt_worker *w, struct pt_conn *c)
 
 static ssize_t ep_send(struct pt_worker *w, struct pt_conn *c, int flags)
 {
+	int f = pt__fault(PT_F_SEND);
+
+	if (f)                              /* test builds: as if sendmsg had failed with f */
+		return f == -EINTR ? -EAGAIN : f;
 	ssize_t n = sendmsg(c->fd, &c->tx->msg, flags);
 
 	if (n >= 0) {
@@ -150,9 +180,19 @@ static ssize_t ep_send(struct pt_worker *w, struct pt_conn *c, int flags)
 	return errno == EINTR ? -EAGAIN : -errno;
 }
 
+static int conn_register(struct pt_worker *w, struct pt_conn *c, int how)
+{
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+				  .data.u64 = pt__ud(PT_K_RECV, c->gen, c->idx) };
+
+	return epoll_ctl(E(w)->epfd, how, c->fd, &ev) < 0 ? -errno : 0;
+}
+
 static void ep_wait_writable(struct pt_worker *w, struct pt_conn *c)
 {
 	/* registered for EPOLLOUT once, edge-triggered: the next edge calls pt__tx_writable */
+	if (pt__fault_last(PT_F_SEND) < 0)
+		conn_register(w, c, EPOLL_CTL_MOD);   /* test builds: the EAGAIN was injected */
 }
 
 static void ep_cancel(struct pt_worker *w, struct pt_conn *c)
@@ -192,9 +232,21 @@ static void do_read(struct pt_worker *w, struct pt_conn *c)
 		}
 		ssize_t n = recv(c->fd, p->scratch, SCRATCH_BYTES, 0);
 		if (n > 0) {
+			int f = pt__fault(PT_F_RECV);
+			if (f && f != -EAGAIN && f != -EINTR && f != -ENOBUFS) {
+				/* test builds: as if the receive had failed with f; the bytes are lost
+				 * with the connection */
+				c->flags &= ~PT_C_RX_ARMED;
+				pt__rx_end(c, f);
+				return;
+			}
 			CNT_ADD(w, recvs, 1);
 			budget = budget > (size_t)n ? budget - (size_t)n : 0;
 			pt__rx_data(c, p->scratch, (size_t)n);
+			if (f) {
+				make_ready(w, c);   /* a retryable error: no new edge will come */
+				return;
+			}
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
@@ -215,8 +267,13 @@ static void on_accept_ready(struct pt_worker *w, uint32_t idx)
 	for (unsigned i = 0; i < ACCEPT_BUDGET && wl->armed && !w->accept_paused; i++) {
 		int fd = accept4(wl->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd >= 0) {
-			pt__accepted(w, wl, fd);
-			continue;
+			int f = pt__fault(PT_F_ACCEPT);
+			if (!f) {
+				pt__accepted(w, wl, fd);
+				continue;
+			}
+			close(fd);                  /* test builds: as if accept4 had failed with f */
+			errno = -f;
 		}
 		if (errno == EINTR || errno == ECONNABORTED)
 			continue;

@@ -5,6 +5,7 @@
  * sockets by 4-tuple hash, and each connection then stays on the worker that accepted it.
  */
 #include "engine/engine_int.h"
+#include "engine/fault.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -66,8 +67,10 @@ int pt__listen_socket(const struct sockaddr *sa, socklen_t len, const struct pt_
 		      bool reuseport)
 {
 	int one = 1, err;
-	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
+	if ((err = pt__fault(PT_F_SOCKET)) < 0)
+		return err;
+	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
@@ -101,7 +104,7 @@ static int bound_port(int fd)
 
 static int add_listener(struct pt_engine *e, struct pt_listener *l)
 {
-	struct pt_listener **v = realloc(e->listeners, (e->nlisteners + 1) * sizeof *v);
+	struct pt_listener **v = pt__realloc(e->listeners, (e->nlisteners + 1) * sizeof *v);
 
 	if (!v)
 		return -ENOMEM;
@@ -124,13 +127,13 @@ static void listener_free(struct pt_engine *e, struct pt_listener *l)
 
 static struct pt_listener *listener_new(struct pt_engine *e, const struct pt_listen_opts *o)
 {
-	struct pt_listener *l = calloc(1, sizeof *l);
+	struct pt_listener *l = pt__calloc(1, sizeof *l);
 
 	if (!l)
 		return NULL;
 	l->opts = *o;
 	l->shared_fd = -1;
-	l->fds = malloc(e->nworkers * sizeof *l->fds);
+	l->fds = pt__malloc(e->nworkers * sizeof *l->fds);
 	if (!l->fds) {
 		free(l);
 		return NULL;

@@ -23,7 +23,8 @@ PT_API int pt_post(pt_worker_t *w, pt_post_t *node, pt_post_fn fn, void *arg)
 						      memory_order_relaxed));
 	struct pt_worker *self = pt__current_worker();
 	if (self != w && atomic_exchange_explicit(&w->wake_pending, 1, memory_order_acq_rel) == 0) {
-		if (self && self->e == w->e && w->be->wake_from)
+		if (self && self->e == w->e && w->be->wake_from &&
+		    !atomic_load_explicit(&self->exited, memory_order_acquire))
 			w->be->wake_from(self, w);   /* between rings: MSG_RING */
 		else
 			w->be->wake(w);              /* foreign thread: eventfd */

@@ -13,6 +13,7 @@
  * for writability on EAGAIN.
  */
 #include "engine/engine_int.h"
+#include "engine/fault.h"
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,8 @@ static struct pt_sreq *sreq_get(struct pt_worker *w)
 {
 	struct pt_sreq *r = w->sreq_free;
 
+	if (pt__fault(PT_F_ALLOC))     /* test builds: a context request fails even when listed */
+		return NULL;
 	if (r) {
 		w->sreq_free = r->next;
 		w->nsreq_free--;
@@ -61,6 +64,8 @@ static struct pt_txop *txop_get(struct pt_worker *w)
 {
 	struct pt_txop *t = w->txop_free;
 
+	if (pt__fault(PT_F_ALLOC))
+		return NULL;
 	if (t) {
 		w->txop_free = t->next;
 		w->ntxop_free--;
@@ -71,6 +76,7 @@ static struct pt_txop *txop_get(struct pt_worker *w)
 	t->msg.msg_iov = t->iov;
 	t->len = 0;
 	t->zc = false;
+	t->zc_res = 0;
 	return t;
 }
 
@@ -128,7 +134,7 @@ static int sreq_copy(struct pt_worker *w, struct pt_sreq *r, size_t mem)
 		return 0;
 	if (w->buffered + mem > w->e->cfg.max_worker_buffered)
 		return -EAGAIN;
-	if (!(r->copy = malloc(mem)))
+	if (!(r->copy = pt__malloc(mem)))
 		return -ENOMEM;
 	r->copy_len = mem;
 	w->buffered += mem;
@@ -163,7 +169,7 @@ static void sq_append(struct pt_conn *c, struct pt_sreq *r)
 static int sreq_build(struct pt_worker *w, struct pt_sreq *r, const struct pt_chunk *chunks,
 		      unsigned n, unsigned flags, size_t total, size_t mem)
 {
-	r->chunks = n <= PT_SREQ_INLINE ? r->inline_chunks : malloc(n * sizeof *chunks);
+	r->chunks = n <= PT_SREQ_INLINE ? r->inline_chunks : pt__malloc(n * sizeof *chunks);
 	if (!r->chunks)
 		return -ENOMEM;
 	memcpy(r->chunks, chunks, n * sizeof *chunks);
@@ -359,9 +365,16 @@ out:
 	return MSG_NOSIGNAL | ((more || (last->flags & PT_SEND_MORE)) ? MSG_MORE : 0);
 }
 
+/* The send stream broke (a kernel send error, a short file, no memory for a kernel send):
+ * bytes the application handed over are lost, PT_SEND_COPY ones after their callbacks said
+ * "sent", so nothing can follow on this connection. Every queued request fails with err, and
+ * a live connection is reset (on_close follows): a FIN would pass the truncated stream off as
+ * complete, and leaving it open would keep the peer waiting for bytes that never come. */
 static void tx_error(struct pt_conn *c, int err)
 {
 	pt__tx_fail(c, err);
+	if ((c->flags & PT_C_LIVE) && !(c->flags & PT_C_FINAL))
+		pt_conn_close(c, PT_CLOSE_ABORT);
 }
 
 /* A file chunk at the cursor: sendfile until done, EAGAIN or the per-round budget. */
@@ -374,6 +387,9 @@ static int tx_file(struct pt_conn *c, size_t *budget)
 
 	if (want > PT_SENDFILE_MAX)
 		want = PT_SENDFILE_MAX;
+	int f = pt__fault(PT_F_SEND);      /* test builds; EINTR waits (a rule may repeat it) */
+	if (f)
+		return f == -EINTR ? -EAGAIN : f;
 	ssize_t n = sendfile(c->fd, ch->file.fd, &off, want);
 	if (n > 0) {
 		tx_advance(c, (size_t)n);
@@ -452,11 +468,14 @@ void pt__tx_done(struct pt_conn *c, ssize_t res)
 		tx_error(c, res < 0 ? (int)res : -ECANCELED);
 	} else if (res >= 0 && c->sq_send) {
 		tx_advance(c, (size_t)res);
-	} else if (res < 0 && res != -EAGAIN && res != -EINTR) {
+	} else if (res == -EAGAIN) {               /* the socket is full: wait for room, resend */
+		c->flags |= PT_C_TX_BUSY;
+		w->be->wait_writable(w, c);
+	} else if (res < 0 && res != -EINTR) {
 		txop_put(w, t);
 		t = NULL;
 		tx_error(c, (int)res);
-	}                      /* -EAGAIN/-EINTR: io_uring bounded its retries; send again */
+	}                                          /* -EINTR: send again */
 	if (t)
 		txop_put(w, t);
 	pt__tx_notify(c);

@@ -47,8 +47,27 @@ void pt__wheel_init(struct pt_wheel *wh, uint64_t now_ms)
 	wh->done = wh->now;
 }
 
+/* A timer is only touched on the thread of the worker it is armed on, so the wheel is found
+ * through the thread's current worker instead of a pointer in every timer. */
+static __thread struct pt_worker *cur_worker;
+
+static bool slot_holds(const struct pt_wheel *wh, const pt_timer_t *t)
+{
+	for (const pt_timer_t *x = wh->slot[slot_of(t->expires_)]; x; x = x->next_)
+		if (x == t)
+			return true;
+	return false;
+}
+
+/* Re-initialising a timer that is armed on this thread's worker disarms it first: zeroing its
+ * links while a wheel slot still points at it would corrupt the wheel (the worker then loops in
+ * pt__wheel_run). Any other memory is taken as fresh, even garbage: it is only compared. */
 PT_API void pt_timer_init(pt_timer_t *t, pt_timer_fn fn, void *arg)
 {
+	if (t->expires_ && cur_worker && slot_holds(&cur_worker->wheel, t)) {
+		slot_unlink(&cur_worker->wheel, t);
+		cur_worker->wheel.armed--;
+	}
 	*t = (pt_timer_t){ .fn_ = fn, .arg_ = arg };
 }
 
@@ -56,10 +75,6 @@ PT_API bool pt_timer_armed(const pt_timer_t *t)
 {
 	return t && t->expires_ != 0;
 }
-
-/* A timer is only touched on the thread of the worker it is armed on, so the wheel is found
- * through the thread's current worker instead of a pointer in every timer. */
-static __thread struct pt_worker *cur_worker;
 
 void pt__timer_bind_thread(struct pt_worker *w)
 {

@@ -13,8 +13,15 @@
  *  - writable waits for sendfile: oneshot POLL_ADD(POLLOUT);
  *  - wake-ups from other threads: an eventfd with a multishot poll.
  * user_data = (type, connection generation, slot index): see engine_int.h.
+ *
+ * Fault injection (test builds, fault.h): an injected accept or receive failure arrives on a
+ * CQE that still has IORING_CQE_F_MORE, where a real error would have ended the multishot; the
+ * handlers cancel the multishot then, so its final CQE (-ECANCELED) leaves the state exactly
+ * as a real final error would. An injected send failure replaces the send with a NOP whose
+ * completion carries the error (nothing is sent, as when the kernel fails a send).
  */
 #include "engine/engine_int.h"
+#include "engine/fault.h"
 #include <errno.h>
 #include <liburing.h>
 #include <poll.h>
@@ -192,20 +199,23 @@ static int ring_init(struct pt_worker *w, struct uring_w *u)
 		0,
 	};
 	unsigned entries = w->e->cfg.ring_entries;
-	int err = -EINVAL;
+	int err = -EINVAL, injected = pt__fault(PT_F_SOCKET);   /* test builds: setup fails */
 
-	for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+	for (size_t i = 0; i < sizeof modes / sizeof modes[0] && !injected; i++) {
 		struct io_uring_params p = { 0 };
 		p.flags = modes[i] | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE;
 		p.cq_entries = entries * 4;
 		err = io_uring_queue_init_params(entries, &u->ring, &p);
 		if (err == 0) {
-			w->e->setup_flags = p.flags;
+			/* every worker stores it (the same value): atomically, they race */
+			__atomic_store_n(&w->e->setup_flags, p.flags, __ATOMIC_RELAXED);
 			break;
 		}
 		if (err != -EINVAL)
 			break;
 	}
+	if (injected)
+		err = injected;
 	if (err < 0) {
 		pt__log(w->e, 0, "worker %u: io_uring_setup: %s%s", w->index, strerror(-err),
 			err == -ENOMEM ? " (RLIMIT_MEMLOCK too small for the ring; lower ring_entries)" : "");
@@ -293,8 +303,11 @@ static void uring_fini(struct pt_worker *w)
 
 	if (!u)
 		return;
-	if (u->ring.ring_fd >= 0)
+	atomic_store_explicit(&w->msg_fd, -1, memory_order_release);
+	if (u->ring.ring_fd >= 0) {
+		io_uring_submit(&u->ring);   /* wake-ups this worker queued for others on its way out */
 		io_uring_queue_exit(&u->ring);
+	}
 	if (u->br && u->br != MAP_FAILED)
 		munmap(u->br, u->br_bytes);
 	if (u->bufs && u->bufs != MAP_FAILED)
@@ -306,7 +319,7 @@ static void uring_fini(struct pt_worker *w)
 
 static int uring_init(struct pt_worker *w)
 {
-	struct uring_w *u = calloc(1, sizeof *u);
+	struct uring_w *u = pt__calloc(1, sizeof *u);
 	int err;
 
 	if (!u)
@@ -315,8 +328,12 @@ static int uring_init(struct pt_worker *w)
 	w->bd = u;
 	if ((err = ring_init(w, u)) < 0 || (err = bufring_init(w, u)) < 0)
 		goto fail;
+	atomic_store_explicit(&w->msg_fd, u->ring.ring_fd, memory_order_release);
 	if (w->wake_fd >= 0)
 		close(w->wake_fd);
+	w->wake_fd = -1;
+	if ((err = pt__fault(PT_F_SOCKET)) < 0)
+		goto fail;
 	if ((w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
 		err = -errno;
 		goto fail;
@@ -336,7 +353,10 @@ static int uring_accept_start(struct pt_worker *w, struct pt_wlisten *wl)
 
 	if (!sqe)
 		return -EBUSY;
-	io_uring_prep_multishot_accept(sqe, wl->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (pt__accept_near_limit(w))   /* one at a time: see on_accept */
+		io_uring_prep_accept(sqe, wl->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	else
+		io_uring_prep_multishot_accept(sqe, wl->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	io_uring_sqe_set_data64(sqe, pt__ud(PT_K_ACCEPT, 0, (uint32_t)(wl - w->wl)));
 	return 0;
 }
@@ -345,6 +365,7 @@ static void uring_accept_stop(struct pt_worker *w, struct pt_wlisten *wl)
 {
 	struct io_uring_sqe *sqe = sqe_get(U(w));
 
+	wl->ending = true;              /* until the final completion arrives */
 	io_uring_prep_cancel64(sqe, pt__ud(PT_K_ACCEPT, 0, (uint32_t)(wl - w->wl)), 0);
 	io_uring_sqe_set_data64(sqe, pt__ud(PT_K_IGNORE, 0, 0));
 }
@@ -403,9 +424,14 @@ static ssize_t uring_send(struct pt_worker *w, struct pt_conn *c, int flags)
 {
 	struct pt_txop *t = c->tx;
 	struct io_uring_sqe *sqe = sqe_get(U(w));
+	int injected = pt__fault(PT_F_SEND);
 
 	flags |= MSG_WAITALL;
-	if (t->zc)
+	if (injected) {         /* test builds: a NOP completes in its place with the error */
+		t->zc = false;
+		t->zc_res = injected;
+		io_uring_prep_nop(sqe);
+	} else if (t->zc)
 		io_uring_prep_sendmsg_zc(sqe, c->fd, &t->msg, (unsigned)flags);
 	else if (t->msg.msg_iovlen == 1)
 		io_uring_prep_send(sqe, c->fd, t->iov[0].iov_base, t->iov[0].iov_len, flags);
@@ -445,11 +471,19 @@ static void uring_wake(struct pt_worker *w)
 	}
 }
 
+/* The target's ring fd comes from msg_fd, never from its backend data (freed when it exits).
+ * If the target closes its ring before this SQE is submitted, MSG_RING fails on a closed or
+ * foreign descriptor (an ignored error CQE), and an exited worker needs no wake-up anyway. */
 static void uring_wake_from(struct pt_worker *self, struct pt_worker *target)
 {
-	struct io_uring_sqe *sqe = sqe_get(U(self));
+	int fd = atomic_load_explicit(&target->msg_fd, memory_order_acquire);
+	struct io_uring_sqe *sqe = fd >= 0 ? sqe_get(U(self)) : NULL;
 
-	io_uring_prep_msg_ring(sqe, U(target)->ring.ring_fd, 0, pt__ud(PT_K_MSG, 0, 0), 0);
+	if (!sqe) {
+		uring_wake(target);
+		return;
+	}
+	io_uring_prep_msg_ring(sqe, fd, 0, pt__ud(PT_K_MSG, 0, 0), 0);
 	io_uring_sqe_set_data64(sqe, pt__ud(PT_K_IGNORE, 0, 0));
 	sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
 }
@@ -461,23 +495,43 @@ static bool want_rx(const struct pt_conn *c)
 	return !(c->flags & (PT_C_PAUSED | PT_C_EOF | PT_C_FINAL));
 }
 
+/* Receive errors after which the receive just starts again (nothing is lost). */
+static bool rx_retryable(int err)
+{
+	return err == -ENOBUFS || err == -EAGAIN || err == -EINTR;
+}
+
 static void on_recv(struct pt_worker *w, struct pt_conn *c, struct io_uring_cqe *cqe)
 {
 	struct uring_w *u = U(w);
+	int res = cqe->res;
 
 	if (cqe->flags & IORING_CQE_F_BUFFER) {
 		unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
 		CNT_ADD(w, recv_bufs, 1);
-		if (c && cqe->res > 0) {
-			CNT_ADD(w, recvs, 1);
-			pt__rx_data(c, u->bufs + (size_t)bid * u->buf_size, (size_t)cqe->res);
+		/* after the end of input (only an injected error leaves the multishot running, until
+		 * its cancellation lands) bytes are dropped */
+		if (c && res > 0 && !(c->flags & PT_C_EOF)) {
+			int f = pt__fault(PT_F_RECV);
+			if (!f || rx_retryable(f)) {
+				CNT_ADD(w, recvs, 1);
+				pt__rx_data(c, u->bufs + (size_t)bid * u->buf_size, (size_t)res);
+			}
+			if (f && (cqe->flags & IORING_CQE_F_MORE)) {
+				/* test builds: as if the multishot had ended with f. A retryable f: the
+				 * -ECANCELED end re-arms. Else the bytes are lost with the connection. */
+				if (!rx_retryable(f))
+					pt__rx_end(c, f);
+				uring_rx_stop(w, c);
+			} else if (f && !rx_retryable(f)) {
+				res = f;        /* the final CQE: end with f instead */
+			}
 		}
 		buf_return(u, bid);
 	}
 	if (!c || (cqe->flags & IORING_CQE_F_MORE))
 		return;
 	c->flags &= ~PT_C_RX_ARMED;
-	int res = cqe->res;
 	if (res == -ENOBUFS && want_rx(c))
 		starve(u, c);
 	else if (res == 0)
@@ -501,7 +555,12 @@ static void on_send(struct pt_conn *c, struct io_uring_cqe *cqe)
 		}
 		pt__tx_done(c, t->zc_res);
 	} else {
-		pt__tx_done(c, cqe->res);
+		ssize_t res = cqe->res;
+#ifdef PT_TESTING
+		if (t && t->zc_res)
+			res = t->zc_res;    /* the NOP of an injected failure (uring_send) */
+#endif
+		pt__tx_done(c, res);
 	}
 	pt__op_done(c);
 }
@@ -514,13 +573,38 @@ static void on_accept(struct pt_worker *w, uint32_t idx, struct io_uring_cqe *cq
 		return;
 	}
 	struct pt_wlisten *wl = &w->wl[idx];
-	if (cqe->res >= 0)
-		pt__accepted(w, wl, cqe->res);
-	if (cqe->flags & IORING_CQE_F_MORE)
+	bool more = cqe->flags & IORING_CQE_F_MORE;
+	int res = cqe->res, f;
+
+	/* after an injected failure the multishot is being cancelled: connections it still
+	 * delivers are real and accepted as usual, but no second failure is injected into it
+	 * (a real error ends a multishot, so it reports at most one) */
+	if (res >= 0 && !wl->ending && (f = pt__fault(PT_F_ACCEPT)) < 0) {
+		close(res);             /* test builds: as if this accept had failed with f */
+		if (more) {
+			/* a real error would have ended the multishot: end it; its final -ECANCELED
+			 * re-arms only if accepting is still wanted then */
+			uring_accept_stop(w, wl);
+			pt__accept_error(w, wl, f);
+			return;
+		}
+		res = f;
+	}
+	if (res >= 0)
+		pt__accepted(w, wl, res);
+	if (more) {
+		/* Near the connection limit a multishot would let the kernel accept a whole backlog
+		 * in one batch (thousands of descriptors before the worker sees one: past the limit
+		 * and into EMFILE under a connection flood). End it; the re-arm below then takes
+		 * one connection per completion, shedding as it goes, until the load falls. */
+		if (!wl->ending && pt__accept_near_limit(w))
+			uring_accept_stop(w, wl);
 		return;
+	}
+	wl->ending = false;
 	wl->armed = false;
-	if (cqe->res < 0 && cqe->res != -ECANCELED)
-		pt__accept_error(w, wl, cqe->res);
+	if (res < 0 && res != -ECANCELED)
+		pt__accept_error(w, wl, res);
 	else if (wl->want && uring_accept_start(w, wl) == 0)
 		wl->armed = true;
 }
