@@ -3,6 +3,8 @@
 #   make run        install deps, build, run the server on www/ (until then: the echo example)
 #   make test       install deps, build with ASan+UBSan in build/san, run every test on both backends
 #   make fuzz       build the libFuzzer targets in build/fuzz and run each for FUZZ_SECONDS
+#   make tsan       ThreadSanitizer build in build/tsan and the threaded tests (make test runs them too)
+#   make soak       the release server under mixed, slow and abusive clients (SOAK_SECONDS, 300)
 #   make bench      portico vs nginx vs the limit server (see docs/BENCHMARKS.md)
 #   make install    PREFIX=/usr/local: headers, libportico.a/.so, portico.pc
 # Sources are discovered by wildcard: a new .c file in src/<layer>/, tests/unit/<layer>/test_*.c,
@@ -18,6 +20,8 @@ CFLAGS_BASE := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wn
 	-D_GNU_SOURCE -pthread -fvisibility=hidden -fPIC -Iinclude -Isrc -DPT_VERSION='"$(VERSION)"' -MMD -MP
 ifeq ($(SAN),1)
 OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all -DPT_TESTING=1
+else ifeq ($(SAN),tsan)
+OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=thread -DPT_TESTING=1
 else
 OPT := -O2 -g
 endif
@@ -25,7 +29,7 @@ CFLAGS  ?=
 CFLAGS  += $(CFLAGS_BASE) $(OPT)
 LDLIBS  := -luring -lpthread
 SANFLAGS := -fsanitize=address,undefined
-LDFLAGS_SAN := $(if $(filter 1,$(SAN)),$(SANFLAGS))
+LDFLAGS_SAN := $(if $(filter 1,$(SAN)),$(SANFLAGS))$(if $(filter tsan,$(SAN)),-fsanitize=thread)
 
 LIB_SRC  := $(sort $(wildcard src/engine/*.c src/http/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/obj/%.o)
@@ -43,7 +47,7 @@ IT_BIN   := $(IT_SRC:tests/integration/%.c=$(B)/tests/integration/%)
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 
-.PHONY: all lib run test test-build fuzz fuzz-build bench install clean deps
+.PHONY: all lib run test test-build fuzz fuzz-build bench install clean deps tsan soak
 all: lib $(if $(SRV_MAIN),$(B)/portico) $(EX_BIN) $(BENCH_BIN)
 lib: $(B)/libportico.a $(B)/libportico.so
 
@@ -78,18 +82,21 @@ $(B)/tests/integration/%: tests/integration/%.c $(B)/libportico.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -Itests -o $@ $< $(B)/libportico.a $(LDFLAGS_SAN) $(LDLIBS) -lm
 
-# libFuzzer targets: clang, the parser sources only (no engine), ASan+UBSan.
+# libFuzzer targets: clang, ASan+UBSan, built from the sources named on the target's
+# "// fuzz-sources:" line, linked with the libraries on its "// fuzz-libs:" line (if any).
 FUZZ_CFLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -Iinclude -Isrc -DPT_FUZZING=1 -DPT_VERSION='"$(VERSION)"' \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 build/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(SRV_SRC)
 	@mkdir -p $(@D)
-	clang $(FUZZ_CFLAGS) -o $@ $< $(shell sed -n 's|^// *fuzz-sources: *||p' $<)
+	clang $(FUZZ_CFLAGS) -o $@ $< $(shell sed -n 's|^// *fuzz-sources: *||p' $<) \
+		$(shell sed -n 's|^// *fuzz-libs: *||p' $<)
 
 test-build:
 	$(MAKE) B=build/san SAN=1 lib $(addprefix build/san/,$(if $(SRV_MAIN),portico)) \
 		$(EX_BIN:$(B)/%=build/san/%) $(UT_BIN:$(B)/%=build/san/%) $(IT_BIN:$(B)/%=build/san/%)
 	$(MAKE) B=build SAN=0 all
 	$(if $(FUZZ_SRC),$(MAKE) fuzz-build)
+	$(if $(TSAN_BIN),$(MAKE) B=build/tsan SAN=tsan $(TSAN_BIN))
 
 fuzz-build: $(FUZZ_BIN)
 
@@ -105,6 +112,24 @@ test:
 	@scripts/deps.sh build test
 	@$(MAKE) --no-print-directory test-build
 	@tests/run.sh
+
+# ThreadSanitizer (tests/run.sh runs it too): the library built with -fsanitize=thread in build/tsan
+# (SAN=tsan), and the threaded programs of tests/tsan/ run against it case by case.
+TSAN_BIN := $(patsubst tests/tsan/%.c,build/tsan/tests/tsan/%,$(wildcard tests/tsan/*.c))
+tsan:
+	@$(MAKE) --no-print-directory B=build/tsan SAN=tsan $(TSAN_BIN)
+	@tests/tsan/run.sh
+
+$(B)/tests/tsan/%: tests/tsan/%.c $(B)/libportico.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Itests -o $@ $< $(B)/libportico.a $(LDFLAGS_SAN) $(LDLIBS)
+
+# Soak test (not part of make test): the release server under mixed clients for SOAK_SECONDS
+# (default 300); see tests/soak/soak.py.
+soak:
+	@scripts/deps.sh build test
+	@$(MAKE) --no-print-directory B=build build/portico
+	@tests/soak/soak.py
 
 FUZZ_SECONDS ?= 60
 fuzz:

@@ -71,6 +71,12 @@ for fz in $(ls build/fuzz/fuzz_* 2>/dev/null | sort); do
 	run_one "fuzz-replay/$name" "$fz" $files
 done
 
+# ThreadSanitizer: the threaded cases against build/tsan (built by make test-build), both
+# backends (tests/tsan/run.sh prints a TAP line per case and backend).
+if ls build/tsan/tests/tsan/* >/dev/null 2>&1 && matches "tsan"; then
+	run_one "tsan (posting, sync pool, counters)" env BACKENDS="$BACKENDS" tests/tsan/run.sh
+fi
+
 echo
 if [ $fail -ne 0 ]; then echo "failed: ${failed_names[*]}"; fi
 [ $skipped -ne 0 ] && echo "$skipped skipped (reported by the tests; see their output)"
