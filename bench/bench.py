@@ -11,6 +11,10 @@ used) is repeated, at most twice. Results: a table on the terminal and bench/res
 Env (or the matching options): QUICK=1 (one round of 3 s), ROUNDS=3, DURATION=10,
 SCENARIOS="S1 S4" (S6 also selects S6b), SERVERS="portico nginx". --smoke: every scenario for
 about a second against our own servers only (no nginx), for `make test`.
+
+The flood scenarios (issue 10: S10, G1, G2; variants S10p, S10d, G1p that run only when named)
+have fixed loads of their own (bench/flood.c) rather than DURATION, and run the server with
+exactly 20 000 descriptors; they have their own table.
 """
 import argparse
 import atexit
@@ -18,9 +22,12 @@ import datetime
 import json
 import os
 import platform
+import re
+import resource
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -43,10 +50,29 @@ FILES_3 = ["portico", "nginx", "limit"]
 def _s(key, title, **kw):
     d = dict(key=key, title=title, tool="wrk", path="/hello.txt", conns=100, metric="rps",
              servers=FILES_3, ref="nginx", ceiling="limit", script="report.lua", headers=[],
-             timeout=5)
+             timeout=5, optional=False)
     d.update(kw)
     return key, d
 
+
+def _flood(key, title, **kw):
+    """A flood scenario (issue 10, bench/flood.c): the server runs with exactly `nofile`
+    descriptors; silent connections past that limit, slowloris connections, then real clients
+    on new connections, each with a budget. smoke/quick: smaller numbers for those modes."""
+    d = dict(tool="flood", metric="served_pct", mode="http", silent=0, slow=0, requests=0,
+             clients=0, seconds=30, budget=5, nofile=bp.NOFILE, ref="nginx", ceiling=None,
+             settle=2.0)
+    d.update(kw)
+    return _s(key, title, **d)
+
+
+# issue 10: the flood scenarios and their variants share their load
+S10_LOAD = dict(silent=30000, slow=300, requests=200, seconds=30,
+                smoke=dict(silent=300, slow=10, requests=10, seconds=2, settle=0.3),
+                quick=dict(requests=70, seconds=10))
+G1_LOAD = dict(mode="echo", silent=19000, clients=100, seconds=20, ref=None,
+               smoke=dict(silent=300, clients=10, seconds=0.5, settle=0.3),
+               quick=dict(seconds=5))
 
 SCENARIOS = dict([
     _s("S1", "13-byte file, keep-alive, 100 connections"),
@@ -71,12 +97,28 @@ SCENARIOS = dict([
        servers=["portico", "portico-epoll"], ref="portico", ceiling=None),
     _s("S9b", "S5 on Portico's epoll backend vs its io_uring backend", path="/64k.bin",
        metric="mbps", servers=["portico", "portico-epoll"], ref="portico", ceiling=None),
+    _flood("S10", "flood: 30 000 silent + 300 slowloris connections, 200 new-connection "
+           "requests over 30 s with a 5 s budget; server limited to 20 000 descriptors",
+           servers=["portico", "portico-epoll", "nginx"], **S10_LOAD),
+    _flood("S10p", "S10 with --when-full pause: the shedding defence off (the old behaviour)",
+           servers=["portico-pause"], optional=True, base="S10", **S10_LOAD),
+    _flood("S10d", "S10 with --defer-accept 1: the kernel holds silent connections back",
+           servers=["portico-defer"], optional=True, base="S10", **S10_LOAD),
     _s("E1", "engine echo: 100 connections, 1 message of 64 B in flight each", tool="echo",
        conns=100, depth=1, size=64, servers=["echo", "echo-epoll", "echo-loop"],
        ref="echo-loop", ceiling="echo-loop"),
     _s("E2", "engine echo: 1000 connections, 4 messages of 64 B in flight each", tool="echo",
        conns=1000, depth=4, size=64, servers=["echo", "echo-epoll", "echo-loop"],
        ref="echo-loop", ceiling="echo-loop"),
+    _flood("G1", "engine echo under a flood: 19 000 silent connections, 100 echo clients (64 B, "
+           "a new connection per round trip) for 20 s; server limited to 20 000 descriptors",
+           servers=["echo", "echo-epoll"], **G1_LOAD),
+    _flood("G1p", "G1 with --when-full pause: the shedding defence off",
+           servers=["echo-pause"], optional=True, base="G1", **G1_LOAD),
+    _flood("G2", "engine echo: 5 000 slowloris connections (1 B/s) + 100 echo clients (64 B, a "
+           "new connection per round trip) for 20 s", mode="echo", slow=5000, clients=100,
+           seconds=20, servers=["echo", "echo-epoll"], ref=None,
+           smoke=dict(slow=100, clients=10, seconds=0.5, settle=0.3), quick=dict(seconds=5)),
 ])
 
 
@@ -198,11 +240,249 @@ def _settled_rss(run, first_wait):
     return prev
 
 
+def fd_count(pids):
+    """Open descriptors of the given processes (nginx: master plus workers), from /proc."""
+    total = 0
+    for pid in pids:
+        try:
+            total += len(os.listdir(f"/proc/{pid}/fd"))
+        except OSError:
+            pass
+    return total
+
+
+def flood_params(ctx, scen):
+    p = {k: scen[k] for k in ("mode", "silent", "slow", "requests", "clients", "seconds",
+                              "budget", "settle")}
+    p.update(scen.get("smoke", {}) if ctx.args.smoke else
+             scen.get("quick", {}) if ctx.args.quick else {})
+    return p
+
+
+def _after_request(run, mode, path, timeout=5.0):
+    """One ordinary client right after the flood: (status or 'echo ok'/error text, ms)."""
+    t0 = time.monotonic()
+    try:
+        if mode == "echo":
+            msg = os.urandom(64)
+            with socket.create_connection(("127.0.0.1", run.port), timeout=timeout) as s:
+                s.sendall(msg)
+                got = b""
+                while len(got) < len(msg):
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    got += chunk
+            res = "echo ok" if got == msg else f"echoed {len(got)} of 64 B"
+        else:
+            res = srvs.http_get(run.port, path, timeout=timeout)[0]
+    except (OSError, RuntimeError, ValueError, IndexError) as e:
+        res = f"error: {e}"
+    return res, (time.monotonic() - t0) * 1e3
+
+
+def _log_excerpt(paths_offsets, pattern=r"shed|making room|accept|worker_connections|"
+                 r"too many open files|limit"):
+    """Lines of the server's logs written during the run that are about the flood: count and
+    up to 4 distinct ones (numbers masked), so the JSON shows what the server said."""
+    lines = []
+    for path, off in paths_offsets:
+        try:
+            with open(path, "rb") as f:
+                f.seek(off)
+                lines += f.read().decode(errors="replace").splitlines()
+        except OSError:
+            pass
+    counters = next((ln.strip() for ln in reversed(lines) if re.search(r"counters", ln)), None)
+    hits = [ln.strip() for ln in lines if re.search(pattern, ln, re.I) and "counters:" not in ln]
+    distinct = []
+    for ln in hits:
+        key = re.sub(r"\d+", "N", ln)
+        if key not in (re.sub(r"\d+", "N", d) for d in distinct):
+            distinct.append(ln[:200])
+    return len(hits), distinct[:4], counters
+
+
+def _has_counters(srv):
+    """portico logs its engine counters on SIGUSR1 (builds that know it; to others, and to the
+    echo example, SIGUSR1 is fatal, so it is only sent when the binary has that line)."""
+    if os.path.basename(srv.program) != "portico":
+        return False
+    if not hasattr(srv, "_counters"):
+        try:
+            with open(srv.program, "rb") as f:
+                srv._counters = b"portico: counters:" in f.read()
+        except OSError:
+            srv._counters = False
+    return srv._counters
+
+
+def _counters(run, log_path):
+    """SIGUSR1, then the counters line it logs, as a dict (None when there is none)."""
+    off = _size(log_path)
+    try:
+        os.kill(run.proc.pid, signal.SIGUSR1)
+    except OSError:
+        return None
+    for _ in range(20):
+        time.sleep(0.05)
+        with open(log_path, "rb") as f:
+            f.seek(off)
+            m = re.search(r"counters: (.*)", f.read().decode(errors="replace"))
+        if m:
+            return {("shed_" + k if k in ("silent", "partial", "idle") else k): int(v)
+                    for k, v in re.findall(r"([a-z_]+) (\d+)", m.group(1))}
+    return None
+
+
+def _size(path):
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def measure_flood(ctx, scen, run):
+    """S10, G1, G2: bench/flood.c against a server limited to scen['nofile'] descriptors.
+    Records the client's counts and latencies, the server's descriptors before the flood, at
+    its peak, when the real clients start and `settle` s after the flood is gone (and how long
+    they took to come back to the baseline), and one ordinary request right after the flood."""
+    p = flood_params(ctx, scen)
+    path = run.srv.path_for(scen["path"])
+    time.sleep(0.2)
+    pids = run.refresh_pids()
+    fds0 = fd_count(pids)
+    logs = [(run.log, _size(run.log))]
+    if run.srv.ready == "port":         # nginx writes its errors to its own log
+        nlog = os.path.join(ctx.tmp, "nginx-error.log")
+        logs.append((nlog, _size(nlog)))
+    argv = [ctx.tool("flood"), "-a", f"127.0.0.1:{run.port}", "--mode", p["mode"],
+            "-n", str(p["silent"]), "-s", str(p["slow"]), "-t", f"{p['seconds']:g}",
+            "-b", f"{p['budget']:g}"]
+    argv += (["-c", str(p["clients"])] if p["mode"] == "echo" else
+             ["-r", str(p["requests"]), "-P", path])
+    tag = f"flood-{len(bp.STARTED)}"
+    out_path, err_path = (os.path.join(ctx.tmp, tag + x) for x in (".out", ".err"))
+    limit = 15 + 10 + 10 + p["seconds"] + p["budget"] + 30     # flood.c's own bounds + margin
+    cpu0, t0 = bp.cpu_ticks(pids), time.monotonic()
+    sys0, ru0 = bp.system_cpu([0, 1]), resource.getrusage(resource.RUSAGE_CHILDREN)
+    kso = _ksoftirqd([0, 1])
+    kso0 = bp.cpu_ticks(kso)
+    peak, fds_legit, cnt_during = fds0, None, None
+    with open(out_path, "wb") as fo, open(err_path, "wb") as fe:
+        cl = bp.start(argv, ctx.client_cpu, fo, fe)
+    try:
+        while cl.poll() is None:
+            if time.monotonic() - t0 > limit:
+                raise RuntimeError(f"flood client still running after {limit:.0f} s")
+            n = fd_count(run.refresh_pids())
+            peak = max(peak, n)
+            if fds_legit is None and "legit:" in _read(err_path):
+                fds_legit = n
+                if _has_counters(run.srv):
+                    cnt_during = _counters(run, run.log)
+            time.sleep(0.25)
+    finally:
+        bp.stop(cl)
+    t_end = time.monotonic()
+    # other load on the two CPUs during the flood: busy time minus the server's, the
+    # client's (the client and its flood processes, reaped: the harness's RUSAGE_CHILDREN) and
+    # the kernel's softirq threads', which do much of the loopback TCP work of a flood
+    sys1, ru1 = bp.system_cpu([0, 1]), resource.getrusage(resource.RUSAGE_CHILDREN)
+    cli_s = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
+    kso_s = (bp.cpu_ticks(kso) - kso0) / bp.HZ
+    wall = t_end - t0
+    other_pct = 100 * ((sys1["busy"] - sys0["busy"]) / bp.HZ - cli_s - kso_s -
+                       (bp.cpu_ticks(run.refresh_pids()) - cpu0) / bp.HZ) / wall
+    steal_pct = 100 * (sys1["steal"] - sys0["steal"]) / bp.HZ / wall
+    after, after_ms = _after_request(run, p["mode"], path)
+    time.sleep(max(0.0, t_end + p["settle"] - time.monotonic()))
+    pids = run.refresh_pids()
+    fds_after = fd_count(pids)
+    back_s, n = None, fds_after
+    while time.monotonic() - t_end < p["settle"] + 10:
+        if n <= fds0 + 2:
+            back_s = time.monotonic() - t_end
+            break
+        time.sleep(0.1)
+        n = fd_count(run.refresh_pids())
+    srv_cpu = (bp.cpu_ticks(pids) - cpu0) / bp.HZ
+    window = 0.2 if ctx.args.smoke else 1.0     # a server that spins after the flood shows here
+    c1 = bp.cpu_ticks(pids)
+    time.sleep(window)
+    idle_pct = 100 * (bp.cpu_ticks(run.refresh_pids()) - c1) / bp.HZ / window
+    alive = run.proc.poll() is None
+    cnt_after = _counters(run, run.log) if alive and _has_counters(run.srv) else None
+    stop_s, exit_code = _stop_timed(run) if alive else (None, run.proc.returncode)
+    out = _read(out_path)
+    line = next((ln for ln in out.splitlines() if ln.startswith("BENCHJSON ")), None)
+    if cl.returncode != 0 or line is None:
+        raise RuntimeError(f"flood exited {cl.returncode}: {(_read(err_path) or out)[-300:]}")
+    j = json.loads(line.split(" ", 1)[1])
+    nlog, excerpt, counters = _log_excerpt(logs)
+    m = dict(j, fds_before=fds0, fds_peak=peak, fds_at_legit=fds_legit, fds_after=fds_after,
+             fds_back_s=back_s, fds_back=back_s is not None, after_flood=after,
+             after_flood_ms=after_ms, after_flood_ok=after in (200, "echo ok"),
+             server_alive=alive, server_cpu_s=srv_cpu, server_log_lines=nlog,
+             server_log=excerpt, server_counters_line=counters,
+             server_counters_during=cnt_during, server_counters_after=cnt_after,
+             client_cpu_pct=100 * cli_s / wall, other_cpu_pct=other_pct, steal_pct=steal_pct,
+             softirq_thread_cpu_pct=100 * kso_s / wall,
+             # noted in the table, not repeated (a flood run is long): see docs/BENCHMARKS.md
+             load_disturbed=max(other_pct, steal_pct) > DISTURBED_PCT,
+             settle_s=p["settle"], idle_cpu_pct_after=idle_pct, stop_s=stop_s,
+             server_exit=exit_code, client_log=_read(err_path)[-600:])
+    m["requests"] = j["requests"]
+    m["errors"] = j["failed"] + j["timeouts"]
+    m["p50_us"] = j["p50_ms"] * 1e3 if j["p50_ms"] >= 0 else None
+    m["p99_us"] = j["p99_ms"] * 1e3 if j["p99_ms"] >= 0 else None
+    return m
+
+
+def _ksoftirqd(cpus):
+    """PIDs of the kernel's ksoftirqd threads of the given CPUs."""
+    names = {f"ksoftirqd/{c}" for c in cpus}
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/comm") as f:
+                    if f.read().strip() in names:
+                        out.append(int(d))
+            except OSError:
+                pass
+    return out
+
+
+def _stop_timed(run, timeout=10.0):
+    """SIGTERM to the server's group: (seconds to exit, exit status), or (None, "hung") when it
+    is still running after timeout s (run.stop() then kills it)."""
+    t0 = time.monotonic()
+    try:
+        os.killpg(run.proc.pid, signal.SIGTERM)
+        rc = run.proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        return None, "hung"
+    except ProcessLookupError:
+        rc = run.proc.poll()
+    return time.monotonic() - t0, rc
+
+
+def _read(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def run_one(ctx, scen, srv):
-    run = srvs.start(srv, ctx.tmp, ctx.docroot, ctx.server_cpu)
+    run = srvs.start(srv, ctx.tmp, ctx.docroot, ctx.server_cpu, nofile=scen.get("nofile"))
     try:
         if scen["tool"] == "idle":
             return measure_idle(ctx, scen, run)
+        if scen["tool"] == "flood":
+            return measure_flood(ctx, scen, run)
         return measure_load(ctx, scen, run)
     finally:
         run.stop()
@@ -227,15 +507,18 @@ def log(msg):
 
 
 def select_scenarios(spec):
+    """The default set, or the named ones. A name also selects its lettered variants (S6: S6b),
+    except the optional ones (S10p, S10d, G1p), which run only when named exactly."""
     if not spec:
-        return dict(SCENARIOS)
+        return {k: v for k, v in SCENARIOS.items() if not v["optional"]}
     want = spec.replace(",", " ").split()
-    bad = [w for w in want if not any(k == w or (k[:-1] == w and k[-1].isalpha())
-                                      for k in SCENARIOS)]
+
+    def picked(k, w):
+        return k == w or (k[:-1] == w and k[-1].isalpha() and not SCENARIOS[k]["optional"])
+    bad = [w for w in want if not any(picked(k, w) for k in SCENARIOS)]
     if bad:
         raise SystemExit(f"bench: unknown scenario(s) {bad}; known: {' '.join(SCENARIOS)}")
-    return {k: v for k, v in SCENARIOS.items()
-            if any(k == w or (k[:-1] == w and k[-1].isalpha()) for w in want)}
+    return {k: v for k, v in SCENARIOS.items() if any(picked(k, w) for w in want)}
 
 
 def preflight(ctx, servers, needed):
@@ -262,6 +545,14 @@ def preflight(ctx, servers, needed):
 
 def progress(rnd, rounds, key, name, m):
     metric = SCENARIOS[key]["metric"]
+    if metric == "served_pct":
+        log(f"  [{rnd}/{rounds}] {key:4} {name:14} served {m['served']}/{m['requests']} "
+            f"(failed {m['failed']}, timed out {m['timeouts']}), p50 {m['p50_ms']:.1f} ms, "
+            f"p99 {m['p99_ms']:.1f} ms, max {m['max_ms']:.1f} ms; flood held "
+            f"{m['flood_held']} of {m['flood_target']}, slowloris open {m['slowloris_open']}; "
+            f"fds {m['fds_before']} / peak {m['fds_peak']} / {m['fds_after']} after "
+            f"{m['settle_s']:g} s; after the flood: {m['after_flood']}")
+        return
     unit = {"rps": " req/s", "mbps": " MB/s", "rss_per_conn_bytes": " B/conn"}[metric]
     extra = "" if m.get("cpu_us_per_req") is None else f", CPU {m['cpu_us_per_req']:.2f} µs/req"
     cli = "" if m.get("client_cpu_pct") is None else f", client {m['client_cpu_pct']:.0f} %"
@@ -333,7 +624,7 @@ def plan(args, servers, scens):
 
 def bench(args):
     build = os.environ.get("PT_RELEASE_BUILD") or os.path.join(ROOT, "build")
-    for tool in ("limit", "echo_epoll", "echo_load", "bigread", "idle"):
+    for tool in ("limit", "echo_epoll", "echo_load", "bigread", "idle", "flood"):
         if not os.access(os.path.join(build, "bench", tool), os.X_OK):
             raise SystemExit(f"bench: {build}/bench/{tool} missing: run `make` (or make bench)")
     if not shutil.which("wrk"):
@@ -375,8 +666,9 @@ def bench(args):
     for key, names in todo.items():
         rows = {n: rep.summarize(scens[key], runs[key][n], errs[key][n], servers[n].missing)
                 for n in names}
-        rep.add_ratios(scens[key], rows)
         results[key] = rows
+    for key in todo:                    # after all: a variant's reference is in its base scenario
+        rep.add_ratios(scens[key], results[key], results.get(scens[key].get("base")))
     doc = {"scenarios": results, "machine": machine_info(build),
            "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
            "settings": {"rounds": args.rounds, "duration_s": args.duration, "smoke": args.smoke,
@@ -394,7 +686,8 @@ def bench(args):
     print(rep.terminal(results, scens))
     print(f"\nresults: {args.out}   (ratios: ×ref = throughput / the reference "
           "server's: nginx, or the plain loop for E*, or io_uring Portico for S9; "
-          "CPU ×ref likewise for CPU per request)")
+          "CPU ×ref likewise for CPU per request; floods: p99 ×ref = p99 / nginx's p99, "
+          "lower is better)")
     return 1 if failures else 0
 
 

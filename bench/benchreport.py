@@ -17,6 +17,8 @@ def _med(runs, key):
 
 def summarize(scen, runs, failures, skipped=None):
     """Folds the runs of one server in one scenario into the JSON record of issue 8."""
+    if scen.get("tool") == "flood" and not skipped:
+        return summarize_flood(scen, runs, failures)
     if skipped:
         return {"rps": None, "mbps": None, "cpu_us_per_req": None, "p99_us": None,
                 "errors": None, "rss_per_conn_bytes": None, "skipped": skipped}
@@ -46,10 +48,68 @@ def summarize(scen, runs, failures, skipped=None):
     return out
 
 
-def add_ratios(scen, rows):
-    """Ratios to the scenario's reference (nginx, or the plain loop) and to the limit server."""
+FLOOD_SUMS = ("requests", "served", "failed", "timeouts", "non200", "fail_connect", "fail_send",
+              "fail_closed", "fail_status", "fail_bad", "over_100ms", "over_1s")
+FLOOD_MEDIANS = ("p50_ms", "p99_ms", "fds_before", "fds_peak", "fds_at_legit", "fds_after",
+                 "fds_back_s", "flood_target", "flood_opened", "flood_held", "flood_pending",
+                 "flood_not_started", "flood_closed_by_server", "flood_setup_s",
+                 "slowloris_target", "slowloris_opened", "slowloris_open", "server_cpu_s",
+                 "after_flood_ms", "duration_s", "server_log_lines", "idle_cpu_pct_after",
+                 "stop_s", "client_cpu_pct", "other_cpu_pct")
+
+
+def summarize_flood(scen, runs, failures):
+    """A flood scenario (S10, G1, G2): counts summed over the rounds, the rest as medians
+    (latencies over the runs' served requests: the median of each run's p50/p99, the max of
+    the maxima). Negative latencies from the client mean "nothing served": None here."""
+    out = {"rps": None, "mbps": None, "cpu_us_per_req": None, "rss_per_conn_bytes": None,
+           "runs": len(runs), "failures": failures, "all_runs": runs,
+           "repeats": 0}
+    for k in FLOOD_SUMS:
+        out[k] = sum(_vals(runs, k)) if runs else None
+    clean = [dict(r, **{k: (r[k] if r.get(k) is not None and r[k] >= 0 else None)
+                        for k in ("p50_ms", "p99_ms", "max_ms")}) for r in runs]
+    for k in FLOOD_MEDIANS:
+        out[k] = _med(clean, k)
+    mx = _vals(clean, "max_ms")
+    out["max_ms"] = max(mx) if mx else None
+    out["served_pct"] = (100.0 * out["served"] / out["requests"]) if out.get("requests") else None
+    v = _vals(runs, "success_pct")
+    out["served_pct_min"], out["served_pct_max"] = (min(v), max(v)) if v else (None, None)
+    out["errors"] = (out["failed"] or 0) + (out["timeouts"] or 0) if runs else None
+    out["non2xx"] = out["non200"]
+    out["p50_us"] = out["p50_ms"] * 1e3 if out["p50_ms"] is not None else None
+    out["p99_us"] = out["p99_ms"] * 1e3 if out["p99_ms"] is not None else None
+    out["statuses"] = {}
+    for r in runs:
+        for code, k in (r.get("statuses") or {}).items():
+            out["statuses"][code] = out["statuses"].get(code, 0) + k
+    out["after_flood"] = [r.get("after_flood") for r in runs]
+    out["after_flood_ok"] = bool(runs) and all(r.get("after_flood_ok") for r in runs)
+    out["fds_back"] = bool(runs) and all(r.get("fds_back") for r in runs)
+    out["server_alive"] = bool(runs) and all(r.get("server_alive") for r in runs)
+    out["server_exit"] = [r.get("server_exit") for r in runs]
+    out["disturbed_runs"] = sum(1 for r in runs if r.get("load_disturbed"))
+    out["server_log"] = next((r.get("server_log") for r in reversed(runs)
+                              if r.get("server_log")), [])
+    out["server_counters_after"] = next((r.get("server_counters_after") for r in reversed(runs)
+                                         if r.get("server_counters_after")), None)
+    return out
+
+
+def add_ratios(scen, rows, base_rows=None):
+    """Ratios to the scenario's reference (nginx, or the plain loop) and to the limit server.
+    base_rows: for a variant (S10p), the rows of its base scenario, where the reference ran."""
     main = scen["metric"]
     ref, ceil = rows.get(scen["ref"], {}), rows.get(scen.get("ceiling") or "", {})
+    if not ref and base_rows:
+        ref = base_rows.get(scen["ref"], {})
+    if scen.get("tool") == "flood":     # latency under the flood: lower is better
+        for row in rows.values():
+            row["x_ref"] = _ratio(row.get("served_pct"), ref.get("served_pct"))
+            row["p99_x_ref"] = _ratio(row.get("p99_ms"), ref.get("p99_ms"))
+            row["cpu_x_ref"] = row["x_limit"] = None
+        return
     for row in rows.values():
         row["x_ref"] = _ratio(row.get(main), ref.get(main))
         row["cpu_x_ref"] = _ratio(row.get("cpu_us_per_req"), ref.get("cpu_us_per_req"))
@@ -111,17 +171,87 @@ def row_cells(key, scen, name, row):
             num(row.get("x_limit")), "; ".join(notes)]
 
 
-def table_rows(results, scenarios):
+FLOOD_HEAD = ["scen", "server", "served", "p50 ms", "p99 ms", "max ms",
+              "fds before / peak / after", "after flood", "flood held / opened / target",
+              "slowloris open", "p99 ×ref", "notes"]
+
+
+def _ms(v):
+    return "—" if v is None else f"{v:.1f}" if v >= 10 else f"{v:.2f}"
+
+
+def flood_cells(key, scen, name, row):
+    if row.get("skipped"):
+        return [key, name, "skipped"] + [""] * 8 + [row["skipped"]]
+    if not row.get("runs"):
+        why = "; ".join(row.get("failures") or ["no run succeeded"])
+        return [key, name, "FAILED"] + [""] * 8 + [why[:120]]
+
+    def n(v):                   # counts: whole numbers, thousands spaced
+        return "—" if v is None else f"{v:,.0f}".replace(",", " ")
+    served = f"{n(row['served'])}/{n(row['requests'])}"
+    notes = []
+    if row.get("over_100ms"):
+        last = max((r.get("last_over_100ms_at_s") or -1) for r in row.get("all_runs") or [{}])
+        notes.append(f"{row['over_100ms']} served in over 100 ms ({row.get('over_1s') or 0} "
+                     f"over 1 s), the last one started {last:.1f} s into the run")
+    if row.get("timeouts"):
+        notes.append(f"{row['timeouts']} timed out (budget {scen['budget']:g} s)")
+    if row.get("failed"):
+        why = [f"{row[k]} {label}" for k, label in (
+            ("fail_connect", "connect failed"), ("fail_send", "send failed"),
+            ("fail_closed", "closed/reset before the response"),
+            ("fail_status", "status " + ", ".join(
+                f"{c}×{k}" for c, k in sorted((row.get("statuses") or {}).items())
+                if c != "200")), ("fail_bad", "bad bytes")) if row.get(k)]
+        notes.append(f"{row['failed']} failed" + (f" ({'; '.join(why)})" if why else ""))
+    if row.get("flood_pending") or row.get("flood_not_started"):
+        notes.append(f"flood: {n(row.get('flood_pending'))} connects hung, "
+                     f"{n(row.get('flood_not_started'))} not started")
+    cnt = row.get("server_counters_after") or {}
+    if cnt:                     # portico's own counters (SIGUSR1), last run
+        notes.append("server: shed %s, accept errors %s" % (
+            n(cnt.get("shed")), n(cnt.get("accept_errors"))))
+    if not row.get("fds_back"):
+        notes.append("descriptors did not return to the baseline")
+    if not row.get("server_alive"):
+        notes.append("SERVER DIED")
+    elif any(x != 0 for x in row.get("server_exit") or []):
+        notes.append("on SIGTERM after the flood: %s" % ", ".join(
+            "hung (killed)" if x == "hung" else f"exit {x}" for x in row["server_exit"]))
+    if row.get("disturbed_runs"):
+        notes.append(f"{row['disturbed_runs']} run(s) disturbed by other load "
+                     f"({row['other_cpu_pct']:.0f} % of a CPU)")
+    if (row.get("idle_cpu_pct_after") or 0) > 20:
+        notes.append(f"{row['idle_cpu_pct_after']:.0f} % CPU when idle after the flood")
+    if row.get("failures"):
+        notes.append(f"{len(row['failures'])} run(s) failed")
+    after = row.get("after_flood") or []
+    after_s = ("200" if row.get("after_flood_ok") and scen.get("mode") != "echo" else
+               "ok" if row.get("after_flood_ok") else ", ".join(str(a) for a in after)[:40])
+    fds = f"{n(row.get('fds_before'))} / {n(row.get('fds_peak'))} / {n(row.get('fds_after'))}"
+    held = (f"{n(row.get('flood_held'))} / {n(row.get('flood_opened'))} / "
+            f"{n(row.get('flood_target'))}") if row.get("flood_target") else "—"
+    slow = (f"{n(row.get('slowloris_open'))} / {n(row.get('slowloris_target'))}"
+            if row.get("slowloris_target") else "—")
+    return [key, name, served, _ms(row.get("p50_ms")), _ms(row.get("p99_ms")),
+            _ms(row.get("max_ms")), fds, after_s, held, slow, num(row.get("p99_x_ref")),
+            "; ".join(notes)]
+
+
+def table_rows(results, scenarios, flood=False):
     rows = []
     for key, scen in scenarios.items():
+        if (scen.get("tool") == "flood") != flood:
+            continue
         for name, row in results.get(key, {}).items():
-            rows.append(row_cells(key, scen, name, row))
+            rows.append((flood_cells if flood else row_cells)(key, scen, name, row))
     return rows
 
 
-def terminal(results, scenarios):
-    rows = [HEAD] + table_rows(results, scenarios)
-    widths = [max(len(r[i]) for r in rows) for i in range(len(HEAD) - 1)]
+def _terminal_table(head, rows):
+    rows = [head] + rows
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head) - 1)]
     out = []
     for i, r in enumerate(rows):
         cells = [c.ljust(w) if j < 2 else c.rjust(w) for j, (c, w) in enumerate(zip(r, widths))]
@@ -131,8 +261,31 @@ def terminal(results, scenarios):
     return "\n".join(out)
 
 
-def markdown(results, scenarios):
-    out = ["| " + " | ".join(HEAD) + " |", "|" + "---|" * len(HEAD)]
-    for r in table_rows(results, scenarios):
+def terminal(results, scenarios):
+    """The main table, then the flood scenarios' own table (issue 10) when any ran."""
+    out = []
+    rows = table_rows(results, scenarios)
+    if rows:
+        out.append(_terminal_table(HEAD, rows))
+    rows = table_rows(results, scenarios, flood=True)
+    if rows:
+        out.append(_terminal_table(FLOOD_HEAD, rows))
+    return "\n\n".join(out)
+
+
+def _markdown_table(head, rows):
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
         out.append("| " + " | ".join(c if c else " " for c in r) + " |")
     return "\n".join(out)
+
+
+def markdown(results, scenarios):
+    out = []
+    rows = table_rows(results, scenarios)
+    if rows:
+        out.append(_markdown_table(HEAD, rows))
+    rows = table_rows(results, scenarios, flood=True)
+    if rows:
+        out.append(_markdown_table(FLOOD_HEAD, rows))
+    return "\n\n".join(out)

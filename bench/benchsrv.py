@@ -114,11 +114,18 @@ def definitions(build, docroot):
         Server("portico", "files", b("portico"), portico + [docroot]),
         Server("portico-epoll", "files", b("portico"), portico + ["--backend", "epoll", docroot]),
         Server("nginx", "files", nginx or "nginx", ready="port", paths={"/": "/return"}),
+        # S10p / S10d: one of the flood defences switched (issue 10); not in the default set
+        Server("portico-pause", "files", b("portico"),
+               portico + ["--when-full", "pause", docroot]),
+        Server("portico-defer", "files", b("portico"),
+               portico + ["--defer-accept", "1", docroot]),
         Server("limit", "hello", b("bench", "limit"), [b("bench", "limit")] + listen),
         Server("hello", "hello", b("examples", "hello"), [b("examples", "hello")] + listen),
         Server("echo", "echo", b("examples", "echo"), [b("examples", "echo")] + listen),
         Server("echo-epoll", "echo", b("examples", "echo"), [b("examples", "echo")] + listen,
                env={"PORTICO_BACKEND": "epoll"}),
+        Server("echo-pause", "echo", b("examples", "echo"),
+               [b("examples", "echo")] + listen + ["--when-full", "pause"]),   # G1p
         Server("echo-loop", "echo", b("bench", "echo_epoll"), [b("bench", "echo_epoll")] + listen),
     ]
     for s in defs:
@@ -144,22 +151,28 @@ class Running:
         bp.stop(self.proc)
 
 
-def start(srv, tmp, docroot, cpu):
-    """Starts srv pinned to cpu; returns Running. Raises RuntimeError naming the server."""
+def start(srv, tmp, docroot, cpu, nofile=None):
+    """Starts srv pinned to cpu; returns Running. Raises RuntimeError naming the server.
+    nofile: run it with exactly this RLIMIT_NOFILE, soft and hard; else the harness default
+    (benchproc.NOFILE, or the hard limit when that is higher). Our servers get it from prlimit,
+    which execs them (the PID stays the server's, PDEATHSIG stays set); nginx from
+    worker_rlimit_nofile, which its worker, the process holding the connections, applies."""
     tag = f"{srv.name}-{len(bp.STARTED)}"
     out, err = os.path.join(tmp, tag + ".out"), os.path.join(tmp, tag + ".err")
     env = dict(os.environ, **srv.env)
+    pre = [shutil.which("prlimit") or "prlimit", f"--nofile={nofile}:{nofile}"] if nofile else []
     with open(out, "wb") as fo, open(err, "wb") as fe:
         if srv.ready == "port":
             port = bp.free_port()
             conf = os.path.join(tmp, tag + ".conf")
             with open(conf, "w") as f:
-                f.write(NGINX_CONF.format(tmp=tmp, port=port, docroot=docroot, nofile=bp.NOFILE))
+                f.write(NGINX_CONF.format(tmp=tmp, port=port, docroot=docroot,
+                                          nofile=nofile or bp.NOFILE))
             argv = [srv.program, "-p", tmp + "/", "-e", os.path.join(tmp, "nginx-error.log"),
                     "-c", conf, "-g", "daemon off;"]
             p = bp.start(argv, cpu, fo, fe, env=env)
         else:
-            p = bp.start(srv.argv, cpu, fo, fe, env=env)
+            p = bp.start(pre + srv.argv, cpu, fo, fe, env=env)
     try:
         if srv.ready == "port":
             bp.wait_port(port, p)
