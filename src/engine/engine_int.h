@@ -167,7 +167,9 @@ struct pt_wlisten {
 	int fd;
 	bool armed;                       /* accept active in the backend */
 	bool want;                        /* should be accepting (not paused) */
-	bool ending;                      /* io_uring: its accept is being cancelled */
+	bool multi;                       /* io_uring: a multishot accept is armed */
+	bool ending;                      /* io_uring: ... and being cancelled */
+	uint8_t nsingle;                  /* io_uring: single-shot accepts in flight */
 };
 
 /* ---- timer wheel ---- */

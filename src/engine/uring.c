@@ -347,27 +347,62 @@ fail:
 
 /* ---- operations ---- */
 
+/* Accepting runs as one multishot accept, or near the connection limit as a few single-shot
+ * accepts (see on_accept); the generation field of user_data tells which. */
+enum { ACC_MULTI = 0, ACC_SINGLE = 1 };
+#define ACCEPT_BATCH 32u                /* single-shot accepts in flight per listener */
+
+static uint64_t accept_ud(const struct pt_worker *w, const struct pt_wlisten *wl, unsigned kind)
+{
+	return pt__ud(PT_K_ACCEPT, kind, (uint32_t)(wl - w->wl));
+}
+
 static int uring_accept_start(struct pt_worker *w, struct pt_wlisten *wl)
+{
+	struct io_uring_sqe *sqe;
+
+	if (wl->multi)
+		return 0;
+	if (!pt__accept_near_limit(w)) {
+		if (wl->nsingle)
+			return 0;               /* switch back once the singles are in */
+		if (!(sqe = sqe_get(U(w))))
+			return -EBUSY;
+		io_uring_prep_multishot_accept(sqe, wl->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		io_uring_sqe_set_data64(sqe, accept_ud(w, wl, ACC_MULTI));
+		wl->multi = true;
+		return 0;
+	}
+	while (wl->nsingle < ACCEPT_BATCH && (sqe = sqe_get(U(w)))) {
+		io_uring_prep_accept(sqe, wl->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		io_uring_sqe_set_data64(sqe, accept_ud(w, wl, ACC_SINGLE));
+		wl->nsingle++;
+	}
+	return wl->nsingle ? 0 : -EBUSY;
+}
+
+static void cancel_accepts(struct pt_worker *w, struct pt_wlisten *wl, unsigned kind)
 {
 	struct io_uring_sqe *sqe = sqe_get(U(w));
 
-	if (!sqe)
-		return -EBUSY;
-	if (pt__accept_near_limit(w))   /* one at a time: see on_accept */
-		io_uring_prep_accept(sqe, wl->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	else
-		io_uring_prep_multishot_accept(sqe, wl->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	io_uring_sqe_set_data64(sqe, pt__ud(PT_K_ACCEPT, 0, (uint32_t)(wl - w->wl)));
-	return 0;
+	io_uring_prep_cancel64(sqe, accept_ud(w, wl, kind), IORING_ASYNC_CANCEL_ALL);
+	io_uring_sqe_set_data64(sqe, pt__ud(PT_K_IGNORE, 0, 0));
+}
+
+/* Ends the multishot accept; its final completion (-ECANCELED) re-arms if still wanted. */
+static void end_multi(struct pt_worker *w, struct pt_wlisten *wl)
+{
+	if (wl->multi && !wl->ending) {
+		wl->ending = true;
+		cancel_accepts(w, wl, ACC_MULTI);
+	}
 }
 
 static void uring_accept_stop(struct pt_worker *w, struct pt_wlisten *wl)
 {
-	struct io_uring_sqe *sqe = sqe_get(U(w));
-
-	wl->ending = true;              /* until the final completion arrives */
-	io_uring_prep_cancel64(sqe, pt__ud(PT_K_ACCEPT, 0, (uint32_t)(wl - w->wl)), 0);
-	io_uring_sqe_set_data64(sqe, pt__ud(PT_K_IGNORE, 0, 0));
+	end_multi(w, wl);
+	if (wl->nsingle)
+		cancel_accepts(w, wl, ACC_SINGLE);
 }
 
 static void starve(struct uring_w *u, struct pt_conn *c)
@@ -402,14 +437,13 @@ static int uring_conn_start(struct pt_worker *w, struct pt_conn *c)
 	return 0;
 }
 
-static void cancel_sqe(struct pt_worker *w, struct pt_conn *c, uint64_t target, bool by_fd)
+/* Cancels by exact user_data: the kernel finds it in a hash table. (Cancelling by descriptor
+ * walks every pending request of the ring: 88% of the CPU when shedding under a flood.) */
+static void cancel_sqe(struct pt_worker *w, struct pt_conn *c, enum pt_ktype type)
 {
 	struct io_uring_sqe *sqe = sqe_get(U(w));
 
-	if (by_fd)
-		io_uring_prep_cancel_fd(sqe, c->fd, IORING_ASYNC_CANCEL_ALL);
-	else
-		io_uring_prep_cancel64(sqe, target, 0);
+	io_uring_prep_cancel64(sqe, pt__ud(type, c->gen, c->idx), 0);
 	io_uring_sqe_set_data64(sqe, pt__ud(PT_K_CANCEL, c->gen, c->idx));
 	op_started(c);
 }
@@ -417,7 +451,7 @@ static void cancel_sqe(struct pt_worker *w, struct pt_conn *c, uint64_t target, 
 static void uring_rx_stop(struct pt_worker *w, struct pt_conn *c)
 {
 	if (c->flags & PT_C_RX_ARMED)
-		cancel_sqe(w, c, pt__ud(PT_K_RECV, c->gen, c->idx), false);
+		cancel_sqe(w, c, PT_K_RECV);
 }
 
 static ssize_t uring_send(struct pt_worker *w, struct pt_conn *c, int flags)
@@ -451,9 +485,15 @@ static void uring_wait_writable(struct pt_worker *w, struct pt_conn *c)
 	op_started(c);
 }
 
+/* Every kernel operation c may have: its receive, and a send or a writable-wait. */
 static void uring_cancel(struct pt_worker *w, struct pt_conn *c)
 {
-	cancel_sqe(w, c, 0, true);
+	if (c->flags & PT_C_RX_ARMED)
+		cancel_sqe(w, c, PT_K_RECV);
+	if (c->flags & PT_C_TX_BUSY) {
+		cancel_sqe(w, c, PT_K_SEND);
+		cancel_sqe(w, c, PT_K_POLLOUT);
+	}
 }
 
 static void uring_conn_closed(struct pt_worker *w, struct pt_conn *c)
@@ -565,7 +605,12 @@ static void on_send(struct pt_conn *c, struct io_uring_cqe *cqe)
 	pt__op_done(c);
 }
 
-static void on_accept(struct pt_worker *w, uint32_t idx, struct io_uring_cqe *cqe)
+/* Near the connection limit a multishot accept would let the kernel accept a whole backlog in
+ * one batch (thousands of descriptors before the worker sees one: past the limit and into
+ * EMFILE under a connection flood). There the multishot ends and ACCEPT_BATCH single-shot
+ * accepts take its place, re-armed one per completion: the worker sheds as it accepts, with
+ * at most a batch of descriptors beyond what it has seen. */
+static void on_accept(struct pt_worker *w, uint32_t idx, bool single, struct io_uring_cqe *cqe)
 {
 	if (idx >= w->nwl) {
 		if (cqe->res >= 0)
@@ -579,12 +624,12 @@ static void on_accept(struct pt_worker *w, uint32_t idx, struct io_uring_cqe *cq
 	/* after an injected failure the multishot is being cancelled: connections it still
 	 * delivers are real and accepted as usual, but no second failure is injected into it
 	 * (a real error ends a multishot, so it reports at most one) */
-	if (res >= 0 && !wl->ending && (f = pt__fault(PT_F_ACCEPT)) < 0) {
+	if (res >= 0 && !(more && wl->ending) && (f = pt__fault(PT_F_ACCEPT)) < 0) {
 		close(res);             /* test builds: as if this accept had failed with f */
 		if (more) {
 			/* a real error would have ended the multishot: end it; its final -ECANCELED
 			 * re-arms only if accepting is still wanted then */
-			uring_accept_stop(w, wl);
+			end_multi(w, wl);
 			pt__accept_error(w, wl, f);
 			return;
 		}
@@ -593,16 +638,19 @@ static void on_accept(struct pt_worker *w, uint32_t idx, struct io_uring_cqe *cq
 	if (res >= 0)
 		pt__accepted(w, wl, res);
 	if (more) {
-		/* Near the connection limit a multishot would let the kernel accept a whole backlog
-		 * in one batch (thousands of descriptors before the worker sees one: past the limit
-		 * and into EMFILE under a connection flood). End it; the re-arm below then takes
-		 * one connection per completion, shedding as it goes, until the load falls. */
-		if (!wl->ending && pt__accept_near_limit(w))
-			uring_accept_stop(w, wl);
+		if (pt__accept_near_limit(w))
+			end_multi(w, wl);
 		return;
 	}
-	wl->ending = false;
-	wl->armed = false;
+	if (single) {
+		wl->nsingle--;
+	} else {
+		wl->multi = false;
+		wl->ending = false;
+	}
+	wl->armed = wl->multi || wl->nsingle;
+	if (res == -EAGAIN || res == -EINTR || res == -ECONNABORTED)
+		res = 0;                /* nothing to accept after all: re-arm */
 	if (res < 0 && res != -ECANCELED)
 		pt__accept_error(w, wl, res);
 	else if (wl->want && uring_accept_start(w, wl) == 0)
@@ -630,7 +678,7 @@ static void dispatch(struct pt_worker *w, struct io_uring_cqe *cqe)
 			return;         /* stale: cannot happen while the inflight rule holds */
 	}
 	switch (type) {
-	case PT_K_ACCEPT: on_accept(w, PT_UD_IDX(ud), cqe); break;
+	case PT_K_ACCEPT: on_accept(w, PT_UD_IDX(ud), PT_UD_GEN(ud) == ACC_SINGLE, cqe); break;
 	case PT_K_RECV: on_recv(w, c, cqe); break;
 	case PT_K_SEND: on_send(c, cqe); break;
 	case PT_K_POLLOUT: pt__tx_writable(c); pt__op_done(c); break;
