@@ -223,7 +223,7 @@ struct fentry *pt_fcache_get(struct pt_fcache *fc, const char *name, size_t n, b
 	for (struct fentry *e = fc->tab[h % BUCKETS]; e; e = e->next) {
 		if (e->hash != h || e->path_len != n || memcmp(e->path, name, n))
 			continue;
-		if (still_valid(fc, e, now)) {
+		if (!pt_fcache_transient(e->err) && still_valid(fc, e, now)) {
 			e->refs++;
 			return e;
 		}

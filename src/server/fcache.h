@@ -8,6 +8,7 @@
 #include "server/cond.h"
 #include "server/mime.h"
 #include "server/path.h"
+#include <errno.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -47,6 +48,13 @@ void pt_fcache_free(struct pt_fcache *fc);
 /* The entry for normalized path name[0..n), opened or revalidated as needed; NULL only when
  * out of memory. The caller owns one reference: drop it with pt_fentry_unref. */
 struct fentry *pt_fcache_get(struct pt_fcache *fc, const char *name, size_t n, bool with_variants);
+
+/* Out of descriptors or memory: an open that failed so is not remembered (it is retried on the
+ * next request) and is answered 503 with Retry-After, not as the file's own error. */
+static inline bool pt_fcache_transient(int err)
+{
+	return err == -EMFILE || err == -ENFILE || err == -ENOMEM;
+}
 void pt_fentry_unref(struct fentry *e);
 
 #endif

@@ -423,7 +423,9 @@ void pt_files_handle(pt_http_req_t *r, void *arg)
 		simple(f, r, 503, NULL, NULL);
 		return;
 	}
-	if (e->err)
+	if (pt_fcache_transient(e->err))
+		simple(f, r, 503, "Retry-After", "1");
+	else if (e->err)
 		simple(f, r, error_status(e->err), NULL, NULL);
 	else if (S_ISDIR(e->st.st_mode))
 		serve_dir(f, r, e, flags, fc);

@@ -220,6 +220,24 @@ def main():
         t(rc == 0, "SIGTERM: clean exit (%r)" % rc, err[-2000:])
         t(sanitizer_clean(err), "stderr is sanitizer-clean", err[-3000:])
         p = None
+
+        # an open that fails for lack of descriptors: 503 with Retry-After, not remembered
+        p, port, errf = start(tmp, root, dict(os.environ, PORTICO_FAULTS="open=EMFILE@nth:1"))
+        name = sorted(files)[0]
+        c = Conn(port)
+        c.send(("GET /%s HTTP/1.1\r\nHost: t\r\n\r\n" % name).encode())
+        head = c.read_until(b"\r\n\r\n").decode("latin1")
+        t(head.startswith("HTTP/1.1 503 ") and "\r\nRetry-After: 1" in head,
+          "an open failing with EMFILE is answered 503 with Retry-After", head[:300])
+        c.close()
+        c = Conn(port)
+        c.send(("GET /%s HTTP/1.1\r\nHost: t\r\n\r\n" % name).encode())
+        status, body = c.response()
+        t(status == 200 and body == files[name], "the next request opens the file again: 200")
+        c.close()
+        p.send_signal(signal.SIGTERM)
+        p.wait(20)
+        p = None
     finally:
         if p is not None and p.poll() is None:
             p.kill()
