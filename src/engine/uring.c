@@ -485,12 +485,15 @@ static void uring_wait_writable(struct pt_worker *w, struct pt_conn *c)
 	op_started(c);
 }
 
-/* Every kernel operation c may have: its receive, and a send or a writable-wait. */
+/* Every kernel operation c may have: its receive, and a send or a writable-wait (TX_BUSY is no
+ * guide here: failing the queue clears it for a writable-wait still in the kernel). */
 static void uring_cancel(struct pt_worker *w, struct pt_conn *c)
 {
-	if (c->flags & PT_C_RX_ARMED)
+	unsigned rx = (c->flags & PT_C_RX_ARMED) ? 1 : 0, others = c->inflight - rx;
+
+	if (rx)
 		cancel_sqe(w, c, PT_K_RECV);
-	if (c->flags & PT_C_TX_BUSY) {
+	if (others) {
 		cancel_sqe(w, c, PT_K_SEND);
 		cancel_sqe(w, c, PT_K_POLLOUT);
 	}
