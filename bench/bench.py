@@ -202,7 +202,7 @@ def measure_idle(ctx, scen, run):
         if not line.startswith("ready"):
             raise RuntimeError(f"idle client: no 'ready' line within 90 s (got {line!r})")
         ok, failed = (int(x) for x in line.split()[1:3])
-        rss1 = _settled_rss(run, 0.3 if ctx.args.smoke else 1.0)
+        rss1 = _settled_rss(run, 0.3 if ctx.args.smoke else 3.0)   # idle: steady state, every server alike
         return dict(rss_per_conn_bytes=(rss1 - rss0) / ok if ok else None, errors=failed,
                     non2xx=0, conns=ok, rss_before=rss0, rss_after=rss1)
     finally:

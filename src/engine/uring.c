@@ -42,6 +42,9 @@ struct uring_w {
 	size_t bufs_bytes;
 	unsigned nbufs, buf_size, br_added;
 	unsigned nposted;                /* buffers in circulation (grows on starvation) */
+	uint64_t rx_bufs, trim_mark;     /* buffers received into; the count at the last check */
+	bool bufs_dirty;                 /* buffer pages touched since the last trim */
+	pt_timer_t trim_timer;
 	struct pt_conn *starved;
 	uint64_t wake_val;
 };
@@ -264,6 +267,28 @@ static bool buf_grow(struct uring_w *u)
 	return true;
 }
 
+/* A burst (thousands of connections sending at once) grows the buffer ring, and FIFO reuse
+ * then keeps every page of it resident. Once a worker has received nothing for a second, the
+ * pages go back to the kernel (MADV_DONTNEED; the ring still names the buffers, and a receive
+ * into one faults in a zero page). Safe: between completion batches no buffer is ours, and the
+ * kernel fills provided buffers only inside this thread's io_uring_enter. */
+#define TRIM_MS 1000u
+
+static void buf_trim(pt_timer_t *t, void *arg)
+{
+	struct pt_worker *w = arg;
+	struct uring_w *u = U(w);
+
+	if (u->rx_bufs == u->trim_mark && u->bufs_dirty) {
+		madvise(u->bufs, u->bufs_bytes, MADV_DONTNEED);
+		u->bufs_dirty = false;
+	} else if (u->rx_bufs != u->trim_mark) {
+		u->bufs_dirty = true;
+	}
+	u->trim_mark = u->rx_bufs;
+	pt_timer_arm(w, t, TRIM_MS);
+}
+
 static int bufring_init(struct pt_worker *w, struct uring_w *u)
 {
 	long page = sysconf(_SC_PAGESIZE);
@@ -304,6 +329,7 @@ static void uring_fini(struct pt_worker *w)
 	if (!u)
 		return;
 	atomic_store_explicit(&w->msg_fd, -1, memory_order_release);
+	pt_timer_cancel(&u->trim_timer);
 	if (u->ring.ring_fd >= 0) {
 		io_uring_submit(&u->ring);   /* wake-ups this worker queued for others on its way out */
 		io_uring_queue_exit(&u->ring);
@@ -339,6 +365,8 @@ static int uring_init(struct pt_worker *w)
 		goto fail;
 	}
 	wake_arm(w);
+	pt_timer_init(&u->trim_timer, buf_trim, w);
+	pt_timer_arm(w, &u->trim_timer, TRIM_MS);
 	return 0;
 fail:
 	uring_fini(w);
@@ -571,6 +599,7 @@ static void on_recv(struct pt_worker *w, struct pt_conn *c, struct io_uring_cqe 
 			}
 		}
 		buf_return(u, bid);
+		u->rx_bufs++;
 	}
 	if (!c || (cqe->flags & IORING_CQE_F_MORE))
 		return;
