@@ -75,6 +75,10 @@ struct pt_engine_config {
 	                              with -EAGAIN (on_drain follows); 0 = 4 MiB */
 	size_t max_worker_buffered;/* bytes of BUFFER copies per worker; 0 = 64 MiB */
 	unsigned shutdown_ms;      /* pt_engine_stop: wait this long for sends to finish; 0 = 5000 */
+	size_t memlock_budget;     /* bytes of locked memory the io_uring rings of all workers may
+	                              use (checked at start; rings shrink to fit, or the start fails
+	                              with the KiB needed); 0 = RLIMIT_MEMLOCK (raised to its hard
+	                              limit first) */
 	unsigned conn_area;        /* bytes of per-connection memory for the application inside
 	                              each connection object (see pt_conn_area); 0 = none */
 	pt_log_fn log;             /* NULL: messages go to stderr */

@@ -307,14 +307,12 @@ void pt__accepted(struct pt_worker *w, struct pt_wlisten *wl, int fd)
 {
 	struct pt_engine *e = w->e;
 	struct pt_conn *c;
-	int one = 1;
 
 	if (w->stopping || !(c = conn_alloc(w))) {
 		close(fd);
 		return;
 	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	c->fd = fd;
+	c->fd = fd;                       /* TCP_NODELAY comes from the listener */
 	c->flags = PT_C_LIVE;
 	c->ops = NULL;
 	c->user = NULL;

@@ -78,6 +78,9 @@ int pt__listen_socket(const struct sockaddr *sa, socklen_t len, const struct pt_
 		goto fail;
 	if (sa->sa_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0)
 		goto fail;
+	/* accepted sockets inherit it: no setsockopt per connection */
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0)
+		goto fail;
 	if (o->defer_accept_sec > 0 &&
 	    setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &o->defer_accept_sec, sizeof(int)) < 0)
 		goto fail;
@@ -191,6 +194,8 @@ PT_API int pt_engine_listen_fd(pt_engine_t *e, int fd, const struct pt_listen_op
 		close(fd);
 		return err;
 	}
+	int one = 1;                             /* inherited by accepted sockets (not TCP: no-op) */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	struct pt_listener *l = listener_new(e, o);
 	if (!l) {
 		close(fd);

@@ -130,13 +130,17 @@ static int memlock_budget(struct pt_engine *e, char *why, size_t n)
 
 	/* root is charged too unless it has CAP_IPC_LOCK, and a server may drop to another user
 	 * before its workers create their rings: budget whenever the limit is finite */
-	if (getrlimit(RLIMIT_MEMLOCK, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
-		return 0;
-	if (rl.rlim_cur < rl.rlim_max) {
+	if (getrlimit(RLIMIT_MEMLOCK, &rl) < 0)
+		rl.rlim_cur = RLIM_INFINITY;
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_MEMLOCK, &rl);
 		getrlimit(RLIMIT_MEMLOCK, &rl);
 	}
+	if (c->memlock_budget && (rl.rlim_cur == RLIM_INFINITY || c->memlock_budget < rl.rlim_cur))
+		rl.rlim_cur = c->memlock_budget;    /* the configured budget is the tighter bound */
+	if (rl.rlim_cur == RLIM_INFINITY)
+		return 0;
 	size_t budget = rl.rlim_cur / 10 * 9;   /* leave room for rings still being torn down */
 	unsigned ent = c->ring_entries, bufs = c->recv_buf_count;
 	while (c->workers * ring_bytes(ent, bufs) > budget && (ent > 64 || bufs > 64)) {
@@ -147,13 +151,15 @@ static int memlock_budget(struct pt_engine *e, char *why, size_t n)
 	}
 	size_t need = c->workers * ring_bytes(ent, bufs);
 	if (need > budget) {
-		snprintf(why, n, "RLIMIT_MEMLOCK is %llu KiB but %u workers need %zu KiB of locked memory "
-			 "for their rings (raise it: ulimit -l, or LimitMEMLOCK= in systemd; or use fewer workers)",
+		snprintf(why, n, "%s is %llu KiB but %u workers need %zu KiB of locked memory for their "
+			 "rings (raise it: ulimit -l, or LimitMEMLOCK= in systemd; or use fewer workers)",
+			 rl.rlim_cur == c->memlock_budget ? "the memlock budget" : "RLIMIT_MEMLOCK",
 			 (unsigned long long)rl.rlim_cur / 1024, c->workers, need / 1024 + 1);
 		return -ENOMEM;
 	}
 	if (ent != c->ring_entries || bufs != c->recv_buf_count)
-		pt__log(e, 1, "RLIMIT_MEMLOCK %llu KiB: rings shrunk to %u entries and %u receive buffers per worker",
+		pt__log(e, 1, "%s %llu KiB: rings shrunk to %u entries and %u receive buffers per worker",
+			rl.rlim_cur == c->memlock_budget ? "memlock budget" : "RLIMIT_MEMLOCK",
 			(unsigned long long)rl.rlim_cur / 1024, ent, bufs);
 	c->ring_entries = ent;
 	c->recv_buf_count = bufs;

@@ -48,11 +48,16 @@ struct fix {
 };
 
 static struct pt_conn_ops g_ops;
-static atomic_int g_accepts, g_closes, g_eofs, g_timeouts, g_drains;
+static atomic_int g_accepts, g_closes, g_eofs, g_timeouts, g_drains, g_no_nodelay;
 
 static int fix_accept(pt_conn_t *c, void *arg)
 {
+	int v = 0;
+	socklen_t vl = sizeof v;
+
 	atomic_fetch_add(&g_accepts, 1);
+	if (getsockopt(pt_conn_fd(c), IPPROTO_TCP, TCP_NODELAY, &v, &vl) < 0 || !v)
+		atomic_fetch_add(&g_no_nodelay, 1);   /* inherited from the listener */
 	pt_conn_set_ops(c, &g_ops);
 	return 0;
 }
@@ -89,6 +94,7 @@ static void fix_stop(struct fix *f)
 	assert_int_equal(pt_engine_counters(f->e, -1, &cnt), 0);
 	assert_int_equal(cnt.conns, 0);
 	assert_int_equal(cnt.ops_inflight, 0);
+	assert_int_equal(atomic_load(&g_no_nodelay), 0);
 	pt_engine_destroy(f->e);
 }
 
@@ -139,6 +145,36 @@ static void test_echo(void **state)
 static int reject_accept(pt_conn_t *c, void *arg)
 {
 	return 0;
+}
+
+/* The configured locked-memory budget: rings shrink to fit it, or the start fails naming it. */
+static char g_log[512];
+
+static void keep_log(void *arg, int level, const char *msg)
+{
+	snprintf(g_log, sizeof g_log, "%s", msg);
+}
+
+static void test_memlock_budget(void **state)
+{
+	struct pt_engine_config cfg;
+	int err;
+
+	pt_engine_config_init(&cfg);
+	cfg.backend = PT_BACKEND_URING;
+	cfg.workers = 1;
+	cfg.log = keep_log;
+	cfg.memlock_budget = 1024;                     /* far too small for any ring */
+	g_log[0] = 0;
+	assert_null(pt_engine_create(&cfg, &err));
+	assert_int_equal(err, -ENOMEM);
+	assert_non_null(strstr(g_log, "the memlock budget is 1 KiB"));
+	cfg.memlock_budget = 160 << 10;                /* fits once the rings are halved */
+	g_log[0] = 0;
+	pt_engine_t *e = pt_engine_create(&cfg, &err);
+	assert_non_null(e);
+	assert_non_null(strstr(g_log, "memlock budget 160 KiB: rings shrunk"));
+	pt_engine_destroy(e);
 }
 
 static void test_invalid_args(void **state)
@@ -641,6 +677,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_echo),
 		cmocka_unit_test(test_invalid_args),
+		cmocka_unit_test(test_memlock_budget),
 		cmocka_unit_test(test_timers),
 		cmocka_unit_test(test_post_foreign_threads),
 		cmocka_unit_test(test_post_between_workers),
