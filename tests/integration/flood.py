@@ -33,7 +33,7 @@ import time
 import traceback
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-from ptest import t, failures, checks, read_text, sanitizer_clean, wait_for  # noqa: E402
+from ptest import t, failures, checks, read_text, sanitizer_clean, wait_for, stop_process  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -80,15 +80,7 @@ class Server:
 
     def stop(self, timeout=8):
         """SIGTERM; returns (exit status, stderr)."""
-        if self.p.poll() is None:
-            self.p.send_signal(signal.SIGTERM)
-        try:
-            rc = self.p.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-            self.p.wait()
-            rc = "killed after %d s" % timeout
-        return rc, read_text(self.err)
+        return stop_process(self.p, None, timeout), read_text(self.err)
 
     def cpu_over(self, secs=1.0):
         """CPU seconds the server uses in the next secs seconds (a spinning loop shows here)."""

@@ -45,7 +45,7 @@ import time
 import traceback
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-from ptest import t, skip, failures, checks, read_text, sanitizer_clean, wait_for, HttpConn  # noqa: E402
+from ptest import t, skip, failures, checks, read_text, sanitizer_clean, wait_for, HttpConn, stop_process  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -129,15 +129,7 @@ class Server:
         return (total, socks)
 
     def stop(self, timeout=15):
-        if self.p.poll() is None:
-            self.p.send_signal(signal.SIGTERM)
-        try:
-            rc = self.p.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-            self.p.wait()
-            rc = "killed after %ss" % timeout
-        return rc, read_text(self.err)
+        return stop_process(self.p, None, timeout), read_text(self.err)
 
 
 class RssSampler:

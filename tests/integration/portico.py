@@ -29,7 +29,7 @@ import traceback
 from datetime import datetime, timezone
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-from ptest import t, skip, failures, checks, read_text, sanitizer_clean, wait_for, HttpConn  # noqa: E402
+from ptest import t, skip, failures, checks, read_text, sanitizer_clean, wait_for, HttpConn, stop_process  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -138,14 +138,7 @@ class Server:
     def stop(self, sig=signal.SIGTERM, timeout=15):
         """Sends sig, waits; returns (rc, seconds, stderr)."""
         t0 = time.monotonic()
-        if self.p.poll() is None:
-            self.p.send_signal(sig)
-        try:
-            rc = self.p.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-            self.p.wait()
-            rc = "killed after %ss" % timeout
+        rc = stop_process(self.p, sig, timeout)
         return rc, time.monotonic() - t0, read_text(self.err)
 
 

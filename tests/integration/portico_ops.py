@@ -38,7 +38,7 @@ import time
 import traceback
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-from ptest import t, skip, failures, checks, read_text, sanitizer_clean, wait_for  # noqa: E402
+from ptest import t, skip, failures, checks, read_text, sanitizer_clean, wait_for, stop_process  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -219,14 +219,7 @@ class Server:
     def stop(self, sig=signal.SIGTERM, timeout=15):
         """Sends sig, waits; returns (rc, seconds, stderr)."""
         t0 = time.monotonic()
-        if self.p.poll() is None:
-            self.p.send_signal(sig)
-        try:
-            rc = self.p.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-            self.p.wait()
-            rc = "killed after %ss" % timeout
+        rc = stop_process(self.p, sig, timeout)
         return rc, time.monotonic() - t0, read_text(self.err)
 
 

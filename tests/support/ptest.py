@@ -48,6 +48,21 @@ def sanitizer_clean(err):
     return not re.search(r"ERROR: (Address|Leak|Thread)Sanitizer|runtime error:|SUMMARY: ", err)
 
 
+def stop_process(p, sig=None, timeout=15):
+    """Sends sig (default SIGTERM) unless p has exited, waits up to timeout seconds, kills it
+    after that. Returns the exit status, or "killed after N s"."""
+    import signal
+    import subprocess
+    if p.poll() is None:
+        p.send_signal(sig if sig is not None else signal.SIGTERM)
+    try:
+        return p.wait(timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+        return "killed after %s s" % timeout
+
+
 def wait_for(fn, timeout, interval=0.05):
     """Calls fn until it returns something true or timeout seconds pass; returns its last value."""
     deadline = time.monotonic() + timeout
