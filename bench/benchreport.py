@@ -192,7 +192,8 @@ def flood_cells(key, scen, name, row):
     served = f"{n(row['served'])}/{n(row['requests'])}"
     notes = []
     if row.get("over_100ms"):
-        last = max((r.get("last_over_100ms_at_s") or -1) for r in row.get("all_runs") or [{}])
+        starts = [r.get("last_over_100ms_at_s") for r in row.get("all_runs") or []]
+        last = max([v for v in starts if v is not None and v >= 0] or [0.0])   # 0.0 is a start
         notes.append(f"{row['over_100ms']} served in over 100 ms ({row.get('over_1s') or 0} "
                      f"over 1 s), the last one started {last:.1f} s into the run")
     if row.get("timeouts"):
