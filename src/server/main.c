@@ -131,7 +131,9 @@ static int drop_privileges(const char *user)
 		fprintf(stderr, "portico: --user %s: no such user\n", user);
 		return -1;
 	}
-	if (setgroups(0, NULL) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
+	/* the user's own groups (from the group database), not root's, not none */
+	if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
+	    setuid(pw->pw_uid) < 0) {
 		fprintf(stderr, "portico: --user %s: %s\n", user, strerror(errno));
 		return -1;
 	}

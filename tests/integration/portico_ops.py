@@ -586,7 +586,7 @@ def privileged_free_port():
 
 def check_user(tmp):
     names = ["--user: binds a privileged port, then serves as nobody",
-             "--user: every thread runs as uid/gid 65534, no group of root's left",
+             "--user: every thread runs as uid/gid 65534 with exactly nobody's groups (initgroups), none of root's",
              "--user: no capabilities left in any thread",
              "--user: a file readable by others is served",
              "--user: a mode-600 root file gives 403",
@@ -619,7 +619,7 @@ def check_user(tmp):
     for tid in tasks:
         st = proc_status("/proc/%d/task/%s/status" % (pid, tid))
         if (st.get("Uid") != ["65534"] * 4 or st.get("Gid") != ["65534"] * 4 or
-                not set(st.get("Groups", [])) <= allowed_groups):
+                set(st.get("Groups", [])) != allowed_groups):
             bad.append((tid, st.get("Uid"), st.get("Gid"), st.get("Groups")))
         if any(int(st.get(k, ["1"])[0], 16) for k in ("CapEff", "CapPrm")):
             caps.append((tid, st.get("CapEff"), st.get("CapPrm")))
