@@ -161,19 +161,7 @@ class Server:
 
 class Conn(HttpConn):
     def response(self, head_only=False):
-        head = self.read_until(b"\r\n\r\n")
-        lines = head.decode("latin1").split("\r\n")
-        if not lines[0].startswith("HTTP/1.1 "):
-            raise ValueError("bad status line %r" % lines[0][:60])
-        status = int(lines[0].split()[1])
-        h = {}
-        for l in lines[1:]:
-            if l:
-                k, v = l.split(":", 1)
-                h[k.strip().lower()] = v.strip()
-        if head_only or status in (204, 304) or status < 200:
-            return status, h, b""
-        return status, h, self.read_n(int(h.get("content-length", "0")))
+        return self.header_response(head_only)
 
 
 def req(method, path, extra=""):

@@ -117,6 +117,22 @@ class HttpConn:
         self.buf = bytearray()
         return out
 
+    def header_response(self, head_only=False):
+        """(status, headers dict with lower-case names, body framed by Content-Length)."""
+        head = self.read_until(b"\r\n\r\n").decode("latin1")
+        lines = head.split("\r\n")
+        if not lines[0].startswith("HTTP/1.1 "):
+            raise ValueError("bad status line %r" % lines[0][:80])
+        status = int(lines[0].split()[1])
+        h = {}
+        for line in lines[1:]:
+            if line:
+                k, v = line.split(":", 1)
+                h[k.strip().lower()] = v.strip()
+        if head_only or status in (204, 304) or status < 200:
+            return status, h, b""
+        return status, h, self.read_n(int(h.get("content-length", "0")))
+
     def closed(self, wait=2.0):
         """True when the peer closed (EOF or reset) within wait seconds."""
         import socket
