@@ -41,6 +41,7 @@ extern "C" {
 typedef struct pt_engine pt_engine_t;
 typedef struct pt_worker pt_worker_t;
 typedef struct pt_conn pt_conn_t;
+typedef struct pt_tls pt_tls_t;
 
 /* ---- configuration ------------------------------------------------------------------------ */
 
@@ -118,6 +119,10 @@ struct pt_listen_opts {
 	int defer_accept_sec;      /* TCP_DEFER_ACCEPT: accept only after data (or this timeout); 0 = off */
 	pt_accept_fn on_accept;
 	void *arg;                 /* passed to on_accept */
+	pt_tls_t *tls;             /* non-NULL: a TLS listener (see "TLS" below). on_accept then runs
+	                              after the handshake; the connection's data, sends and close
+	                              are plaintext to the application. The context must outlive
+	                              the engine. */
 };
 
 /* Adds a listening address, "IP:PORT" or "[IPv6]:PORT" (port 0 = pick one; see
@@ -282,6 +287,111 @@ PT_API int pt_post(pt_worker_t *w, pt_post_t *node, pt_post_fn fn, void *arg);
 PT_API int pt_worker_hold(pt_worker_t *w);
 PT_API void pt_worker_release(pt_worker_t *w);
 
+/* ---- TLS (a transport under the connection API; OpenSSL 3) ----------------------------------
+ *
+ * A TLS context holds certificates and keys, the protocol versions and ciphers, the ALPN list
+ * and the session-ticket keys. Attached to listeners (pt_listen_opts.tls), it makes every
+ * connection accepted there a TLS connection: the engine runs the handshake on the worker
+ * (never blocking), and only then calls on_accept. From then on on_data delivers plaintext,
+ * sends take plaintext chunks (memory and file ranges; PT_SEND_MORE and PT_SEND_COPY keep their
+ * meaning, PT_SEND_ZC is ignored), pt_conn_bytes_sent and the send-queue limits count
+ * plaintext, and a graceful close sends close_notify before the FIN. Callback order and the
+ * completion rule are unchanged.
+ *
+ * A connection whose handshake has not finished is "partial" for the governor once it has sent
+ * a byte (shed after silent ones), is closed when handshake_timeout_ms passes, and counts
+ * against max_handshakes of its worker (beyond it the oldest handshake in progress is shed).
+ * A failed handshake closes the connection without calling the application.
+ *
+ * Sending: records are small (about one TCP segment) for the first 64 KiB of a connection and
+ * after a second without sends, 16 KiB otherwise. File chunks are read into a per-worker buffer
+ * and encrypted, or, where the kernel has TLS offload (kTLS, probed once per process) and
+ * cfg.ktls is set, sent with sendfile(2) and encrypted by the kernel. */
+
+enum pt_tls_version { PT_TLS_1_2 = 0x0303, PT_TLS_1_3 = 0x0304 };
+
+/* A certificate chain and its private key, both PEM files (they may be the same file). */
+struct pt_tls_cert {
+	const char *cert_file;     /* leaf first, then intermediates */
+	const char *key_file;
+};
+
+struct pt_tls_config {
+	const struct pt_tls_cert *certs; /* 1..64 pairs; the first is the default. The client's
+	                                    SNI name picks the pair whose certificate names it
+	                                    (subjectAltName DNS names, else the CN; exact, then
+	                                    "*.example.org" one-label wildcards). */
+	unsigned ncerts;
+	const char *alpn;          /* protocols in preference order, comma-separated, e.g.
+	                              "h2,http/1.1"; NULL = "http/1.1". A client offering ALPN
+	                              with none of them fails the handshake
+	                              (no_application_protocol); one offering none is accepted. */
+	unsigned min_version;      /* enum pt_tls_version; 0 = TLS 1.2 */
+	unsigned max_version;      /* 0 = TLS 1.3 */
+	const char *ciphers;       /* TLS 1.2 list (OpenSSL syntax); NULL = Mozilla intermediate */
+	const char *ciphersuites;  /* TLS 1.3 suites; NULL = Mozilla intermediate */
+	const char *groups;        /* NULL = "X25519:prime256v1:secp384r1" */
+	unsigned ticket_lifetime;  /* seconds a session ticket is accepted; 0 = 3600. Ticket keys
+	                              rotate every lifetime/4 and are derived from one secret held
+	                              by the context, so all workers (and reloads) share them. */
+	const void *ticket_secret; /* >= 32 bytes shared by several servers behind one balancer
+	                              (copied), or NULL for a random secret of this process */
+	size_t ticket_secret_len;
+	bool no_tickets;           /* disable resumption */
+	unsigned handshake_timeout_ms; /* from accept to the end of the handshake; 0 = 10000 */
+	unsigned max_handshakes;   /* handshakes in progress per worker; 0 = 1024 */
+	unsigned record_size;      /* 0 = dynamic (see above); else a fixed plaintext size per
+	                              record, 512..16384 */
+	bool ktls;                 /* use kernel TLS offload for sends where the kernel has it */
+};
+
+/* Fills cfg with the defaults (all zero). Any thread. */
+PT_API void pt_tls_config_init(struct pt_tls_config *cfg);
+
+/* Loads the certificates and keys and builds a context. NULL on failure, with a message in
+ * err (cap bytes, NUL-terminated) that names the file and the reason (unreadable, not PEM, key
+ * does not match the certificate, ...) or the bad option. Strings in cfg are copied. The
+ * caller owns the result; free it with pt_tls_destroy after every engine using it is
+ * destroyed. Any thread. */
+PT_API pt_tls_t *pt_tls_create(const struct pt_tls_config *cfg, char *err, size_t cap);
+
+/* Replaces the certificates, keys and settings of t with those of cfg, atomically: handshakes
+ * that start afterwards use them, connections already open keep what they negotiated, and
+ * session tickets issued before stay valid (the ticket secret is kept unless cfg gives one).
+ * On any error nothing changes and err says why. Any thread, while workers run. 0 or -errno. */
+PT_API int pt_tls_reload(pt_tls_t *t, const struct pt_tls_config *cfg, char *err, size_t cap);
+
+/* Frees t. No engine may still use it. Any thread. */
+PT_API void pt_tls_destroy(pt_tls_t *t);
+
+/* Whether sends on t's connections use kernel TLS offload (the probe succeeded and cfg.ktls
+ * was set). Any thread. */
+PT_API bool pt_tls_ktls(const pt_tls_t *t);
+
+/* What a TLS connection negotiated. Strings are NUL-terminated and valid until on_close. */
+struct pt_tls_info {
+	unsigned version;          /* enum pt_tls_version */
+	const char *cipher;        /* OpenSSL name, e.g. "TLS_AES_128_GCM_SHA256" */
+	const char *alpn;          /* negotiated protocol, or NULL (none) */
+	const char *sni;           /* server name the client asked for, or NULL */
+	bool resumed;              /* session resumed from a ticket */
+	bool ktls;                 /* sends go through kernel TLS */
+	unsigned handshake_us;     /* from the first byte received to the end of the handshake */
+};
+
+/* Fills *info for a TLS connection: 0, or -ENOTCONN (not TLS), -EINVAL. Worker thread. */
+PT_API int pt_conn_tls_info(const pt_conn_t *c, struct pt_tls_info *info);
+/* The negotiated ALPN protocol ("h2", "http/1.1") or NULL (plaintext, or none negotiated).
+ * Valid until on_close. Worker thread. */
+PT_API const char *pt_conn_alpn(const pt_conn_t *c);
+/* The SNI name the client sent, or NULL. Valid until on_close. Worker thread. */
+PT_API const char *pt_conn_sni(const pt_conn_t *c);
+/* Whether c is a TLS connection. Worker thread. */
+PT_API bool pt_conn_is_tls(const pt_conn_t *c);
+/* Milliseconds since c was accepted (so a timeout can run from accept, not from on_accept,
+ * which on TLS listeners runs after the handshake). Worker thread. */
+PT_API unsigned pt_conn_age_ms(const pt_conn_t *c);
+
 /* ---- engine lifecycle -------------------------------------------------------------------- */
 
 /* Creates an engine (no threads yet). cfg may be NULL for defaults. Selects and probes the
@@ -337,6 +447,17 @@ struct pt_counters {
 	uint64_t timeouts;         /* on_timeout deliveries */
 	uint64_t posts;            /* posted completions run */
 	uint64_t send_refused;     /* sends refused with -EAGAIN (backpressure) */
+	/* TLS */
+	uint64_t tls_handshakes;   /* completed full handshakes */
+	uint64_t tls_resumed;      /* completed handshakes that resumed a session (ticket) */
+	uint64_t tls_failed;       /* handshakes that failed (the four below, and other errors) */
+	uint64_t tls_fail_proto;   /* ... no common version, cipher, group or ALPN protocol */
+	uint64_t tls_fail_plain;   /* ... plaintext (not a TLS record) sent to a TLS port */
+	uint64_t tls_fail_timeout; /* ... handshake_timeout_ms passed */
+	uint64_t tls_fail_shed;    /* ... shed: more than max_handshakes in progress */
+	uint64_t tls_errors;       /* established connections ended by a TLS error (bad record,
+	                              alert, truncation) */
+	uint64_t tls_ktls;         /* connections whose sends went through kernel TLS */
 };
 
 /* Snapshot of worker i's counters (i < workers), or of the sum over all workers (i == -1).

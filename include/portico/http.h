@@ -216,6 +216,10 @@ PT_API pt_http_server_t *pt_http_server_create(const struct pt_http_config *cfg,
 PT_API int pt_http_listen(pt_http_server_t *s, const char *addr);
 /* Adds an already listening socket (systemd socket activation). Before start. */
 PT_API int pt_http_listen_fd(pt_http_server_t *s, int fd);
+/* The same, for HTTPS: connections are TLS with context tls (see engine.h; it must outlive the
+ * server). The header-wait timeout runs from accept, handshake included. Before start. */
+PT_API int pt_http_listen_tls(pt_http_server_t *s, const char *addr, pt_tls_t *tls);
+PT_API int pt_http_listen_fd_tls(pt_http_server_t *s, int fd, pt_tls_t *tls);
 PT_API int pt_http_listen_port(pt_http_server_t *s, int idx);
 /* Routes requests whose path starts with prefix (e.g. "/", "/api/") to fn. The longest prefix
  * wins; no match answers 404. Before start. 0, -EINVAL or -EEXIST. */

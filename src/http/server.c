@@ -125,25 +125,37 @@ static int on_accept(pt_conn_t *c, void *arg)
 	pt_conn_set_ops(c, &pt__http_conn_ops);
 	h->phase = PH_NEW;
 	pt_conn_set_state(c, PT_CONN_PARTIAL);     /* once it sends: a head still arriving */
-	pt_conn_set_timeout(c, s->cfg.timeouts.header_wait);   /* a silent client is dropped */
+	/* a silent client is dropped; the wait runs from accept (a TLS handshake counts) */
+	unsigned age = pt_conn_age_ms(c), wait = s->cfg.timeouts.header_wait;
+	pt_conn_set_timeout(c, age < wait ? wait - age : 1);
 	return 0;
 }
 
-PT_API int pt_http_listen(pt_http_server_t *s, const char *addr)
+PT_API int pt_http_listen_tls(pt_http_server_t *s, const char *addr, pt_tls_t *tls)
 {
 	if (!s)
 		return -EINVAL;
 	struct pt_listen_opts o = { .on_accept = on_accept, .arg = s, .backlog = s->cfg.backlog,
-				    .defer_accept_sec = s->cfg.defer_accept_sec };
+				    .defer_accept_sec = s->cfg.defer_accept_sec, .tls = tls };
 	return pt_engine_listen(s->e, addr, &o);
+}
+
+PT_API int pt_http_listen(pt_http_server_t *s, const char *addr)
+{
+	return pt_http_listen_tls(s, addr, NULL);
+}
+
+PT_API int pt_http_listen_fd_tls(pt_http_server_t *s, int fd, pt_tls_t *tls)
+{
+	if (!s)
+		return -EINVAL;
+	struct pt_listen_opts o = { .on_accept = on_accept, .arg = s, .tls = tls };
+	return pt_engine_listen_fd(s->e, fd, &o);
 }
 
 PT_API int pt_http_listen_fd(pt_http_server_t *s, int fd)
 {
-	if (!s)
-		return -EINVAL;
-	struct pt_listen_opts o = { .on_accept = on_accept, .arg = s };
-	return pt_engine_listen_fd(s->e, fd, &o);
+	return pt_http_listen_fd_tls(s, fd, NULL);
 }
 
 PT_API int pt_http_listen_port(pt_http_server_t *s, int idx)
