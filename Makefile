@@ -27,7 +27,7 @@ OPT := -O2 -g
 endif
 CFLAGS  ?=
 CFLAGS  += $(CFLAGS_BASE) $(OPT)
-LDLIBS  := -luring -lpthread
+LDLIBS  := -luring -lssl -lcrypto -lpthread
 SANFLAGS := -fsanitize=address,undefined
 LDFLAGS_SAN := $(if $(filter 1,$(SAN)),$(SANFLAGS))$(if $(filter tsan,$(SAN)),-fsanitize=thread)
 
