@@ -25,6 +25,8 @@
 enum kind {
 	K_HELP, K_VERSION, K_CONFIG, /* command line only, handled before everything else */
 	K_LISTEN, K_UINT, K_SIZE, K_MS, K_RATE, K_BACKEND, K_POLICY, K_BOOL, K_STR,
+	K_PATHS,     /* a repeatable file name (a list, like K_LISTEN) */
+	K_PROTOCOLS, /* TLS versions, into tls_min_version and tls_max_version */
 };
 
 enum {
@@ -38,8 +40,8 @@ struct opt {
 	uint8_t kind;
 	uint8_t flags;
 	size_t off;                         /* offset of the field in the config */
-	size_t cap;                         /* string fields: their size */
-	uint64_t min, max;                  /* numbers (K_MS: milliseconds) */
+	size_t cap;                         /* string fields: their size (lists: of one item) */
+	uint64_t min, max;                  /* numbers (K_MS: milliseconds); lists: max items */
 	const char *(*check)(const char *); /* strings: NULL if valid, else what is expected */
 	const char *meta;                   /* value name in --help, NULL for none */
 	const char *help;
@@ -47,6 +49,9 @@ struct opt {
 
 #define FIELD(f) offsetof(struct pt_server_config, f)
 #define STR(f) FIELD(f), sizeof(((struct pt_server_config *)0)->f)
+#define LIST(f) FIELD(f), sizeof(((struct pt_server_config *)0)->f[0]) /* off, cap */
+#define NLIST(f) (sizeof(((struct pt_server_config *)0)->f) / \
+		  sizeof(((struct pt_server_config *)0)->f[0]))
 #define KIB 1024ull
 #define MIB (1024ull * 1024)
 #define GIB (1024ull * 1024 * 1024)
@@ -57,12 +62,16 @@ static const char *check_error_log(const char *v);
 static const char *check_user(const char *v);
 static const char *check_index(const char *v);
 static const char *check_field_value(const char *v);
+static const char *check_path(const char *v);
 
 static const struct opt opts[] = {
-	{ "listen", 'l', K_LISTEN, 0, 0, 0, 0, 0, NULL, "ADDR:PORT",
+	{ "listen", 'l', K_LISTEN, 0, LIST(listen), 0, NLIST(listen), NULL, "ADDR:PORT",
 	  "listen on IPv4:PORT, [IPv6]:PORT or PORT (all IPv4 "
 	  "addresses); repeat for several (at most 16); "
-	  "default " PT_CONFIG_DEFAULT_LISTEN },
+	  "default " PT_CONFIG_DEFAULT_LISTEN " unless --listen-tls is given" },
+	{ "listen-tls", 0, K_LISTEN, 0, LIST(listen_tls), 0, NLIST(listen_tls), NULL, "ADDR:PORT",
+	  "listen for HTTPS on this address (as --listen; at most 16); needs --tls-cert "
+	  "and --tls-key" },
 	{ "workers", 'w', K_UINT, F_AUTO, FIELD(workers), 0, 1, 1024, NULL, "N|auto",
 	  "worker threads (default auto: one per CPU)" },
 	{ "backend", 0, K_BACKEND, 0, FIELD(backend), 0, 0, 0, NULL, "uring|epoll|auto",
@@ -124,6 +133,18 @@ static const struct opt opts[] = {
 	  "on stop, wait this long for responses (default 5)" },
 	{ "defer-accept", 0, K_UINT, 0, FIELD(defer_accept_sec), 0, 0, 3600, NULL, "SEC",
 	  "accept a connection only once it has sent data, or after SEC (default 0: off)" },
+	{ "tls-cert", 0, K_PATHS, 0, LIST(tls_cert), 0, NLIST(tls_cert), check_path, "FILE",
+	  "certificate chain (PEM, leaf first); repeat for several (at most 16): "
+	  "the first is the default, SNI picks the others" },
+	{ "tls-key", 0, K_PATHS, 0, LIST(tls_key), 0, NLIST(tls_key), check_path, "FILE",
+	  "private key (PEM) of the --tls-cert in the same position" },
+	{ "tls-protocols", 0, K_PROTOCOLS, 0, 0, 0, 0, 0, NULL, "LIST",
+	  "TLS versions, comma-separated: TLSv1.2, TLSv1.3 (default both)" },
+	{ "hsts", 0, K_UINT, F_OFF, FIELD(hsts), 0, 0, 0x7fffffff, NULL, "SEC|off",
+	  "send Strict-Transport-Security: max-age=SEC on HTTPS responses (default off)" },
+	{ "redirect-https", 0, K_BOOL, 0, FIELD(redirect_https), 0, 0, 0, NULL, NULL,
+	  "answer plaintext requests with a 301 to the same URL on the first --listen-tls "
+	  "port (default off)" },
 	{ "help", 'h', K_HELP, 0, 0, 0, 0, 0, NULL, NULL, "print this help and exit" },
 	{ "version", 'V', K_VERSION, 0, 0, 0, 0, 0, NULL, NULL, "print the version and exit" },
 };
@@ -139,6 +160,7 @@ static const struct pt_server_config defaults = {
 	.header_timeout_ms = 120000, .idle_timeout_ms = 120000, .body_timeout_ms = 120000,
 	.drain_timeout_ms = 120000, .queue_timeout_ms = 120000, /* HTTP.SYS defaults */
 	.min_send_rate = 150, .shutdown_ms = 5000,
+	.tls_min_version = PT_TLS_1_2, .tls_max_version = PT_TLS_1_3, .hsts = PT_CONFIG_OFF,
 };
 
 void pt_config_defaults(struct pt_server_config *c)
@@ -258,6 +280,45 @@ static bool parse_bool(const char *v, bool *b)
 	return false;
 }
 
+#define PROTOCOLS_EXPECTED "TLSv1.2, TLSv1.3 or both, comma-separated"
+
+/* "TLSv1.2,TLSv1.3" (commas or blanks between, any case, any order) into the lowest and
+ * highest version. NULL, or what is expected: TLS 1.0 and 1.1 are refused by name (RFC 8996
+ * deprecates them; Mozilla's intermediate profile leaves them out). */
+static const char *parse_protocols(const char *v, unsigned *min, unsigned *max)
+{
+	unsigned lo = 0, hi = 0;
+
+	while (*v) {
+		size_t n = strcspn(v, ", \t");
+		unsigned ver = 0;
+
+		if (n == 7 && strncasecmp(v, "TLSv1.2", 7) == 0)
+			ver = PT_TLS_1_2;
+		else if (n == 7 && strncasecmp(v, "TLSv1.3", 7) == 0)
+			ver = PT_TLS_1_3;
+		else if ((n == 5 && strncasecmp(v, "TLSv1", 5) == 0) ||
+			 (n == 7 && (strncasecmp(v, "TLSv1.0", 7) == 0 ||
+				     strncasecmp(v, "TLSv1.1", 7) == 0)) ||
+			 (n == 5 && strncasecmp(v, "SSLv", 4) == 0))
+			return PROTOCOLS_EXPECTED "; TLSv1, TLSv1.1 and SSL are insecure "
+			       "(RFC 8996) and not supported";
+		else if (n > 0)
+			return PROTOCOLS_EXPECTED;
+		if (ver && (!lo || ver < lo))
+			lo = ver;
+		if (ver > hi)
+			hi = ver;
+		v += n;
+		v += strspn(v, ", \t");
+	}
+	if (!lo)
+		return PROTOCOLS_EXPECTED;
+	*min = lo;
+	*max = hi;
+	return NULL;
+}
+
 /* ---- string checks ----------------------------------------------------------------------- */
 
 static const char *check_nonempty(const char *v)
@@ -286,6 +347,17 @@ static const char *check_index(const char *v)
 {
 	if (!*v || strchr(v, '/') || strcmp(v, ".") == 0 || strcmp(v, "..") == 0)
 		return "a file name without '/', or off";
+	return NULL;
+}
+
+/* A file name for messages and the engine: not empty, no control characters. */
+static const char *check_path(const char *v)
+{
+	if (!*v)
+		return "a file name";
+	for (; *v; v++)
+		if ((unsigned char)*v < ' ' || *v == 0x7f)
+			return "a file name without control characters";
 	return NULL;
 }
 
@@ -353,6 +425,9 @@ static void expected(const struct opt *o, char *b, size_t cap)
 	case K_BOOL:
 		snprintf(b, cap, "on or off");
 		return;
+	case K_PROTOCOLS:
+		snprintf(b, cap, PROTOCOLS_EXPECTED);
+		return;
 	}
 	snprintf(b, cap, "an integer from %llu to %llu%s", (unsigned long long)o->min,
 		 (unsigned long long)o->max,
@@ -383,11 +458,8 @@ static bool apply_number(struct pt_server_config *c, const struct opt *o, const 
 	return true;
 }
 
-static bool apply_string(struct pt_server_config *c, const struct opt *o, const char *v,
-			 const char **why)
+static bool apply_string(char *dst, const struct opt *o, const char *v, const char **why)
 {
-	char *dst = (char *)c + o->off;
-
 	if ((o->flags & F_OFF) && strcmp(v, "off") == 0) {
 		dst[0] = '\0';
 		return true;
@@ -403,6 +475,40 @@ static bool apply_string(struct pt_server_config *c, const struct opt *o, const 
 	return true;
 }
 
+static bool is_list(const struct opt *o)
+{
+	return o->kind == K_LISTEN || o->kind == K_PATHS;
+}
+
+/* The item count of list option o. */
+static unsigned *list_count(struct pt_server_config *c, const struct opt *o)
+{
+	static const struct { size_t list, count; } lists[] = {
+		{ FIELD(listen), FIELD(nlisten) }, { FIELD(listen_tls), FIELD(nlisten_tls) },
+		{ FIELD(tls_cert), FIELD(ntls_cert) }, { FIELD(tls_key), FIELD(ntls_key) },
+	};
+	size_t i = 0;
+
+	while (lists[i].list != o->off)
+		i++;
+	return (unsigned *)((char *)c + lists[i].count);
+}
+
+/* Appends v to the list option o: -ENOSPC when it is full, else 0 with *ok and *why as for
+ * a single value. */
+static int apply_list(struct pt_server_config *c, const struct opt *o, const char *v,
+		      bool *ok, const char **why)
+{
+	unsigned *n = list_count(c, o);
+	char *dst = (char *)c + o->off + *n * o->cap;
+
+	if (*n >= o->max)
+		return -ENOSPC;
+	*ok = o->kind == K_LISTEN ? parse_listen(v, dst) : apply_string(dst, o, v, why);
+	*n += *ok;
+	return 0;
+}
+
 /* Sets option o from v (NULL: an on/off option given without a value). 0, or
  * PT_CONFIG_USAGE with "invalid value ..." in msg. */
 static int apply(struct pt_server_config *c, const struct opt *o, const char *v,
@@ -413,13 +519,12 @@ static int apply(struct pt_server_config *c, const struct opt *o, const char *v,
 	bool ok = true;
 
 	switch (o->kind) {
-	case K_LISTEN:
-		if (c->nlisten >= PT_CONFIG_MAX_LISTEN) {
-			snprintf(msg, cap, "more than %d addresses", PT_CONFIG_MAX_LISTEN);
+	case K_LISTEN: case K_PATHS:
+		if (apply_list(c, o, v, &ok, &why) < 0) {
+			snprintf(msg, cap, "more than %llu %s", (unsigned long long)o->max,
+				 o->kind == K_LISTEN ? "addresses" : "files");
 			return PT_CONFIG_USAGE;
 		}
-		ok = parse_listen(v, c->listen[c->nlisten]);
-		c->nlisten += ok;
 		break;
 	case K_UINT: case K_SIZE: case K_MS: case K_RATE:
 		ok = apply_number(c, o, v);
@@ -440,7 +545,11 @@ static int apply(struct pt_server_config *c, const struct opt *o, const char *v,
 			: parse_bool(v, (bool *)((char *)c + o->off));
 		break;
 	case K_STR:
-		ok = apply_string(c, o, v, &why);
+		ok = apply_string((char *)c + o->off, o, v, &why);
+		break;
+	case K_PROTOCOLS:
+		why = parse_protocols(v, &c->tls_min_version, &c->tls_max_version);
+		ok = !why;
 		break;
 	}
 	if (ok)
@@ -677,7 +786,7 @@ int pt_config_parse_args(struct pt_server_config *c, int argc, char **argv, char
 			 size_t errlen)
 {
 	struct cursor cu = { argc, 1, argv, false };
-	bool listen_seen = false, docroot_seen = false;
+	bool list_seen[NOPTS] = { false }, docroot_seen = false;
 	const struct opt *o;
 	const char *val;
 	char msg[200];
@@ -698,9 +807,9 @@ int pt_config_parse_args(struct pt_server_config *c, int argc, char **argv, char
 			o = find_long("docroot", 7);
 		} else if (o->kind <= K_CONFIG) {
 			continue;
-		} else if (o->kind == K_LISTEN && !listen_seen) {
-			listen_seen = true; /* the command line replaces the file's addresses */
-			c->nlisten = 0;
+		} else if (is_list(o) && !list_seen[o - opts]) {
+			list_seen[o - opts] = true; /* the command line replaces the file's list */
+			*list_count(c, o) = 0;
 		}
 		if (apply(c, o, val, msg, sizeof(msg)) < 0) {
 			snprintf(err, errlen, "%s%s: %s", r == ARG_POSITIONAL ? "" : "--",
@@ -710,30 +819,9 @@ int pt_config_parse_args(struct pt_server_config *c, int argc, char **argv, char
 	}
 	if (r < 0)
 		return r;
-	if (c->nlisten == 0)
+	if (c->nlisten == 0 && c->nlisten_tls == 0)
 		strcpy(c->listen[c->nlisten++], PT_CONFIG_DEFAULT_LISTEN);
 	return 0;
-}
-
-int pt_config_open_docroot(const struct pt_server_config *c, char *err, size_t errlen)
-{
-	int fd = open(c->docroot, O_RDONLY | O_DIRECTORY | O_CLOEXEC), e;
-
-	if (fd < 0) {
-		e = errno;
-		snprintf(err, errlen, "docroot '%s': %s", c->docroot, strerror(e));
-		return -e;
-	}
-	/* serving needs search permission, listing and index lookups need read (checked
-	 * by the open above) */
-	if (faccessat(fd, ".", X_OK, AT_EACCESS) < 0) {
-		e = errno;
-		snprintf(err, errlen, "docroot '%s': cannot enter the directory: %s", c->docroot,
-			 strerror(e));
-		close(fd);
-		return -e;
-	}
-	return fd;
 }
 
 #define HELP_COL 34   /* where the help text starts */
@@ -765,7 +853,8 @@ static void usage_wrap(FILE *f, const char *h)
 void pt_config_usage(FILE *f)
 {
 	fputs("Usage: portico [OPTIONS] [DOCROOT]\n"
-	      "Serve the files under DOCROOT (default: the current directory) over HTTP/1.1.\n"
+	      "Serve the files under DOCROOT (default: the current directory) over HTTP/1.1,\n"
+	      "and over HTTPS with --listen-tls.\n"
 	      "\nOptions:\n", f);
 	for (size_t i = 0; i < NOPTS; i++) {
 		const struct opt *o = &opts[i];

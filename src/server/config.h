@@ -6,7 +6,8 @@
  * Every option has a long name; the config file (-c FILE) uses the same names without the
  * dashes, one "name value" per line ("name" alone for on/off options means on), with '#'
  * starting a comment line. The command line overrides the file, whatever the order of the
- * arguments; -l/--listen on the command line replaces the file's listen lines as a whole.
+ * arguments; a repeatable option (--listen, --listen-tls, --tls-cert, --tls-key) given on the
+ * command line replaces the file's lines of that name as a whole.
  * pt_config_usage() prints the option list (the --help text); docs/portico.1 documents the
  * same options.
  *
@@ -25,10 +26,12 @@
 
 #include <portico/engine.h>
 
-#define PT_CONFIG_MAX_LISTEN 16
+#define PT_CONFIG_MAX_LISTEN 16        /* --listen addresses; --listen-tls has as many more */
+#define PT_CONFIG_MAX_CERTS 16         /* --tls-cert/--tls-key pairs */
 #define PT_CONFIG_ADDR_MAX 64          /* "[ffff:...:255.255.255.255]:65535" fits */
 #define PT_CONFIG_DEFAULT_LISTEN "0.0.0.0:8080"
 #define PT_CONFIG_RATE_OFF UINT_MAX    /* --min-send-rate off (HTTP.SYS: MAXULONG) */
+#define PT_CONFIG_OFF UINT_MAX         /* any other number option that is "off" (--hsts) */
 #define PT_CONFIG_FILE_MAX (1u << 20)  /* bigger config files are refused */
 
 /* Exit status for a usage error (bad flag or value), as the program's contract says. */
@@ -38,7 +41,10 @@ struct pt_server_config {
 	/* what to serve, and where */
 	char docroot[PATH_MAX];           /* "." */
 	char listen[PT_CONFIG_MAX_LISTEN][PT_CONFIG_ADDR_MAX]; /* "IP:PORT" / "[IPv6]:PORT" */
-	unsigned nlisten;                 /* >= 1 after pt_config_parse_args */
+	unsigned nlisten;                 /* the default address is added when neither
+	                                     --listen nor --listen-tls is given */
+	char listen_tls[PT_CONFIG_MAX_LISTEN][PT_CONFIG_ADDR_MAX]; /* HTTPS, same syntax */
+	unsigned nlisten_tls;             /* 0 = no HTTPS */
 	unsigned workers;                 /* 0 = one per CPU ("auto") */
 	enum pt_backend_kind backend;     /* PT_BACKEND_AUTO */
 	char user[64];                    /* "" = stay who we are */
@@ -74,6 +80,17 @@ struct pt_server_config {
 	unsigned min_send_rate;           /* MinSendRate, bytes/s: 150; PT_CONFIG_RATE_OFF */
 	unsigned shutdown_ms;             /* graceful stop: 5 s */
 	unsigned defer_accept_sec;        /* TCP_DEFER_ACCEPT: 0 = off */
+
+	/* TLS (pt_config_check_tls checks that these agree) */
+	char tls_cert[PT_CONFIG_MAX_CERTS][PATH_MAX]; /* PEM chains; [0] is the default */
+	unsigned ntls_cert;
+	char tls_key[PT_CONFIG_MAX_CERTS][PATH_MAX];  /* PEM keys, tls_key[i] for tls_cert[i] */
+	unsigned ntls_key;
+	unsigned tls_min_version;         /* enum pt_tls_version: PT_TLS_1_2 */
+	unsigned tls_max_version;         /* PT_TLS_1_3 */
+	unsigned hsts;                    /* Strict-Transport-Security max-age on TLS responses:
+	                                     PT_CONFIG_OFF (none) */
+	bool redirect_https;              /* plaintext requests get a 301 to https: false */
 };
 
 /* Fills c with the defaults above (nlisten 0: the default address is added by
@@ -105,6 +122,13 @@ int pt_config_parse_file(struct pt_server_config *c, const char *path, char *err
  * (O_RDONLY|O_DIRECTORY|O_CLOEXEC; the caller owns it), or -errno with err set to a
  * message such as "docroot 'www': No such file or directory" (print it and exit 1). */
 int pt_config_open_docroot(const struct pt_server_config *c, char *err, size_t errlen);
+
+/* Checks that the TLS settings agree with each other: certificates and keys come in pairs,
+ * HTTPS listeners (tls_listeners: --listen-tls addresses plus sockets from systemd) have a
+ * certificate, and --redirect-https has an HTTPS port to send clients to. Does not read the
+ * files (pt_tls_create does). 0, or -EINVAL with err set (print it and exit 1). Pure. */
+int pt_config_check_tls(const struct pt_server_config *c, unsigned tls_listeners, char *err,
+			size_t errlen);
 
 /* Writes the --help text to f. */
 void pt_config_usage(FILE *f);

@@ -2,9 +2,11 @@
  * Unit tests of src/server/config.c: defaults, every option (its bounds, one below and one
  * above, garbage), units, listen addresses, on/off options, short and long forms, help and
  * version output, the config file (syntax, errors with file:line) and its precedence under
- * the command line, opening the docroot, and agreement of --help and docs/portico.1.
+ * the command line, opening the docroot, the TLS options and their cross-checks, and
+ * agreement of --help and docs/portico.1.
  */
 #include "server/config.c"
+#include "server/config_check.c"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -121,6 +123,12 @@ static void test_defaults(void **state)
 	assert_int_equal(g_c.shutdown_ms, 5000);
 	assert_int_equal(g_c.defer_accept_sec, 0);
 	assert_string_equal(g_c.config_file, "");
+	assert_int_equal(g_c.nlisten_tls, 0);
+	assert_true(g_c.ntls_cert == 0 && g_c.ntls_key == 0);
+	assert_int_equal(g_c.tls_min_version, PT_TLS_1_2);
+	assert_int_equal(g_c.tls_max_version, PT_TLS_1_3);
+	assert_int_equal(g_c.hsts, PT_CONFIG_OFF);
+	assert_false(g_c.redirect_https);
 }
 
 static unsigned uval(const struct opt *o)
@@ -580,6 +588,211 @@ static void test_precedence(void **state)
 	unlink(path);
 }
 
+/* ---- TLS ---- */
+
+static void test_listen_tls(void **state)
+{
+	/* HTTPS only: no default plaintext address */
+	assert_int_equal(args("--listen-tls", "127.0.0.1:8443", "--listen-tls=[::1]:443",
+			      "--listen-tls", "8444", NULL), 0);
+	assert_int_equal(g_c.nlisten, 0);
+	assert_int_equal(g_c.nlisten_tls, 3);
+	assert_string_equal(g_c.listen_tls[0], "127.0.0.1:8443");
+	assert_string_equal(g_c.listen_tls[1], "[::1]:443");
+	assert_string_equal(g_c.listen_tls[2], "0.0.0.0:8444");
+	/* beside --listen, in any order */
+	assert_int_equal(args("--listen-tls", "*:443", "-l", "80", NULL), 0);
+	assert_int_equal(g_c.nlisten, 1);
+	assert_int_equal(g_c.nlisten_tls, 1);
+	assert_string_equal(g_c.listen[0], "0.0.0.0:80");
+	assert_string_equal(g_c.listen_tls[0], "0.0.0.0:443");
+	bad("--listen-tls: invalid value 'localhost:443' (expected IPv4:PORT, [IPv6]:PORT or PORT)",
+	    "--listen-tls", "localhost:443", NULL);
+	bad("--listen-tls: invalid value", "--listen-tls", "1.2.3.4:65536", NULL);
+	bad("--listen-tls: invalid value", "--listen-tls", "", NULL);
+	bad("option '--listen-tls' needs a value", "--listen-tls", NULL);
+}
+
+/* 16 --listen and 16 --listen-tls together; the 17th of either is refused. */
+static void test_listen_tls_limit(void **state)
+{
+	char *argv[80] = { "portico" };
+	char addrs[34][32];
+	int argc = 1;
+
+	for (int i = 0; i < 34; i++) {
+		snprintf(addrs[i], sizeof(addrs[i]), "127.0.0.1:%d", 8000 + i);
+		argv[argc++] = i < 17 ? "--listen-tls" : "-l";
+		argv[argc++] = addrs[i];
+	}
+	assert_int_equal(pt_config_parse_args(&g_c, argc, argv, g_err, sizeof(g_err)),
+			 PT_CONFIG_USAGE);
+	assert_non_null(strstr(g_err, "--listen-tls: more than 16 addresses"));
+	memmove(argv + 33, argv + 35, 32 * sizeof(argv[0])); /* drop the 17th --listen-tls */
+	assert_int_equal(pt_config_parse_args(&g_c, argc - 4, argv, g_err, sizeof(g_err)), 0);
+	assert_true(g_c.nlisten_tls == 16 && g_c.nlisten == 16);
+	assert_string_equal(g_c.listen_tls[15], "127.0.0.1:8015");
+	assert_string_equal(g_c.listen[15], "127.0.0.1:8032");
+}
+
+static void test_tls_files(void **state)
+{
+	assert_int_equal(args("--tls-cert", "/etc/a.pem", "--tls-key", "/etc/a.key",
+			      "--tls-cert=b.pem", "--tls-key=b.key", NULL), 0);
+	assert_true(g_c.ntls_cert == 2 && g_c.ntls_key == 2);
+	assert_string_equal(g_c.tls_cert[0], "/etc/a.pem");
+	assert_string_equal(g_c.tls_key[0], "/etc/a.key");
+	assert_string_equal(g_c.tls_cert[1], "b.pem");
+	assert_string_equal(g_c.tls_key[1], "b.key");
+	bad("--tls-cert: invalid value '' (expected a file name)", "--tls-cert", "", NULL);
+	bad("--tls-key: invalid value 'a?b'", "--tls-key", "a\nb", NULL);
+	{
+		char big[PATH_MAX + 1];
+
+		memset(big, 'a', PATH_MAX);
+		big[PATH_MAX] = '\0';
+		bad("--tls-cert: invalid value 'aaa", "--tls-cert", big, NULL);
+		big[PATH_MAX - 1] = '\0';
+		assert_int_equal(args("--tls-key", big, NULL), 0);
+		assert_int_equal(strlen(g_c.tls_key[0]), PATH_MAX - 1);
+	}
+	{
+		char *argv[40] = { "portico" };
+		int argc = 1;
+
+		for (int i = 0; i < 17; i++) {
+			argv[argc++] = "--tls-cert";
+			argv[argc++] = "c.pem";
+		}
+		assert_int_equal(pt_config_parse_args(&g_c, argc - 2, argv, g_err, sizeof(g_err)), 0);
+		assert_int_equal(g_c.ntls_cert, 16);
+		assert_int_equal(pt_config_parse_args(&g_c, argc, argv, g_err, sizeof(g_err)),
+				 PT_CONFIG_USAGE);
+		assert_non_null(strstr(g_err, "--tls-cert: more than 16 files"));
+	}
+}
+
+static void protocols(const char *v, unsigned min, unsigned max)
+{
+	if (args("--tls-protocols", v, NULL) != 0)
+		fail_msg("--tls-protocols '%s': %s", v, g_err);
+	assert_int_equal(g_c.tls_min_version, min);
+	assert_int_equal(g_c.tls_max_version, max);
+}
+
+static void test_tls_protocols(void **state)
+{
+	protocols("TLSv1.2,TLSv1.3", PT_TLS_1_2, PT_TLS_1_3);
+	protocols("TLSv1.3,TLSv1.2", PT_TLS_1_2, PT_TLS_1_3);
+	protocols("TLSv1.2, TLSv1.3", PT_TLS_1_2, PT_TLS_1_3);
+	protocols("TLSv1.2 TLSv1.3", PT_TLS_1_2, PT_TLS_1_3);    /* nginx's spelling */
+	protocols("TLSv1.3", PT_TLS_1_3, PT_TLS_1_3);
+	protocols("tlsv1.2", PT_TLS_1_2, PT_TLS_1_2);
+	protocols("TLSv1.2,TLSv1.2", PT_TLS_1_2, PT_TLS_1_2);
+	static const char *const old[] = {
+		"TLSv1", "TLSv1.0", "TLSv1.1", "SSLv3", "SSLv2", "TLSv1.1,TLSv1.2", "TLSv1.3,tlsv1",
+	};
+	for (size_t i = 0; i < sizeof(old) / sizeof(old[0]); i++)
+		bad("TLSv1, TLSv1.1 and SSL are insecure (RFC 8996) and not supported",
+		    "--tls-protocols", old[i], NULL);
+	static const char *const garbage[] = {
+		"", ",", " ", "TLSv1.4", "TLSv1.2;TLSv1.3", "TLSv12", "TLS1.2", "TLSv1.2x", "all",
+		"TLSv1.2\n",
+	};
+	for (size_t i = 0; i < sizeof(garbage) / sizeof(garbage[0]); i++)
+		bad("--tls-protocols: invalid value", "--tls-protocols", garbage[i], NULL);
+	bad("(expected TLSv1.2, TLSv1.3 or both, comma-separated)", "--tls-protocols", "x", NULL);
+}
+
+static void test_hsts_redirect(void **state)
+{
+	assert_int_equal(args("--hsts", "63072000", "--redirect-https", NULL), 0);
+	assert_int_equal(g_c.hsts, 63072000);
+	assert_true(g_c.redirect_https);
+	assert_int_equal(args("--hsts", "0", "--redirect-https=off", NULL), 0);
+	assert_int_equal(g_c.hsts, 0);                /* max-age=0: clients forget the host */
+	assert_false(g_c.redirect_https);
+	assert_int_equal(args("--hsts", "2147483647", NULL), 0);
+	assert_int_equal(args("--hsts", "off", NULL), 0);
+	assert_int_equal(g_c.hsts, PT_CONFIG_OFF);
+	bad("--hsts: invalid value '2147483648' (expected an integer from 0 to 2147483647, or off)",
+	    "--hsts", "2147483648", NULL);
+	bad("--hsts: invalid value", "--hsts", "1y", NULL);
+	bad("--hsts: invalid value", "--hsts", "auto", NULL);
+	bad("--redirect-https: invalid value 'https' (expected on or off)",
+	    "--redirect-https=https", NULL);
+}
+
+static void test_tls_config_file(void **state)
+{
+	char *path = write_temp("listen-tls 127.0.0.1:8443\n"
+				"listen-tls [::1]:8443\n"
+				"tls-cert /etc/ssl/a.pem\n"
+				"tls-key /etc/ssl/private/a.key\n"
+				"tls-cert /etc/ssl/b.pem\n"
+				"tls-key /etc/ssl/private/b.key\n"
+				"tls-protocols TLSv1.2, TLSv1.3\n"
+				"hsts 31536000\n"
+				"redirect-https\n"
+				"listen 127.0.0.1:8080\n");
+
+	assert_int_equal(args("-c", path, NULL), 0);
+	assert_true(g_c.nlisten == 1 && g_c.nlisten_tls == 2);
+	assert_string_equal(g_c.listen_tls[1], "[::1]:8443");
+	assert_true(g_c.ntls_cert == 2 && g_c.ntls_key == 2);
+	assert_string_equal(g_c.tls_cert[1], "/etc/ssl/b.pem");
+	assert_string_equal(g_c.tls_key[0], "/etc/ssl/private/a.key");
+	assert_true(g_c.tls_min_version == PT_TLS_1_2 && g_c.tls_max_version == PT_TLS_1_3);
+	assert_int_equal(g_c.hsts, 31536000);
+	assert_true(g_c.redirect_https);
+	/* each list given on the command line replaces the file's lines of that name only */
+	assert_int_equal(args("-c", path, "--tls-cert", "new.pem", "--tls-key", "new.key",
+			      "--listen-tls", "9443", NULL), 0);
+	assert_true(g_c.ntls_cert == 1 && g_c.ntls_key == 1 && g_c.nlisten_tls == 1);
+	assert_string_equal(g_c.tls_cert[0], "new.pem");
+	assert_string_equal(g_c.listen_tls[0], "0.0.0.0:9443");
+	assert_string_equal(g_c.listen[0], "127.0.0.1:8080");
+	assert_int_equal(args("-c", path, "--tls-key", "k2", NULL), 0);
+	assert_true(g_c.ntls_cert == 2 && g_c.ntls_key == 1);
+	unlink(path);
+	text_bad("tls-protocols TLSv1.1\n", "f.conf:1: tls-protocols: invalid value 'TLSv1.1'");
+	text_bad("tls-cert\n", "f.conf:1: tls-cert: needs a value");
+	text_bad("hsts forever\n", "f.conf:1: hsts: invalid value 'forever'");
+	text_bad("listen-tls host:443\n", "f.conf:1: listen-tls: invalid value");
+}
+
+static void check_tls(const char *want, unsigned listeners)
+{
+	g_err[0] = '\0';
+	if (!want) {
+		if (pt_config_check_tls(&g_c, listeners, g_err, sizeof(g_err)) != 0)
+			fail_msg("unexpected: %s", g_err);
+		return;
+	}
+	assert_int_equal(pt_config_check_tls(&g_c, listeners, g_err, sizeof(g_err)), -EINVAL);
+	if (!strstr(g_err, want))
+		fail_msg("got \"%s\", want \"%s\"", g_err, want);
+}
+
+static void test_check_tls(void **state)
+{
+	assert_int_equal(args(NULL), 0);
+	check_tls(NULL, 0);                               /* plaintext only */
+	check_tls("--listen-tls needs a certificate and its key", 1);
+	assert_int_equal(args("--listen-tls", "443", "--tls-cert", "c", NULL), 0);
+	check_tls("1 --tls-cert but 0 --tls-key: give each certificate its key", 1);
+	assert_int_equal(args("--tls-key", "k", "--tls-cert", "c", "--tls-key", "k2", NULL), 0);
+	check_tls("1 --tls-cert but 2 --tls-key", 1);
+	check_tls("1 --tls-cert but 2 --tls-key", 0);     /* checked even without HTTPS */
+	assert_int_equal(args("--listen-tls", "443", "--tls-cert", "c", "--tls-key", "k", NULL), 0);
+	check_tls(NULL, 1);
+	assert_int_equal(args("--tls-cert", "c", "--tls-key", "k", NULL), 0);
+	check_tls(NULL, 0);                               /* unused pair: a warning in main */
+	assert_int_equal(args("--redirect-https", "--tls-cert", "c", "--tls-key", "k", NULL), 0);
+	check_tls("--redirect-https needs a --listen-tls address", 0);
+	check_tls(NULL, 2);                               /* e.g. sockets from systemd */
+}
+
 /* ---- docroot ---- */
 
 static void test_open_docroot(void **state)
@@ -711,6 +924,13 @@ int main(void)
 		cmocka_unit_test(test_config_file_errors),
 		cmocka_unit_test(test_config_file_unreadable),
 		cmocka_unit_test(test_precedence),
+		cmocka_unit_test(test_listen_tls),
+		cmocka_unit_test(test_listen_tls_limit),
+		cmocka_unit_test(test_tls_files),
+		cmocka_unit_test(test_tls_protocols),
+		cmocka_unit_test(test_hsts_redirect),
+		cmocka_unit_test(test_tls_config_file),
+		cmocka_unit_test(test_check_tls),
 		cmocka_unit_test(test_open_docroot),
 		cmocka_unit_test(test_man_page),
 	};
