@@ -9,6 +9,7 @@
  */
 #include "engine/engine_int.h"
 #include "engine/fault.h"
+#include "engine/tls_int.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -318,6 +319,7 @@ void pt__accepted(struct pt_worker *w, struct pt_wlisten *wl, int fd)
 	c->user = NULL;
 	c->inflight = 0;
 	c->sent = 0;
+	c->accept_ms = (uint32_t)w->now_ms;
 	if (w->e->cfg.conn_area)
 		memset(pt_conn_area(c), 0, w->e->cfg.conn_area);
 	pt_timer_init(&c->timer, conn_timer_fn, c);
@@ -328,7 +330,14 @@ void pt__accepted(struct pt_worker *w, struct pt_wlisten *wl, int fd)
 	CNT_ADD(w, accepts, 1);
 	CNT_ADD(w, conns, 1);
 	limit_reached(w, c);   /* at the limit now: make room, or pause further accepts */
-	if (wl->l->opts.on_accept(c, wl->l->opts.arg) < 0) {
+	if (wl->l->opts.tls) {
+		c->flags |= PT_C_PREACCEPT;       /* on_accept runs after the handshake */
+		c->state = PT_CONN_PARTIAL;       /* once it sends: a handshake in progress */
+		if (pt__tls_accept(c, wl->l) < 0) {
+			pt_conn_close(c, PT_CLOSE_ABORT);
+			return;
+		}
+	} else if (wl->l->opts.on_accept(c, wl->l->opts.arg) < 0) {
 		c->flags &= ~PT_C_LIVE;   /* rejected: no on_close */
 		c->flags |= PT_C_CLOSING | PT_C_FINAL;
 		relist(c);
@@ -337,6 +346,18 @@ void pt__accepted(struct pt_worker *w, struct pt_wlisten *wl, int fd)
 	}
 	if (w->be->conn_start(w, c) < 0)
 		pt_conn_close(c, PT_CLOSE_ABORT);
+}
+
+/* After a TLS handshake: the application's on_accept, as for a plaintext connection at
+ * accept. false: it refused the connection (the caller closes it, without on_close). */
+bool pt__conn_accept_app(struct pt_conn *c, struct pt_listener *l)
+{
+	c->state = PT_CONN_BUSY;
+	relist(c);
+	if (l->opts.on_accept(c, l->opts.arg) < 0)
+		return false;
+	c->flags &= ~PT_C_PREACCEPT;
+	return true;
 }
 
 /* ---- receive ---- */
@@ -369,6 +390,17 @@ void pt__rx_data(struct pt_conn *c, const void *data, size_t len)
 		c->flags |= PT_C_GOT_DATA;
 		relist(c);
 	}
+	if (c->tls)
+		pt__tls_rx(c, data, len);    /* decrypts, then pt__rx_plain */
+	else
+		pt__rx_plain(c, data, len);
+}
+
+/* Application bytes: delivered now, or kept in order while paused. */
+void pt__rx_plain(struct pt_conn *c, const void *data, size_t len)
+{
+	if (c->flags & PT_C_CLOSING)
+		return;
 	if ((c->flags & PT_C_PAUSED) || c->stash_len) {
 		if (stash_append(c, data, len) < 0)
 			pt_conn_close(c, PT_CLOSE_ABORT);  /* cannot keep the bytes: never lose them silently */
@@ -382,6 +414,11 @@ void pt__rx_end(struct pt_conn *c, int err)
 {
 	if (c->flags & PT_C_EOF)
 		return;
+	if ((c->flags & (PT_C_PREACCEPT | PT_C_CLOSING)) == PT_C_PREACCEPT) {
+		c->flags |= PT_C_EOF;
+		pt__tls_eof(c);            /* gone during the handshake */
+		return;
+	}
 	c->flags |= PT_C_EOF;
 	c->eof_err = (int16_t)err;
 	pt__pending(c);
@@ -430,9 +467,10 @@ static void conn_recycle(struct pt_worker *w, struct pt_conn *c)
 static void finish(struct pt_conn *c)
 {
 	struct pt_worker *w = c->w;
-	bool owed = c->flags & PT_C_LIVE;
+	bool owed = (c->flags & (PT_C_LIVE | PT_C_PREACCEPT)) == PT_C_LIVE;
 
 	pt__tx_fail(c, -ECANCELED);    /* nothing is in flight now: no request may outlive c */
+	pt__tls_free(c);
 	w->be->conn_closed(w, c);
 	if (c->flags & PT_C_ABORT) {
 		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
@@ -475,6 +513,10 @@ static void close_graceful_step(struct pt_conn *c)
 	pt__tx_run(c);
 	if (c->sq_head || (c->flags & PT_C_TX_BUSY) || (c->flags & PT_C_FINAL))
 		return;
+	if (c->tls && pt__tls_shutdown(c)) {   /* close_notify (or an alert) still to send */
+		pt__pending(c);
+		return;
+	}
 	if (!(c->flags & PT_C_SHUT_WR)) {
 		c->flags |= PT_C_SHUT_WR | PT_C_LINGER;
 		shutdown(c->fd, SHUT_WR);
@@ -551,6 +593,10 @@ static void conn_timer_fn(pt_timer_t *t, void *arg)
 	if (c->flags & PT_C_CLOSING) {   /* the close deadline: stop being polite */
 		c->flags |= PT_C_ABORT;
 		pt__pending(c);
+		return;
+	}
+	if (c->flags & PT_C_PREACCEPT) {  /* the handshake deadline */
+		pt__tls_timeout(c);
 		return;
 	}
 	CNT_ADD(c->w, timeouts, 1);

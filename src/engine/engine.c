@@ -7,6 +7,7 @@
  * where queued sends of one batch are gathered into single kernel sends.
  */
 #include "engine/engine_int.h"
+#include "engine/tls_int.h"
 #include <errno.h>
 #include <sched.h>
 #include <stdarg.h>
@@ -289,6 +290,7 @@ static void *worker_main(void *arg)
 	atomic_store_explicit(&w->exited, true, memory_order_release);
 	pt__posts_run(w);             /* posts that raced with the exit decision */
 	pt__conns_free(w);
+	pt__tls_worker_free(w);
 	if (w->reserve_fd >= 0)
 		close(w->reserve_fd);
 	w->be->worker_fini(w);

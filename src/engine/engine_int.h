@@ -29,6 +29,8 @@
 
 struct pt_worker;
 struct pt_conn;
+struct pt_tls_conn;
+struct pt_tls_worker;
 
 /* ---- counters (written by the owner, read by anyone) ---- */
 #define CNT_ADD(w, f, n) \
@@ -103,6 +105,7 @@ enum {
 	PT_C_PENDING   = 1u << 9,   /* on the worker's pending list */
 	PT_C_STARVED   = 1u << 10,  /* receive waits for provided buffers */
 	PT_C_FINAL     = 1u << 11,  /* cancelling kernel ops; fd closes when inflight == 0 */
+	PT_C_PREACCEPT = 1u << 12,  /* TLS handshake running: the application has not seen c */
 	PT_C_GOT_DATA  = 1u << 13,  /* at least one byte received */
 	PT_C_LINGER    = 1u << 14,  /* FIN sent, discarding input until the peer's FIN */
 	PT_C_EOF_DONE  = 1u << 15,  /* on_eof delivered */
@@ -136,6 +139,8 @@ struct pt_conn {
 	struct pt_txop *tx;               /* kernel send in flight */
 	char *stash;                      /* received while paused, delivered on resume */
 	uint32_t stash_len, stash_cap;
+	struct pt_tls_conn *tls;          /* TLS transport state, or NULL (plaintext) */
+	uint32_t accept_ms;               /* worker clock at accept (low 32 bits) */
 };
 
 /* Every accepted connection is on exactly one worker list, ordered by the time it entered it:
@@ -243,6 +248,7 @@ struct pt_worker {
 	struct pt_txop *txop_free;
 	unsigned nsreq_free, ntxop_free;
 	size_t buffered;                  /* PT_SEND_COPY bytes held */
+	struct pt_tls_worker *tlsw;       /* TLS buffers, from the first TLS connection on */
 	/* listeners */
 	struct pt_wlisten *wl;
 	unsigned nwl;
@@ -295,6 +301,7 @@ struct pt_conn *pt__conn_get(struct pt_worker *w, uint32_t idx, uint32_t gen);
 void pt__accepted(struct pt_worker *w, struct pt_wlisten *wl, int fd);
 void pt__accept_error(struct pt_worker *w, struct pt_wlisten *wl, int err);
 void pt__rx_data(struct pt_conn *c, const void *data, size_t len);
+void pt__rx_plain(struct pt_conn *c, const void *data, size_t len); /* after the transport */
 void pt__rx_end(struct pt_conn *c, int err);  /* 0 = EOF */
 void pt__op_done(struct pt_conn *c);          /* one kernel op finally completed */
 void pt__conn_process(struct pt_conn *c);     /* deferred work */
@@ -309,6 +316,7 @@ void pt__tx_done(struct pt_conn *c, ssize_t res);
 void pt__tx_writable(struct pt_conn *c);
 void pt__tx_notify(struct pt_conn *c);        /* run callbacks that are due, in order */
 void pt__tx_fail(struct pt_conn *c, int err); /* fail everything queued */
+size_t pt__chunk_len(const struct pt_chunk *ch);
 void pt__sreq_pool_free(struct pt_worker *w);
 
 /* timer.c */

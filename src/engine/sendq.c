@@ -14,6 +14,7 @@
  */
 #include "engine/engine_int.h"
 #include "engine/fault.h"
+#include "engine/tls_int.h"
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -237,10 +238,12 @@ PT_API uint64_t pt_conn_bytes_sent(const pt_conn_t *c)
 
 /* ---- progress ---- */
 
-static size_t chunk_len(const struct pt_chunk *ch)
+size_t pt__chunk_len(const struct pt_chunk *ch)
 {
 	return ch->kind == PT_CHUNK_MEM ? ch->mem.len : ch->file.len;
 }
+
+#define chunk_len pt__chunk_len
 
 /* Skip empty chunks and finished requests at the send cursor. */
 static void send_cursor_settle(struct pt_conn *c)
@@ -318,9 +321,9 @@ void pt__tx_fail(struct pt_conn *c, int err)
 
 /* ---- the transmit state machine ---- */
 
-static bool zc_request(const struct pt_worker *w, const struct pt_sreq *r)
+static bool zc_request(const struct pt_conn *c, const struct pt_sreq *r)
 {
-	return (r->flags & PT_SEND_ZC) && !(r->flags & PT_SR_COPIED) && w->zc_ok;
+	return (r->flags & PT_SEND_ZC) && !(r->flags & PT_SR_COPIED) && c->w->zc_ok && !c->tls;
 }
 
 /* Gathers memory chunks from the send cursor into t. A zero-copy request goes alone. Returns
@@ -332,9 +335,9 @@ static int gather(struct pt_conn *c, struct pt_txop *t)
 	struct pt_sreq *r = c->sq_send, *last = r;
 	bool more = false;
 
-	t->zc = zc_request(c->w, r);
+	t->zc = zc_request(c, r);
 	for (; r && k < PT_TX_IOV; r = r->next) {
-		if (r != c->sq_send && (t->zc || zc_request(c->w, r))) {
+		if (r != c->sq_send && (t->zc || zc_request(c, r))) {
 			more = true;
 			break;
 		}
@@ -425,14 +428,67 @@ static int tx_mem(struct pt_conn *c, size_t *budget)
 	return (int)n;
 }
 
+/* TLS: ciphertext of n bytes reached the kernel. */
+static void tls_sent(struct pt_conn *c, size_t n, size_t *budget)
+{
+	size_t plain = pt__tls_sent(c, n);
+
+	if (plain)
+		tx_advance(c, plain);
+	*budget = *budget > n ? *budget - n : 0;
+}
+
+/* TLS (userspace records): send the next ciphertext buffer, encrypting first if needed.
+ * 0 = progress, 1 = submitted or nothing to send, < 0 = -errno. */
+static int tx_tls(struct pt_conn *c, size_t *budget)
+{
+	struct pt_worker *w = c->w;
+	struct pt_tls_buf *b;
+	int rc = pt__tls_take(c, &b);
+
+	if (rc < 0)
+		return rc;
+	if (!b)
+		return 1;
+	if (!c->tx && !(c->tx = txop_get(w)))
+		return -ENOMEM;
+	struct pt_txop *t = c->tx;
+	t->iov[0].iov_base = b->base + b->off;
+	t->iov[0].iov_len = t->len = b->len - b->off;
+	t->msg.msg_iovlen = 1;
+	ssize_t n = w->be->send(w, c, MSG_NOSIGNAL | (b->more ? MSG_MORE : 0));
+	if (n > 0) {
+		txop_put(w, t);
+		c->tx = NULL;
+		tls_sent(c, (size_t)n, budget);
+		return 0;
+	}
+	if (n == 0) {
+		c->flags |= PT_C_TX_BUSY;
+		return 1;
+	}
+	txop_put(w, t);
+	c->tx = NULL;
+	return (int)n;
+}
+
+static bool tx_tls_mode(const struct pt_conn *c)
+{
+	return c->tls && !c->tls->ktls;
+}
+
 void pt__tx_run(struct pt_conn *c)
 {
 	size_t budget = 4 * PT_SENDFILE_MAX;   /* per round, so one fast client cannot monopolise */
 	int rc = 0;
 
-	while (c->sq_send && !(c->flags & (PT_C_TX_BUSY | PT_C_FINAL)) && budget) {
+	while ((c->sq_send || c->tls) && !(c->flags & (PT_C_TX_BUSY | PT_C_FINAL)) && budget) {
 		struct pt_sreq *r = c->sq_send;
-		if (r->chunks[r->cur].kind == PT_CHUNK_FILE)
+		if (tx_tls_mode(c))
+			rc = tx_tls(c, &budget);
+		else if (!r)
+			break;
+		else if (r->chunks[r->cur].kind == PT_CHUNK_FILE)
 			rc = tx_file(c, &budget);
 		else
 			rc = tx_mem(c, &budget);
@@ -448,7 +504,7 @@ void pt__tx_run(struct pt_conn *c)
 		if (rc > 0)
 			break;
 	}
-	if (!budget && c->sq_send)
+	if (!budget && (c->sq_send || (c->tls && c->tls->fly)))
 		pt__pending(c);        /* continue in the next round */
 	pt__tx_notify(c);
 }
@@ -466,6 +522,9 @@ void pt__tx_done(struct pt_conn *c, ssize_t res)
 		txop_put(w, t);
 		t = NULL;
 		tx_error(c, res < 0 ? (int)res : -ECANCELED);
+	} else if (res >= 0 && tx_tls_mode(c) && c->tls->fly) {
+		size_t budget = SIZE_MAX;
+		tls_sent(c, (size_t)res, &budget);
 	} else if (res >= 0 && c->sq_send) {
 		tx_advance(c, (size_t)res);
 	} else if (res == -EAGAIN) {               /* the socket is full: wait for room, resend */
