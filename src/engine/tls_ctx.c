@@ -371,6 +371,7 @@ static SSL_CTX *build_ctx(struct pt_tls_gen *g, const struct pt_tls_config *cfg,
 	SSL_CTX_set_session_id_context(x, (const unsigned char *)"portico", 7);
 	SSL_CTX_set_timeout(x, g->lifetime);
 	SSL_CTX_set_max_early_data(x, 0);
+	SSL_CTX_set_num_tickets(x, 1);
 	SSL_CTX_set_tlsext_ticket_key_evp_cb(x, ticket_cb);
 	SSL_CTX_set_tlsext_servername_callback(x, sni_cb);
 	SSL_CTX_set_tlsext_servername_arg(x, g);
