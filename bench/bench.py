@@ -15,6 +15,11 @@ about a second against our own servers only (no nginx), for `make test`.
 The flood scenarios (issue 10: S10, G1, G2; variants S10p, S10d, G1p that run only when named)
 have fixed loads of their own (bench/flood.c) rather than DURATION, and run the server with
 exactly 20 000 descriptors; they have their own table.
+
+The TLS scenarios (issue 14: T1, T2, T3, T3r, T3m) run portico, nginx and h2o with one ECDSA
+P-256 certificate made at bench time (openssl CLI, in the run's temporary directory) and the
+Mozilla intermediate profile; T3* use bench/tlsload.c, a client that makes a full (or, T3r, a
+resumed) handshake per connection, which wrk and h2load cannot.
 """
 import argparse
 import atexit
@@ -45,14 +50,24 @@ DISTURBED_PCT = 20      # other busy time, % of one CPU over the run, that makes
 MAX_REPEATS = 2
 
 FILES_3 = ["portico", "nginx", "limit"]
+TLS_3 = ["portico-tls", "nginx-tls", "h2o-tls"]
 
 
 def _s(key, title, **kw):
     d = dict(key=key, title=title, tool="wrk", path="/hello.txt", conns=100, metric="rps",
              servers=FILES_3, ref="nginx", ceiling="limit", script="report.lua", headers=[],
-             timeout=5, optional=False)
+             timeout=5, optional=False, scheme="http")
     d.update(kw)
     return key, d
+
+
+def _tls(key, title, **kw):
+    """A TLS scenario (issue 14): the same certificate (ECDSA P-256, made at bench time) and
+    profile (Mozilla intermediate) for every server; `also`: a second metric shown beside the
+    main one. smoke_servers: the servers --smoke runs (our own, and few: make test runs it)."""
+    d = dict(scheme="https", servers=TLS_3, ref="nginx-tls", ceiling=None, smoke_servers=[])
+    d.update(kw)
+    return _s(key, title, **d)
 
 
 def _flood(key, title, **kw):
@@ -97,6 +112,20 @@ SCENARIOS = dict([
        servers=["portico", "portico-epoll"], ref="portico", ceiling=None),
     _s("S9b", "S5 on Portico's epoll backend vs its io_uring backend", path="/64k.bin",
        metric="mbps", servers=["portico", "portico-epoll"], ref="portico", ceiling=None),
+    _tls("T1", "S1 over TLS: 13-byte file, keep-alive, 100 connections (wrk, https)",
+         also="mbps", smoke_servers=["portico-tls"]),
+    _tls("T2", "64 KiB file over TLS, keep-alive, 100 connections (wrk, https)",
+         path="/64k.bin", metric="mbps", also="rps"),
+    _tls("T3", "a new TLS connection per request: full handshake + one GET (Connection: "
+         "close), 100 in flight, no resumption; 1 and 2 workers", tool="tlsload",
+         tls_mode="full", servers=["portico-tls", "portico-tls-w2", "nginx-tls", "h2o-tls"],
+         smoke_servers=["portico-tls"]),
+    _tls("T3r", "T3 with resumed handshakes: each connection offers the newest session ticket "
+         "its slot got (once)", tool="tlsload", tls_mode="resume"),
+    _tls("T3m", "T3 with the server and the client sharing both CPUs: 1 against 2 workers "
+         "(OpenSSL 3.0 lock contention); nginx with 2 worker processes as the reference",
+         tool="tlsload", tls_mode="full", cpus=("0,1", "0,1"),
+         servers=["portico-tls", "portico-tls-w2", "nginx-tls-w2"], ref="nginx-tls-w2"),
     _flood("S10", "flood: 30 000 silent + 300 slowloris connections, 200 new-connection "
            "requests over 30 s with a 5 s budget; server limited to 20 000 descriptors",
            servers=["portico", "portico-epoll", "nginx"], **S10_LOAD),
@@ -140,11 +169,14 @@ def client_argv(ctx, scen, srv, port):
                 "-s", os.path.join(HERE, scen["script"])]
         for h in scen["headers"]:
             argv += ["-H", h]
-        return argv + [f"http://127.0.0.1:{port}{path}"]
+        return argv + [f"{scen['scheme']}://127.0.0.1:{port}{path}"]
     if scen["tool"] == "bigread":
         size = ctx.files[path][0]
         return [ctx.tool("bigread"), "-c", str(scen["conns"]), "-t", f"{d:g}", "-p", path,
                 "-e", str(size), f"127.0.0.1:{port}"]
+    if scen["tool"] == "tlsload":
+        return [ctx.tool("tlsload"), "-c", str(scen["conns"]), "-t", f"{d:g}", "-m",
+                scen["tls_mode"], "-p", path, "-e", str(ctx.files[path][0]), f"127.0.0.1:{port}"]
     if scen["tool"] == "echo":
         return [ctx.tool("echo_load"), "-c", str(scen["conns"]), "-d", str(scen["depth"]),
                 "-s", str(scen["size"]), "-t", f"{d:g}", f"127.0.0.1:{port}"]
@@ -161,6 +193,16 @@ def parse_client(scen, rc, out, err):
         secs = j["duration_us"] / 1e6
         m = dict(requests=j["requests"], rps=j["requests"] / secs, mbps=j["bytes"] / secs / 1e6,
                  errors=j["connect"] + j["read"] + j["write"] + j["timeout"], non2xx=j["status"])
+    elif scen["tool"] == "tlsload":    # a "request" is a handshake that carried a GET
+        hs = j["handshakes"]
+        m = dict(requests=hs, rps=j["hps"], responses=j["requests"], errors=j["errors"],
+                 non2xx=j["non2xx"], resumed=j["resumed"],
+                 resumed_pct=100.0 * j["resumed"] / hs if hs else None,
+                 tls=" ".join(x for x in (j["protocol"], j["cipher"], j["group"]) if x),
+                 hs_p50_us=j["hs_p50_us"], hs_p99_us=j["hs_p99_us"],
+                 first_error=j["first_error"] or None,
+                 fails={k: j[k] for k in ("fail_connect", "fail_handshake", "fail_io",
+                                          "timeouts", "drain_timeouts")})
     elif scen["tool"] == "bigread":
         m = dict(requests=j["requests"], rps=j["requests"] / j["duration_s"], mbps=j["mbps"],
                  errors=j["errors"], non2xx=j["non2xx"])
@@ -171,11 +213,20 @@ def parse_client(scen, rc, out, err):
     return m
 
 
+def scen_cpus(ctx, scen):
+    """(server CPUs, client CPUs) for taskset: the usual pinning, or the scenario's own (T3m
+    spreads both over CPUs 0 and 1) when the machine has them."""
+    if scen.get("cpus") and (os.cpu_count() or 1) >= 2:
+        return scen["cpus"]
+    return ctx.server_cpu, ctx.client_cpu
+
+
 def measure_load(ctx, scen, run):
     pids = run.refresh_pids()
     cpu0, sys0, t0 = bp.cpu_ticks(pids), bp.system_cpu([0, 1]), time.monotonic()
     rc, out, err, cli_cpu = bp.run_client(client_argv(ctx, scen, run.srv, run.port),
-                                          ctx.client_cpu, timeout=ctx.args.duration + 60)
+                                          scen_cpus(ctx, scen)[1],
+                                          timeout=ctx.args.duration + 60)
     cpu1, sys1, t1 = bp.cpu_ticks(pids), bp.system_cpu([0, 1]), time.monotonic()
     m = parse_client(scen, rc, out, err)
     wall, srv_s = t1 - t0, (cpu1 - cpu0) / bp.HZ
@@ -477,7 +528,8 @@ def _read(path):
 
 
 def run_one(ctx, scen, srv):
-    run = srvs.start(srv, ctx.tmp, ctx.docroot, ctx.server_cpu, nofile=scen.get("nofile"))
+    run = srvs.start(srv, ctx.tmp, ctx.docroot, scen_cpus(ctx, scen)[0],
+                     nofile=scen.get("nofile"))
     try:
         if scen["tool"] == "idle":
             return measure_idle(ctx, scen, run)
@@ -557,6 +609,11 @@ def progress(rnd, rounds, key, name, m):
     extra = "" if m.get("cpu_us_per_req") is None else f", CPU {m['cpu_us_per_req']:.2f} µs/req"
     cli = "" if m.get("client_cpu_pct") is None else f", client {m['client_cpu_pct']:.0f} %"
     err = f", errors {m.get('errors')}" + (f" non-2xx {m['non2xx']}" if m.get("non2xx") else "")
+    if m.get("tls"):
+        err += f", {m['tls']}, resumed {m['resumed_pct']:.0f} %" if m.get("resumed_pct") \
+            is not None else f", {m['tls']}"
+        if m.get("first_error"):
+            err += f" (first error: {m['first_error']})"
     log(f"  [{rnd}/{rounds}] {key:4} {name:14} {rep.num(m.get(metric))}{unit}{extra}{cli}{err}")
 
 
@@ -615,8 +672,9 @@ def plan(args, servers, scens):
     out = {}
     for key, scen in scens.items():
         names = [n for n in scen["servers"] if (not only or n in only)]
-        if args.smoke:
-            names = [n for n in names if n != "nginx"]
+        if args.smoke:              # our own servers only, and for TLS only the few named
+            names = [n for n in names if not n.startswith(("nginx", "h2o")) and
+                     n in scen.get("smoke_servers", names)]
         if names:
             out[key] = names
     return out
@@ -624,7 +682,7 @@ def plan(args, servers, scens):
 
 def bench(args):
     build = os.environ.get("PT_RELEASE_BUILD") or os.path.join(ROOT, "build")
-    for tool in ("limit", "echo_epoll", "echo_load", "bigread", "idle", "flood"):
+    for tool in ("limit", "echo_epoll", "echo_load", "bigread", "idle", "flood", "tlsload"):
         if not os.access(os.path.join(build, "bench", tool), os.X_OK):
             raise SystemExit(f"bench: {build}/bench/{tool} missing: run `make` (or make bench)")
     if not shutil.which("wrk"):
@@ -640,6 +698,8 @@ def bench(args):
     if warn:
         log(f"bench: warning: {warn}")
     ctx = Ctx(args, build, tmp, os.path.join(build, "bench-docroot"), files)
+    if any(servers[n].tls and not servers[n].missing for names in todo.values() for n in names):
+        srvs.make_tls(tmp)          # one ECDSA P-256 certificate for every TLS server
     log(f"bench: {args.rounds} round(s) x {args.duration:g} s; scenarios {' '.join(todo)}; "
         f"server on CPU {ctx.server_cpu}, client on CPU {ctx.client_cpu}")
     log("bench: checking every server's answers before measuring")
@@ -669,7 +729,8 @@ def bench(args):
         results[key] = rows
     for key in todo:                    # after all: a variant's reference is in its base scenario
         rep.add_ratios(scens[key], results[key], results.get(scens[key].get("base")))
-    doc = {"scenarios": results, "machine": machine_info(build),
+    tls_info = {n: s.tls_info for n, s in servers.items() if s.tls_info}
+    doc = {"scenarios": results, "machine": machine_info(build), "tls": tls_info,
            "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
            "settings": {"rounds": args.rounds, "duration_s": args.duration, "smoke": args.smoke,
                         "quick": args.quick},
@@ -684,6 +745,8 @@ def bench(args):
         stamp = doc["date"][:19].replace(":", "")      # must not erase a full run
         shutil.copyfile(args.out, os.path.join(os.path.dirname(args.out), f"run-{stamp}.json"))
     print(rep.terminal(results, scens))
+    if tls_info:
+        print("\n" + rep.tls_summary(tls_info, results))
     print(f"\nresults: {args.out}   (ratios: ×ref = throughput / the reference "
           "server's: nginx, or the plain loop for E*, or io_uring Portico for S9; "
           "CPU ×ref likewise for CPU per request; floods: p99 ×ref = p99 / nginx's p99, "
@@ -708,6 +771,9 @@ def main(argv):
               f"{m.get('kernel')}, {m.get('cpus')} x {m.get('cpu')}, {m.get('mem_gib')} GiB; "
               f"{m.get('nginx')}; {m.get('wrk')}; {m.get('pinning')}.\n")
         print(rep.markdown(doc["scenarios"], {k: SCENARIOS[k] for k in doc["scenarios"]}))
+        if doc.get("tls"):
+            print(f"\n{m.get('openssl')}; {m.get('h2o')}. " +
+                  rep.tls_summary(doc["tls"], doc["scenarios"]))
         return 0
     atexit.register(bp.stop_all)
     for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):

@@ -42,6 +42,17 @@ def summarize(scen, runs, failures, skipped=None):
     v = _vals(runs, main)
     out[main + "_min"] = min(v) if v else None
     out[main + "_max"] = max(v) if v else None
+    if scen.get("also"):                # a second throughput shown beside the main one
+        out[scen["also"]] = _med(runs, scen["also"])
+    if scen.get("tool") == "tlsload":   # handshake scenarios (T3): what the client saw
+        out["mbps"] = None
+        out["resumed_pct"] = _med(runs, "resumed_pct")
+        out["hs_p99_us"] = _med(runs, "hs_p99_us")
+        out["tls"] = next((r["tls"] for r in reversed(runs) if r.get("tls")), None)
+        cpu = out["cpu_us_per_req"]     # handshakes/s one core of this server could do
+        out["capacity_hps"] = 1e6 / cpu if cpu else None
+        out["first_error"] = next((r["first_error"] for r in runs if r.get("first_error")),
+                                  None)
     cli = out["client_cpu_pct"]
     out["client_bound"] = cli is not None and cli >= CLIENT_BOUND_PCT
     out["all_runs"] = runs
@@ -113,6 +124,8 @@ def add_ratios(scen, rows, base_rows=None):
     for row in rows.values():
         row["x_ref"] = _ratio(row.get(main), ref.get(main))
         row["cpu_x_ref"] = _ratio(row.get("cpu_us_per_req"), ref.get("cpu_us_per_req"))
+        if row.get("capacity_hps"):     # T3: handshakes per CPU-second, as a ratio
+            row["capacity_x_ref"] = _ratio(row["capacity_hps"], ref.get("capacity_hps"))
         row["x_limit"] = _ratio(row.get(main), ceil.get(main)) if ceil else None
 
 
@@ -153,6 +166,9 @@ def row_cells(key, scen, name, row):
     lo, hi = row.get(main + "_min"), row.get(main + "_max")
     if row["runs"] > 1 and lo is not None:
         med += f" [{num(lo)}–{num(hi)}]"
+    also = scen.get("also")
+    if also and row.get(also) is not None:
+        med += f" ({num(row[also])}{' MB/s' if also == 'mbps' else ' req/s'})"
     p99 = row.get("p99_us")
     err, non2xx = row.get("errors"), row.get("non2xx")
     errs = "—" if err is None else (str(err) + (f" +{non2xx} non-2xx" if non2xx else ""))
@@ -165,6 +181,20 @@ def row_cells(key, scen, name, row):
         notes.append(f"{len(row['failures'])} run(s) failed")
     if p99 is None and main in ("rps", "mbps") and scen["tool"] == "wrk":
         notes.append("p99 n/a (wrk)")
+    if scen.get("tool") == "tlsload":
+        if row.get("capacity_hps"):
+            notes.append(f"capacity {num(row['capacity_hps'])}/s of server CPU"
+                         + (f" ({num(row['capacity_x_ref'])}× ref)"
+                            if row.get("capacity_x_ref") and name != scen["ref"] else ""))
+        if row.get("tls"):
+            notes.append(row["tls"])
+        res = row.get("resumed_pct")
+        if scen.get("tls_mode") == "resume" and res is not None:
+            notes.append(f"resumed {res:.0f} %")
+        elif res:
+            notes.append(f"RESUMED {res:.1f} % (a full-handshake scenario)")
+        if row.get("first_error"):
+            notes.append(f"first error: {row['first_error'][:80]}")
     return [key, name, med, num(row.get("cpu_us_per_req")),
             "—" if p99 is None else f"{p99 / 1000:.1f}", errs,
             num(row.get("client_cpu_pct")), num(row.get("x_ref")), num(row.get("cpu_x_ref")),
@@ -174,6 +204,14 @@ def row_cells(key, scen, name, row):
 FLOOD_HEAD = ["scen", "server", "served", "p50 ms", "p99 ms", "max ms",
               "fds before / peak / after", "after flood", "flood held / opened / target",
               "slowloris open", "p99 ×ref", "notes"]
+
+
+def tls_summary(tls_info, results):
+    """One line: what each TLS server negotiated in the pre-check (TLS 1.3 and 1.2)."""
+    parts = [f"{name}: {info.get('tls13')} / {info.get('tls12')}"
+             for name, info in sorted(tls_info.items())
+             if any(name in rows for rows in results.values())]
+    return "TLS negotiated (pre-check, Python's OpenSSL client; 1.3 / 1.2): " + "; ".join(parts)
 
 
 def _ms(v):

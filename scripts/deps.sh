@@ -8,7 +8,7 @@ for set in "$@"; do
 	build) ;;
 	test) want+=(libcmocka-dev clang libclang-rt-14-dev python3 curl media-types openssl) ;;
 	fuzz) want+=(clang libclang-rt-14-dev) ;;
-	bench) want+=(nginx-light wrk python3 curl util-linux) ;;
+	bench) want+=(nginx-light wrk python3 curl util-linux openssl h2o) ;;
 	*) echo "deps.sh: unknown set '$set'" >&2; exit 2 ;;
 	esac
 done
@@ -26,7 +26,9 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null 2>&1 || {
 	apt-get update >/dev/null && apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null
 }
-# nginx-light starts a system service on port 80 when installed; the bench starts its own.
-if printf '%s\n' "${missing[@]}" | grep -q '^nginx'; then
-	(service nginx stop || systemctl stop nginx) >/dev/null 2>&1 || true
-fi
+# nginx-light and h2o start a system service when installed; the bench starts its own.
+for svc in nginx h2o; do
+	if printf '%s\n' "${missing[@]}" | grep -q "^$svc"; then
+		(service "$svc" stop || systemctl stop "$svc") >/dev/null 2>&1 || true
+	fi
+done
