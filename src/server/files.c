@@ -8,11 +8,13 @@
  * give 206, multipart/byteranges or 416 (range.c). Small files go out from memory, larger ones
  * as file ranges through the engine's transmit (sendfile, no user-space copy).
  * Everything runs on the connection's worker; the cache entry is referenced until the send
- * completes.
+ * completes. On TLS connections every response may carry Strict-Transport-Security
+ * (--hsts); with --redirect-https, plaintext requests get only a 301 to the https URL.
  */
 #include "server/files.h"
 #include "server/alog.h"
 #include "server/encoding.h"
+#include "server/https.h"
 #include "server/range.h"
 #include <dirent.h>
 #include <fcntl.h>
@@ -37,11 +39,27 @@ static void add(struct reply *rp, const char *name, const char *value)
 		rp->h[rp->nh++] = (struct pt_http_header){ name, value };
 }
 
-/* Every response goes through here, so the access log sees each one once. */
+static bool is_tls(pt_http_req_t *r)
+{
+	pt_conn_t *c = pt_http_req_conn(r);
+
+	return c && pt_conn_is_tls(c);
+}
+
+/* Every response goes through here, so the access log sees each one once, and each one on
+ * a TLS connection gets the HSTS field (RFC 6797 7.2: never over plaintext). */
 static int reply(struct pt_files *f, pt_http_req_t *r, unsigned status,
 		 const struct pt_http_header *h, unsigned nh, const struct pt_http_chunk *c,
 		 unsigned n, unsigned flags, pt_http_send_fn cb, void *arg)
 {
+	struct pt_http_header all[MAX_HEADERS + 1];
+
+	if (*f->hsts && nh <= MAX_HEADERS && is_tls(r)) {
+		if (nh)
+			memcpy(all, h, nh * sizeof *h);
+		all[nh++] = (struct pt_http_header){ "Strict-Transport-Security", f->hsts };
+		h = all;
+	}
 	int err = pt_http_respond(r, status, NULL, h, nh, c, n, flags, cb, arg);
 
 	if (err == 0 && f->alog) {
@@ -383,6 +401,28 @@ static void serve_dir(struct pt_files *f, pt_http_req_t *r, struct fentry *dir, 
 
 /* ---- the handler ---- */
 
+/* --redirect-https on a plaintext connection: 301 to the same host and target on the HTTPS
+ * port, or 400 without a usable Host (RFC 9112 3.2: HTTP/1.0 may omit it). */
+static void redirect_https(struct pt_files *f, pt_http_req_t *r)
+{
+	struct pt_http_str a = pt_http_req_authority(r), p = pt_http_req_path(r),
+			   q = pt_http_req_query(r);
+	size_t cap = PT_HTTPS_LOCATION_MAX(a.n, p.n, q.n);
+	char *loc = malloc(cap);
+	int n;
+
+	if (!loc) {
+		simple(f, r, 503, "Retry-After", "1");
+		return;
+	}
+	n = pt_https_location(a, p, q, f->https_port, loc, cap);
+	if (n < 0)
+		simple(f, r, 400, NULL, NULL);
+	else
+		simple(f, r, 301, "Location", loc);   /* BUFFER: copied before this returns */
+	free(loc);
+}
+
 static bool method_ok(struct pt_files *f, pt_http_req_t *r)
 {
 	enum pt_http_method m = pt_http_req_method(r);
@@ -404,6 +444,10 @@ void pt_files_handle(pt_http_req_t *r, void *arg)
 	char norm[PATH_MAX];
 	size_t nlen;
 
+	if (f->redirect_https && !is_tls(r)) {
+		redirect_https(f, r);
+		return;
+	}
 	if (!method_ok(f, r))
 		return;
 	struct pt_http_str p = pt_http_req_path(r);

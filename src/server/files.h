@@ -14,6 +14,10 @@ struct pt_files {
 	bool autoindex;
 	const char *cache_control;      /* "" = none */
 	struct pt_alog *alog;           /* NULL: access log off */
+	char hsts[32];                  /* Strict-Transport-Security value on TLS connections,
+	                                   "max-age=N"; "" = none */
+	bool redirect_https;            /* plaintext requests get a 301 to https://... */
+	unsigned https_port;            /* ... on this port (the first HTTPS listener's) */
 	struct pt_fcache **cache;       /* one per worker */
 	unsigned nworkers;
 };

@@ -4,15 +4,18 @@
  *   portico [OPTIONS] [DOCROOT]        (see --help and docs/portico.1)
  *
  * Start-up order: parse options (exit 2 on a bad one), open logs and the docroot (exit 1 when
- * unusable), raise the descriptor limit, create the server and bind every address (or take
- * systemd's sockets), drop privileges (--user), then start the workers (their rings are
- * created unprivileged). The main thread then only waits for signals: SIGTERM/SIGINT stop
- * gracefully, SIGHUP reopens the log files, SIGUSR1 logs the counters.
+ * unusable), raise the descriptor limit, load the TLS certificates and keys (exit 1 naming the
+ * file when one is unusable), create the server and bind every address (or take systemd's
+ * sockets), drop privileges (--user), then start the workers (their rings are created
+ * unprivileged). The main thread then only waits for signals: SIGTERM/SIGINT stop
+ * gracefully, SIGHUP reopens the log files and reloads the certificates, SIGUSR1 logs the
+ * counters. The TLS context outlives the server: it is destroyed after it.
  */
 #include <portico/http.h>
 #include "server/alog.h"
 #include "server/config.h"
 #include "server/files.h"
+#include "server/https.h"
 #include "server/mime.h"
 #include <arpa/inet.h>
 #include <errno.h>
@@ -98,29 +101,65 @@ static void socket_name(int fd, char *out, size_t n)
 	}
 }
 
-/* systemd socket activation: LISTEN_PID/LISTEN_FDS, descriptors from 3. They replace the -l
- * addresses (also in the start-up lines). Returns how many. */
-static int socket_activation(pt_http_server_t *s, struct pt_server_config *c)
+/* systemd socket activation: LISTEN_PID/LISTEN_FDS, descriptors from 3. A socket whose
+ * FileDescriptorName= (LISTEN_FDNAMES, colon-separated) is "https" is a TLS listener. */
+struct activation {
+	int n;                                /* inherited sockets, 0 = not activated */
+	unsigned ntls;                        /* of which TLS */
+	bool tls[2 * PT_CONFIG_MAX_LISTEN];
+};
+
+/* Reads the environment into *a: 0, or -1 after printing why. */
+static int activation_read(struct activation *a)
 {
 	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+	const char *names = getenv("LISTEN_FDNAMES");
 
+	*a = (struct activation){ 0 };
 	if (!pid || !fds || atol(pid) != (long)getpid())
 		return 0;
-	int n = atoi(fds);
-	if (n > PT_CONFIG_MAX_LISTEN) {
-		fprintf(stderr, "portico: LISTEN_FDS=%d: at most %d sockets\n", n, PT_CONFIG_MAX_LISTEN);
+	a->n = atoi(fds);
+	if (a->n < 0 || a->n > 2 * PT_CONFIG_MAX_LISTEN) {
+		fprintf(stderr, "portico: LISTEN_FDS=%d: at most %d sockets\n", a->n,
+			2 * PT_CONFIG_MAX_LISTEN);
 		return -1;
 	}
-	c->nlisten = 0;
-	for (int i = 0; i < n; i++) {
-		socket_name(3 + i, c->listen[c->nlisten++], sizeof c->listen[0]);
-		int err = pt_http_listen_fd(s, 3 + i);
-		if (err < 0) {
-			fprintf(stderr, "portico: socket-activated fd %d: %s\n", 3 + i, strerror(-err));
-			return -1;
-		}
+	for (int i = 0; names && *names && i < a->n; i++) {
+		size_t len = strcspn(names, ":");
+		a->tls[i] = len == 5 && memcmp(names, "https", 5) == 0;
+		a->ntls += a->tls[i];
+		names += len + (names[len] == ':');
 	}
-	return n;
+	if (a->n - (int)a->ntls > PT_CONFIG_MAX_LISTEN || a->ntls > PT_CONFIG_MAX_LISTEN) {
+		fprintf(stderr, "portico: LISTEN_FDS=%d: at most %d plaintext and %d https sockets\n",
+			a->n, PT_CONFIG_MAX_LISTEN, PT_CONFIG_MAX_LISTEN);
+		return -1;
+	}
+	return 0;
+}
+
+/* Serves the inherited sockets: they replace the --listen addresses, and the --listen-tls
+ * ones too when any is named "https" (also in the start-up lines). Plaintext ones are added
+ * first, so the listener indices match listen_all's. 0 or -1. */
+static int socket_activation(pt_http_server_t *s, struct pt_server_config *c,
+			     const struct activation *a, pt_tls_t *tls)
+{
+	c->nlisten = 0;
+	if (a->ntls)
+		c->nlisten_tls = 0;
+	for (int pass = 0; pass < 2; pass++)
+		for (int i = 0; i < a->n; i++) {
+			if (a->tls[i] != (pass == 1))
+				continue;
+			char *name = a->tls[i] ? c->listen_tls[c->nlisten_tls++] : c->listen[c->nlisten++];
+			socket_name(3 + i, name, PT_CONFIG_ADDR_MAX);
+			int err = a->tls[i] ? pt_http_listen_fd_tls(s, 3 + i, tls) : pt_http_listen_fd(s, 3 + i);
+			if (err < 0) {
+				fprintf(stderr, "portico: socket-activated fd %d: %s\n", 3 + i, strerror(-err));
+				return -1;
+			}
+		}
+	return 0;
 }
 
 static int drop_privileges(const char *user)
@@ -140,38 +179,73 @@ static int drop_privileges(const char *user)
 	return 0;
 }
 
-static int listen_all(pt_http_server_t *s, struct pt_server_config *c)
+static int listen_addr(pt_http_server_t *s, const char *addr, pt_tls_t *tls)
 {
-	int n = socket_activation(s, c);
+	int li = tls ? pt_http_listen_tls(s, addr, tls) : pt_http_listen(s, addr);
 
-	if (n < 0)
+	if (li < 0)
+		fprintf(stderr, "portico: cannot listen on %s: %s\n", addr, strerror(-li));
+	return li;
+}
+
+/* Plaintext listeners first (indices 0..nlisten-1), then the TLS ones. */
+static int listen_all(pt_http_server_t *s, struct pt_server_config *c,
+		      const struct activation *a, pt_tls_t *tls)
+{
+	if (a->n && socket_activation(s, c, a, tls) < 0)
 		return -1;
-	for (unsigned i = 0; n == 0 && i < c->nlisten; i++) {
-		int li = pt_http_listen(s, c->listen[i]);
-		if (li < 0) {
-			fprintf(stderr, "portico: cannot listen on %s: %s\n", c->listen[i], strerror(-li));
+	for (unsigned i = 0; !a->n && i < c->nlisten; i++)
+		if (listen_addr(s, c->listen[i], NULL) < 0)
 			return -1;
-		}
-	}
+	for (unsigned i = 0; !a->ntls && i < c->nlisten_tls; i++)
+		if (listen_addr(s, c->listen_tls[i], tls) < 0)
+			return -1;
 	return 0;
 }
 
-static void announce(pt_http_server_t *s, const struct pt_server_config *c)
+static void announce_addr(const struct pt_server_config *c, const char *a, bool tls, int port)
 {
+	printf("portico: serving %s at %s://%.*s:%d/\n", c->docroot, tls ? "https" : "http",
+	       (int)(strrchr(a, ':') - a), a, port);
+}
+
+static void announce(pt_http_server_t *s, const struct pt_server_config *c, pt_tls_t *tls)
+{
+	unsigned n = c->nlisten + (tls ? c->nlisten_tls : 0);
 	int port;
 
-	for (int i = 0; (unsigned)i < c->nlisten && (port = pt_http_listen_port(s, i)) >= 0; i++) {
-		const char *a = c->listen[i];
-		printf("portico: serving %s at http://%.*s:%d/\n", c->docroot,
-		       (int)(strrchr(a, ':') - a), a, port);
-	}
+	for (unsigned i = 0; i < n && (port = pt_http_listen_port(s, (int)i)) >= 0; i++)
+		announce_addr(c, i < c->nlisten ? c->listen[i] : c->listen_tls[i - c->nlisten],
+			      i >= c->nlisten, port);
 	printf("portico: %s backend, %u workers\n", pt_engine_backend(pt_http_server_engine(s)),
 	       pt_engine_workers(pt_http_server_engine(s)));
+	if (tls)
+		printf("portico: TLS: %u certificate%s, %s, file bodies %s\n", c->ntls_cert,
+		       c->ntls_cert == 1 ? "" : "s",
+		       c->tls_min_version == c->tls_max_version
+			       ? (c->tls_min_version == PT_TLS_1_3 ? "TLSv1.3" : "TLSv1.2")
+			       : "TLSv1.2 and TLSv1.3",
+		       pt_tls_ktls(tls) ? "sent with kernel TLS (kTLS)"
+					: "encrypted in userspace (no kernel TLS)");
 	fflush(stdout);
 }
 
-/* SIGUSR1: the engine's counters, summed over the workers, as one line of the error log. */
-static void log_counters(pt_http_server_t *s)
+#define ULL(x) ((unsigned long long)(x))
+
+/* The TLS part of the SIGUSR1 line: handshakes full, resumed and failed (by reason), errors
+ * on established connections, connections sent through kTLS. */
+static void log_tls_counters(const struct pt_counters *n)
+{
+	fprintf(stderr, " tls_handshakes %llu tls_resumed %llu tls_failed %llu (proto %llu plain "
+		"%llu timeout %llu shed %llu) tls_errors %llu tls_ktls %llu",
+		ULL(n->tls_handshakes), ULL(n->tls_resumed), ULL(n->tls_failed),
+		ULL(n->tls_fail_proto), ULL(n->tls_fail_plain), ULL(n->tls_fail_timeout),
+		ULL(n->tls_fail_shed), ULL(n->tls_errors), ULL(n->tls_ktls));
+}
+
+/* SIGUSR1: the engine's counters, summed over the workers, as one line of the error log
+ * (with the TLS counters when there are HTTPS listeners). */
+static void log_counters(pt_http_server_t *s, bool tls)
 {
 	struct pt_counters n;
 
@@ -180,7 +254,7 @@ static void log_counters(pt_http_server_t *s)
 	fprintf(stderr, "portico: counters: conns %llu accepts %llu closes %llu bytes_in %llu "
 		"bytes_out %llu shed %llu (silent %llu partial %llu idle %llu) accept_paused %llu "
 		"accept_errors %llu fd_reserve_used %llu timeouts %llu send_refused %llu "
-		"buf_starved %llu\n",
+		"buf_starved %llu",
 		(unsigned long long)n.conns, (unsigned long long)n.accepts,
 		(unsigned long long)n.closes, (unsigned long long)n.bytes_in,
 		(unsigned long long)n.bytes_out, (unsigned long long)n.shed,
@@ -189,11 +263,27 @@ static void log_counters(pt_http_server_t *s)
 		(unsigned long long)n.accept_errors, (unsigned long long)n.fd_reserve_used,
 		(unsigned long long)n.timeouts, (unsigned long long)n.send_refused,
 		(unsigned long long)n.buf_starved);
+	if (tls)
+		log_tls_counters(&n);
+	fputc('\n', stderr);
 	fflush(stderr);
 }
 
+/* SIGHUP: the certificate and key files are read again; on any error the engine keeps the
+ * ones it has, and the reason is logged. */
+static void reload_tls(pt_tls_t *tls, const struct pt_server_config *c)
+{
+	char msg[512];
+
+	if (pt_https_reload(tls, c, msg, sizeof msg) < 0)
+		fprintf(stderr, "portico: TLS reload failed, keeping the current certificates: %s\n",
+			msg);
+	else
+		fprintf(stderr, "portico: TLS certificates reloaded\n");
+}
+
 static void wait_for_stop(pt_http_server_t *s, struct pt_alog *alog,
-			  const struct pt_server_config *c)
+			  const struct pt_server_config *c, pt_tls_t *tls)
 {
 	sigset_t set;
 	int sig;
@@ -208,14 +298,55 @@ static void wait_for_stop(pt_http_server_t *s, struct pt_alog *alog,
 		if (sigwait(&set, &sig) != 0 || (sig != SIGHUP && sig != SIGUSR1))
 			return;
 		if (sig == SIGUSR1) {
-			log_counters(s);
+			log_counters(s, tls != NULL);
 			continue;
 		}
 		open_error_log(c);                    /* SIGHUP: reopen both logs (rotation) */
 		if (alog && (err = pt_alog_reopen(alog)) < 0)
 			fprintf(stderr, "portico: reopening the access log '%s': %s\n", c->access_log,
 				strerror(-err));
+		if (tls)
+			reload_tls(tls, c);
+		fflush(stderr);
 	}
+}
+
+/* Checks the TLS settings and loads the certificates (before --user drops the right to read
+ * the keys). *tls stays NULL without HTTPS listeners. 0, or -1 after printing why. */
+static int setup_tls(const struct pt_server_config *c, const struct activation *a,
+		     pt_tls_t **tls)
+{
+	unsigned listeners = a->ntls ? a->ntls : c->nlisten_tls;
+	char msg[512];
+
+	*tls = NULL;
+	if (pt_config_check_tls(c, listeners, msg, sizeof msg) < 0) {
+		fprintf(stderr, "portico: %s\n", msg);
+		return -1;
+	}
+	if (!listeners) {
+		if (c->ntls_cert)
+			fprintf(stderr, "portico: warning: --tls-cert without --listen-tls: no HTTPS\n");
+		return 0;
+	}
+	if (!(*tls = pt_https_create(c, msg, sizeof msg))) {
+		fprintf(stderr, "portico: %s\n", msg);
+		return -1;
+	}
+	return 0;
+}
+
+/* What the file handler needs to know about HTTPS (after the listeners are bound: the
+ * redirect goes to the first HTTPS listener's actual port). */
+static void files_https(struct pt_files *f, pt_http_server_t *s,
+			const struct pt_server_config *c, pt_tls_t *tls)
+{
+	if (!tls)
+		return;
+	if (c->hsts != PT_CONFIG_OFF)
+		snprintf(f->hsts, sizeof f->hsts, "max-age=%u", c->hsts);
+	f->redirect_https = c->redirect_https;
+	f->https_port = (unsigned)pt_http_listen_port(s, (int)c->nlisten);
 }
 
 static int serve(struct pt_server_config *c, int rootfd)
@@ -223,12 +354,18 @@ static int serve(struct pt_server_config *c, int rootfd)
 	struct pt_http_config hc;
 	struct pt_files files = { 0 };
 	struct pt_alog *alog = NULL;
+	struct activation act;
+	pt_tls_t *tls = NULL;
 	int err, rc = 1;
 
+	if (activation_read(&act) < 0 || setup_tls(c, &act, &tls) < 0)
+		return 1;
 	http_config(c, &hc);
 	pt_http_server_t *s = pt_http_server_create(&hc, &err);
 	if (!s) {
 		fprintf(stderr, "portico: %s\n", strerror(-err));
+		if (tls)
+			pt_tls_destroy(tls);
 		return 1;
 	}
 	unsigned workers = pt_engine_workers(pt_http_server_engine(s));
@@ -243,19 +380,22 @@ static int serve(struct pt_server_config *c, int rootfd)
 	if (*c->access_log && !(alog = pt_alog_open(c->access_log, workers, &err)))
 		fprintf(stderr, "portico: access log '%s': %s\n", c->access_log, strerror(-err));
 	files.alog = alog;
-	if ((*c->access_log && !alog) || listen_all(s, c) < 0 ||
+	if ((*c->access_log && !alog) || listen_all(s, c, &act, tls) < 0 ||
 	    (*c->user && drop_privileges(c->user) < 0) || pt_files_init(&files, workers, rootfd) < 0 ||
 	    pt_http_route(s, "/", pt_files_handle, &files, 0) < 0)
 		goto out;
+	files_https(&files, s, c, tls);
 	if ((err = pt_http_server_start(s)) < 0) {
 		fprintf(stderr, "portico: cannot start: %s\n", strerror(-err));
 		goto out;
 	}
-	announce(s, c);
-	wait_for_stop(s, alog, c);
+	announce(s, c, tls);
+	wait_for_stop(s, alog, c, tls);
 	rc = 0;
 out:
 	pt_http_server_destroy(s);
+	if (tls)
+		pt_tls_destroy(tls);                   /* after every engine using it */
 	pt_files_fini(&files);
 	pt_alog_close(alog);
 	pt_mime_free(mime);
