@@ -137,7 +137,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 		check_config(&c1);
 		CHECK(memcmp(&c1, &c2, sizeof(c1)) == 0);
 		if (argv_mode)
-			CHECK(c1.nlisten >= 1);
+			CHECK(c1.nlisten + c1.nlisten_tls >= 1);
 	}
 	return 0;
 }
