@@ -66,11 +66,14 @@ struct pt_tls {
 /* "what FILE: reason" from OpenSSL's error queue (which it empties). */
 void pt__tls_ssl_error(char *err, size_t cap, const char *what, const char *file)
 {
-	unsigned long e = ERR_peek_last_error();
-	const char *why = e ? ERR_reason_error_string(e) : NULL;
+	unsigned long first = ERR_peek_error(), last = ERR_peek_last_error();
+	const char *why = first ? ERR_reason_error_string(first) : NULL;
+	const char *then = last != first ? ERR_reason_error_string(last) : NULL;
 
-	snprintf(err, cap, "%s%s%s: %s", what, file ? " " : "", file ? file : "",
-		 why ? why : "unknown OpenSSL error");
+	/* the first error says what was wrong ("no start line"), the last where ("PEM lib") */
+	snprintf(err, cap, "%s%s%s: %s%s%s%s", what, file ? " " : "", file ? file : "",
+		 why ? why : "unknown OpenSSL error", then ? " (" : "", then ? then : "",
+		 then ? ")" : "");
 	ERR_clear_error();
 }
 
