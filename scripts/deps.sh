@@ -6,7 +6,7 @@ want=(gcc make pkg-config liburing-dev libssl-dev)
 for set in "$@"; do
 	case "$set" in
 	build) ;;
-	test) want+=(libcmocka-dev clang libclang-rt-14-dev python3 curl media-types openssl) ;;
+	test) want+=(libcmocka-dev clang libclang-rt-14-dev python3 curl media-types openssl testssl.sh) ;;
 	fuzz) want+=(clang libclang-rt-14-dev) ;;
 	bench) want+=(nginx-light wrk python3 curl util-linux openssl h2o) ;;
 	*) echo "deps.sh: unknown set '$set'" >&2; exit 2 ;;

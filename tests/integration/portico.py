@@ -30,6 +30,7 @@ from datetime import datetime, timezone
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from ptest import t, skip, failures, checks, read_text, sanitizer_clean, wait_for, HttpConn, stop_process  # noqa: E402
+from ptest import tls_enabled, tls_listen_args, announced_port  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -37,6 +38,10 @@ B = os.environ.get("PT_BUILD") or os.path.join(REPO, "build", "san")
 PORTICO = os.path.join(B, "portico")
 BACKEND = os.environ.get("PORTICO_BACKEND", "")
 CURL = "/usr/bin/curl"
+# PT_TLS=1 (tests/integration/tls_suites.py): every server also has a TLS listener, and the
+# checks run over it (ptest.connect wraps the client sockets; curl uses https).
+TLS = tls_enabled()
+SCHEME = "https" if TLS else "http"
 
 T0 = time.monotonic()
 
@@ -116,6 +121,8 @@ class Server:
         self.out = os.path.join(tmp, name + ".stdout")
         self.err = os.path.join(tmp, name + ".stderr")
         self.args = [PORTICO, "-l", "127.0.0.1:0", "-w", "2"] + list(opts) + [docroot]
+        if TLS:
+            self.args[1:1] = tls_listen_args("127.0.0.1:0")
         self.port = None
         self.announce = ""
         with open(self.out, "wb") as o, open(self.err, "wb") as e:
@@ -128,7 +135,10 @@ class Server:
             m = re.search(r"^portico: serving (.*) at http://127\.0\.0\.1:(\d+)/$", txt, re.M)
             if m and "backend," in txt:
                 self.port, self.announce = int(m.group(2)), txt
-                return
+                if TLS:
+                    self.port = announced_port(txt, "https")
+                if self.port:
+                    return
             if self.p.poll() is not None:
                 break
             time.sleep(0.02)
@@ -917,10 +927,11 @@ def check_curl(port, root):
         for name in ["curl -sf", "curl --compressed", "curl -r 0-9", "curl -sf on 404"]:
             skip(name, "no " + CURL)
         return
-    base = "http://127.0.0.1:%d" % port
+    base = "%s://%s:%d" % (SCHEME, "localhost" if TLS else "127.0.0.1", port)
+    tls_args = ["--cacert", os.environ["PT_TLS_CA"]] if TLS else []
 
     def curl(*args):
-        p = subprocess.run([CURL, "-s", "--max-time", "20"] + list(args), stdout=subprocess.PIPE,
+        p = subprocess.run([CURL, "-s", "--max-time", "20"] + tls_args + list(args), stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, timeout=30)
         return p.returncode, p.stdout
     rc, out = curl("-f", base + "/")
@@ -996,7 +1007,8 @@ def run_all(tmp):
 
     # Server A: defaults, plus Cache-Control and an access log.
     a = Server(tmp, "a", root, ["--cache-control", cc, "--access-log", log])
-    t(a.announce.startswith("portico: serving %s at http://127.0.0.1:%d/" % (root, a.port)),
+    first = "portico: serving %s at %s://127.0.0.1:%d/" % (root, SCHEME, a.port)
+    t(a.announce.startswith(first) if not TLS else "\n" + first + "\n" in "\n" + a.announce,
       "start-up line names the docroot and port", a.announce)
     check_backend_line(a)
     section("basic", check_basic, a.port, root, cc)

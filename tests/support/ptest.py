@@ -77,9 +77,10 @@ class HttpConn:
     """A loopback connection with a byte buffer: the reading half of the tests' HTTP clients
     (each test adds the response() parser it needs)."""
 
-    def __init__(self, port, timeout=10):
-        import socket
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    def __init__(self, port, timeout=10, sock=None):
+        # sock: an already connected (e.g. TLS) socket to use; else a new connection to port,
+        # TLS when PT_TLS=1 (see connect() below)
+        self.s = sock if sock is not None else connect(port, timeout)
         self.buf = bytearray()
 
     def send(self, data):
@@ -146,3 +147,166 @@ class HttpConn:
 
     def close(self):
         self.s.close()
+
+
+# ---- TLS (issue 14) ----------------------------------------------------------------------------
+# A suite's client connections are TLS when PT_TLS=1 (tests/integration/tls_suites.py sets it):
+# connect() then wraps each socket with Python's ssl module, verifying the server against
+# PT_TLS_CA (if set) for the name PT_TLS_NAME (default "localhost"), and tls_listen_args()
+# gives the portico options of a TLS listener with PT_TLS_CERT / PT_TLS_KEY. Without PT_TLS
+# nothing changes: connect() is socket.create_connection.
+
+def tls_enabled():
+    import os
+    return os.environ.get("PT_TLS", "") not in ("", "0")
+
+
+def _tls_socket_class():
+    import ssl
+
+    class TlsSocket(ssl.SSLSocket):
+        """An SSLSocket that reads a TCP FIN without close_notify as EOF (b"", noted in
+        unclean_eof) and reports a write to a closed connection as BrokenPipeError, like a
+        plain socket, so the plaintext clients' EOF and error handling works unchanged."""
+        unclean_eof = False
+
+        def recv(self, n=1024, flags=0):
+            try:
+                return super().recv(n, flags)
+            except ssl.SSLEOFError:
+                self.unclean_eof = True
+                return b""
+            except ssl.SSLZeroReturnError:
+                return b""
+
+        def send(self, data, flags=0):
+            try:
+                return super().send(data, flags)
+            except (ssl.SSLEOFError, ssl.SSLZeroReturnError) as e:
+                raise BrokenPipeError(str(e))
+
+        def sendall(self, data, flags=0):
+            try:
+                return super().sendall(data, flags)
+            except (ssl.SSLEOFError, ssl.SSLZeroReturnError) as e:
+                raise BrokenPipeError(str(e))
+    return TlsSocket
+
+
+_TLS_CTX = {}
+
+
+def tls_client_context(cafile=None, alpn=None, min_version=None, max_version=None):
+    """A client context: verifies against cafile (hostname checked), or verifies nothing when
+    cafile is None. min/max_version are ssl.TLSVersion values."""
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if cafile:
+        ctx.load_verify_locations(cafile)
+    else:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if min_version is not None:
+        ctx.minimum_version = min_version
+    if max_version is not None:
+        ctx.maximum_version = max_version
+    if alpn:
+        ctx.set_alpn_protocols(list(alpn))
+    ctx.sslsocket_class = _tls_socket_class()
+    return ctx
+
+
+def connect(port, timeout=10, host="127.0.0.1", tls=None, context=None, server_hostname=None,
+            session=None):
+    """A connected socket to host:port. tls None follows PT_TLS; True wraps it with context
+    (default: PT_TLS_CA / PT_TLS_NAME from the environment), handshake done."""
+    import os
+    import socket
+    s = socket.create_connection((host, port), timeout=timeout)
+    if tls is None:
+        tls = tls_enabled()
+    if not tls:
+        return s
+    if context is None:
+        ca = os.environ.get("PT_TLS_CA") or None
+        context = _TLS_CTX.get(ca)
+        if context is None:
+            context = _TLS_CTX[ca] = tls_client_context(ca)
+    if server_hostname is None:
+        server_hostname = os.environ.get("PT_TLS_NAME", "localhost")
+    try:
+        return context.wrap_socket(s, server_hostname=server_hostname or None, session=session)
+    except BaseException:
+        s.close()
+        raise
+
+
+def tls_listen_args(addr="127.0.0.1:0"):
+    """portico options for a TLS listener on addr with PT_TLS_CERT / PT_TLS_KEY."""
+    import os
+    return ["--listen-tls", addr, "--tls-cert", os.environ["PT_TLS_CERT"],
+            "--tls-key", os.environ["PT_TLS_KEY"]]
+
+
+def free_port(host="127.0.0.1"):
+    import socket
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.socket(fam)
+    s.bind((host, 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def announced_port(text, scheme, host="127.0.0.1"):
+    """The port of the first "portico: serving DOCROOT at SCHEME://HOST:PORT/" line, or None."""
+    import re
+    m = re.search(r"^portico: serving .* at %s://%s:(\d+)/$" % (scheme, re.escape(host)), text,
+                  re.M)
+    return int(m.group(1)) if m else None
+
+
+def make_certs(d, days=3, revocation=False):
+    """Test certificates made with the openssl CLI into directory d (nothing is committed):
+    a CA (ECDSA P-256) and leaves signed by it: "a" ECDSA P-256 for a.test, localhost,
+    127.0.0.1 and ::1; "b" RSA 2048 for b.test; "a2" a second ECDSA P-256 one for the same
+    names as "a" (certificate reload). Valid for days; with revocation the leaves name a CRL
+    and an OCSP responder (never contacted: for scanners that rate their absence).
+    Returns {"ca": path, "a": (cert, key), ...}."""
+    import os
+    import subprocess
+
+    def ossl(*args):
+        subprocess.run(["openssl"] + list(args), cwd=d, check=True, stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60)
+    os.makedirs(d, exist_ok=True)
+    ossl("req", "-x509", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+         "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", str(days), "-subj",
+         "/CN=Portico Test CA", "-addext", "basicConstraints=critical,CA:TRUE",
+         "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    out = {"ca": os.path.join(d, "ca.pem")}
+    leaves = [("a", ["ec", "-pkeyopt", "ec_paramgen_curve:P-256"], "a.test",
+               "DNS:a.test,DNS:localhost,IP:127.0.0.1,IP:::1", "digitalSignature"),
+              ("b", ["rsa:2048"], "b.test", "DNS:b.test", "digitalSignature,keyEncipherment"),
+              ("a2", ["ec", "-pkeyopt", "ec_paramgen_curve:P-256"], "a.test",
+               "DNS:a.test,DNS:localhost,IP:127.0.0.1,IP:::1", "digitalSignature")]
+    for name, alg, cn, san, ku in leaves:
+        with open(os.path.join(d, name + ".ext"), "w") as f:
+            f.write("basicConstraints=CA:FALSE\nkeyUsage=critical,%s\nextendedKeyUsage=serverAuth\n"
+                    "subjectAltName=%s\n" % (ku, san))
+            if revocation:
+                f.write("crlDistributionPoints=URI:http://127.0.0.1:9/ca.crl\n"
+                        "authorityInfoAccess=OCSP;URI:http://127.0.0.1:9/ocsp\n")
+        ossl("req", "-new", "-newkey", *alg, "-nodes", "-keyout", name + ".key",
+             "-out", name + ".csr", "-subj", "/CN=" + cn)
+        ossl("x509", "-req", "-in", name + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+             "-CAcreateserial", "-days", str(days), "-extfile", name + ".ext", "-out", name + ".pem")
+        out[name] = (os.path.join(d, name + ".pem"), os.path.join(d, name + ".key"))
+    return out
+
+
+def cert_der(pem_path):
+    """The DER bytes of the first certificate of a PEM file (compare with getpeercert(True))."""
+    import ssl
+    with open(pem_path) as f:
+        return ssl.PEM_cert_to_DER_cert(f.read())
