@@ -19,6 +19,7 @@
 #include "support/net.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -97,7 +98,8 @@ static int group_teardown(void **state)
 
 /* ---- the server: scripts chosen per test in on_accept, recording what happens ---- */
 
-enum mode { M_ECHO, M_TRANSMIT, M_SHORT_FILE, M_REFUSE, M_BYE, M_PAUSE, M_BACKPRESSURE, M_SEND_BIG };
+enum mode { M_ECHO, M_TRANSMIT, M_SHORT_FILE, M_REFUSE, M_BYE, M_PAUSE, M_BACKPRESSURE, M_SEND_BIG,
+	    M_IDLE, M_HALF_CLOSE };
 
 struct seen {                              /* what on_accept saw of the last connection */
 	bool is_tls;
@@ -163,6 +165,19 @@ static void on_close(pt_conn_t *c)
 
 static const struct pt_conn_ops g_ops = { .on_data = echo_data, .on_eof = on_eof,
 					  .on_close = on_close };
+
+/* Half-close: after the peer's close_notify, one more reply, then close_notify. */
+static void half_eof(pt_conn_t *c, int err)
+{
+	event('E');
+	atomic_store(&g_eof_err, err);
+	if (pt_conn_send(c, "after eof", 9, 0, record_cb, (void *)1) < 0)
+		atomic_fetch_add(&g_send_errs, 1);
+	pt_conn_close(c, PT_CLOSE_GRACEFUL);
+}
+
+static const struct pt_conn_ops g_half_ops = { .on_data = echo_data, .on_eof = half_eof,
+					       .on_close = on_close };
 
 static void copy_str(char *dst, size_t cap, const char *s)
 {
@@ -371,6 +386,13 @@ static int on_accept(pt_conn_t *c, void *arg)
 	case M_BACKPRESSURE:
 		pt_conn_set_ops(c, &g_bp_ops);
 		break;
+	case M_HALF_CLOSE:
+		pt_conn_set_ops(c, &g_half_ops);
+		break;
+	case M_IDLE:
+		pt_conn_set_ops(c, &g_ops);
+		pt_conn_set_idle(c, true);                     /* keep-alive: shed after partial */
+		break;
 	case M_SEND_BIG:
 		pt_conn_set_ops(c, &g_ops);
 		if (pt_conn_send(c, g_big, sizeof g_big, 0, record_cb, (void *)9) < 0)
@@ -431,6 +453,7 @@ static void free_certs(void)
 
 static unsigned g_hello_delay_ms;          /* client: pause between connect and ClientHello */
 static size_t g_max_send_queue;            /* 0: 64 MiB (the plain echo never meets the limit) */
+static unsigned g_max_conns;
 static unsigned g_recv_buf_size, g_recv_buf_count;
 
 static void srv_start(struct srv *s, const struct pt_tls_config *tc, unsigned workers, enum mode m)
@@ -449,6 +472,7 @@ static void srv_start(struct srv *s, const struct pt_tls_config *tc, unsigned wo
 	cfg.max_send_queue = g_max_send_queue ? g_max_send_queue : 64u << 20;
 	cfg.recv_buf_size = g_recv_buf_size;
 	cfg.recv_buf_count = g_recv_buf_count;
+	cfg.max_conns = g_max_conns;
 	cfg.shutdown_ms = 2000;
 	s->e = pt_engine_create(&cfg, &e);
 	assert_non_null(s->e);
@@ -484,7 +508,7 @@ static void srv_stop(struct srv *s)
 	pt_tls_destroy(s->tls);
 	free_certs();
 	g_max_send_queue = 0;
-	g_recv_buf_size = g_recv_buf_count = 0;
+	g_recv_buf_size = g_recv_buf_count = g_max_conns = 0;
 	g_hello_delay_ms = 0;
 }
 
@@ -1799,6 +1823,225 @@ static void test_age_and_ktls(void **state)
 	srv_stop(&s);
 }
 
+/* At the connection limit a handshake in progress is "partial": shed before idle ones. */
+static void test_governor_sheds_handshakes_first(void **state)
+{
+	struct pt_tls_config tc;
+	struct srv s;
+	struct cli a, c, d;
+	unsigned char hello[2048];
+	size_t n = client_hello(hello, sizeof hello, NULL);
+
+	g_max_conns = 2;
+	tls_config(&tc);
+	srv_start(&s, &tc, 1, M_IDLE);
+	SSL_CTX *x = cli_ctx(0, NULL);
+	assert_true(cli_open(&a, s.port, x, NULL, NULL));     /* established, idle */
+	assert_true(cli_echo(&a, "a"));
+	int b = connect_to(s.port);
+	send_all(b, hello, n / 2);                             /* a handshake in progress */
+	WAIT_CNT(&s, accepts, 2);
+	usleep(50 * 1000);
+	assert_true(cli_open(&c, s.port, x, NULL, NULL));     /* over the limit */
+	assert_true(cli_echo(&c, "c"));
+	assert_true(closed_within(b, 5000));                   /* the handshake went first */
+	assert_true(cli_echo(&a, "a still here"));
+	WAIT_CNT(&s, shed_partial, 1);
+	assert_int_equal(counters(&s).shed_idle, 0);
+	assert_true(cli_open(&d, s.port, x, NULL, NULL));     /* next: the oldest idle one */
+	assert_true(cli_echo(&d, "d"));
+	WAIT_CNT(&s, shed_idle, 1);
+	assert_int_equal(cli_end(&a), SSL_ERROR_SYSCALL);      /* reset: no close_notify */
+	assert_true(cli_echo(&c, "c still here"));
+	assert_int_equal(counters(&s).tls_fail_shed, 0);       /* not the handshake limit */
+	cli_close(&a);
+	cli_close(&c);
+	cli_close(&d);
+	close(b);
+	SSL_CTX_free(x);
+	srv_stop(&s);
+}
+
+/* The peer's close_notify ends its side only: the server may still answer (half-close). */
+static void half_close(int version)
+{
+	struct pt_tls_config tc;
+	struct srv s;
+	struct cli k;
+	char buf[16];
+
+	tls_config(&tc);
+	srv_start(&s, &tc, 1, M_HALF_CLOSE);
+	SSL_CTX *x = cli_ctx(version, NULL);
+	assert_true(cli_open(&k, s.port, x, NULL, NULL));
+	assert_true(cli_echo(&k, "question"));
+	SSL_shutdown(k.ssl);
+	assert_int_equal(cli_read(&k, buf, 9), 9);
+	assert_memory_equal(buf, "after eof", 9);
+	assert_int_equal(cli_end(&k), SSL_ERROR_ZERO_RETURN);
+	cli_close(&k);
+	expect_events("ADEC");
+	assert_int_equal(atomic_load(&g_eof_err), 0);
+	pthread_mutex_lock(&g_mu);
+	assert_int_equal(g_ncb, 1);
+	assert_int_equal(g_cb_res[0], 9);
+	pthread_mutex_unlock(&g_mu);
+	SSL_CTX_free(x);
+	srv_stop(&s);
+}
+
+static void test_half_close_tls12(void **state) { half_close(TLS1_2_VERSION); }
+static void test_half_close_tls13(void **state) { half_close(TLS1_3_VERSION); }
+
+/* ---- segmentation: a client over memory BIOs decides how its bytes hit the wire ---- */
+
+struct mcli {
+	int fd;
+	SSL *ssl;
+	BIO *in, *out;                         /* the network side of the client */
+};
+
+/* Sends what the client wrote: all in one send, or one byte per segment. */
+static void mcli_flush(struct mcli *k, bool dribble)
+{
+	char buf[16384];
+	int n;
+
+	while ((n = BIO_read(k->out, buf, sizeof buf)) > 0) {
+		if (!dribble) {
+			send_all(k->fd, buf, (size_t)n);
+			continue;
+		}
+		for (int i = 0; i < n; i++) {
+			send_all(k->fd, buf + i, 1);
+			usleep(50);
+		}
+	}
+}
+
+/* Moves what arrived into the client (waiting up to 100 ms); false at EOF. */
+static bool mcli_feed(struct mcli *k)
+{
+	char buf[16384];
+	struct pollfd p = { k->fd, POLLIN, 0 };
+
+	if (poll(&p, 1, 100) <= 0)
+		return true;
+	ssize_t n = recv(k->fd, buf, sizeof buf, MSG_DONTWAIT);
+	if (n > 0)
+		BIO_write(k->in, buf, (int)n);
+	return n != 0 && !(n < 0 && errno != EAGAIN && errno != EINTR);
+}
+
+static void mcli_open(struct mcli *k, int port, SSL_CTX *x, bool dribble)
+{
+	uint64_t deadline = now_ms() + IO_MS;
+
+	k->fd = connect_to(port);
+	int one = 1;
+	setsockopt(k->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	k->ssl = SSL_new(x);
+	k->in = BIO_new(BIO_s_mem());
+	k->out = BIO_new(BIO_s_mem());
+	BIO_up_ref(k->in);
+	BIO_up_ref(k->out);
+	SSL_set_bio(k->ssl, k->in, k->out);
+	SSL_set_connect_state(k->ssl);
+	for (;;) {
+		int r = SSL_do_handshake(k->ssl);
+		if (r == 1)
+			return;
+		assert_int_equal(SSL_get_error(k->ssl, r), SSL_ERROR_WANT_READ);
+		mcli_flush(k, dribble);
+		assert_true(mcli_feed(k));
+		assert_true(now_ms() < deadline);
+	}
+}
+
+/* Reads n plaintext bytes, then expects close_notify. */
+static void mcli_expect(struct mcli *k, const char *want, size_t n)
+{
+	char buf[256];
+	size_t got = 0, r;
+	uint64_t deadline = now_ms() + IO_MS;
+
+	for (;;) {
+		int rc = SSL_read_ex(k->ssl, buf + got, sizeof buf - got, &r);
+		if (rc == 1) {
+			got += r;
+			continue;
+		}
+		int e = SSL_get_error(k->ssl, rc);
+		if (e == SSL_ERROR_ZERO_RETURN)
+			break;
+		assert_int_equal(e, SSL_ERROR_WANT_READ);
+		mcli_flush(k, false);
+		assert_true(mcli_feed(k));
+		assert_true(now_ms() < deadline);
+	}
+	assert_int_equal(got, n);
+	assert_memory_equal(buf, want, n);
+}
+
+static void mcli_close(struct mcli *k)
+{
+	SSL_free(k->ssl);
+	BIO_free(k->in);
+	BIO_free(k->out);
+	close(k->fd);
+}
+
+/* Every byte of the handshake and the data in its own TCP segment. */
+static void test_dribbled_bytes(void **state)
+{
+	struct pt_tls_config tc;
+	struct srv s;
+	struct mcli k;
+
+	tls_config(&tc);
+	srv_start(&s, &tc, 1, M_ECHO);
+	for (int v = 0; v < 2; v++) {
+		SSL_CTX *x = cli_ctx(v ? TLS1_2_VERSION : TLS1_3_VERSION, NULL);
+		reset_records(M_ECHO);
+		mcli_open(&k, s.port, x, true);
+		assert_int_equal(SSL_write(k.ssl, "dribble", 7), 7);
+		SSL_shutdown(k.ssl);
+		mcli_flush(&k, true);
+		mcli_expect(&k, "dribble", 7);
+		mcli_close(&k);
+		expect_events("ADEC");
+		SSL_CTX_free(x);
+	}
+	srv_stop(&s);
+}
+
+/* TLS 1.3: the client's Finished, its data and its close_notify in one segment; TLS 1.2: the
+ * data and close_notify together. One receive then completes the handshake, runs on_accept,
+ * delivers the data and ends the input, in that order. */
+static void test_coalesced_flight(void **state)
+{
+	struct pt_tls_config tc;
+	struct srv s;
+	struct mcli k;
+
+	tls_config(&tc);
+	srv_start(&s, &tc, 1, M_ECHO);
+	for (int v = 0; v < 2; v++) {
+		SSL_CTX *x = cli_ctx(v ? TLS1_2_VERSION : TLS1_3_VERSION, NULL);
+		reset_records(M_ECHO);
+		mcli_open(&k, s.port, x, false);               /* 1.3: Finished not sent yet */
+		assert_int_equal(SSL_write(k.ssl, "all at once", 11), 11);
+		SSL_shutdown(k.ssl);
+		mcli_flush(&k, false);
+		mcli_expect(&k, "all at once", 11);
+		mcli_close(&k);
+		expect_events("ADEC");
+		assert_int_equal(atomic_load(&g_eof_err), 0);
+		SSL_CTX_free(x);
+	}
+	srv_stop(&s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1830,6 +2073,11 @@ int main(void)
 		cmocka_unit_test(test_key_update),
 		cmocka_unit_test(test_renegotiation_refused),
 		cmocka_unit_test(test_age_and_ktls),
+		cmocka_unit_test(test_governor_sheds_handshakes_first),
+		cmocka_unit_test(test_half_close_tls12),
+		cmocka_unit_test(test_half_close_tls13),
+		cmocka_unit_test(test_dribbled_bytes),
+		cmocka_unit_test(test_coalesced_flight),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
