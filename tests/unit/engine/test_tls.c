@@ -17,6 +17,7 @@
 
 #include <portico/engine.h>
 #include "support/net.h"
+#include "engine/fault.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/tcp.h>
@@ -142,8 +143,10 @@ static void record_cb(pt_conn_t *c, void *arg, ssize_t res)
 static void echo_data(pt_conn_t *c, const void *d, size_t n)
 {
 	event('D');
-	if (pt_conn_send(c, d, n, PT_SEND_COPY, NULL, NULL) < 0)
-		atomic_fetch_add(&g_send_errs, 1);
+	if (pt_conn_send(c, d, n, PT_SEND_COPY, NULL, NULL) < 0) {
+		atomic_fetch_add(&g_send_errs, 1);              /* only under injected faults */
+		pt_conn_close(c, PT_CLOSE_ABORT);
+	}
 }
 
 static void on_eof(pt_conn_t *c, int err)
@@ -514,6 +517,8 @@ static void srv_stop(struct srv *s)
 
 /* ---- the client: OpenSSL over a non-blocking socket ---- */
 
+static unsigned g_io_ms = IO_MS;            /* client waits (shorter under fault injection) */
+
 struct cli {
 	int fd;
 	SSL *ssl;
@@ -584,7 +589,7 @@ static bool cli_open(struct cli *k, int port, SSL_CTX *x, const char *sni, SSL_S
 	k->fd = tcp_connect(port);
 	if (g_hello_delay_ms)
 		usleep(g_hello_delay_ms * 1000);
-	uint64_t deadline = now_ms() + IO_MS;
+	uint64_t deadline = now_ms() + g_io_ms;
 	k->ssl = SSL_new(x);
 	k->err = 0;
 	assert_non_null(k->ssl);
@@ -617,7 +622,7 @@ static void cli_close(struct cli *k)
 
 static bool cli_write(struct cli *k, const void *p, size_t n)
 {
-	uint64_t deadline = now_ms() + IO_MS;
+	uint64_t deadline = now_ms() + g_io_ms;
 	size_t done = 0, w;
 
 	while (done < n) {
@@ -635,7 +640,7 @@ static bool cli_write(struct cli *k, const void *p, size_t n)
  * Returns the bytes read. */
 static size_t cli_read(struct cli *k, void *p, size_t n)
 {
-	uint64_t deadline = now_ms() + IO_MS;
+	uint64_t deadline = now_ms() + g_io_ms;
 	size_t got = 0, r;
 
 	while (got < n) {
@@ -664,7 +669,7 @@ static int cli_end(struct cli *k)
  * reading starts after hold_ms (so that the server meets backpressure meanwhile). */
 static bool cli_pump(struct cli *k, const char *out, size_t n, char *in, unsigned hold_ms)
 {
-	uint64_t read_from = now_ms() + hold_ms, deadline = now_ms() + 60000;
+	uint64_t read_from = now_ms() + hold_ms, deadline = now_ms() + hold_ms + g_io_ms;
 	size_t sent = 0, got = 0, w, r;
 
 	while (got < n) {
@@ -680,12 +685,11 @@ static bool cli_pump(struct cli *k, const char *out, size_t n, char *in, unsigne
 				if (e == SSL_ERROR_WANT_WRITE)
 					ev |= POLLOUT;
 				else if (e != SSL_ERROR_WANT_READ)
-					return false;
+					return k->err = e, false;
 			}
 		}
 		ERR_clear_error();
 		if (now_ms() < read_from) {
-			ev &= (short)~POLLIN;
 			if (!progress)
 				usleep(1000);
 			continue;
@@ -696,14 +700,16 @@ static bool cli_pump(struct cli *k, const char *out, size_t n, char *in, unsigne
 		} else {
 			int e = SSL_get_error(k->ssl, 0);
 			if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
-				return false;
+				return k->err = e, false;
 		}
-		if (!progress) {
-			if (now_ms() > deadline)
-				return false;
-			struct pollfd p = { k->fd, ev, 0 };
-			poll(&p, 1, 100);
+		if (progress) {
+			deadline = now_ms() + g_io_ms;             /* a bound on stalls, not on the total */
+			continue;
 		}
+		if (now_ms() > deadline)
+			return k->err = -ETIMEDOUT, false;
+		struct pollfd p = { k->fd, ev, 0 };
+		poll(&p, 1, 100);
 	}
 	return true;
 }
@@ -2042,6 +2048,63 @@ static void test_coalesced_flight(void **state)
 	srv_stop(&s);
 }
 
+/* ---- injected faults: allocations, receives and sends failing under TLS ---- */
+
+/* Clients under a fault rule: each handshake and echo succeeds or fails, but none hangs (a
+ * failure resets the connection), and after the rule is lifted everything works again. */
+static void faulty_round(struct srv *s, SSL_CTX *x, enum pt_fault_op op, int err, unsigned ppm)
+{
+	const size_t n = 200000;
+	char *out = malloc(n), *in = malloc(n);
+	unsigned ok = 0, failed = 0;
+
+	for (size_t i = 0; i < n; i++)
+		out[i] = (char)(i * 17 + i / 333);
+	assert_int_equal(pt__fault_set(op, err, 0, 0, ppm, 0), 0);
+	for (int i = 0; i < 30; i++) {
+		struct cli k;
+		bool good = cli_open(&k, s->port, x, NULL, NULL) && cli_pump(&k, out, n, in, 0) &&
+			    !memcmp(in, out, n);
+		if (!good && k.err == -ETIMEDOUT)
+			fail_msg("fault %d (%d at %u ppm): client %d stalled", op, err, ppm, i);
+		good ? ok++ : failed++;
+		cli_close(&k);
+	}
+	uint64_t hits = pt__fault_hits(op);
+	pt__fault_clear();
+	print_message("fault %d at %u ppm: %llu injected, %u clients ok, %u failed\n", op, ppm,
+		      (unsigned long long)hits, ok, failed);
+	struct cli k;
+	assert_true(cli_open(&k, s->port, x, NULL, NULL));
+	assert_true(cli_pump(&k, out, n, in, 0));
+	assert_memory_equal(in, out, n);
+	cli_close(&k);
+	free(out);
+	free(in);
+}
+
+static void test_faults(void **state)
+{
+	struct pt_tls_config tc;
+	struct srv s;
+
+	g_io_ms = 3000;
+	tls_config(&tc);
+	srv_start(&s, &tc, 2, M_ECHO);
+	for (int v = 0; v < 2; v++) {
+		SSL_CTX *x = cli_ctx(v ? TLS1_2_VERSION : TLS1_3_VERSION, NULL);
+		faulty_round(&s, x, PT_F_ALLOC, ENOMEM, 10000);
+		faulty_round(&s, x, PT_F_RECV, ECONNRESET, 3000);
+		faulty_round(&s, x, PT_F_SEND, ECONNRESET, 20000);
+		faulty_round(&s, x, PT_F_SEND, EAGAIN, 300000);   /* short of room: no failure */
+		SSL_CTX_free(x);
+	}
+	g_io_ms = IO_MS;
+	WAIT_CNT(&s, conns, 0);
+	atomic_store(&g_send_errs, 0);                         /* refused under ENOMEM */
+	srv_stop(&s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2078,6 +2141,7 @@ int main(void)
 		cmocka_unit_test(test_half_close_tls13),
 		cmocka_unit_test(test_dribbled_bytes),
 		cmocka_unit_test(test_coalesced_flight),
+		cmocka_unit_test(test_faults),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
