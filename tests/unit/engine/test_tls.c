@@ -2105,6 +2105,71 @@ static void test_faults(void **state)
 	srv_stop(&s);
 }
 
+/* pt_tls_reload from another thread while both workers run handshakes (alternating two
+ * certificates): every handshake gets one of them whole, resumption keeps working. */
+struct reloader {
+	pt_tls_t *tls;
+	atomic_bool stop;
+	unsigned reloads;
+	char *files[4];
+};
+
+static void *reload_loop(void *arg)
+{
+	struct reloader *r = arg;
+	char err[256];
+
+	for (unsigned i = 0; !atomic_load(&r->stop); i++) {
+		struct pt_tls_cert pc = { r->files[2 * (i % 2)], r->files[2 * (i % 2) + 1] };
+		struct pt_tls_config tc;
+		pt_tls_config_init(&tc);
+		tc.certs = &pc;
+		tc.ncerts = 1;
+		if (pt_tls_reload(r->tls, &tc, err, sizeof err) == 0)
+			r->reloads++;
+	}
+	return NULL;
+}
+
+static void test_reload_under_load(void **state)
+{
+	struct pt_tls_config tc;
+	struct srv s;
+	struct reloader r = { .files = { strdup(path("a.pem")), strdup(path("a.key")),
+					 strdup(path("n.pem")), strdup(path("n.key")) } };
+	pthread_t th;
+	unsigned seen_a = 0, seen_n = 0;
+
+	tls_config(&tc);
+	srv_start(&s, &tc, 2, M_ECHO);
+	r.tls = s.tls;
+	SSL_CTX *x = cli_ctx(0, NULL);
+	SSL_SESSION *sess = full_then_session(&s, x, true);
+	assert_int_equal(pthread_create(&th, NULL, reload_loop, &r), 0);
+	for (int i = 0; i < 60; i++) {
+		struct cli k;
+		assert_true(cli_open(&k, s.port, x, NULL, i % 3 ? NULL : sess));
+		assert_true(cli_echo(&k, "reloading"));
+		const char *cn = peer_cn(&k);
+		if (!SSL_session_reused(k.ssl)) {
+			assert_true(!strcmp(cn, "a.example.com") || !strcmp(cn, "new.example.com"));
+			cn[0] == 'a' ? seen_a++ : seen_n++;
+		}
+		cli_close(&k);
+	}
+	atomic_store(&r.stop, true);
+	pthread_join(th, NULL);
+	print_message("%u reloads; a: %u, new: %u; resumed %llu\n", r.reloads, seen_a, seen_n,
+		      (unsigned long long)counters(&s).tls_resumed);
+	assert_true(r.reloads > 10);
+	assert_int_equal(counters(&s).tls_resumed, 20);        /* the ticket outlives reloads */
+	SSL_SESSION_free(sess);
+	SSL_CTX_free(x);
+	srv_stop(&s);
+	for (int i = 0; i < 4; i++)
+		free(r.files[i]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2142,6 +2207,7 @@ int main(void)
 		cmocka_unit_test(test_dribbled_bytes),
 		cmocka_unit_test(test_coalesced_flight),
 		cmocka_unit_test(test_faults),
+		cmocka_unit_test(test_reload_under_load),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
