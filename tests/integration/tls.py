@@ -3,7 +3,8 @@
 
 build/san/portico (PT_BUILD) with TLS listeners on loopback and certificates made at test time
 with the openssl CLI (a test CA; "a": ECDSA P-256 for a.test/localhost/127.0.0.1/::1, the
-default; "b": RSA 2048 for b.test; "a2": a second ECDSA one for reloads). Clients: Python's ssl
+default; "b": RSA 2048 for b.test; "a2": a second ECDSA one for reloads; "c": c.test, signed
+by an intermediate CA). Clients: Python's ssl
 module, `openssl s_client`, curl, and raw sockets for the malformed traffic.
 
  1. start-up errors: mismatched certificate and key, a missing or garbage certificate file:
@@ -12,7 +13,8 @@ module, `openssl s_client`, curl, and raw sockets for the malformed traffic.
     (Python, s_client, curl, and a raw 1.0 ClientHello answered by an alert, never a
     ServerHello); resumption by ticket (Python session=, s_client -sess_out/-sess_in) on 1.2 and
     1.3; ALPN (http/1.1 chosen, an unknown protocol alone fails the handshake, none offered is
-    accepted); SNI picks the certificate (a.test, b.test, none and unknown: the default);
+    accepted); SNI picks the certificate (a.test, b.test, none and unknown: the default; c.test:
+    a leaf sent with its intermediate);
     Strict-Transport-Security on TLS responses only; a several-MiB file byte-exact and ranges
     (single, suffix, far offsets, multipart) over TLS; pipelined requests; Connection: close
     ends with close_notify; plaintext HTTP, garbage, truncated ClientHellos, alerts, corrupted,
@@ -532,6 +534,14 @@ def check_sni(srv):
             what = "no SNI (IP literal)" if sni == "127.0.0.1" else "SNI %s" % sni
             t(st == 200 and i.get("cert") == want, "%s, %s: the %s certificate" % (
                 what, v.name, "b.test RSA" if want == b else "default a.test ECDSA"), (st, i.get("version")))
+    for v in (V13, V12):
+        st, h, body, i = try_tget(port, ctx=ctx_verify(min_version=v, max_version=v), sni="c.test")
+        t(st == 200 and i.get("cert") == cert_der(CERTS["c"][0]),
+          "SNI c.test, %s: its leaf and intermediate are sent (verified with the root CA alone)" % v.name,
+          (st, i.get("version")))
+    rc, out, err = s_client(port, "-showcerts", sni="c.test")
+    t(rc == 0 and out.count("-----BEGIN CERTIFICATE-----") == 2 and "Verify return code: 0 (ok)" in out,
+      "openssl s_client -showcerts -servername c.test: a chain of two certificates, verified", (rc, out[-600:]))
     rc, out, err = s_client(port, "-verify_return_error", "-verify_hostname", "b.test", sni="b.test")
     t(rc == 0 and re.search(r"subject=CN ?= ?b\.test", out) and "Verify return code: 0 (ok)" in out,
       "openssl s_client -servername b.test: the b.test certificate, verified", (rc, out[-800:]))
@@ -1128,7 +1138,7 @@ def run_all(tmp):
     section("start-up errors", check_startup_errors, tmp, root)
 
     hosts = ("127.0.0.1", "::1") if has_ipv6() else ("127.0.0.1",)
-    srv = Server(tmp, "main", root, [a, b], ["--hsts", "31536000"], tls_hosts=hosts)
+    srv = Server(tmp, "main", root, [a, b, CERTS["c-chain"]], ["--hsts", "31536000"], tls_hosts=hosts)
     check_backend(srv)
     section("versions", check_versions, srv)
     section("resumption", check_resumption, srv)

@@ -270,9 +270,10 @@ def make_certs(d, days=3, revocation=False):
     """Test certificates made with the openssl CLI into directory d (nothing is committed):
     a CA (ECDSA P-256) and leaves signed by it: "a" ECDSA P-256 for a.test, localhost,
     127.0.0.1 and ::1; "b" RSA 2048 for b.test; "a2" a second ECDSA P-256 one for the same
-    names as "a" (certificate reload). Valid for days; with revocation the leaves name a CRL
-    and an OCSP responder (never contacted: for scanners that rate their absence).
-    Returns {"ca": path, "a": (cert, key), ...}."""
+    names as "a" (certificate reload); "c" ECDSA P-256 for c.test signed by an intermediate CA,
+    its file holding the leaf then the intermediate (a chain to send). Valid for days; with
+    revocation the leaves name a CRL and an OCSP responder (never contacted: for scanners that
+    rate their absence). Returns {"ca": path, "a": (cert, key), ...}."""
     import os
     import subprocess
 
@@ -290,7 +291,16 @@ def make_certs(d, days=3, revocation=False):
               ("b", ["rsa:2048"], "b.test", "DNS:b.test", "digitalSignature,keyEncipherment"),
               ("a2", ["ec", "-pkeyopt", "ec_paramgen_curve:P-256"], "a.test",
                "DNS:a.test,DNS:localhost,IP:127.0.0.1,IP:::1", "digitalSignature")]
+    with open(os.path.join(d, "int.ext"), "w") as f:
+        f.write("basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n")
+    ossl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+         "-keyout", "int.key", "-out", "int.csr", "-subj", "/CN=Portico Test Intermediate")
+    ossl("x509", "-req", "-in", "int.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+         "-days", str(days), "-extfile", "int.ext", "-out", "int.pem")
+    leaves.append(("c", ["ec", "-pkeyopt", "ec_paramgen_curve:P-256"], "c.test", "DNS:c.test",
+                   "digitalSignature"))
     for name, alg, cn, san, ku in leaves:
+        issuer = "int" if name == "c" else "ca"
         with open(os.path.join(d, name + ".ext"), "w") as f:
             f.write("basicConstraints=CA:FALSE\nkeyUsage=critical,%s\nextendedKeyUsage=serverAuth\n"
                     "subjectAltName=%s\n" % (ku, san))
@@ -299,9 +309,15 @@ def make_certs(d, days=3, revocation=False):
                         "authorityInfoAccess=OCSP;URI:http://127.0.0.1:9/ocsp\n")
         ossl("req", "-new", "-newkey", *alg, "-nodes", "-keyout", name + ".key",
              "-out", name + ".csr", "-subj", "/CN=" + cn)
-        ossl("x509", "-req", "-in", name + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        ossl("x509", "-req", "-in", name + ".csr", "-CA", issuer + ".pem", "-CAkey", issuer + ".key",
              "-CAcreateserial", "-days", str(days), "-extfile", name + ".ext", "-out", name + ".pem")
         out[name] = (os.path.join(d, name + ".pem"), os.path.join(d, name + ".key"))
+    with open(os.path.join(d, "c-chain.pem"), "wb") as f:
+        for part in ("c.pem", "int.pem"):
+            with open(os.path.join(d, part), "rb") as g:
+                f.write(g.read())
+    out["c-chain"] = (os.path.join(d, "c-chain.pem"), out["c"][1])
+    out["int"] = os.path.join(d, "int.pem")
     return out
 
 
