@@ -48,8 +48,7 @@ import traceback
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from ptest import (t, skip, failures, checks, read_text, sanitizer_clean, wait_for,  # noqa: E402
-                   stop_process, HttpConn, connect, tls_client_context, make_certs, cert_der,
-                   free_port)
+                   stop_process, HttpConn, connect, tls_client_context, make_certs, cert_der)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -80,15 +79,15 @@ def has_ipv6():
 
 class Server:
     """build/san/portico with a plaintext listener on 127.0.0.1:0 (self.port) and TLS listeners
-    on free loopback ports (self.tls[i]: (host, port)); stdout/stderr go to files."""
+    on port 0 of tls_hosts (self.tls[i]: (host, port) from the start-up lines); stdout/stderr
+    go to files."""
 
     def __init__(self, tmp, name, root, certs, opts=(), tls_hosts=("127.0.0.1",), plain=True):
         self.out = os.path.join(tmp, name + ".out")
         self.err = os.path.join(tmp, name + ".err")
-        self.tls = [(h, free_port(h)) for h in tls_hosts]
         args = [PORTICO, "-w", "2"] + (["-l", "127.0.0.1:0"] if plain else [])
-        for h, p in self.tls:
-            args += ["--listen-tls", ("[%s]:%d" if ":" in h else "%s:%d") % (h, p)]
+        for h in tls_hosts:
+            args += ["--listen-tls", ("[%s]:0" if ":" in h else "%s:0") % h]
         for c, k in certs:
             args += ["--tls-cert", c, "--tls-key", k]
         self.args = args + list(opts) + [root]
@@ -103,6 +102,13 @@ class Server:
                 self.args, self.p.poll(), txt, read_text(self.err)[-2000:]))
         self.port = int(m.group(1)) if m else None
         self.announce = txt
+        self.tls = []
+        for h in tls_hosts:
+            m = re.search(r"^portico: serving .* at https://%s:(\d+)/$" % re.escape(
+                "[%s]" % h if ":" in h else h), txt, re.M)
+            if not m:
+                raise RuntimeError("no https://%s line in the start-up lines: %r" % (h, txt))
+            self.tls.append((h, int(m.group(1))))
         self.tls_port = self.tls[0][1]
 
     def counters(self):
@@ -368,8 +374,7 @@ def check_startup_errors(tmp, root):
     missing = os.path.join(tmp, "no-such-cert.pem")
 
     def start(extra):
-        port = free_port()
-        return run([PORTICO, "-l", "127.0.0.1:0", "--listen-tls", "127.0.0.1:%d" % port] + extra
+        return run([PORTICO, "-l", "127.0.0.1:0", "--listen-tls", "127.0.0.1:0"] + extra
                    + [root], timeout=15)
     rc, out, err = start(["--tls-cert", a[0], "--tls-key", b[1]])
     t(rc == 1 and (os.path.basename(a[0]) in err or os.path.basename(b[1]) in err),

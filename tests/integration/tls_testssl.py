@@ -29,7 +29,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from ptest import t, skip, failures, checks, read_text, sanitizer_clean, wait_for, stop_process, \
-    make_certs, free_port  # noqa: E402
+    make_certs, announced_port  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -56,16 +56,16 @@ def main():
         os.makedirs(root)
         with open(os.path.join(root, "index.html"), "wb") as f:
             f.write(b"<!DOCTYPE html>\n<title>testssl</title>\n")
-        port = free_port()
         out, err = os.path.join(tmp, "portico.out"), os.path.join(tmp, "portico.err")
-        args = [PORTICO, "-w", "2", "-l", "127.0.0.1:0", "--listen-tls", "127.0.0.1:%d" % port,
+        args = [PORTICO, "-w", "2", "-l", "127.0.0.1:0", "--listen-tls", "127.0.0.1:0",
                 "--tls-cert", certs["a"][0], "--tls-key", certs["a"][1],
                 "--tls-cert", certs["b"][0], "--tls-key", certs["b"][1],
                 "--hsts", "31536000", root]
         with open(out, "wb") as o, open(err, "wb") as e:
             srv = subprocess.Popen(args, stdout=o, stderr=e, stdin=subprocess.DEVNULL)
         wait_for(lambda: "backend," in read_text(out) or srv.poll() is not None, 15)
-        if srv.poll() is not None or "backend," not in read_text(out):
+        port = announced_port(read_text(out), "https")
+        if srv.poll() is not None or "backend," not in read_text(out) or not port:
             t(False, "portico starts with a TLS listener", (srv.poll(), read_text(out), read_text(err)[-2000:]))
             return 1
         jsonf = os.path.join(tmp, "testssl.json")
