@@ -503,6 +503,16 @@ def check_resumption(srv):
               and re.search(r"^Reused, TLSv1\.[23]", out2, re.M) and "HTTP/1.1 200 OK" in out2,
               "openssl s_client %s: -sess_out then -sess_in resumes (Reused)" % ver,
               (rc, rc2, re.findall(r"^(?:New|Reused).*$", out + out2, re.M), err2[-300:]))
+            if ver == "-tls1_3":
+                # no 0-RTT: the tickets allow no early data, so a client never sends any
+                early = os.path.join(tmp, "early.txt")
+                with open(early, "wb") as fh:
+                    fh.write(req("/a.txt?early", host="localhost", close=True))
+                rc3, out3, err3 = s_client(port, ver, "-sess_in", f, "-early_data", early)
+                t(re.search(r"Max Early Data: 0\b", out) and "Early data was accepted" not in out3
+                  and "HTTP/1.1 200 OK" in out3,
+                  "TLS 1.3 tickets allow no early data (Max Early Data: 0): s_client -early_data is "
+                  "answered only after the handshake", (rc3, re.findall(r"(?i)^.*early.*$", out + out3, re.M)))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -636,6 +646,21 @@ def check_parallel(srv, root):
             c = tconn(port, timeout=30)
             c.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768 + i * 8192)
             c.send(req(path, hdrs=[("Range", rng)] if rng else ()))
+            if i == 0:          # a slow reader: 16 KiB then 2 ms, so its sends block and resume
+                head = c.read_until(b"\r\n\r\n")
+                n = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+                body = bytearray()
+                while len(body) < n:
+                    if not c.buf:
+                        c._fill()
+                    take = bytes(c.buf[:16384])
+                    del c.buf[:16384]
+                    body += take
+                    time.sleep(0.002)
+                c.close()
+                res[i] = (int(head.split(b" ")[1]), hashlib.sha256(body[:n]).digest() == hashlib.sha256(want).digest(),
+                          len(body))
+                return
             st, h, body = c.header_response()
             c.close()
             res[i] = (st, hashlib.sha256(body).digest() == hashlib.sha256(want).digest(), len(body))
@@ -647,7 +672,7 @@ def check_parallel(srv, root):
     for th in ths:
         th.join(60)
     t(all(isinstance(r, tuple) and r[0] in (200, 206) and r[1] for r in res),
-      "%d concurrent large downloads and ranges over TLS: each byte-exact" % len(jobs), res)
+      "%d concurrent large downloads and ranges over TLS (one read slowly): each byte-exact" % len(jobs), res)
 
 
 def check_records(srv, root):
@@ -724,6 +749,24 @@ def check_pipelining(srv, root):
             if not ok:
                 bad.append((i, p, st, len(body)))
         t(not bad, "%d pipelined requests in one TLS write: every response in order and exact" % len(seq), bad)
+        # 300 small requests in one write (one TLS record holds them all: the HTTP layer's
+        # pipelining pause must resume on plaintext already decrypted, with no new bytes)
+        c.send(b"".join(req("/a.txt?p%d" % i) for i in range(300)))
+        got = 0
+        for i in range(300):
+            st, h, body = c.header_response()
+            if st != 200 or body != A_TXT:
+                break
+            got += 1
+        t(got == 300, "300 pipelined requests in one TLS record: all answered in order", got)
+        c.send(b"".join(req("/mid.bin?p%d" % i) for i in range(30)))
+        got = 0
+        for i in range(30):
+            st, h, body = c.header_response()
+            if st != 200 or body != mid:
+                break
+            got += 1
+        t(got == 30, "30 pipelined requests for a 300 KB file (9 MB of responses): all exact", got)
         # and byte by byte: each request split over many tiny records
         data = req("/a.txt?split") + req("/sub/page.txt")
         for i in range(0, len(data), 7):
