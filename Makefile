@@ -28,6 +28,8 @@ endif
 CFLAGS  ?=
 CFLAGS  += $(CFLAGS_BASE) $(OPT)
 LDLIBS  := -luring -lssl -lcrypto -lpthread
+# the portico program's own libraries (compression: src/server/compress.c); libportico has none
+SRV_LDLIBS := -lz -lbrotlienc -lzstd
 SANFLAGS := -fsanitize=address,undefined
 LDFLAGS_SAN := $(if $(filter 1,$(SAN)),$(SANFLAGS))$(if $(filter tsan,$(SAN)),-fsanitize=thread)
 
@@ -63,7 +65,7 @@ $(B)/libportico.so: $(LIB_OBJ)
 	$(CC) -shared -Wl,-soname,libportico.so.0 $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
 
 $(B)/portico: $(SRV_OBJ) $(B)/libportico.a
-	$(CC) $(CFLAGS) -o $@ $(SRV_OBJ) $(B)/libportico.a $(LDFLAGS_SAN) $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $(SRV_OBJ) $(B)/libportico.a $(LDFLAGS_SAN) $(LDLIBS) $(SRV_LDLIBS)
 
 $(B)/examples/%: examples/%.c $(B)/libportico.a
 	@mkdir -p $(@D)
@@ -76,7 +78,8 @@ $(B)/bench/%: bench/%.c
 
 $(B)/tests/unit/%: tests/unit/%.c $(B)/libportico.a
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -Itests -o $@ $< $(B)/libportico.a $(LDFLAGS_SAN) $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) -Itests -o $@ $< $(B)/libportico.a $(LDFLAGS_SAN) $(LDLIBS) \
+		$(if $(findstring /server/,$@),$(SRV_LDLIBS) -lbrotlidec) -lcmocka
 
 $(B)/tests/integration/%: tests/integration/%.c $(B)/libportico.a
 	@mkdir -p $(@D)

@@ -2,11 +2,11 @@
 # Installs the Debian packages a make target needs, only when they are missing.
 # Usage: scripts/deps.sh build|test|bench|fuzz ...
 set -eu
-want=(gcc make pkg-config liburing-dev libssl-dev)
+want=(gcc make pkg-config liburing-dev libssl-dev zlib1g-dev libbrotli-dev libzstd-dev)
 for set in "$@"; do
 	case "$set" in
 	build) ;;
-	test) want+=(libcmocka-dev clang libclang-rt-14-dev python3 curl media-types openssl testssl.sh) ;;
+	test) want+=(libcmocka-dev clang libclang-rt-14-dev python3 curl media-types openssl testssl.sh brotli zstd) ;;
 	fuzz) want+=(clang libclang-rt-14-dev) ;;
 	bench) want+=(nginx-light wrk python3 curl util-linux openssl h2o) ;;
 	*) echo "deps.sh: unknown set '$set'" >&2; exit 2 ;;

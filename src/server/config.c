@@ -2,7 +2,8 @@
  * Command line and config file of the portico program (see config.h).
  *
  * One table (opts[]) describes every option: its names, how its value is parsed and checked,
- * where it is stored, and its --help line. The command line, the config file and the help
+ * where it is stored, and its --help line (the per-site rules are parsed by site.c, the file's
+ * syntax and host blocks by conffile.c). The command line, the config file and the help
  * text all come from it, so they cannot drift apart; docs/portico.1 mirrors it by hand and
  * tests/unit/server/test_config.c checks that every option appears in the man page.
  */
@@ -23,10 +24,11 @@
 #endif
 
 enum kind {
-	K_HELP, K_VERSION, K_CONFIG, /* command line only, handled before everything else */
+	K_HELP, K_VERSION, K_CONFIG, K_CHECK, /* command line only, handled before the rest */
 	K_LISTEN, K_UINT, K_SIZE, K_MS, K_RATE, K_BACKEND, K_POLICY, K_BOOL, K_STR,
 	K_PATHS,     /* a repeatable file name (a list, like K_LISTEN) */
 	K_PROTOCOLS, /* TLS versions, into tls_min_version and tls_max_version */
+	K_SITE,      /* a per-site rule (site.c), into the top-level site */
 };
 
 enum {
@@ -78,6 +80,9 @@ static const struct opt opts[] = {
 	  "I/O backend (default auto: io_uring if usable)" },
 	{ "config", 'c', K_CONFIG, 0, 0, 0, 0, 0, NULL, "FILE",
 	  "read settings from FILE; options given on the command line override it" },
+	{ "check-config", 0, K_CHECK, 0, 0, 0, 0, 0, NULL, "FILE",
+	  "read FILE as --config does, check it (docroots, pages, certificates) and exit: 0 if "
+	  "it is good, else 2 with FILE:LINE: reason" },
 	{ "docroot", 0, K_STR, 0, STR(docroot), 0, 0, check_nonempty, "DIR",
 	  "directory to serve, as the DOCROOT argument (default: the current directory)" },
 	{ "user", 0, K_STR, 0, STR(user), 0, 0, check_user, "NAME",
@@ -90,6 +95,24 @@ static const struct opt opts[] = {
 	  "follow symlinks that stay inside DOCROOT (default off: no symlink is followed)" },
 	{ "cache-control", 0, K_STR, F_OFF, STR(cache_control), 0, 0, check_field_value, "VALUE",
 	  "Cache-Control field for files (default: none)" },
+	{ "header", 0, K_SITE, 0, 0, 0, 0, 0, NULL, "'PATTERN NAME VALUE'",
+	  "add the field NAME: VALUE to 200, 206 and 304 responses for paths under PATTERN "
+	  "(/prefix/, /exact or *.glob on the file name); repeatable, later rules win" },
+	{ "error-page", 0, K_SITE, 0, 0, 0, 0, 0, NULL, "'STATUS... PATH'",
+	  "send the file PATH with responses of these statuses (400-599); repeatable" },
+	{ "fallback", 0, K_SITE, 0, 0, 0, 0, 0, NULL, "PATH|off",
+	  "answer GET/HEAD of a missing path without an extension with PATH and 200 "
+	  "(single-page apps; default off)" },
+	{ "redirect", 0, K_SITE, 0, 0, 0, 0, 0, NULL, "'CODE FROM TO'",
+	  "answer FROM (a path, or a prefix ending in /) with CODE (301, 302, 303, 307, 308) "
+	  "to TO, keeping the rest of the path and the query; repeatable" },
+	{ "compress", 0, K_SITE, 0, 0, 0, 0, 0, NULL, "'TYPE...'|off",
+	  "compress files of these media types once (br, zstd, gzip) and serve the cached "
+	  "copy (default off)" },
+	{ "compress-cache", 0, K_SIZE, 0, FIELD(compress_cache), 0, 64 * KIB, 64 * GIB, NULL,
+	  "BYTES", "memory for compressed copies, all sites together (default 64m)" },
+	{ "cors", 0, K_SITE, 0, 0, 0, 0, 0, NULL, "'*|ORIGIN...'|off",
+	  "send Access-Control-Allow-Origin and answer CORS preflights (default off)" },
 	{ "access-log", 0, K_STR, F_OFF, STR(access_log), 0, 0, check_nonempty, "PATH|-|off",
 	  "access log file, - for stdout (default off)" },
 	{ "error-log", 0, K_STR, 0, STR(error_log), 0, 0, check_error_log, "PATH|-",
@@ -161,6 +184,7 @@ static const struct pt_server_config defaults = {
 	.drain_timeout_ms = 120000, .queue_timeout_ms = 120000, /* HTTP.SYS defaults */
 	.min_send_rate = 150, .shutdown_ms = 5000,
 	.tls_min_version = PT_TLS_1_2, .tls_max_version = PT_TLS_1_3, .hsts = PT_CONFIG_OFF,
+	.compress_cache = 64 * MIB,
 };
 
 void pt_config_defaults(struct pt_server_config *c)
@@ -372,8 +396,7 @@ static const char *check_field_value(const char *v)
 
 /* ---- applying a value -------------------------------------------------------------------- */
 
-/* Copies v into msg for a message: at most 48 bytes, controls shown as '?'. */
-static const char *shown(const char *v, char *buf, size_t cap)
+const char *pt__config_shown(const char *v, char *buf, size_t cap)
 {
 	size_t i = 0;
 
@@ -551,12 +574,14 @@ static int apply(struct pt_server_config *c, const struct opt *o, const char *v,
 		why = parse_protocols(v, &c->tls_min_version, &c->tls_max_version);
 		ok = !why;
 		break;
+	case K_SITE:
+		return pt_site_apply(&c->top, o->name, v, 0, msg, cap) < 0 ? PT_CONFIG_USAGE : 0;
 	}
 	if (ok)
 		return 0;
 	if (!why)
 		expected(o, exp, sizeof(exp));
-	snprintf(msg, cap, "invalid value '%s' (expected %s)", shown(v, sv, sizeof(sv)),
+	snprintf(msg, cap, "invalid value '%s' (expected %s)", pt__config_shown(v, sv, sizeof(sv)),
 		 why ? why : exp);
 	return PT_CONFIG_USAGE;
 }
@@ -582,118 +607,75 @@ static bool takes_value(const struct opt *o)
 	return o->kind != K_HELP && o->kind != K_VERSION && o->kind != K_BOOL;
 }
 
-/* ---- the config file --------------------------------------------------------------------- */
+/* ---- settings by name (the config file, conffile.c) -------------------------------------- */
 
-static int __attribute__((format(printf, 5, 6))) file_error(char *err, size_t errlen, const char *name, unsigned line,
-		      const char *fmt, ...)
+int pt__config_set(struct pt_server_config *c, const char *name, const char *value, char *msg,
+		   size_t cap)
 {
-	char msg[256];
-	va_list ap;
+	const struct opt *o = find_long(name, strlen(name));
 
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	snprintf(err, errlen, "%s:%u: %s", name, line, msg);
-	return PT_CONFIG_USAGE;
-}
-
-static bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\r'; }
-
-/* One line "name [value]" (already without its '\n', NUL-terminated in buf). */
-static int file_line(struct pt_server_config *c, char *s, const char *name, unsigned line,
-		     char *err, size_t errlen)
-{
-	char *key, *val, *e;
-	const struct opt *o;
-	char msg[200];
-
-	while (is_blank(*s))
-		s++;
-	if (*s == '\0' || *s == '#')
-		return 0;
-	key = s;
-	while (*s && !is_blank(*s))
-		s++;
-	e = s;
-	while (is_blank(*s))
-		s++;
-	val = s;
-	*e = '\0';
-	for (e = val + strlen(val); e > val && is_blank(e[-1]); e--)
-		;
-	*e = '\0';
-	o = find_long(key, strlen(key));
-	if (!o || o->kind <= K_CONFIG)
-		return file_error(err, errlen, name, line, "unknown setting '%s'",
-				  shown(key, msg, 64));
-	if (!*val && o->kind != K_BOOL)
-		return file_error(err, errlen, name, line, "%s: needs a value", o->name);
-	if (apply(c, o, *val ? val : NULL, msg, sizeof(msg)) < 0)
-		return file_error(err, errlen, name, line, "%s: %s", o->name, msg);
-	return 0;
-}
-
-int pt_config_parse_text(struct pt_server_config *c, const char *text, size_t len,
-			 const char *name, char *err, size_t errlen)
-{
-	const char *p = text, *end = text + len;
-	unsigned line = 0;
-	char buf[PATH_MAX + 256];
-
-	while (p < end) {
-		const char *eol = memchr(p, '\n', (size_t)(end - p));
-		size_t n = (size_t)((eol ? eol : end) - p);
-		int r;
-
-		line++;
-		if (memchr(p, '\0', n))
-			return file_error(err, errlen, name, line, "NUL byte in the line");
-		if (n >= sizeof(buf))
-			return file_error(err, errlen, name, line, "line too long");
-		memcpy(buf, p, n);
-		buf[n] = '\0';
-		r = file_line(c, buf, name, line, err, errlen);
-		if (r < 0)
-			return r;
-		p = eol ? eol + 1 : end;
-	}
-	return 0;
-}
-
-int pt_config_parse_file(struct pt_server_config *c, const char *path, char *err,
-			 size_t errlen)
-{
-	struct stat st;
-	char *buf = NULL;
-	ssize_t n = 0;
-	int fd, r = PT_CONFIG_USAGE;
-
-	/* O_NONBLOCK: a FIFO given by mistake must not hang the start (it is refused below) */
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-	if (fd < 0) {
-		snprintf(err, errlen, "config file '%s': %s", path, strerror(errno));
+	if (!o || o->kind <= K_CHECK)
+		return PT_CONFIG_UNKNOWN;
+	if (!value && o->kind != K_BOOL) {
+		snprintf(msg, cap, "needs a value");
 		return PT_CONFIG_USAGE;
 	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > PT_CONFIG_FILE_MAX) {
-		snprintf(err, errlen, "config file '%s': not a regular file of at most 1 MiB",
-			 path);
-		goto out;
+	return apply(c, o, value, msg, cap);
+}
+
+/* Whether option o has the same value in a and b. */
+static bool same_value(const struct pt_server_config *a, const struct pt_server_config *b,
+		       const struct opt *o)
+{
+	const char *x = (const char *)a + o->off, *y = (const char *)b + o->off;
+
+	switch (o->kind) {
+	case K_LISTEN: case K_PATHS: {
+		unsigned n = *list_count((struct pt_server_config *)a, o);
+		return n == *list_count((struct pt_server_config *)b, o) && !memcmp(x, y, n * o->cap);
 	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (buf)
-		n = read(fd, buf, (size_t)st.st_size);
-	if (!buf || n < 0) {
-		snprintf(err, errlen, "config file '%s': %s", path,
-			 strerror(buf ? errno : ENOMEM));
-		goto out;
+	case K_STR:
+		return strcmp(x, y) == 0;
+	case K_SIZE:
+		return *(const uint64_t *)x == *(const uint64_t *)y;
+	case K_BOOL:
+		return *(const bool *)x == *(const bool *)y;
+	case K_BACKEND: case K_POLICY:
+		return *(const int *)x == *(const int *)y;
+	case K_UINT: case K_MS: case K_RATE:
+		return *(const unsigned *)x == *(const unsigned *)y;
+	default:
+		return true;
 	}
-	r = pt_config_parse_text(c, buf, (size_t)n, path, err, errlen);
-	if (r == 0 && strlen(path) < sizeof(c->config_file))
-		strcpy(c->config_file, path);
-out:
-	free(buf);
-	close(fd);
-	return r;
+}
+
+void pt_config_static_diff(const struct pt_server_config *a, const struct pt_server_config *b,
+			   char *out, size_t cap)
+{
+	static const char *const reloadable[] = { "docroot", "index", "autoindex",
+		"follow-symlinks", "cache-control", "tls-cert", "tls-key", "tls-protocols" };
+	size_t k = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < NOPTS; i++) {
+		bool skip = opts[i].kind <= K_CHECK || opts[i].kind == K_SITE;
+
+		for (size_t j = 0; j < sizeof(reloadable) / sizeof(reloadable[0]); j++)
+			skip |= !strcmp(opts[i].name, reloadable[j]);
+		if (skip || same_value(a, b, &opts[i]) || k + strlen(opts[i].name) + 3 > cap)
+			continue;
+		k += (size_t)snprintf(out + k, cap - k, "%s%s", k ? ", " : "", opts[i].name);
+	}
+}
+
+void pt_config_free(struct pt_server_config *c)
+{
+	pt_site_conf_free(&c->top);
+	for (unsigned i = 0; i < c->nhosts; i++)
+		pt_site_conf_free(&c->hosts[i]);
+	free(c->hosts);
+	c->hosts = NULL;
+	c->nhosts = 0;
 }
 
 /* ---- the command line -------------------------------------------------------------------- */
@@ -736,7 +718,7 @@ static int next_arg(struct cursor *cu, const struct opt **o, const char **val, c
 			*o = NULL; /* "-hV": no bundling */
 	}
 	if (!*o) {
-		snprintf(err, errlen, "unknown option '%s' (see --help)", shown(a, sv, sizeof(sv)));
+		snprintf(err, errlen, "unknown option '%s' (see --help)", pt__config_shown(a, sv, sizeof(sv)));
 		return PT_CONFIG_USAGE;
 	}
 	if (attached && (*o)->kind != K_BOOL && !takes_value(*o)) {
@@ -776,8 +758,9 @@ static int first_pass(struct pt_server_config *c, int argc, char **argv, char *e
 			printf("portico %s\n", PT_VERSION);
 			return 1;
 		}
-		if (o->kind == K_CONFIG)
+		if (o->kind == K_CONFIG || o->kind == K_CHECK)
 			config = val;
+		c->check_only |= o->kind == K_CHECK;
 	}
 	return config ? pt_config_parse_file(c, config, err, errlen) : 0;
 }
@@ -800,16 +783,19 @@ int pt_config_parse_args(struct pt_server_config *c, int argc, char **argv, char
 		if (r == ARG_POSITIONAL) {
 			if (docroot_seen) {
 				snprintf(err, errlen, "unexpected argument '%s': only one DOCROOT",
-					 shown(val, msg, 64));
+					 pt__config_shown(val, msg, 64));
 				return PT_CONFIG_USAGE;
 			}
 			docroot_seen = true;
 			o = find_long("docroot", 7);
-		} else if (o->kind <= K_CONFIG) {
+		} else if (o->kind <= K_CHECK) {
 			continue;
-		} else if (is_list(o) && !list_seen[o - opts]) {
+		} else if ((is_list(o) || o->kind == K_SITE) && !list_seen[o - opts]) {
 			list_seen[o - opts] = true; /* the command line replaces the file's list */
-			*list_count(c, o) = 0;
+			if (o->kind == K_SITE)
+				pt_site_clear(&c->top, o->name);
+			else
+				*list_count(c, o) = 0;
 		}
 		if (apply(c, o, val, msg, sizeof(msg)) < 0) {
 			snprintf(err, errlen, "%s%s: %s", r == ARG_POSITIONAL ? "" : "--",
@@ -874,7 +860,9 @@ void pt_config_usage(FILE *f)
 	      "On/off options also accept --NAME=on|off.\n"
 	      "A config file (-c) holds the same settings, one \"NAME VALUE\" per line,\n"
 	      "without the leading dashes; '#' starts a comment line. The command line\n"
-	      "overrides the file.\n"
+	      "overrides the file. The file may group per-site settings in host blocks,\n"
+	      "\"host NAME... {\" ... \"}\", chosen by the request's Host (see portico(1)).\n"
 	      "Exit status: 0 after a normal stop, 1 when the docroot cannot be opened or\n"
-	      "the server cannot start, 2 for a bad option or value.\n", f);
+	      "the server cannot start, 2 for a bad option or value (or a config file that\n"
+	      "--check-config finds bad).\n", f);
 }

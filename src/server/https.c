@@ -13,11 +13,14 @@
 void pt_https_tls_config(const struct pt_server_config *c, struct pt_tls_cert *certs,
 			 struct pt_tls_config *tc)
 {
+	const char *cf[PT_CONFIG_MAX_ALL_CERTS], *kf[PT_CONFIG_MAX_ALL_CERTS];
+	int n = pt_config_cert_pairs(c, cf, kf);
+
 	pt_tls_config_init(tc);
-	for (unsigned i = 0; i < c->ntls_cert; i++)
-		certs[i] = (struct pt_tls_cert){ c->tls_cert[i], c->tls_key[i] };
+	for (int i = 0; i < n; i++)
+		certs[i] = (struct pt_tls_cert){ cf[i], kf[i] };
 	tc->certs = certs;
-	tc->ncerts = c->ntls_cert;
+	tc->ncerts = n > 0 ? (unsigned)n : 0;     /* -E2BIG was refused by check_tls */
 	tc->alpn = "http/1.1";                    /* "h2,http/1.1" once HTTP/2 lands */
 	tc->min_version = c->tls_min_version;
 	tc->max_version = c->tls_max_version;
@@ -27,7 +30,7 @@ void pt_https_tls_config(const struct pt_server_config *c, struct pt_tls_cert *c
 
 pt_tls_t *pt_https_create(const struct pt_server_config *c, char *err, size_t errlen)
 {
-	struct pt_tls_cert certs[PT_CONFIG_MAX_CERTS];
+	struct pt_tls_cert certs[PT_CONFIG_MAX_ALL_CERTS];
 	struct pt_tls_config tc;
 
 	pt_https_tls_config(c, certs, &tc);
@@ -36,7 +39,7 @@ pt_tls_t *pt_https_create(const struct pt_server_config *c, char *err, size_t er
 
 int pt_https_reload(pt_tls_t *t, const struct pt_server_config *c, char *err, size_t errlen)
 {
-	struct pt_tls_cert certs[PT_CONFIG_MAX_CERTS];
+	struct pt_tls_cert certs[PT_CONFIG_MAX_ALL_CERTS];
 	struct pt_tls_config tc;
 
 	pt_https_tls_config(c, certs, &tc);

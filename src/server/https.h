@@ -8,7 +8,8 @@
 #include <portico/http.h>
 #include "server/config.h"
 
-/* Fills *tc from c: the certificate pairs (into certs, which has room for c->ntls_cert),
+/* Fills *tc from c: the certificate pairs of the top level and the host blocks (into certs,
+ * which has room for PT_CONFIG_MAX_ALL_CERTS; see pt_config_cert_pairs),
  * the protocol versions, ALPN "http/1.1", the handshake deadline (the header timeout: a
  * handshake is the start of the first request head) and kTLS where the kernel has it.
  * tc points into certs and c, which must outlive it. Pure. */

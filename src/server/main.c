@@ -8,8 +8,14 @@
  * file when one is unusable), create the server and bind every address (or take systemd's
  * sockets), drop privileges (--user), then start the workers (their rings are created
  * unprivileged). The main thread then only waits for signals: SIGTERM/SIGINT stop
- * gracefully, SIGHUP reopens the log files and reloads the certificates, SIGUSR1 logs the
- * counters. The TLS context outlives the server: it is destroyed after it.
+ * gracefully, SIGHUP reopens the log files and reloads the configuration (sites, rules,
+ * certificates: all or nothing, see reload()), SIGUSR1 logs the counters. The TLS context
+ * outlives the server: it is destroyed after it.
+ *
+ * The configuration is parsed twice at start: one copy for the server-wide settings, which
+ * main keeps, and one that the first site snapshot owns (a snapshot owns its configuration,
+ * which is how a reload replaces it while requests still use the old one).
+ * --check-config FILE checks and exits instead (0, or 2 with FILE:LINE: reason).
  */
 #include <portico/http.h>
 #include "server/alog.h"
@@ -17,6 +23,9 @@
 #include "server/files.h"
 #include "server/https.h"
 #include "server/mime.h"
+#include "server/reload.h"
+#include "server/vhost.h"
+#include "server/zcache.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -205,7 +214,13 @@ static int listen_all(pt_http_server_t *s, struct pt_server_config *c,
 
 static void announce_addr(const struct pt_server_config *c, const char *a, bool tls, int port)
 {
-	printf("portico: serving %s at %s://%.*s:%d/\n", c->docroot, tls ? "https" : "http",
+	char what[PATH_MAX + 32];
+
+	if (c->nhosts)
+		snprintf(what, sizeof what, "%u sites", c->nhosts);
+	else
+		snprintf(what, sizeof what, "%s", c->docroot);
+	printf("portico: serving %s at %s://%.*s:%d/\n", what, tls ? "https" : "http",
 	       (int)(strrchr(a, ':') - a), a, port);
 }
 
@@ -269,21 +284,8 @@ static void log_counters(pt_http_server_t *s, bool tls)
 	fflush(stderr);
 }
 
-/* SIGHUP: the certificate and key files are read again; on any error the engine keeps the
- * ones it has, and the reason is logged. */
-static void reload_tls(pt_tls_t *tls, const struct pt_server_config *c)
-{
-	char msg[512];
-
-	if (pt_https_reload(tls, c, msg, sizeof msg) < 0)
-		fprintf(stderr, "portico: TLS reload failed, keeping the current certificates: %s\n",
-			msg);
-	else
-		fprintf(stderr, "portico: TLS certificates reloaded\n");
-}
-
 static void wait_for_stop(pt_http_server_t *s, struct pt_alog *alog,
-			  const struct pt_server_config *c, pt_tls_t *tls)
+			  const struct pt_server_config *c, struct pt_reload *rl)
 {
 	sigset_t set;
 	int sig;
@@ -298,15 +300,14 @@ static void wait_for_stop(pt_http_server_t *s, struct pt_alog *alog,
 		if (sigwait(&set, &sig) != 0 || (sig != SIGHUP && sig != SIGUSR1))
 			return;
 		if (sig == SIGUSR1) {
-			log_counters(s, tls != NULL);
+			log_counters(s, rl->tls != NULL);
 			continue;
 		}
 		open_error_log(c);                    /* SIGHUP: reopen both logs (rotation) */
 		if (alog && (err = pt_alog_reopen(alog)) < 0)
 			fprintf(stderr, "portico: reopening the access log '%s': %s\n", c->access_log,
 				strerror(-err));
-		if (tls)
-			reload_tls(tls, c);
+		pt_reload(rl);
 		fflush(stderr);
 	}
 }
@@ -349,7 +350,45 @@ static void files_https(struct pt_files *f, pt_http_server_t *s,
 	f->https_port = (unsigned)pt_http_listen_port(s, (int)c->nlisten);
 }
 
-static int serve(struct pt_server_config *c, int rootfd)
+/* The compression threads: one per four CPUs, 1 to 4 (they run beside the workers). */
+static unsigned compress_threads(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n <= 4 ? 1 : n >= 16 ? 4 : (unsigned)(n + 3) / 4;
+}
+
+/* The sites (a second parse: the snapshot owns its configuration) and the compression
+ * cache. 0, or -1 after printing why. */
+static int setup_files(struct pt_files *f, struct pt_reload *rl, unsigned workers)
+{
+	struct pt_server_config *c2 = malloc(sizeof(*c2));
+	struct pt_snapshot *snap;
+	char msg[PATH_MAX + 256];
+	int err;
+
+	if (!c2 || pt_config_parse_args(c2, rl->argc, rl->argv, msg, sizeof msg) != 0) {
+		fprintf(stderr, "portico: %s\n", c2 ? msg : "out of memory");
+		free(c2);
+		return -1;
+	}
+	if (!(snap = pt_snapshot_build(c2, rl->mime, workers, msg, sizeof msg))) {
+		fprintf(stderr, "portico: %s\n", msg);
+		return -1;
+	}
+	if (pt_files_init(f, workers, snap) < 0) {
+		pt_snapshot_unref(snap);
+		fprintf(stderr, "portico: out of memory\n");
+		return -1;
+	}
+	if (!(f->zc = pt_zcache_new(rl->boot->compress_cache, compress_threads(), &err))) {
+		fprintf(stderr, "portico: compression threads: %s\n", strerror(-err));
+		return -1;
+	}
+	return 0;
+}
+
+static int serve(struct pt_server_config *c, struct pt_reload *rl)
 {
 	struct pt_http_config hc;
 	struct pt_files files = { 0 };
@@ -370,68 +409,90 @@ static int serve(struct pt_server_config *c, int rootfd)
 	}
 	unsigned workers = pt_engine_workers(pt_http_server_engine(s));
 	struct pt_mime *mime = pt_mime_load("/etc/mime.types", &err);
-	/* small_max: above ~16 KiB sendfile beats a copy from memory (S5, 64 KiB: 31.6 -> 19.8 µs
-	 * of server CPU per request in make bench) */
-	files.opts = (struct pt_fcache_opts){ .mime = mime, .follow_symlinks = c->follow_symlinks,
-					      .precompressed = true, .ttl_ms = 1000, .small_max = 16384 };
-	files.index = c->index;
-	files.autoindex = c->autoindex;
-	files.cache_control = c->cache_control;
+	*rl = (struct pt_reload){ rl->argc, rl->argv, c, mime, workers,
+				  act.ntls ? act.ntls : c->nlisten_tls, tls, &files };
 	if (*c->access_log && !(alog = pt_alog_open(c->access_log, workers, &err)))
 		fprintf(stderr, "portico: access log '%s': %s\n", c->access_log, strerror(-err));
 	files.alog = alog;
 	if ((*c->access_log && !alog) || listen_all(s, c, &act, tls) < 0 ||
-	    (*c->user && drop_privileges(c->user) < 0) || pt_files_init(&files, workers, rootfd) < 0 ||
+	    setup_files(&files, rl, workers) < 0 || (*c->user && drop_privileges(c->user) < 0) ||
 	    pt_http_route(s, "/", pt_files_handle, &files, 0) < 0)
 		goto out;
 	files_https(&files, s, c, tls);
+	files.vh.engine = pt_http_server_engine(s);
 	if ((err = pt_http_server_start(s)) < 0) {
 		fprintf(stderr, "portico: cannot start: %s\n", strerror(-err));
 		goto out;
 	}
 	announce(s, c, tls);
-	wait_for_stop(s, alog, c, tls);
+	wait_for_stop(s, alog, c, rl);
 	rc = 0;
 out:
 	pt_http_server_destroy(s);
 	if (tls)
 		pt_tls_destroy(tls);                   /* after every engine using it */
 	pt_files_fini(&files);
+	pt_zcache_free(files.zc);                  /* after every send of a copy completed */
 	pt_alog_close(alog);
 	pt_mime_free(mime);
 	return rc;
 }
 
-int main(int argc, char **argv)
+/* Parses the command line into *c: 0 to go on, else the exit status (after printing). */
+static int parse(struct pt_server_config *c, int argc, char **argv)
 {
-	struct pt_server_config c;
-	char err[512];
+	char err[PATH_MAX + 256];
+	int rc = pt_config_parse_args(c, argc, argv, err, sizeof err);
 
-	int rc = pt_config_parse_args(&c, argc, argv, err, sizeof err);
 	if (rc == 1)
-		return 0;
+		return -1;                     /* help or version printed: exit 0 */
 	if (rc < 0) {
 		fprintf(stderr, "portico: %s\n", err);
-		fprintf(stderr, "Try 'portico --help' for more information.\n");
+		if (!c->check_only)
+			fprintf(stderr, "Try 'portico --help' for more information.\n");
 		return 2;
 	}
-	if (open_error_log(&c) < 0)
-		return 1;
-	int rootfd = pt_config_open_docroot(&c, err, sizeof err);
-	if (rootfd < 0) {
+	return 0;
+}
+
+/* Before anything is started: every docroot opens (exit 1 naming the first that does not). */
+static int check_docroots(const struct pt_server_config *c)
+{
+	char err[PATH_MAX + 256];
+
+	if (pt_config_check_sites(c, err, sizeof err) < 0) {
 		fprintf(stderr, "portico: %s\n", err);
 		return 1;
 	}
-	sigset_t set;                  /* blocked in every thread; the main thread waits for them */
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGUSR1);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	raise_nofile();
-	rc = serve(&c, rootfd);
-	close(rootfd);
-	return rc;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct pt_server_config *c = calloc(1, sizeof(*c));   /* large: not on the stack */
+	struct pt_reload rl = { .argc = argc, .argv = argv };
+	int rc;
+
+	if (!c)
+		return 1;
+	rc = parse(c, argc, argv);
+	if (rc == 0 && c->check_only)
+		rc = pt_check_config(c);
+	else if (rc == 0 && open_error_log(c) < 0)
+		rc = 1;
+	else if (rc == 0 && (rc = check_docroots(c)) == 0) {
+		sigset_t set;          /* blocked in every thread; the main thread waits for them */
+		sigemptyset(&set);
+		sigaddset(&set, SIGINT);
+		sigaddset(&set, SIGTERM);
+		sigaddset(&set, SIGHUP);
+		sigaddset(&set, SIGUSR1);
+		pthread_sigmask(SIG_BLOCK, &set, NULL);
+		signal(SIGPIPE, SIG_IGN);
+		raise_nofile();
+		rc = serve(c, &rl);
+	}
+	pt_config_free(c);
+	free(c);
+	return rc < 0 ? 0 : rc;
 }

@@ -7,6 +7,9 @@
  */
 #include "server/config.c"
 #include "server/config_check.c"
+#include "server/conffile.c"
+#include "server/site.c"
+#include "server/path.c"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +17,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <cmocka.h>
+
+/* Each parse below reuses g_c: free what the previous one allocated (host blocks, rules)
+ * first. Defined after the includes, so config.c itself is not affected. */
+#define pt_config_parse_args(c, ...) (pt_config_free(c), pt_config_parse_args(c, __VA_ARGS__))
+#define pt_config_defaults(c) (pt_config_free(c), pt_config_defaults(c))
 
 static struct pt_server_config g_c;
 static char g_err[512];
@@ -798,7 +806,7 @@ static void test_check_tls(void **state)
 static void test_open_docroot(void **state)
 {
 	char dir[] = "/tmp/pt-docroot.XXXXXX", p[128];
-	struct pt_server_config c;
+	static struct pt_server_config c;   /* large: not on the stack */
 	int fd;
 
 	assert_non_null(mkdtemp(dir));

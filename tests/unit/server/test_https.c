@@ -4,6 +4,7 @@
  * bounds) and the TLS configuration built from the portico options.
  */
 #include "server/https.c"
+#include "server/config_check.c"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -73,7 +74,7 @@ static void test_location_errors(void **state)
 static void test_tls_config(void **state)
 {
 	static struct pt_server_config c;   /* large: not on the stack */
-	struct pt_tls_cert certs[PT_CONFIG_MAX_CERTS];
+	struct pt_tls_cert certs[PT_CONFIG_MAX_ALL_CERTS];
 	struct pt_tls_config tc;
 
 	strcpy(c.tls_cert[0], "a.pem");
