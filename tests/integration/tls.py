@@ -16,13 +16,16 @@ module, `openssl s_client`, curl, and raw sockets for the malformed traffic.
     accepted); SNI picks the certificate (a.test, b.test, none and unknown: the default; c.test:
     a leaf sent with its intermediate);
     Strict-Transport-Security on TLS responses only; a several-MiB file byte-exact and ranges
-    (single, suffix, far offsets, multipart) over TLS; pipelined requests; Connection: close
+    (single, suffix, far offsets, multipart) over TLS, concurrent downloads (one read slowly);
+    record sizes on the wire; pipelined requests (300 in one record); no 0-RTT; Connection: close
     ends with close_notify; plaintext HTTP, garbage, truncated ClientHellos, alerts, corrupted,
     truncated and oversized records, a client close_notify and a client reset mid-download:
     each connection is closed and the server keeps serving; the TLS counters (SIGUSR1).
  3. --redirect-https: the plaintext port answers 301 to https://HOST:TLSPORT/TARGET, the TLS
     port serves; --tls-protocols TLSv1.3 refuses TLS 1.2; --header-timeout runs from accept: a
     stalled handshake (partial ClientHello) and a handshake followed by silence are closed.
+    A configuration file (-c) with listen-tls, two tls-cert/tls-key pairs, tls-protocols and
+    hsts: an HTTPS-only server.
  4. flood: --max-conns 64, 400 connections that each send a partial ClientHello and stall;
     20 real clients on new connections are all served within 5 s each.
  5. SIGHUP reload under load (4 client threads, full handshakes and keep-alive): no failed
@@ -82,11 +85,12 @@ class Server:
     on port 0 of tls_hosts (self.tls[i]: (host, port) from the start-up lines); stdout/stderr
     go to files."""
 
-    def __init__(self, tmp, name, root, certs, opts=(), tls_hosts=("127.0.0.1",), plain=True):
+    def __init__(self, tmp, name, root, certs, opts=(), tls_hosts=("127.0.0.1",), plain=True,
+                 cli_tls=True):
         self.out = os.path.join(tmp, name + ".out")
         self.err = os.path.join(tmp, name + ".err")
         args = [PORTICO, "-w", "2"] + (["-l", "127.0.0.1:0"] if plain else [])
-        for h in tls_hosts:
+        for h in tls_hosts if cli_tls else ():       # (else the listeners come from -c FILE)
             args += ["--listen-tls", ("[%s]:0" if ":" in h else "%s:0") % h]
         for c, k in certs:
             args += ["--tls-cert", c, "--tls-key", k]
@@ -1021,6 +1025,28 @@ def check_header_timeout(srv):
         t(closed and when < 4, "--header-timeout 1 (from accept): %s is closed (%.1f s)" % (name, when), res)
 
 
+def check_config_file(tmp, root):
+    """The TLS settings from a configuration file (-c), an HTTPS-only server (no plaintext
+    listener)."""
+    a, b = CERTS["a"], CERTS["b"]
+    conf = os.path.join(tmp, "tls.conf")
+    with open(conf, "w") as f:
+        f.write("# HTTPS only\nlisten-tls 127.0.0.1:0\ntls-cert %s\ntls-key %s\ntls-cert %s\n"
+                "tls-key %s\ntls-protocols TLSv1.3\nhsts 600\n" % (a[0], a[1], b[0], b[1]))
+    try:
+        srv = Server(tmp, "conf", root, [], ["-c", conf], plain=False, cli_tls=False)
+    except RuntimeError as e:
+        t(False, "config file with listen-tls, tls-cert/tls-key pairs, tls-protocols, hsts: server starts", e)
+        return
+    t("http://" not in srv.announce, "HTTPS-only configuration: no plaintext listener announced", srv.announce)
+    st, h, body, i = try_tget(srv.tls_port, sni="b.test")
+    t(st == 200 and i.get("cert") == cert_der(b[0]) and h.get("strict-transport-security", "").startswith("max-age=600"),
+      "config file: the second tls-cert/tls-key pair is picked by SNI, hsts 600 sent", (st, h))
+    err = handshake_error(srv.tls_port, ctx_verify(max_version=V12))
+    t(err is not None, "config file: tls-protocols TLSv1.3 refuses a TLS 1.2 client", err)
+    check_stop(srv, "HTTPS-only server from a config file")
+
+
 # ---- 4. stalled handshakes flood -----------------------------------------------------------------
 
 def check_flood(srv):
@@ -1212,6 +1238,8 @@ def run_all(tmp):
         check_stop(srv, "redirect server")
     except RuntimeError as e:
         t(False, "redirect server starts", e)
+
+    section("config file", check_config_file, tmp, root)
 
     try:
         srv = Server(tmp, "flood", root, [a], ["--max-conns", "64", "--header-timeout", "30"])
