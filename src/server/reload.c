@@ -6,6 +6,7 @@
 #include "server/reload.h"
 #include "server/https.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,24 +80,46 @@ void pt_reload(struct pt_reload *r)
 		r->boot->config_file, s->nsites, s->nsites == 1 ? "" : "s");
 }
 
-/* The certificates of c load (a trial context, destroyed at once). */
+/* The config file line of the tls-cert whose certificate or key msg names (0: none). */
+static unsigned cert_line(const struct pt_server_config *c, const char *msg)
+{
+	for (unsigned i = 0; i < c->ntls_cert && i < c->ntls_key; i++)
+		if (strstr(msg, c->tls_cert[i]) || strstr(msg, c->tls_key[i]))
+			return c->tls_cert_line[i];
+	for (unsigned h = 0; h < c->nhosts; h++)
+		for (unsigned i = 0; i < c->hosts[h].ncerts && i < c->hosts[h].nkeys; i++)
+			if (strstr(msg, c->hosts[h].certs[i]) || strstr(msg, c->hosts[h].keys[i]))
+				return c->hosts[h].cert_lines[i];
+	return 0;
+}
+
+/* The certificates of c load (a trial context, destroyed at once). The message of a file
+ * that does not load gets the FILE:LINE of its tls-cert. */
 static int check_certs(const struct pt_server_config *c, char *msg, size_t cap)
 {
+	char why[PATH_MAX + 128];
+	unsigned line;
 	pt_tls_t *t;
 
 	if (pt_config_check_tls(c, c->nlisten_tls, msg, cap) < 0)
 		return -1;
 	if (!c->nlisten_tls)
 		return 0;
-	if (!(t = pt_https_create(c, msg, cap)))
+	if (!(t = pt_https_create(c, why, sizeof why))) {
+		line = cert_line(c, why);
+		if (line)
+			snprintf(msg, cap, "%s:%u: %s", c->config_file, line, why);
+		else
+			snprintf(msg, cap, "%s", why);
 		return -1;
+	}
 	pt_tls_destroy(t);
 	return 0;
 }
 
 int pt_check_config(const struct pt_server_config *c)
 {
-	char msg[PATH_MAX + 256];
+	char msg[2 * PATH_MAX + 512];        /* FILE:LINE: and a message naming another file */
 	unsigned sites = c->nhosts ? c->nhosts : 1;
 
 	if (pt_config_check_sites(c, msg, sizeof msg) < 0 || check_certs(c, msg, sizeof msg) < 0) {
