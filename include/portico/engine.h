@@ -431,7 +431,7 @@ struct pt_counters {
 	uint64_t conns;            /* open now */
 	uint64_t accepts;          /* accepted in total */
 	uint64_t closes;
-	uint64_t bytes_in, bytes_out;
+	uint64_t bytes_in, bytes_out;  /* bytes through the sockets (ciphertext on TLS) */
 	uint64_t ops_inflight;     /* kernel operations in flight now */
 	uint64_t sends, recvs;     /* completed kernel send/receive operations */
 	uint64_t recv_bufs;        /* receive buffers consumed (io_uring provided buffers; each

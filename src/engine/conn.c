@@ -419,6 +419,8 @@ void pt__rx_end(struct pt_conn *c, int err)
 		pt__tls_eof(c);            /* gone during the handshake */
 		return;
 	}
+	if (c->tls && err == 0)
+		err = pt__tls_rx_end(c);   /* -EPROTO: the stream ended inside a record */
 	c->flags |= PT_C_EOF;
 	c->eof_err = (int16_t)err;
 	pt__pending(c);

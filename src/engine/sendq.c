@@ -265,7 +265,8 @@ static void send_cursor_settle(struct pt_conn *c)
 /* n bytes went to the kernel. */
 static void tx_advance(struct pt_conn *c, size_t n)
 {
-	CNT_ADD(c->w, bytes_out, n);
+	if (!c->tls || c->tls->ktls)
+		CNT_ADD(c->w, bytes_out, n);      /* TLS: ciphertext is counted in tls_sent */
 	c->sq_bytes -= n;
 	c->sent += n;
 	while (n) {
@@ -433,6 +434,7 @@ static void tls_sent(struct pt_conn *c, size_t n, size_t *budget)
 {
 	size_t plain = pt__tls_sent(c, n);
 
+	CNT_ADD(c->w, bytes_out, n);             /* as bytes_in: what crossed the socket */
 	if (plain)
 		tx_advance(c, plain);
 	*budget = *budget > n ? *budget - n : 0;

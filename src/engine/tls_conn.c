@@ -366,6 +366,17 @@ void pt__tls_rx(struct pt_conn *c, const void *data, size_t len)
 		pt__pending(c);           /* handshake flights, tickets, alerts go out */
 }
 
+int pt__tls_rx_end(struct pt_conn *c)
+{
+	struct pt_tls_conn *t = c->tls;
+
+	if (!t->established || t->dead || !SSL_has_pending(t->ssl))
+		return 0;                 /* every whole record was read: a clean end */
+	CNT_ADD(c->w, tls_errors, 1);     /* truncated: part of a record is all there is */
+	t->dead = t->shut = true;
+	return -EPROTO;
+}
+
 void pt__tls_eof(struct pt_conn *c)
 {
 	hs_fail(c, NULL, PT_CLOSE_ABORT);

@@ -215,7 +215,8 @@ static int alpn_wire(struct pt_tls_gen *g, const char *list, char *err, size_t c
 	g->alpn_len = 0;
 	while (*p) {
 		size_t n = strcspn(p, ",");
-		if (n == 0 || n > 255 || g->alpn_len + 1 + n > sizeof g->alpn) {
+		bool trailing = p[n] == ',' && !p[n + 1];
+		if (n == 0 || n > 255 || trailing || g->alpn_len + 1 + n > sizeof g->alpn) {
 			snprintf(err, cap, "bad ALPN list '%s'", list);
 			return -EINVAL;
 		}
@@ -294,7 +295,13 @@ static int load_pair(SSL_CTX *x, const struct pt_tls_cert *pc, char *err, size_t
 		return -EINVAL;
 	}
 	if (SSL_CTX_use_PrivateKey_file(x, pc->key_file, SSL_FILETYPE_PEM) != 1) {
-		pt__tls_ssl_error(err, cap, "private key", pc->key_file);
+		if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
+			ERR_clear_error();
+			snprintf(err, cap, "private key %s does not match the certificate %s",
+				 pc->key_file, pc->cert_file);
+		} else {
+			pt__tls_ssl_error(err, cap, "private key", pc->key_file);
+		}
 		return -EINVAL;
 	}
 	if (SSL_CTX_check_private_key(x) != 1) {

@@ -45,7 +45,8 @@ struct pt_tls_gen;
 
 struct pt_tls_conn {
 	SSL *ssl;
-	struct pt_tls_gen *gen;           /* held until the handshake ends (SNI reads it) */
+	struct pt_tls_gen *gen;           /* held while the connection lives (SNI and ticket
+	                                     callbacks read it; reloads free it after) */
 	struct pt_listener *l;            /* whose on_accept runs after the handshake */
 	struct pt_tls_buf *out;           /* BIO writes append here (not in the kernel) */
 	struct pt_tls_buf *fly;           /* being sent: bytes may be in a kernel operation */
@@ -91,6 +92,7 @@ void pt__tls_ssl_error(char *err, size_t cap, const char *what, const char *file
 int pt__tls_accept(struct pt_conn *c, struct pt_listener *l);   /* 0 or -errno */
 void pt__tls_rx(struct pt_conn *c, const void *data, size_t len);
 void pt__tls_eof(struct pt_conn *c);           /* the peer closed before the handshake ended */
+int pt__tls_rx_end(struct pt_conn *c);         /* the peer's FIN: 0, or -EPROTO mid-record */
 void pt__tls_timeout(struct pt_conn *c);       /* the handshake deadline passed */
 /* The ciphertext buffer to send next into *b (encrypting from the send cursor if needed; NULL
  * when there is nothing to send). 0, or -errno when the stream broke (a short file, a read
