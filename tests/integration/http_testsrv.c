@@ -330,13 +330,31 @@ int main(int argc, char **argv)
 	if (pt_http_route(srv, "/a/", prefix, "dup", 0) != -EEXIST || pt_http_route(srv, "x", prefix, NULL, 0) != -EINVAL)
 		return 1;
 	pt_http_fragment_put(srv, "greeting", "fragment>", 9, 0);
-	int li = pt_http_listen(srv, "127.0.0.1:0");
+	/* PT_TLS=1 with PT_TLS_CERT and PT_TLS_KEY: the listener is HTTPS (tls_suites.py runs
+	 * conformance.py that way) and the line says "(tls)". */
+	const char *tls_on = getenv("PT_TLS"), *cert = getenv("PT_TLS_CERT"), *key = getenv("PT_TLS_KEY");
+	pt_tls_t *tls = NULL;
+	if (tls_on && *tls_on && strcmp(tls_on, "0") && cert && key) {
+		struct pt_tls_config tc;
+		struct pt_tls_cert pair = { cert, key };
+		char msg[512];
+		pt_tls_config_init(&tc);
+		tc.certs = &pair;
+		tc.ncerts = 1;
+		if (!(tls = pt_tls_create(&tc, msg, sizeof msg))) {
+			fprintf(stderr, "http_testsrv: %s\n", msg);
+			return 1;
+		}
+	}
+	int li = tls ? pt_http_listen_tls(srv, "127.0.0.1:0", tls) : pt_http_listen(srv, "127.0.0.1:0");
 	if (li < 0 || pt_http_server_start(srv) < 0)
 		return 1;
-	printf("listening on 127.0.0.1:%d\n", pt_http_listen_port(srv, li));
+	printf("listening on 127.0.0.1:%d%s\n", pt_http_listen_port(srv, li), tls ? " (tls)" : "");
 	fflush(stdout);
 	sigwait(&set, &sig);
 	pt_http_server_destroy(srv);
+	if (tls)
+		pt_tls_destroy(tls);
 	close(file_fd);
 	return 0;
 }
