@@ -8,6 +8,7 @@
  * tests/unit/server/test_config.c checks that every option appears in the man page.
  */
 #include "server/config.h"
+#include "server/config_int.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -54,9 +55,6 @@ struct opt {
 #define LIST(f) FIELD(f), sizeof(((struct pt_server_config *)0)->f[0]) /* off, cap */
 #define NLIST(f) (sizeof(((struct pt_server_config *)0)->f) / \
 		  sizeof(((struct pt_server_config *)0)->f[0]))
-#define KIB 1024ull
-#define MIB (1024ull * 1024)
-#define GIB (1024ull * 1024 * 1024)
 #define MS_MAX 604800000ull /* one week */
 
 static const char *check_nonempty(const char *v);
@@ -192,157 +190,6 @@ void pt_config_defaults(struct pt_server_config *c)
 	*c = defaults;
 }
 
-/* ---- value parsers ----------------------------------------------------------------------- */
-
-static bool is_digit(char c) { return c >= '0' && c <= '9'; }
-
-/* 1*DIGIT, then *end. False on overflow or no digits. */
-static bool parse_digits(const char *s, const char **end, uint64_t *v)
-{
-	uint64_t x = 0;
-
-	if (!is_digit(*s))
-		return false;
-	for (; is_digit(*s); s++) {
-		if (x > (UINT64_MAX - (uint64_t)(*s - '0')) / 10)
-			return false;
-		x = x * 10 + (uint64_t)(*s - '0');
-	}
-	*end = s;
-	*v = x;
-	return true;
-}
-
-static bool parse_uint(const char *s, uint64_t *v)
-{
-	return parse_digits(s, &s, v) && *s == '\0';
-}
-
-/* BYTES with an optional k, m or g (1024-based) suffix. */
-static bool parse_size(const char *s, uint64_t *v)
-{
-	uint64_t mul = 1;
-
-	if (!parse_digits(s, &s, v))
-		return false;
-	switch (*s) {
-	case 'k': case 'K': mul = KIB; s++; break;
-	case 'm': case 'M': mul = MIB; s++; break;
-	case 'g': case 'G': mul = GIB; s++; break;
-	}
-	if (*s != '\0' || *v > UINT64_MAX / mul)
-		return false;
-	*v *= mul;
-	return true;
-}
-
-/* Seconds with up to three decimals, into milliseconds. */
-static bool parse_ms(const char *s, uint64_t *ms)
-{
-	uint64_t sec, frac = 0;
-	int digits = 0;
-
-	if (!parse_digits(s, &s, &sec) || sec > UINT32_MAX)
-		return false;
-	if (*s == '.') {
-		for (s++; is_digit(*s) && digits < 3; s++, digits++)
-			frac = frac * 10 + (uint64_t)(*s - '0');
-		if (digits == 0)
-			return false;
-		for (int i = digits; i < 3; i++)
-			frac *= 10;
-	}
-	*ms = sec * 1000 + frac;
-	return *s == '\0';
-}
-
-/* IPv4:PORT, [IPv6]:PORT, *:PORT or PORT, normalized into out. */
-static bool parse_listen(const char *s, char *out)
-{
-	char host[PT_CONFIG_ADDR_MAX], probe[16];
-	const char *port;
-	uint64_t p;
-	size_t hn;
-	bool v6 = s[0] == '[';
-
-	if (parse_uint(s, &p)) {
-		port = s;
-		strcpy(host, "0.0.0.0");
-	} else {
-		const char *colon = v6 ? strstr(s, "]:") : strrchr(s, ':');
-
-		if (!colon)
-			return false;
-		hn = (size_t)(colon - s) - v6;
-		if (hn == 0 || hn >= sizeof(host))
-			return false;
-		memcpy(host, s + v6, hn);
-		host[hn] = '\0';
-		port = colon + 1 + v6;
-		if (!v6 && strcmp(host, "*") == 0)
-			strcpy(host, "0.0.0.0");
-		if (inet_pton(v6 ? AF_INET6 : AF_INET, host, probe) != 1 || !parse_uint(port, &p))
-			return false;
-	}
-	if (p > 65535 || strlen(port) > 5)
-		return false;
-	snprintf(out, PT_CONFIG_ADDR_MAX, v6 ? "[%s]:%u" : "%s:%u", host, (unsigned)p);
-	return true;
-}
-
-static bool parse_bool(const char *v, bool *b)
-{
-	static const char *const on[] = { "on", "yes", "true", "1" };
-	static const char *const off[] = { "off", "no", "false", "0" };
-
-	for (size_t i = 0; i < 4; i++) {
-		if (strcasecmp(v, on[i]) == 0)
-			return *b = true, true;
-		if (strcasecmp(v, off[i]) == 0)
-			return *b = false, true;
-	}
-	return false;
-}
-
-#define PROTOCOLS_EXPECTED "TLSv1.2, TLSv1.3 or both, comma-separated"
-
-/* "TLSv1.2,TLSv1.3" (commas or blanks between, any case, any order) into the lowest and
- * highest version. NULL, or what is expected: TLS 1.0 and 1.1 are refused by name (RFC 8996
- * deprecates them; Mozilla's intermediate profile leaves them out). */
-static const char *parse_protocols(const char *v, unsigned *min, unsigned *max)
-{
-	unsigned lo = 0, hi = 0;
-
-	while (*v) {
-		size_t n = strcspn(v, ", \t");
-		unsigned ver = 0;
-
-		if (n == 7 && strncasecmp(v, "TLSv1.2", 7) == 0)
-			ver = PT_TLS_1_2;
-		else if (n == 7 && strncasecmp(v, "TLSv1.3", 7) == 0)
-			ver = PT_TLS_1_3;
-		else if ((n == 5 && strncasecmp(v, "TLSv1", 5) == 0) ||
-			 (n == 7 && (strncasecmp(v, "TLSv1.0", 7) == 0 ||
-				     strncasecmp(v, "TLSv1.1", 7) == 0)) ||
-			 (n == 5 && strncasecmp(v, "SSLv", 4) == 0))
-			return PROTOCOLS_EXPECTED "; TLSv1, TLSv1.1 and SSL are insecure "
-			       "(RFC 8996) and not supported";
-		else if (n > 0)
-			return PROTOCOLS_EXPECTED;
-		if (ver && (!lo || ver < lo))
-			lo = ver;
-		if (ver > hi)
-			hi = ver;
-		v += n;
-		v += strspn(v, ", \t");
-	}
-	if (!lo)
-		return PROTOCOLS_EXPECTED;
-	*min = lo;
-	*max = hi;
-	return NULL;
-}
-
 /* ---- string checks ----------------------------------------------------------------------- */
 
 static const char *check_nonempty(const char *v)
@@ -470,8 +317,8 @@ static bool apply_number(struct pt_server_config *c, const struct opt *o, const 
 		*(unsigned *)((char *)c + o->off) = PT_CONFIG_RATE_OFF;
 		return true;
 	}
-	ok = o->kind == K_MS ? parse_ms(v, &x) : o->kind == K_UINT ? parse_uint(v, &x)
-								  : parse_size(v, &x);
+	ok = o->kind == K_MS ? pt__parse_ms(v, &x) : o->kind == K_UINT ? pt__parse_uint(v, &x)
+								  : pt__parse_size(v, &x);
 	if (!ok || x < o->min || x > o->max)
 		return false;
 	if (o->kind == K_SIZE)
@@ -527,7 +374,7 @@ static int apply_list(struct pt_server_config *c, const struct opt *o, const cha
 
 	if (*n >= o->max)
 		return -ENOSPC;
-	*ok = o->kind == K_LISTEN ? parse_listen(v, dst) : apply_string(dst, o, v, why);
+	*ok = o->kind == K_LISTEN ? pt__parse_listen(v, dst) : apply_string(dst, o, v, why);
 	*n += *ok;
 	return 0;
 }
@@ -565,13 +412,13 @@ static int apply(struct pt_server_config *c, const struct opt *o, const char *v,
 		break;
 	case K_BOOL:
 		ok = !v ? (*(bool *)((char *)c + o->off) = true)
-			: parse_bool(v, (bool *)((char *)c + o->off));
+			: pt__parse_bool(v, (bool *)((char *)c + o->off));
 		break;
 	case K_STR:
 		ok = apply_string((char *)c + o->off, o, v, &why);
 		break;
 	case K_PROTOCOLS:
-		why = parse_protocols(v, &c->tls_min_version, &c->tls_max_version);
+		why = pt__parse_protocols(v, &c->tls_min_version, &c->tls_max_version);
 		ok = !why;
 		break;
 	case K_SITE:

@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "server/config.c"
+#include "server/config_values.c"
 #include "server/conffile.c"
 #include "server/site.c"
 #include "server/path.c"
@@ -111,7 +112,7 @@ static void check_config(const struct pt_server_config *c)
 		char again[PT_CONFIG_ADDR_MAX];
 
 		CHECK(memchr(c->listen[i], '\0', PT_CONFIG_ADDR_MAX));
-		CHECK(parse_listen(c->listen[i], again) && strcmp(again, c->listen[i]) == 0);
+		CHECK(pt__parse_listen(c->listen[i], again) && strcmp(again, c->listen[i]) == 0);
 	}
 	for (size_t i = 0; i < NOPTS; i++) {
 		const struct opt *o = &opts[i];

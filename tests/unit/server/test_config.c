@@ -6,6 +6,7 @@
  * agreement of --help and docs/portico.1.
  */
 #include "server/config.c"
+#include "server/config_values.c"
 #include "server/config_check.c"
 #include "server/conffile.c"
 #include "server/site.c"

@@ -7,6 +7,7 @@
  * change, and the man page's description of every block setting.
  */
 #include "server/config.c"
+#include "server/config_values.c"
 #include "server/config_check.c"
 #include "server/conffile.c"
 #include "server/site.c"

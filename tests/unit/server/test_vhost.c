@@ -9,6 +9,7 @@
 #include "server/vhost.c"
 #include "server/rules.c"
 #include "server/config.c"
+#include "server/config_values.c"
 #include "server/config_check.c"
 #include "server/conffile.c"
 #include "server/site.c"
