@@ -153,24 +153,33 @@ static void evict(struct pt_zcache *z)
 
 /* ---- compressing (pool threads) ---------------------------------------------------------- */
 
-/* The whole file, if it is still the one the key names. NULL otherwise. */
+/* Whether fd is still the file k names. */
+static bool same_file(int fd, const struct zkey *k)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 && key_eq(k, &(struct zkey){ st.st_dev, st.st_ino, st.st_size,
+		(int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec, k->enc });
+}
+
+/* The whole file, if it is the one the key names before and after the read (a file rewritten
+ * in place meanwhile has another mtime). NULL otherwise. */
 static char *read_file(const struct zjob *j)
 {
 	size_t n = (size_t)j->k.size, got = 0;
-	struct stat st;
 	char *buf;
 
-	if (fstat(j->fd, &st) < 0 || !key_eq(&j->k, &(struct zkey){ st.st_dev, st.st_ino,
-		st.st_size, (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec,
-		j->k.enc }) || !(buf = malloc(n)))
+	if (!same_file(j->fd, &j->k) || !(buf = malloc(n)))
 		return NULL;
 	while (got < n) {
 		ssize_t r = pread(j->fd, buf + got, n - got, (off_t)got);
-		if (r <= 0) {
-			free(buf);
-			return NULL;
-		}
+		if (r <= 0)
+			break;
 		got += (size_t)r;
+	}
+	if (got < n || !same_file(j->fd, &j->k)) {
+		free(buf);
+		return NULL;
 	}
 	return buf;
 }
