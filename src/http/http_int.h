@@ -1,14 +1,26 @@
 /*
  * HTTP layer internals, shared by src/http/ only.
  *
- * Per connection (struct hconn, small, kept while the connection lives): buffered input only
+ * Files, one job each:
+ *   server.c    the server object: configuration, routes, listeners, lifecycle, per-worker state
+ *   request.c   the request object: memory, head, ownership and threads, end, accessors
+ *   call.c      running a function on a worker from another thread and waiting for it
+ *   response.c  what an application send means, any protocol: checks, fragments, lengths
+ *   hconn.c     HTTP/1.1 input: the connection's state machine, request bodies, dispatch
+ *   hsend.c     HTTP/1.1 output: the response head, framing, one engine transmit per send
+ *   timeouts.c  the HTTP.SYS timeout phases of an HTTP/1.1 connection
+ *   sync.c      the PT_ROUTE_SYNC thread pool and its request queue
+ *   fragment.c  the fragment cache
+ *   parse.c, chunked.c   pure parsers (parse.h)
+ *
+ * Per connection (struct hconn, inside the engine's connection object): buffered input only
  * when a head is incomplete or requests wait behind an unfinished one; the request whose input
  * is being consumed (cur); the live requests (responses or callbacks outstanding).
- * Per request (struct pt_http_req, from a per-worker pool, only while a request is active):
- * the parsed head (slices into the receive buffer, or into own when the request outlives the
- * receive call), response state, body state.
- * Per worker (struct hworker): pools, the cached Date header.
- * Everything here runs on the connection's worker thread.
+ * Per request (struct pt_http_req, from a per-worker free list, only while a request is
+ * active): the parsed head (slices into the receive buffer, or into own when the request
+ * outlives the receive call), response state, body state; then the protocol's own part.
+ * Per worker (struct hworker): free lists, the cached Date header.
+ * Everything here runs on the connection's worker thread unless a prototype says otherwise.
  */
 #ifndef PT_HTTP_INT_H
 #define PT_HTTP_INT_H
@@ -30,15 +42,58 @@ struct pt_route {
 
 struct hworker;
 struct hconn;
+struct pt_http_req;
+struct pt_out;
 
 enum body_mode { BODY_NONE = 0, BODY_LENGTH, BODY_CHUNKED };
 
+/*
+ * The protocol under a request: HTTP/1.1 (pt__h1_req_ops, hsend.c) now, an HTTP/2 stream next.
+ * The request layer calls these on the request's worker, only while the request is attached
+ * to its connection (r->proto != NULL), except detach.
+ */
+struct pt_req_ops {
+	/* One application send (checked by response.c, fragments resolved): the head when
+	 * o->status != 0, then o's body chunks; o->final ends the response. On success the
+	 * protocol counts the send in r->pending until cb has run (once, later, on the worker),
+	 * sets r->final_sent for the final send, and owns o->refs. Returns 0, or -errno with
+	 * nothing sent, r as before and o->refs still the caller's. */
+	int (*send)(struct pt_http_req *r, const struct pt_out *o, pt_http_send_fn cb, void *arg);
+	/* The application has started reading the body (r->body_cb is set): send 100 Continue
+	 * if asked, and deliver input already received from the loop, never inside this call.
+	 * 0 or -errno. */
+	int (*read_body)(struct pt_http_req *r);
+	/* Ends a response that cannot be completed (a head went out, the final send never
+	 * will): HTTP/1.1 resets the connection. */
+	void (*reset)(struct pt_http_req *r);
+	/* r is about to be freed: the protocol forgets it (it is still attached, or was never). */
+	void (*detach)(struct pt_http_req *r);
+};
+
+/* HTTP/1.1 state of a request (hconn.c, hsend.c). */
+struct h1req {
+	bool chunked_out;                 /* the response uses chunked framing */
+	bool close_after;                 /* the connection closes after this response */
+	bool continue_sent;               /* 100 Continue went out */
+	uint64_t body_left;               /* BODY_LENGTH: bytes still to come */
+	uint64_t drained;                 /* body bytes discarded after the response */
+	struct pt_chunked chunked;        /* BODY_CHUNKED: the decoder */
+	char headbuf[PT_HEAD_INLINE];     /* the response head (not zeroed: keep it last) */
+};
+
 struct pt_http_req {
+	/* ---- the request object (request.c), whatever the protocol ---- */
 	struct pt_http_server *s;
-	struct hconn *h;                  /* NULL once the connection is gone (atomic store:
-	                                     pt_http_req_conn may read it on a pool thread) */
+	struct hworker *hw;               /* the worker's free lists */
 	pt_conn_t *c;                     /* the connection it arrived on (never cleared) */
-	struct pt_http_req *next;         /* hconn's live list / free list */
+	const struct pt_req_ops *ops;
+	union {                           /* the protocol's side; NULL once the connection is gone
+	                                     (atomic store: pt_http_req_conn may read it on a pool
+	                                     thread) */
+		void *proto;
+		struct hconn *h;          /* HTTP/1.1 */
+	};
+	struct pt_http_req *next;         /* the protocol's live list, or the free list */
 	struct pt_request_head head;
 	char *own;                        /* owned copy of the head bytes, or NULL (borrowed) */
 	const char *head_base;            /* where the head's slices point */
@@ -49,25 +104,54 @@ struct pt_http_req {
 	pt_http_writable_fn on_writable;
 	void *writable_arg;
 	/* response */
-	bool head_sent, final_sent, no_body, chunked_out, close_after, sync_route;
+	bool head_sent, final_sent, no_body;
+	bool held;                        /* the protocol still feeds it input (HTTP/1.1: cur) */
+	bool kept;                        /* owned off the worker (pt_http_req_keep, the sync pool)
+	                                     until pt_http_req_release: only then is it freed */
 	int64_t out_left;                 /* declared Content-Length still to send; -1: none */
-	unsigned pending;                 /* engine sends whose callbacks have not run */
-	char headbuf[PT_HEAD_INLINE];
-	/* PT_ROUTE_SYNC: queued for, or running on, a pool thread */
+	unsigned pending;                 /* sends whose callbacks have not run */
+	/* kept: the worker it must come back to, and the sync pool's queue */
+	pt_worker_t *worker;
+	pt_post_t post;
 	struct pt_http_req *qnext;
 	const struct pt_route *route;
-	pt_worker_t *worker;
 	uint64_t queued_ms;
-	pt_post_t post;
 	/* request body */
 	uint8_t body_mode;
-	bool body_done, body_reading, body_draining, continue_sent;
-	uint64_t body_left;               /* BODY_LENGTH: bytes still to come */
-	uint64_t drained;
-	struct pt_chunked chunked;
+	bool body_done, body_reading;
 	pt_http_body_fn body_cb;
 	void *body_arg;
+	/* ---- the protocol's part ---- */
+	struct h1req h1;
 	struct pt_header hdrs[];          /* max_headers entries */
+};
+
+/* Header facts response.c finds while checking the application's fields. */
+#define LEN_KEEP 32u                      /* field lengths remembered for the head builder */
+struct pt_fields {
+	int64_t user_cl;                  /* Content-Length the application gave, or -1 */
+	bool user_close;                  /* Connection: close given */
+	int cl_index;                     /* which field is Content-Length (the protocol writes it) */
+	size_t bytes;                     /* "name: value\r\n" bytes of all fields */
+	uint32_t nlen[LEN_KEEP], vlen[LEN_KEEP];
+};
+
+/* One application send, as handed to the protocol (pt_req_ops.send). */
+struct pt_out {
+	unsigned status;                  /* 0: body only (pt_http_send_body) */
+	const char *reason;               /* status != 0: the reason phrase to send */
+	const struct pt_http_header *headers;
+	unsigned nheaders;
+	const struct pt_fields *f;        /* status != 0 */
+	int64_t cl;                       /* status != 0: Content-Length to announce, -1: unknown
+	                                     (more body follows, no length declared) */
+	const struct pt_http_chunk *body; /* memory and file chunks (fragments resolved) */
+	unsigned nbody;
+	uint64_t total;                   /* body bytes in these chunks */
+	unsigned flags;                   /* PT_HTTP_* */
+	bool final;                       /* no PT_HTTP_MORE */
+	void **refs;                      /* fragment references the send holds until it completes */
+	unsigned nrefs;
 };
 
 struct hsend {                        /* one engine transmit made for the application */
@@ -96,7 +180,7 @@ struct hconn {
 	bool closing;                     /* no more requests: close after the responses */
 	bool eof;
 	bool in_consume;                  /* consume() is on the stack */
-	bool resume_queued;
+	bool resume;                      /* input waits for the loop (on_drain) */
 	bool tx_wait;                     /* dispatching waits for the send queue to empty */
 	uint16_t nlive;                   /* requests on the live list */
 	uint32_t last_in;                 /* PH_BODY: last body byte (ms, mod 2^32) */
@@ -133,49 +217,105 @@ struct pt_http_server {
 	struct pt_fragcache *frags;
 };
 
-/* server.c */
+/* ---- server.c ---- */
+/* The per-worker state of c's worker. c's worker. */
 struct hworker *pt__hw(struct pt_http_server *s, pt_conn_t *c);
+/* The route with the longest prefix of path, or NULL. Any thread (routes are frozen). */
 const struct pt_route *pt__route_find(const struct pt_http_server *s, struct pt_slice path);
+/* Frees a worker's free lists. After the workers have exited. */
+void pt__hworker_free(struct hworker *hw);
 
-/* hconn.c */
+/* ---- request.c: the request object ---- */
+/* A new request on connection c, attached to the protocol's proto, or NULL (no memory). The
+ * head is empty: the protocol parses into r->head (r->hdrs, s->cfg.max_headers entries). */
+struct pt_http_req *pt__req_new(struct pt_http_server *s, struct hworker *hw, pt_conn_t *c,
+				const struct pt_req_ops *ops, void *proto);
+/* Frees r at once (a request the application never saw: a bad head). */
+void pt__req_drop(struct pt_http_req *r);
+/* Frees r if nothing needs it any more: not held by the protocol, final send made (or the
+ * connection gone), no send callback pending, not kept. Call after any of these changed. */
+void pt__req_maybe_free(struct pt_http_req *r);
+/* Hands r to its route's handler (a 404 when none matches; the pool for PT_ROUTE_SYNC). */
+void pt__req_dispatch(struct pt_http_req *r);
+/* Copies the head out of the receive buffer (before the buffer is reused). 0 or -ENOMEM. */
+int pt__req_own_head(struct pt_http_req *r);
+/* After the final send: the head is no longer available (http.h); clears its slices. */
+void pt__req_forget_head(struct pt_http_req *r);
+/* Takes r off the worker (the sync pool): the head is copied, the worker held, r kept until
+ * pt_http_req_release. 0 or -errno (nothing changed). */
+int pt__req_keep(struct pt_http_req *r);
+/* The connection is gone: detaches r, ends a body being read (-ECONNRESET), runs on_abort
+ * if the request had not completed, and frees r unless it is kept. */
+void pt__req_lost(struct pt_http_req *r);
+/* Runs r's on_writable callback if one is registered (once per registration). */
+bool pt__req_wake_writable(struct pt_http_req *r);
+/* Ends the body being read: the reader's callback gets (NULL, 0, err) if it is reading. */
+void pt__req_body_end(struct pt_http_req *r, int err);
+
+/* ---- call.c: run on a worker, wait for it ---- */
+struct pt_call;
+/* Runs on the worker; call is NULL when the caller was on the worker already (no waiting). */
+typedef int (*pt_call_fn)(struct pt_call *call, void *arg);
+/* Runs fn(call, arg) on worker w and waits until it has run, and until every completion it
+ * announced with pt__call_defer has come. Returns fn's result, or when that is 0 the first
+ * error a completion reported, or -EPIPE when w has exited. Any thread but w's. */
+int pt__call(pt_worker_t *w, pt_call_fn fn, void *arg);
+/* From fn (on the worker): the caller also waits for one pt__call_done. */
+void pt__call_defer(struct pt_call *call);
+/* A deferred completion came, with err (0 or -errno). Worker thread. */
+void pt__call_done(struct pt_call *call, int err);
+/* Runs fn on r's worker: directly when the caller is there (or r is not kept), else through
+ * pt__call. Any thread, for a kept request; the worker otherwise. */
+int pt__req_run(struct pt_http_req *r, pt_call_fn fn, void *arg);
+
+/* ---- response.c ---- */
+const char *pt__reason(unsigned status);
+/* Rebuilds hw's Date header if the second changed. Worker thread. */
+void pt__date_refresh(struct hworker *hw);
+
+/* ---- hconn.c: HTTP/1.1 input ---- */
 extern const struct pt_conn_ops pt__http_conn_ops;
+extern const struct pt_req_ops pt__h1_req_ops;
+/* Sets up h on a new connection c (on_accept). */
+void pt__hconn_init(struct hconn *h, struct pt_http_server *s, pt_conn_t *c);
 void pt__hconn_after_send(struct hconn *h);   /* a response made progress: phase, next input */
 void pt__hconn_maybe_close(struct hconn *h);
+/* Input waits that the state just changed for: process it from the loop (on_drain). */
 void pt__hconn_kick(struct hconn *h);
-void pt__req_release(struct pt_http_req *r);  /* drop the request if nothing needs it */
-int pt__own_head(struct pt_http_req *r);      /* copy the head out of the receive buffer */
-void pt__req_send_error(struct hconn *h, unsigned status);
+/* Ends the current request's body with err (a timeout, a reset). */
+void pt__hconn_body_abort(struct hconn *h, int err);
 
-/* fragment.c */
+/* ---- hsend.c: HTTP/1.1 output ---- */
+/* pt_req_ops.send of an HTTP/1.1 request. */
+int pt__h1_send(struct pt_http_req *r, const struct pt_out *o, pt_http_send_fn cb, void *arg);
+/* Sends "100 Continue" if the request asked for it and no response started. 0 or -errno. */
+int pt__h1_send_continue(struct pt_http_req *r);
+/* An error found before a request exists (bad head, bad framing in hand): answers status
+ * (Connection: close) and marks the connection closing. */
+void pt__h1_send_error(struct hconn *h, unsigned status);
+/* Frees hw's send contexts. After the workers have exited. */
+void pt__hsend_pool_free(struct hworker *hw);
+
+/* ---- timeouts.c: the HTTP.SYS phases of an HTTP/1.1 connection ---- */
+void pt__phase_set(struct hconn *h, enum hphase ph);
+/* Picks the phase (and deadline) the connection's state calls for now. */
+void pt__phase_update(struct hconn *h);
+/* Bytes arrived (rate windows). */
+void pt__phase_input(struct hconn *h, size_t len);
+/* The connection's deadline passed (pt_conn_ops.on_timeout). */
+void pt__phase_timeout(pt_conn_t *c);
+
+/* ---- fragment.c ---- */
 int pt__fragcache_init(struct pt_http_server *s);
 void pt__fragcache_free(struct pt_http_server *s);
 int pt__fragment_resolve(struct pt_http_server *s, const char *name, struct pt_http_chunk *out,
 			 void **ref);
 void pt__fragment_unref(void *ref);
 
-/* sync.c */
+/* ---- sync.c ---- */
 int pt__sync_start(struct pt_http_server *s);
 void pt__sync_stop(struct pt_http_server *s);
+/* Queues r for the pool (the pool keeps it), or answers 503 (queue full). Worker thread. */
 void pt__sync_dispatch(struct pt_http_req *r, const struct pt_route *rt);
-int pt__sync_respond(pt_http_req_t *r, unsigned status, const char *reason,
-		     const struct pt_http_header *headers, unsigned nheaders,
-		     const struct pt_http_chunk *body, unsigned nbody, unsigned flags,
-		     pt_http_send_fn cb, void *arg, bool *forwarded);
-int pt__sync_send_body(pt_http_req_t *r, const struct pt_http_chunk *body, unsigned nbody,
-		       unsigned flags, pt_http_send_fn cb, void *arg, bool *forwarded);
-int pt__sync_read_body(pt_http_req_t *r, pt_http_body_fn cb, void *arg, bool *forwarded);
-int pt__respond_local(pt_http_req_t *r, unsigned status, const char *reason,
-		      const struct pt_http_header *headers, unsigned nheaders,
-		      const struct pt_http_chunk *body, unsigned nbody, unsigned flags,
-		      pt_http_send_fn cb, void *arg);
-int pt__send_body_local(pt_http_req_t *r, const struct pt_http_chunk *body, unsigned nbody,
-			unsigned flags, pt_http_send_fn cb, void *arg);
-int pt__read_body_local(pt_http_req_t *r, pt_http_body_fn cb, void *arg);
-
-/* response.c */
-const char *pt__reason(unsigned status);
-void pt__date_refresh(struct hworker *hw);
-int pt__send_continue(struct pt_http_req *r);
-void pt__hsend_pool_free(struct hworker *hw);
 
 #endif

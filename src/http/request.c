@@ -1,10 +1,304 @@
 /*
- * Request accessors and body reading. Everything here reads the parsed head; nothing copies.
+ * The request object: its memory, its head, who owns it and on which thread, its end, and the
+ * accessors. Protocol-neutral: the protocol under a request (r->ops: HTTP/1.1 in hconn.c and
+ * hsend.c) creates it when a head has been parsed and is told when it must let go.
+ *
+ * Lifetime. A request is freed when nobody needs it any more (pt__req_maybe_free):
+ *  - the protocol, while it still feeds the request input (held: HTTP/1.1's current request);
+ *  - the application, until its final send was made and every send callback has run;
+ *  - an owner off the worker (kept: pt_http_req_keep, or the sync pool while it has the
+ *    request), until pt_http_req_release. Only the release frees a kept request.
+ * When the connection goes away first, pt__req_lost detaches the request (proto = NULL: every
+ * call then fails with -EPIPE), tells the application (the body reader's -ECONNRESET, or
+ * on_abort) and frees it unless it is kept.
+ *
+ * Threads. Everything runs on the request's worker, except the accessors (on the thread that
+ * owns the request: the worker, or the pool thread or owner of a kept request),
+ * pt_http_req_conn and pt_http_req_release (any thread), and calls that pt__req_run forwards
+ * to the worker (call.c).
+ *
+ * Memory: request objects come from a per-worker free list (each is about 4 KiB with its
+ * header array, so only REQ_FREE_MAX are kept).
  */
 #include "http/http_int.h"
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#define REQ_FREE_MAX 64u
+
+/* ---- memory ---- */
+
+struct pt_http_req *pt__req_new(struct pt_http_server *s, struct hworker *hw, pt_conn_t *c,
+				const struct pt_req_ops *ops, void *proto)
+{
+	struct pt_http_req *r = hw->req_free;
+
+	if (r) {
+		hw->req_free = r->next;
+		hw->nreq_free--;
+	} else if (!(r = malloc(s->req_size))) {
+		return NULL;
+	}
+	memset(r, 0, offsetof(struct pt_http_req, h1.headbuf));
+	r->s = s;
+	r->hw = hw;
+	r->c = c;
+	r->ops = ops;
+	r->proto = proto;
+	r->out_left = -1;
+	r->head.headers = r->hdrs;
+	r->head.nheaders = s->cfg.max_headers;
+	return r;
+}
+
+/* Back to the worker's free list. Worker thread. */
+static void req_free(struct pt_http_req *r)
+{
+	struct hworker *hw = r->hw;
+
+	free(r->own);
+	if (hw->nreq_free >= REQ_FREE_MAX) {
+		free(r);
+		return;
+	}
+	r->next = hw->req_free;
+	hw->req_free = r;
+	hw->nreq_free++;
+}
+
+void pt__req_drop(struct pt_http_req *r)
+{
+	req_free(r);
+}
+
+void pt__req_maybe_free(struct pt_http_req *r)
+{
+	if (r->pending || r->kept || (r->proto && (!r->final_sent || r->held)))
+		return;                              /* still needed */
+	if (r->proto)
+		r->ops->detach(r);
+	req_free(r);
+}
+
+/* ---- the head ---- */
+
+/* Slices of the head point into a receive buffer that is about to be reused: move them. */
+static void shift(struct pt_slice *s, const char *from, const char *to)
+{
+	if (s->p)
+		s->p = to + (s->p - from);
+}
+
+int pt__req_own_head(struct pt_http_req *r)
+{
+	if (r->own)
+		return 0;
+	if (!(r->own = malloc(r->head_len ? r->head_len : 1)))
+		return -ENOMEM;
+	memcpy(r->own, r->head_base, r->head_len);
+	struct pt_request_head *hd = &r->head;
+	const char *from = r->head_base;
+	struct pt_slice *all[] = { &hd->method, &hd->target, &hd->path, &hd->query,
+				   &hd->authority, &hd->host };
+	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+		shift(all[i], from, r->own);
+	for (unsigned i = 0; i < hd->nheaders; i++) {
+		shift(&hd->headers[i].name, from, r->own);
+		shift(&hd->headers[i].value, from, r->own);
+	}
+	r->head_base = r->own;
+	return 0;
+}
+
+/* Clearing instead of copying spares a copy per request that has send callbacks pending. */
+void pt__req_forget_head(struct pt_http_req *r)
+{
+	struct pt_request_head *hd = &r->head;
+
+	hd->method = hd->target = hd->path = hd->query = hd->authority = hd->host = (struct pt_slice){ 0 };
+	hd->nheaders = 0;
+	r->head_base = NULL;
+	r->head_len = 0;
+}
+
+/* ---- dispatch ---- */
+
+static void not_found(struct pt_http_req *r)
+{
+	static const char body[] = "Not Found\n";
+	static const struct pt_http_header ct = { "Content-Type", "text/plain; charset=utf-8" };
+	struct pt_http_chunk ch = { .kind = PT_HTTP_CHUNK_MEM, .mem = { body, sizeof body - 1 } };
+
+	if (pt_http_respond(r, 404, NULL, &ct, 1, &ch, 1, 0, NULL, NULL) < 0)
+		r->ops->reset(r);
+}
+
+void pt__req_dispatch(struct pt_http_req *r)
+{
+	/* "OPTIONS *" asks about the server: the root route answers it */
+	struct pt_slice path = r->head.target_form == PT_TARGET_ASTERISK ?
+			       (struct pt_slice){ "/", 1 } : r->head.path;
+	const struct pt_route *rt = pt__route_find(r->s, path);
+
+	if (!rt)
+		not_found(r);
+	else if (rt->flags & PT_ROUTE_SYNC)
+		pt__sync_dispatch(r, rt);
+	else
+		rt->fn(r, rt->arg);
+}
+
+/* ---- the end: connection lost, body ended ---- */
+
+void pt__req_body_end(struct pt_http_req *r, int err)
+{
+	r->body_done = true;
+	if (r->body_reading && r->body_cb)
+		r->body_cb(r, r->body_arg, NULL, 0, err);
+}
+
+void pt__req_lost(struct pt_http_req *r)
+{
+	__atomic_store_n(&r->proto, NULL, __ATOMIC_RELEASE);
+	r->next = NULL;
+	r->held = false;
+	if (!r->kept && r->body_reading && !r->body_done)
+		pt__req_body_end(r, -ECONNRESET);    /* the reader frees its state (responding fails) */
+	if (r->on_abort && !(r->final_sent && !r->pending))
+		r->on_abort(r, r->abort_arg);
+	if (!r->kept)
+		req_free(r);                     /* no send is pending: they all ended before on_close */
+}
+
+bool pt__req_wake_writable(struct pt_http_req *r)
+{
+	pt_http_writable_fn fn = r->on_writable;
+
+	if (!fn)
+		return false;
+	r->on_writable = NULL;                   /* one wake-up per registration */
+	fn(r, r->writable_arg);
+	return true;
+}
+
+PT_API int pt_http_req_on_writable(pt_http_req_t *r, pt_http_writable_fn cb, void *arg)
+{
+	if (!r || !cb)
+		return -EINVAL;
+	r->on_writable = cb;
+	r->writable_arg = arg;
+	return 0;
+}
+
+PT_API void pt_http_req_on_abort(pt_http_req_t *r, pt_http_abort_fn cb, void *arg)
+{
+	if (!r)
+		return;
+	r->on_abort = cb;
+	r->abort_arg = arg;
+}
+
+/* ---- requests owned off the worker (kept) ---- */
+
+int pt__req_keep(struct pt_http_req *r)
+{
+	pt_worker_t *w = pt_conn_worker(r->c);
+	int err = pt__req_own_head(r);           /* other threads read the head meanwhile */
+
+	if (err < 0)
+		return err;
+	if ((err = pt_worker_hold(w)) < 0)       /* the worker must outlive the owner's use of r */
+		return err;
+	r->worker = w;
+	r->kept = true;
+	return 0;
+}
+
+PT_API int pt_http_req_keep(pt_http_req_t *r)
+{
+	if (!r || !r->proto || r->kept || pt_worker_current() != pt_conn_worker(r->c))
+		return -EINVAL;
+	return pt__req_keep(r);
+}
+
+/* Given back without its final send: a 500 if nothing went out yet, else the protocol ends the
+ * response (HTTP/1.1: the connection is reset, the only way to say it is incomplete). */
+static void finish_abandoned(struct pt_http_req *r)
+{
+	if (r->head_sent ||
+	    pt_http_respond(r, 500, NULL, NULL, 0, NULL, 0, PT_HTTP_DISCONNECT, NULL, NULL) < 0)
+		r->ops->reset(r);
+}
+
+/* The owner is done with r (worker thread, posted by pt_http_req_release). */
+static void released(pt_worker_t *w, void *arg)
+{
+	struct pt_http_req *r = arg;
+
+	r->kept = false;
+	pt_worker_release(w);                    /* this runs on w: it cannot exit meanwhile */
+	if (r->proto && !r->final_sent)
+		finish_abandoned(r);
+	pt__req_maybe_free(r);
+}
+
+PT_API void pt_http_req_release(pt_http_req_t *r)
+{
+	if (r && r->kept)
+		pt_post(r->worker, &r->post, released, r);   /* cannot fail: the worker is held */
+}
+
+int pt__req_run(struct pt_http_req *r, pt_call_fn fn, void *arg)
+{
+	if (!r)
+		return -EINVAL;
+	if (!r->kept || pt_worker_current() == r->worker)
+		return fn(NULL, arg);
+	return pt__call(r->worker, fn, arg);
+}
+
+/* ---- body reading ---- */
+
+struct read_args {
+	struct pt_http_req *r;
+	pt_http_body_fn cb;
+	void *arg;
+};
+
+static int read_body(struct pt_call *call, void *p)
+{
+	struct read_args *a = p;
+	struct pt_http_req *r = a->r;
+
+	if (!a->cb || r->body_mode == BODY_NONE || r->body_reading)
+		return -EINVAL;
+	if (!r->proto)
+		return -EPIPE;
+	if (r->final_sent)
+		return -EALREADY;
+	if (r->body_done)
+		return -ECONNRESET;          /* it ended before anyone read it: nothing will come */
+	r->body_cb = a->cb;
+	r->body_arg = a->arg;
+	r->body_reading = true;
+	int err = r->ops->read_body(r);
+	if (err < 0) {
+		r->body_reading = false;     /* refused: as if never called */
+		r->body_cb = NULL;
+	}
+	return err;
+}
+
+PT_API int pt_http_req_read_body(pt_http_req_t *r, pt_http_body_fn cb, void *arg)
+{
+	struct read_args a = { r, cb, arg };
+
+	return pt__req_run(r, read_body, &a);
+}
+
+/* ---- accessors: slices of the head, never copied ---- */
 
 static struct pt_http_str str(struct pt_slice s)
 {
@@ -116,7 +410,7 @@ PT_API bool pt_http_req_has_body(const pt_http_req_t *r)
 
 PT_API pt_conn_t *pt_http_req_conn(const pt_http_req_t *r)
 {
-	return r && __atomic_load_n(&r->h, __ATOMIC_ACQUIRE) ? r->c : NULL;
+	return r && __atomic_load_n(&r->proto, __ATOMIC_ACQUIRE) ? r->c : NULL;
 }
 
 PT_API void pt_http_req_set_user(pt_http_req_t *r, void *user)
@@ -128,32 +422,4 @@ PT_API void pt_http_req_set_user(pt_http_req_t *r, void *user)
 PT_API void *pt_http_req_user(const pt_http_req_t *r)
 {
 	return r ? r->user : NULL;
-}
-
-PT_API int pt_http_req_read_body(pt_http_req_t *r, pt_http_body_fn cb, void *arg)
-{
-	bool fwd;
-	int err = pt__sync_read_body(r, cb, arg, &fwd);
-
-	return fwd ? err : pt__read_body_local(r, cb, arg);
-}
-
-int pt__read_body_local(pt_http_req_t *r, pt_http_body_fn cb, void *arg)
-{
-	if (!r || !cb || r->body_mode == BODY_NONE || r->body_reading)
-		return -EINVAL;
-	if (!r->h)
-		return -EPIPE;
-	if (r->final_sent)
-		return -EALREADY;
-	if (r->body_done)
-		return -ECONNRESET;          /* it ended before anyone read it: nothing will come */
-	r->body_cb = cb;
-	r->body_arg = arg;
-	r->body_reading = true;
-	int err = pt__send_continue(r);
-	if (err < 0)
-		return err;
-	pt__hconn_kick(r->h);        /* deliver bytes already buffered, from the loop */
-	return 0;
 }

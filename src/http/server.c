@@ -1,7 +1,7 @@
 /*
  * The HTTP server object: configuration and defaults, routes, listeners, lifecycle, and the
- * per-worker state (pools, Date cache). Connections are handled in hconn.c, responses in
- * response.c.
+ * per-worker state (free lists, Date cache). Connections are handled in hconn.c, requests in
+ * request.c, responses in response.c and hsend.c (see http_int.h for the map).
  */
 #include "http/http_int.h"
 #include <errno.h>
@@ -115,16 +115,8 @@ struct hworker *pt__hw(struct pt_http_server *s, pt_conn_t *c)
 static int on_accept(pt_conn_t *c, void *arg)
 {
 	struct pt_http_server *s = arg;
-	struct hworker *hw = pt__hw(s, c);
-	struct hconn *h = pt_conn_area(c);        /* zeroed by the engine */
 
-	h->s = s;
-	h->hw = hw;
-	h->c = c;
-	pt_conn_set_user(c, h);
-	pt_conn_set_ops(c, &pt__http_conn_ops);
-	h->phase = PH_NEW;
-	pt_conn_set_state(c, PT_CONN_PARTIAL);     /* once it sends: a head still arriving */
+	pt__hconn_init(pt_conn_area(c), s, c);     /* the area is zeroed by the engine */
 	/* a silent client is dropped; the wait runs from accept (a TLS handshake counts) */
 	unsigned age = pt_conn_age_ms(c), wait = s->cfg.timeouts.header_wait;
 	pt_conn_set_timeout(c, age < wait ? wait - age : 1);
@@ -220,7 +212,7 @@ PT_API int pt_http_server_stop(pt_http_server_t *s)
 	return err;
 }
 
-static void hworker_free(struct hworker *hw)
+void pt__hworker_free(struct hworker *hw)
 {
 	while (hw->req_free) {
 		struct pt_http_req *r = hw->req_free;
@@ -236,7 +228,7 @@ PT_API void pt_http_server_destroy(pt_http_server_t *s)
 		return;
 	pt_http_server_stop(s);
 	for (unsigned i = 0; i < pt_engine_workers(s->e); i++)
-		hworker_free(&s->hw[i]);
+		pt__hworker_free(&s->hw[i]);
 	pt_engine_destroy(s->e);
 	for (unsigned i = 0; i < s->nroutes; i++)
 		free(s->routes[i].prefix);

@@ -4,12 +4,9 @@
  * (or resets the connection, by policy); a request that waited longer than the RequestQueue
  * timeout is answered 503 instead of being run.
  *
- * Calls a handler makes on its pool thread (respond, send body, read body) are forwarded to the
- * connection's worker as posted completions, and the pool thread waits for the call's result.
- * Without PT_HTTP_BUFFER it also waits for the send to complete, so its buffers may be reused
- * when the call returns (the synchronous model of HTTP.SYS); with PT_HTTP_BUFFER the data is
- * copied on the worker and the call returns at once.
- * While a request belongs to the pool (sync_route), only the pool frees it.
+ * A queued request is kept (request.c): its head is copied, its worker held, and only the
+ * pool's pt_http_req_release gives it back. The calls its handler makes on the pool thread
+ * reach the worker through pt__req_run (call.c). This file is the pool and its queue only.
  */
 #include "http/http_int.h"
 #include <errno.h>
@@ -37,6 +34,7 @@ static uint64_t now_ms(void)
 
 /* ---- worker side ---- */
 
+/* 503 Retry-After (or a reset, by policy). Worker thread. */
 static void answer_503(struct pt_http_req *r)
 {
 	static const char body[] = "Service Unavailable\n";
@@ -44,35 +42,22 @@ static void answer_503(struct pt_http_req *r)
 						   { "Content-Type", "text/plain; charset=utf-8" } };
 	struct pt_http_chunk ch = { .kind = PT_HTTP_CHUNK_MEM, .mem = { body, sizeof body - 1 } };
 
+	if (!r->proto)
+		return;                      /* the connection is gone: nobody to answer */
 	if (r->s->cfg.queue_policy == PT_QUEUE_RESET ||
 	    pt_http_respond(r, 503, NULL, h, 2, &ch, 1, PT_HTTP_DISCONNECT, NULL, NULL) < 0)
-		pt_conn_close(r->h->c, PT_CLOSE_ABORT);
+		r->ops->reset(r);
 }
 
-void pt__sync_dispatch(struct pt_http_req *r, const struct pt_route *rt)
+/* The queue takes one more (not full, not stopping). Under q->mu. */
+static bool room(const struct pt_sync *q)
 {
-	struct pt_sync *q = r->s->sync;
+	return q->len < q->s->cfg.queue_length && !q->stop;
+}
 
-	/* the pool thread reads the head while this worker reuses its receive buffer */
-	if (pt__own_head(r) < 0) {
-		answer_503(r);
-		return;
-	}
-	pthread_mutex_lock(&q->mu);
-	if (q->len >= r->s->cfg.queue_length || q->stop) {
-		pthread_mutex_unlock(&q->mu);
-		answer_503(r);
-		return;
-	}
-	r->worker = pt_conn_worker(r->h->c);
-	if (pt_worker_hold(r->worker) < 0) {  /* the worker must outlive the pool's use of r */
-		pthread_mutex_unlock(&q->mu);
-		answer_503(r);
-		return;
-	}
-	r->sync_route = true;
-	r->route = rt;
-	r->queued_ms = now_ms();
+/* Appends r (kept) to the queue. Under q->mu. */
+static bool enqueue(struct pt_sync *q, struct pt_http_req *r)
+{
 	r->qnext = NULL;
 	if (q->tail)
 		q->tail->qnext = r;
@@ -81,59 +66,31 @@ void pt__sync_dispatch(struct pt_http_req *r, const struct pt_route *rt)
 	q->tail = r;
 	q->len++;
 	pthread_cond_signal(&q->cv);
-	pthread_mutex_unlock(&q->mu);
+	return true;
 }
 
-/* The pool is done with r (worker thread). */
-static void sync_done(pt_worker_t *w, void *arg)
+void pt__sync_dispatch(struct pt_http_req *r, const struct pt_route *rt)
 {
-	struct pt_http_req *r = arg;
+	struct pt_sync *q = r->s->sync;
+	bool queued = false;
 
-	r->sync_route = false;
-	pt_worker_release(w);
-	if (!r->h) {                         /* the connection went away meanwhile */
-		free(r->own);
-		free(r);
-		return;
+	/* the pool thread reads the head while this worker reuses its receive buffer */
+	if (pt__req_own_head(r) == 0) {
+		r->route = rt;
+		r->queued_ms = now_ms();
+		pthread_mutex_lock(&q->mu);
+		queued = room(q) && pt__req_keep(r) == 0 && enqueue(q, r);
+		pthread_mutex_unlock(&q->mu);
 	}
-	if (!r->final_sent) {                /* the handler returned without finishing */
-		if (!r->head_sent)
-			pt_http_respond(r, 500, NULL, NULL, 0, NULL, 0, PT_HTTP_DISCONNECT, NULL, NULL);
-		else
-			pt_conn_close(r->h->c, PT_CLOSE_ABORT);
-	}
-	pt__req_release(r);
-}
-
-static void expired(pt_worker_t *w, void *arg)
-{
-	struct pt_http_req *r = arg;
-
-	if (r->h)
+	if (!queued)
 		answer_503(r);
-	sync_done(w, r);
 }
 
-/* ---- requests kept by the application (responded to from other threads) ---- */
-
-PT_API int pt_http_req_keep(pt_http_req_t *r)
+/* Waited too long for a thread: answered 503 on the worker (pt__req_run, from the pool). */
+static int expired(struct pt_call *call, void *arg)
 {
-	if (!r || !r->h || r->sync_route || pt_worker_current() != pt_conn_worker(r->h->c))
-		return -EINVAL;
-	r->worker = pt_conn_worker(r->h->c);
-	int err = pt__own_head(r);             /* other threads read the head meanwhile */
-	if (err < 0)
-		return err;
-	if ((err = pt_worker_hold(r->worker)) < 0)
-		return err;
-	r->sync_route = true;                  /* owned outside the worker, like a pool request */
+	answer_503(arg);
 	return 0;
-}
-
-PT_API void pt_http_req_release(pt_http_req_t *r)
-{
-	if (r && r->sync_route)
-		pt_post(r->worker, &r->post, sync_done, r);   /* cannot fail: the worker is held */
 }
 
 /* ---- pool threads ---- */
@@ -154,24 +111,17 @@ static struct pt_http_req *take(struct pt_sync *q)
 	return r;
 }
 
-/* Cannot fail: the pool holds the worker (pt_worker_hold) until sync_done has run there. */
-static void give_back(struct pt_http_req *r, pt_post_fn fn)
-{
-	pt_post(r->worker, &r->post, fn, r);
-}
-
 static void *pool_main(void *arg)
 {
 	struct pt_sync *q = arg;
 	struct pt_http_req *r;
 
 	while ((r = take(q))) {
-		if (now_ms() - r->queued_ms > q->s->cfg.timeouts.request_queue) {
-			give_back(r, expired);
-			continue;
-		}
-		r->route->fn(r, r->route->arg);
-		give_back(r, sync_done);
+		if (now_ms() - r->queued_ms > q->s->cfg.timeouts.request_queue)
+			pt__req_run(r, expired, r);
+		else
+			r->route->fn(r, r->route->arg);
+		pt_http_req_release(r);          /* cannot fail: the request holds its worker */
 	}
 	return NULL;
 }
@@ -218,132 +168,4 @@ void pt__sync_stop(struct pt_http_server *s)
 	free(q->th);
 	free(q);
 	s->sync = NULL;
-}
-
-/* ---- forwarding calls from pool threads ---- */
-
-enum fwd_kind { FWD_RESPOND, FWD_BODY, FWD_READ };
-
-struct fwd {
-	pt_post_t post;
-	enum fwd_kind kind;
-	struct pt_http_req *r;
-	unsigned status;
-	const char *reason;
-	const struct pt_http_header *headers;
-	unsigned nheaders;
-	const struct pt_http_chunk *body;
-	unsigned nbody, flags;
-	pt_http_send_fn cb;
-	void *arg;
-	pt_http_body_fn body_cb;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	int result;
-	ssize_t sent_res;                /* the send's completion, when waited for */
-	bool called, completed, wait_completion;
-};
-
-static void fwd_signal(struct fwd *f, bool *flag)
-{
-	pthread_mutex_lock(&f->mu);
-	*flag = true;
-	pthread_cond_signal(&f->cv);
-	pthread_mutex_unlock(&f->mu);
-}
-
-static void fwd_sent(pt_http_req_t *r, void *arg, ssize_t res)
-{
-	struct fwd *f = arg;
-
-	if (f->cb)
-		f->cb(r, f->arg, res);
-	f->sent_res = res;
-	fwd_signal(f, &f->completed);
-}
-
-int pt__respond_local(pt_http_req_t *r, unsigned status, const char *reason,
-		      const struct pt_http_header *headers, unsigned nheaders,
-		      const struct pt_http_chunk *body, unsigned nbody, unsigned flags,
-		      pt_http_send_fn cb, void *arg);
-int pt__send_body_local(pt_http_req_t *r, const struct pt_http_chunk *body, unsigned nbody,
-			unsigned flags, pt_http_send_fn cb, void *arg);
-int pt__read_body_local(pt_http_req_t *r, pt_http_body_fn cb, void *arg);
-
-static void fwd_run(pt_worker_t *w, void *arg)
-{
-	struct fwd *f = arg;
-	pt_http_send_fn cb = f->wait_completion ? fwd_sent : f->cb;
-	void *cb_arg = f->wait_completion ? (void *)f : f->arg;
-
-	if (f->kind == FWD_RESPOND)
-		f->result = pt__respond_local(f->r, f->status, f->reason, f->headers, f->nheaders,
-					      f->body, f->nbody, f->flags, cb, cb_arg);
-	else if (f->kind == FWD_BODY)
-		f->result = pt__send_body_local(f->r, f->body, f->nbody, f->flags, cb, cb_arg);
-	else
-		f->result = pt__read_body_local(f->r, f->body_cb, f->arg);
-	bool wait = f->wait_completion && f->result == 0;
-	fwd_signal(f, &f->called);
-	if (!wait)
-		fwd_signal(f, &f->completed);
-}
-
-static int fwd_call(struct fwd *f)
-{
-	pthread_mutex_init(&f->mu, NULL);
-	pthread_cond_init(&f->cv, NULL);
-	f->wait_completion = f->kind != FWD_READ && !(f->flags & PT_HTTP_BUFFER);
-	int err = pt_post(f->r->worker, &f->post, fwd_run, f);
-	if (err == 0) {
-		pthread_mutex_lock(&f->mu);
-		while (!f->called || !f->completed)
-			pthread_cond_wait(&f->cv, &f->mu);
-		pthread_mutex_unlock(&f->mu);
-		err = f->result;
-		if (err == 0 && f->wait_completion && f->sent_res < 0)
-			err = (int)f->sent_res;   /* the synchronous caller learns that it failed */
-	} else {
-		err = -EPIPE;
-	}
-	pthread_mutex_destroy(&f->mu);
-	pthread_cond_destroy(&f->cv);
-	return err;
-}
-
-/* True when the caller is not on r's worker (a pool thread): the call must be forwarded. */
-static bool foreign(const struct pt_http_req *r)
-{
-	return r && r->sync_route && pt_worker_current() != r->worker;
-}
-
-int pt__sync_respond(pt_http_req_t *r, unsigned status, const char *reason,
-		     const struct pt_http_header *headers, unsigned nheaders,
-		     const struct pt_http_chunk *body, unsigned nbody, unsigned flags,
-		     pt_http_send_fn cb, void *arg, bool *forwarded)
-{
-	if (!(*forwarded = foreign(r)))
-		return 0;
-	struct fwd f = { .kind = FWD_RESPOND, .r = r, .status = status, .reason = reason,
-			 .headers = headers, .nheaders = nheaders, .body = body, .nbody = nbody,
-			 .flags = flags, .cb = cb, .arg = arg };
-	return fwd_call(&f);
-}
-
-int pt__sync_send_body(pt_http_req_t *r, const struct pt_http_chunk *body, unsigned nbody,
-		       unsigned flags, pt_http_send_fn cb, void *arg, bool *forwarded)
-{
-	if (!(*forwarded = foreign(r)))
-		return 0;
-	struct fwd f = { .kind = FWD_BODY, .r = r, .body = body, .nbody = nbody, .flags = flags,
-			 .cb = cb, .arg = arg };
-	return fwd_call(&f);
-}
-
-int pt__sync_read_body(pt_http_req_t *r, pt_http_body_fn cb, void *arg, bool *forwarded)
-{
-	if (!(*forwarded = foreign(r)))
-		return 0;
-	struct fwd f = { .kind = FWD_READ, .r = r, .body_cb = cb, .arg = arg };
-	return fwd_call(&f);
 }

@@ -1,0 +1,348 @@
+/*
+ * HTTP/1.1 output: the response head (status line, Date, Server, the application's fields,
+ * Content-Length or Transfer-Encoding, Connection), the framing (Content-Length, chunked, or
+ * close-delimited for HTTP/1.0), and each application send turned into exactly one engine
+ * transmit:
+ *   [head] [chunk-size line] body chunks... [CRLF] [last-chunk]
+ * so head and body leave in one sendmsg and the application's callback runs once per send.
+ * Also the responses the layer makes itself: 100 Continue and errors before a request exists.
+ *
+ * Send contexts (struct hsend) come from a per-worker free list. Worker thread only.
+ */
+#include "http/http_int.h"
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define HSEND_FREE_MAX 1024u
+
+/* ---- send contexts ---- */
+
+static struct hsend *hsend_alloc(struct hworker *hw)
+{
+	struct hsend *hs = hw->hs_free;
+
+	if (hs) {
+		hw->hs_free = hs->next;
+		hw->nhs_free--;
+	} else if (!(hs = malloc(sizeof *hs))) {
+		return NULL;
+	}
+	hs->heap_head = NULL;
+	hs->refs = NULL;
+	hs->nrefs = 0;
+	return hs;
+}
+
+static void hsend_free(struct hworker *hw, struct hsend *hs)
+{
+	free(hs->heap_head);
+	for (unsigned i = 0; i < hs->nrefs; i++)
+		pt__fragment_unref(hs->refs[i]);
+	free(hs->refs);
+	if (hw->nhs_free >= HSEND_FREE_MAX) {
+		free(hs);
+		return;
+	}
+	hs->next = hw->hs_free;
+	hw->hs_free = hs;
+	hw->nhs_free++;
+}
+
+void pt__hsend_pool_free(struct hworker *hw)
+{
+	while (hw->hs_free) {
+		struct hsend *hs = hw->hs_free;
+		hw->hs_free = hs->next;
+		free(hs);
+	}
+}
+
+/* Engine completion of one application send. */
+static void send_done(pt_conn_t *c, void *arg, ssize_t res)
+{
+	struct hsend *hs = arg;
+	struct pt_http_req *r = hs->r;
+	struct hconn *h = r->h;
+	pt_http_send_fn cb = hs->cb;
+	void *cb_arg = hs->arg;
+
+	hsend_free(r->hw, hs);
+	r->pending--;
+	if (res < 0 && h && res != -ECANCELED) {
+		h->closing = true;                     /* the stream is broken: end the connection */
+		pt_conn_close(c, PT_CLOSE_ABORT);
+	}
+	if (cb)
+		cb(r, cb_arg, res);
+	pt__req_maybe_free(r);
+	if (h)
+		pt__hconn_after_send(h);
+}
+
+/* ---- the head ---- */
+
+static size_t put(char *p, const char *s, size_t n)
+{
+	memcpy(p, s, n);
+	return n;
+}
+
+static size_t put_str(char *p, const char *s)
+{
+	return put(p, s, strlen(s));
+}
+
+/* Decimal digits of v into p; returns how many. */
+static size_t put_u64(char *p, uint64_t v)
+{
+	char tmp[20];
+	size_t n = 0;
+
+	do
+		tmp[n++] = (char)('0' + v % 10);
+	while ((v /= 10));
+	for (size_t i = 0; i < n; i++)
+		p[i] = tmp[n - 1 - i];
+	return n;
+}
+
+static size_t status_line(char *p, unsigned status, const char *reason)
+{
+	size_t k = put(p, "HTTP/1.1 ", 9);
+
+	p[k++] = (char)('0' + status / 100);
+	p[k++] = (char)('0' + status / 10 % 10);
+	p[k++] = (char)('0' + status % 10);
+	p[k++] = ' ';
+	k += put_str(p + k, reason);
+	return k + put(p + k, "\r\n", 2);
+}
+
+static size_t put_field(char *p, const char *name, size_t nl, const char *value, size_t vl)
+{
+	size_t k = put(p, name, nl);
+
+	k += put(p + k, ": ", 2);
+	k += put(p + k, value, vl);
+	return k + put(p + k, "\r\n", 2);
+}
+
+static size_t put_framing(struct pt_http_req *r, char *p, const struct pt_out *o)
+{
+	size_t k = 0;
+
+	if (r->h1.chunked_out) {
+		k += put_str(p + k, "Transfer-Encoding: chunked\r\n");
+	} else if (o->cl >= 0 && o->status != 204 && o->status != 304) {
+		k += put(p + k, "Content-Length: ", 16);
+		k += put_u64(p + k, (uint64_t)o->cl);
+		k += put(p + k, "\r\n", 2);
+	}
+	if (r->h1.close_after)
+		k += put_str(p + k, "Connection: close\r\n");
+	else if (r->head.minor_version == 0)
+		k += put_str(p + k, "Connection: keep-alive\r\n");
+	return k;
+}
+
+static size_t build_head(struct pt_http_req *r, char *p, const struct pt_out *o)
+{
+	struct hworker *hw = r->hw;
+	struct pt_http_server *s = r->s;
+	const struct pt_fields *f = o->f;
+	const struct pt_http_header *hd = o->headers;
+	size_t k = status_line(p, o->status, o->reason);
+
+	pt__date_refresh(hw);
+	k += put(p + k, hw->date, hw->date_len);
+	k += put(p + k, s->server_line, s->server_line_len);
+	for (unsigned i = 0; i < o->nheaders; i++) {
+		if ((int)i == f->cl_index)
+			continue;                  /* written by put_framing, once */
+		size_t nl = i < LEN_KEEP ? f->nlen[i] : strlen(hd[i].name);
+		size_t vl = i < LEN_KEEP ? f->vlen[i] : strlen(hd[i].value);
+		k += put_field(p + k, hd[i].name, nl, hd[i].value, vl);
+	}
+	k += put_framing(r, p + k, o);
+	return k + put(p + k, "\r\n", 2);
+}
+
+/* ---- one engine transmit per application send ---- */
+
+struct emit {
+	const struct pt_out *o;
+	const char *head;           /* NULL: body only */
+	size_t head_len;
+	char *heap_head;            /* the send owns it from here (freed with the context) */
+};
+
+static unsigned engine_flags(unsigned f)
+{
+	return ((f & PT_HTTP_BUFFER) ? PT_SEND_COPY : 0) | ((f & PT_HTTP_MORE) ? PT_SEND_MORE : 0) |
+	       ((f & PT_HTTP_ZC) ? PT_SEND_ZC : 0);
+}
+
+static struct pt_chunk body_chunk(const struct pt_http_chunk *b)
+{
+	if (b->kind == PT_HTTP_CHUNK_MEM)
+		return (struct pt_chunk){ .kind = PT_CHUNK_MEM, .mem = { b->mem.p, b->mem.len } };
+	struct stat st;
+	int64_t len = b->file.len;
+	if (len < 0 && fstat(b->file.fd, &st) == 0)
+		len = st.st_size - b->file.offset;
+	return (struct pt_chunk){ .kind = PT_CHUNK_FILE, .file = { b->file.fd, b->file.offset, (size_t)len } };
+}
+
+static unsigned fill_chunks(struct pt_http_req *r, struct hsend *hs, const struct emit *em,
+			    struct pt_chunk *ch)
+{
+	const struct pt_out *o = em->o;
+	unsigned k = 0;
+	bool framed = r->h1.chunked_out && o->total > 0;
+
+	if (em->head)
+		ch[k++] = (struct pt_chunk){ .kind = PT_CHUNK_MEM, .mem = { em->head, em->head_len } };
+	if (r->no_body)
+		return k;
+	if (framed) {
+		int n = snprintf(hs->sizeline, sizeof hs->sizeline, "%llx\r\n", (unsigned long long)o->total);
+		ch[k++] = (struct pt_chunk){ .kind = PT_CHUNK_MEM, .mem = { hs->sizeline, (size_t)n } };
+	}
+	for (unsigned i = 0; i < o->nbody; i++)
+		ch[k++] = body_chunk(&o->body[i]);
+	if (framed)
+		ch[k++] = (struct pt_chunk){ .kind = PT_CHUNK_MEM, .mem = { "\r\n", 2 } };
+	if (r->h1.chunked_out && o->final)
+		ch[k++] = (struct pt_chunk){ .kind = PT_CHUNK_MEM, .mem = { "0\r\n\r\n", 5 } };
+	return k;
+}
+
+static int emit(struct pt_http_req *r, const struct emit *em, pt_http_send_fn cb, void *arg)
+{
+	struct hconn *h = r->h;
+	const struct pt_out *o = em->o;
+	struct pt_chunk stack[8], *ch = stack;
+	struct hsend *hs = hsend_alloc(r->hw);
+	int err = -ENOMEM;
+
+	if (!hs)
+		return err;
+	if (o->nbody + 4 > 8 && !(ch = malloc((o->nbody + 4) * sizeof *ch))) {
+		hsend_free(r->hw, hs);
+		return err;
+	}
+	*hs = (struct hsend){ .r = r, .cb = cb, .arg = arg, .heap_head = em->heap_head,
+			      .refs = o->refs, .nrefs = o->nrefs };
+	unsigned n = fill_chunks(r, hs, em, ch);
+	if (n == 0)
+		ch[n++] = (struct pt_chunk){ .kind = PT_CHUNK_MEM, .mem = { NULL, 0 } };
+	err = pt_conn_transmit(h->c, ch, n, engine_flags(o->flags), send_done, hs);
+	if (ch != stack)
+		free(ch);
+	if (err < 0) {
+		hs->heap_head = NULL;          /* the caller still owns these on failure */
+		hs->refs = NULL;
+		hs->nrefs = 0;
+		hsend_free(r->hw, hs);
+		return err;
+	}
+	r->pending++;
+	if (o->final) {
+		r->final_sent = true;
+		if (r->h1.close_after)
+			h->closing = true;
+	}
+	pt__hconn_after_send(h);
+	return 0;
+}
+
+/* ---- sends ---- */
+
+static bool keep_alive(struct pt_http_req *r, const struct pt_fields *f, unsigned flags)
+{
+	if (!r->head.keep_alive || f->user_close || (flags & PT_HTTP_DISCONNECT) ||
+	    r->h->closing || atomic_load(&r->s->stopping))
+		return false;
+	if (!r->body_done && !r->body_reading) {   /* an unread body must be discarded first */
+		if (r->head.expect_continue)
+			return false;              /* the client may never send it */
+		if (r->body_mode == BODY_LENGTH && r->h1.body_left > r->s->cfg.max_drain)
+			return false;
+	}
+	return true;
+}
+
+static int send_head(struct pt_http_req *r, const struct pt_out *o, pt_http_send_fn cb, void *arg)
+{
+	struct h1req *q = &r->h1;
+
+	if (o->cl < 0 && !o->final) {              /* more body follows, length unknown */
+		if (r->head.minor_version >= 1)
+			q->chunked_out = true;
+		else
+			q->close_after = true;     /* HTTP/1.0: the body ends with the connection */
+	}
+	q->close_after = q->close_after || !keep_alive(r, o->f, o->flags);
+	size_t need = 96 + r->hw->date_len + 48 + r->s->server_line_len + o->f->bytes + 64;
+	char *heap = need > PT_HEAD_INLINE ? malloc(need) : NULL;
+	if (need > PT_HEAD_INLINE && !heap)
+		return -ENOMEM;
+	char *p = heap ? heap : q->headbuf;
+	struct emit em = { o, p, build_head(r, p, o), heap };
+	int err = emit(r, &em, cb, arg);
+	if (err < 0)
+		free(heap);
+	return err;
+}
+
+int pt__h1_send(struct pt_http_req *r, const struct pt_out *o, pt_http_send_fn cb, void *arg)
+{
+	struct h1req *q = &r->h1;
+	bool was_close = q->close_after, was_chunked = q->chunked_out;
+	int err;
+
+	if (o->status) {
+		err = send_head(r, o, cb, arg);
+	} else {
+		if (o->flags & PT_HTTP_DISCONNECT)
+			q->close_after = true;
+		struct emit em = { o, NULL, 0, NULL };
+		err = emit(r, &em, cb, arg);
+	}
+	if (err < 0) {
+		q->close_after = was_close;         /* nothing was sent: state as before */
+		q->chunked_out = was_chunked;
+	}
+	return err;
+}
+
+/* ---- responses of the layer ---- */
+
+int pt__h1_send_continue(struct pt_http_req *r)
+{
+	static const char msg[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+	if (!r->head.expect_continue || r->h1.continue_sent || r->head_sent)
+		return 0;
+	int err = pt_conn_send(r->h->c, msg, sizeof msg - 1, 0, NULL, NULL);
+	if (err == 0)
+		r->h1.continue_sent = true;
+	return err;
+}
+
+void pt__h1_send_error(struct hconn *h, unsigned status)
+{
+	char buf[512];
+	const char *reason = pt__reason(status);
+
+	pt__date_refresh(h->hw);
+	int n = snprintf(buf, sizeof buf,
+			 "HTTP/1.1 %u %s\r\n%s%sContent-Type: text/plain; charset=utf-8\r\n"
+			 "Content-Length: %zu\r\nConnection: close\r\n\r\n%s\n",
+			 status, reason, h->hw->date, h->s->server_line, strlen(reason) + 1, reason);
+	pt_conn_send(h->c, buf, (size_t)n, PT_SEND_COPY, NULL, NULL);
+	h->closing = true;
+}

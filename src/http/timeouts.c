@@ -1,0 +1,162 @@
+/*
+ * The HTTP.SYS timeouts of an HTTP/1.1 connection, as phases: one deadline per connection (the
+ * engine's connection timer), chosen by what the connection waits for.
+ *
+ *   PH_NEW      a new connection has sent no complete head        HeaderWait (armed at accept)
+ *   PH_HEAD     a head is partial                                 HeaderWait
+ *   PH_IDLE     keep-alive, between requests                      IdleConnection
+ *   PH_BODY     the handler reads a body                          EntityBody, from the last byte
+ *   PH_DRAIN    an unread body is discarded after the response    DrainEntityBody
+ *   PH_HANDLER  the application decides how long it takes         none
+ *   PH_SENDING  a response waits for a slow reader                MinSendRate, per 2 s window
+ *
+ * Each phase also tells the engine's governor what it may shed first when it must make room
+ * (pt_conn_set_state). Everything here runs on the connection's worker.
+ */
+#include "http/http_int.h"
+#include <errno.h>
+
+#define RATE_WINDOW_MS 2000u
+
+static uint32_t now32(const struct hconn *h)
+{
+	return (uint32_t)pt_worker_now_ms(pt_conn_worker(h->c));
+}
+
+/* What the engine may shed first when it must make room: a head still arriving or a body being
+ * discarded (partial), then keep-alive (idle); never a request being handled or answered. */
+static enum pt_conn_state phase_state(enum hphase ph)
+{
+	switch (ph) {
+	case PH_NEW: case PH_HEAD: case PH_DRAIN: return PT_CONN_PARTIAL;
+	case PH_IDLE: return PT_CONN_IDLE;
+	default: return PT_CONN_BUSY;
+	}
+}
+
+void pt__phase_set(struct hconn *h, enum hphase ph)
+{
+	if (ph == h->phase)
+		return;
+	if (ph == PH_BODY) {
+		h->body_win = 0;
+		h->win_start = h->last_in = now32(h);
+	}
+	pt_conn_set_state(h->c, phase_state(ph));
+	h->phase = ph;
+}
+
+static void arm(struct hconn *h, enum hphase ph, unsigned ms, bool restart)
+{
+	if (h->phase == ph && !restart)
+		return;
+	pt__phase_set(h, ph);
+	pt_conn_set_timeout(h->c, ms);
+}
+
+/* ---- EntityBody and the body rate ---- */
+
+/* PH_BODY runs on a rate window: EntityBody counts from the last body byte (HTTP.SYS resets it
+ * on every data indication), and a body arriving slower than MinSendRate marks the connection
+ * partial: sheddable before busy ones when the engine must make room. */
+static unsigned body_tick_ms(const struct hconn *h)
+{
+	unsigned eb = h->s->cfg.timeouts.entity_body;
+
+	return eb < RATE_WINDOW_MS ? eb : RATE_WINDOW_MS;
+}
+
+static bool body_tick(struct hconn *h)
+{
+	const struct pt_http_timeouts *t = &h->s->cfg.timeouts;
+	uint32_t now = now32(h), quiet = now - h->last_in, span = now - h->win_start;
+
+	if (quiet >= t->entity_body)
+		return false;
+	if (t->min_send_rate != PT_HTTP_RATE_OFF && span >= RATE_WINDOW_MS / 2) {
+		bool slow = (uint64_t)h->body_win * 1000 < (uint64_t)t->min_send_rate * span;
+		pt_conn_set_state(h->c, slow ? PT_CONN_PARTIAL : PT_CONN_BUSY);
+		h->body_win = 0;
+		h->win_start = now;
+	}
+	unsigned left = t->entity_body - quiet;
+	pt_conn_set_timeout(h->c, left < RATE_WINDOW_MS ? left : RATE_WINDOW_MS);
+	return true;
+}
+
+void pt__phase_input(struct hconn *h, size_t len)
+{
+	if (h->phase != PH_BODY)
+		return;
+	h->last_in = now32(h);
+	h->body_win = len > UINT32_MAX - h->body_win ? UINT32_MAX : h->body_win + (uint32_t)len;
+}
+
+/* ---- choosing the phase ---- */
+
+static bool responses_pending(const struct hconn *h)
+{
+	return pt_conn_send_queued(h->c) > 0;
+}
+
+void pt__phase_update(struct hconn *h)
+{
+	const struct pt_http_timeouts *t = &h->s->cfg.timeouts;
+	struct pt_http_req *r = h->cur;
+
+	if (h->closing && !responses_pending(h))
+		return;
+	if (responses_pending(h) && t->min_send_rate != PT_HTTP_RATE_OFF) {
+		if (h->phase != PH_SENDING) {
+			h->rate_mark = pt_conn_bytes_sent(h->c);
+			pt_conn_notify_empty(h->c);   /* on_drain moves on to the next phase */
+		}
+		arm(h, PH_SENDING, RATE_WINDOW_MS, false);
+	} else if (r && !r->body_done && (r->body_reading || r->final_sent)) {
+		arm(h, r->final_sent ? PH_DRAIN : PH_BODY,
+		    r->final_sent ? t->drain_entity_body : body_tick_ms(h), false);
+	} else if (r) {
+		pt__phase_set(h, PH_HANDLER);         /* the application decides how long it takes */
+		pt_conn_set_timeout(h->c, 0);
+	} else if (h->in_len) {
+		arm(h, PH_HEAD, t->header_wait, false);
+	} else if (h->phase != PH_NEW) {
+		arm(h, PH_IDLE, t->idle_connection, false);
+	}
+}
+
+/* ---- the deadline ---- */
+
+/* MinSendRate: the client must have read this much in the window, else it is cut off. */
+static void sending_tick(struct hconn *h)
+{
+	uint64_t sent = pt_conn_bytes_sent(h->c);
+	uint64_t need = (uint64_t)h->s->cfg.timeouts.min_send_rate * RATE_WINDOW_MS / 1000;
+
+	if (sent - h->rate_mark >= need) {            /* fast enough: next window */
+		h->rate_mark = sent;
+		pt_conn_set_timeout(h->c, RATE_WINDOW_MS);
+		return;
+	}
+	pt_conn_close(h->c, PT_CLOSE_ABORT);         /* slower than MinSendRate */
+}
+
+void pt__phase_timeout(pt_conn_t *c)
+{
+	struct hconn *h = pt_conn_user(c);
+
+	if (h->phase == PH_SENDING && responses_pending(h)) {
+		sending_tick(h);
+		return;
+	}
+	if (h->phase == PH_SENDING) {
+		pt__phase_set(h, PH_HANDLER);
+		pt__phase_update(h);
+		return;
+	}
+	if (h->phase == PH_BODY && body_tick(h))
+		return;
+	pt__hconn_body_abort(h, -ETIMEDOUT);
+	h->closing = true;
+	pt_conn_close(c, PT_CLOSE_GRACEFUL);     /* HeaderWait, Idle, EntityBody, Drain */
+}
