@@ -147,13 +147,37 @@ void pt__hconn_body_abort(struct hconn *h, int err)
 
 /* ---- requests ---- */
 
-/* How the body is framed (RFC 9112 6.3). */
+/* RFC 9112 7.1, 9.6: a chunked body whose framing is already broken in the bytes that came
+ * with the head is answered 400 (413 over max_body, 431 for too long a trailer section) before
+ * any handler runs, while the status can still say so. The scan runs a copy of the decoder
+ * (the body itself is decoded when it is read); chunk data spans are skipped, not read. Later
+ * framing errors reach the body reader (-EPROTO) or, once the response is final, close the
+ * connection. Returns 0 or -status. */
+static int chunked_in_hand(const struct pt_chunked *dec, const char *p, size_t n)
+{
+	struct pt_chunked c = *dec;
+	size_t off = 0;
+
+	while (off < n) {
+		size_t used = 0;
+		struct pt_slice data;
+		int rc = pt_chunked_feed(&c, p + off, n - off, &used, &data);
+		if (rc != PT_CHUNKED_MORE)
+			return rc < 0 ? rc : 0;
+		if (!used)
+			break;
+		off += used;
+	}
+	return 0;
+}
+
+/* How the body is framed (RFC 9112 6.3); a bad chunked framing in hand is -status. */
 static int body_setup(struct pt_http_req *r, const char *rest, size_t n)
 {
 	if (r->head.chunked) {
 		r->body_mode = BODY_CHUNKED;
 		pt_chunked_init(&r->h1.chunked, &r->s->limits);
-		return 0;
+		return chunked_in_hand(&r->h1.chunked, rest, n);
 	}
 	if (r->head.content_length > 0) {
 		r->body_mode = BODY_LENGTH;

@@ -14,7 +14,10 @@ the entry expects the documented behaviour and its rule says so ("portico: ...")
 Test server facts used here: max_body 1 MiB; head limits 16 KiB / 8 KiB target / 8 KiB field
 line / 100 fields; HeaderWait and EntityBody 400 ms. /echo-body answers "<len> <checksum>", or
 400 "error <-errno>" when reading the body failed (-71 EPROTO: malformed chunked framing,
--90 EMSGSIZE: over max_body, -110 ETIMEDOUT).
+-90 EMSGSIZE: over max_body, -110 ETIMEDOUT). A chunked body whose framing is already broken
+in the bytes that come with the head is answered by the layer itself before any handler runs
+(400, 413 over max_body, 431 for a long trailer section; RFC 9112 7.1, 9.6), whatever the
+handler would do with the body.
 """
 import os, re, signal, socket, subprocess, sys, tempfile, time
 
@@ -82,6 +85,9 @@ EPROTO = (400, b"error -71")       # /echo-body: the layer reported malformed ch
 EMSGSIZE = (400, b"error -90")     # /echo-body: the chunked total passed max_body
 ETIMEDOUT = (400, b"error -110")   # /echo-body: the body stalled (EntityBody)
 BODY_ERR = (400, lambda b: b.startswith(b"error -"))
+L400 = (400, b"Bad Request\n")     # the layer's own answers (no handler ran)
+L413 = (413, b"Content Too Large\n")
+L431 = (431, b"Request Header Fields Too Large\n")
 
 
 def echo(data):
@@ -408,7 +414,7 @@ def build_table():
       req(b"GET /hello HTTP/1.1", b"Host: t", b"Transfer-Encoding: chunked", body=chunks(b"abc")), HELLO)
 
     # ---------------------------------------------------------------- chunked body framing
-    for name, body, want, rfc in [
+    for name, body, want, rfc, *rest in [
         ("non-hex chunk size", b"g\r\nhello\r\n0\r\n\r\n", EPROTO, "RFC 9112 7.1"),
         ("chunk size '0x5'", b"0x5\r\nhello\r\n0\r\n\r\n", EPROTO, "RFC 9112 7.1"),
         ("whitespace before the chunk size", b" 5\r\nhello\r\n0\r\n\r\n", EPROTO, "RFC 9112 7.1"),
@@ -436,13 +442,13 @@ def build_table():
         ("chunk-size line over 4 KiB (long extension)", b"5;a=" + b"x" * 5000 + b"\r\nhello\r\n0\r\n\r\n",
          EPROTO, "RFC 9112 7.1.1 (portico: size line bounded, 400)"),
         ("chunk size of 17 hex digits", b"10000000000000000\r\nhello\r\n0\r\n\r\n", BODY_ERR,
-         "RFC 9112 7.1 (portico: at most 16 digits)"),
+         "RFC 9112 7.1 (portico: at most 16 digits; over max_body first: 413)", L413),
         ("chunk size 5 zero-padded to 17 digits", b"00000000000000005\r\nhello\r\n0\r\n\r\n", EPROTO,
          "RFC 9112 7.1 (portico chunked.c: at most 16 hex digits)"),
         ("chunk size FFFFFFFFFFFFFFFF (over max_body)", b"FFFFFFFFFFFFFFFF\r\nhello\r\n0\r\n\r\n", EMSGSIZE,
-         "RFC 9112 7.1, RFC 9110 15.5.14"),
+         "RFC 9112 7.1, RFC 9110 15.5.14", L413),
         ("chunk size 0x100001 (just over max_body)", b"100001\r\nhello", EMSGSIZE,
-         "RFC 9110 15.5.14"),
+         "RFC 9110 15.5.14", L413),
         ("obs-fold in the trailer section", b"0\r\nX-T: a\r\n b\r\n\r\n", EPROTO, "RFC 9112 7.1.2, 5.2"),
         ("bare LF in the trailer section", b"0\r\nX-T: a\n\r\n", EPROTO, "RFC 9112 7.1.2, 2.2"),
         ("invalid trailer field name 'X Y'", b"0\r\nX Y: a\r\n\r\n", EPROTO, "RFC 9112 7.1.2, RFC 9110 5.1"),
@@ -452,9 +458,24 @@ def build_table():
         ("NUL in a trailer value", b"0\r\nX-T: a\x00b\r\n\r\n", EPROTO, "RFC 9112 7.1.2, RFC 9110 5.5"),
         ("whitespace before a trailer field", b"0\r\n X-T: a\r\n\r\n", EPROTO, "RFC 9112 7.1.2, 5.2"),
         ("trailer section over 8 KiB", b"0\r\n" + b"".join(b"X-T%d: %s\r\n" % (i, b"v" * 1000) for i in range(10)) + CRLF,
-         EPROTO, "RFC 9112 7.1.2 (portico: 8 KiB trailer bound; the handler sees -EPROTO)"),
+         EPROTO, "RFC 9112 7.1.2 (portico: 8 KiB trailer bound: 431; the handler sees -EPROTO)", L431),
     ]:
-        E(CH, name, rfc, te(body), want)
+        layer = rest[0] if rest else L400
+        # the whole request in one write: the framing error is in hand before any handler runs,
+        # unless it lies beyond the first receive buffer (io_uring: 2 KiB), then the reader hears
+        if len(te(body)) > 2048:
+            layer_or_reader = (lambda lay, w: lambda st, h, b: (st, b) in (lay, w))(layer, want)
+            E(CH, name + " (with the head: %d or the reader's error)" % layer[0], rfc + ", 9.6",
+              te(body), layer_or_reader, after="close")
+        else:
+            E(CH, name + " (with the head: %d)" % layer[0], rfc + ", 9.6", te(body), layer)
+        # the body after the head: the handler reads it and hears of the error
+        E(CH, name + " (after the head: the reader sees it)", rfc, [te(b""), 0.05, body], want)
+    for name, body, want in [("bad chunk size", b"zz\r\nhello\r\n0\r\n\r\n", L400),
+                             ("chunk size overflowing 64 bits", b"1" * 17 + b"\r\nhello\r\n0\r\n\r\n", L413),
+                             ("garbage chunk extension", b"5;\x01\x02\r\nhello\r\n0\r\n\r\n", L400)]:
+        E(CH, name + " in hand, to a handler that ignores the body: %d, not 200" % want[0],
+          "RFC 9112 7.1, 9.6", te(body, path=b"/hello"), want)
     E(CH, "chunked body that stops after the last chunk (no final CRLF)", "RFC 9112 7.1 (EntityBody timeout)",
       te(b"5\r\nhello\r\n0\r\n"), ETIMEDOUT)
     E(CH, "framing error response announces Connection: close", "RFC 9112 9.6 (SHOULD)",
@@ -509,14 +530,18 @@ def build_table():
     E(SM, "CL list '0, N' with a hidden request", "RFC 9112 6.3 (5)",
       post(b"/hello", [b"Content-Length: 0, %d" % len(HIDDEN)], HIDDEN), 400)
     E(SM, "chunk size wrapping 64 bits", "RFC 9112 7.1",
-      te(b"10000000000000005\r\nhello\r\n0\r\n\r\n" + HIDDEN), BODY_ERR)
-    E(SM, "chunk size '0x0' then a hidden request", "RFC 9112 7.1", te(b"0x0\r\n\r\n" + HIDDEN), EPROTO)
+      te(b"10000000000000005\r\nhello\r\n0\r\n\r\n" + HIDDEN), L413)
+    E(SM, "chunk size '0x0' then a hidden request", "RFC 9112 7.1", te(b"0x0\r\n\r\n" + HIDDEN), L400)
     E(SM, "bare LF in the last chunk then a hidden request", "RFC 9112 7.1 (portico: CRLF only)",
-      te(b"0\n\r\n" + HIDDEN), EPROTO)
+      te(b"0\n\r\n" + HIDDEN), L400)
     E(SM, "quoted extension hiding CRLFs and a request", "RFC 9112 7.1.1",
-      te(b'0;a="\r\n\r\n' + HIDDEN + b'"\r\n\r\n'), EPROTO)
+      te(b'0;a="\r\n\r\n' + HIDDEN + b'"\r\n\r\n'), L400)
+    E(SM, "malformed chunk with the head, handler ignores the body: 400", "RFC 9112 7.1, 9.6",
+      te(b"zz\r\n" + HIDDEN, path=b"/hello"), L400)
     E(SM, "malformed chunk after the handler answered: 200, then close", "RFC 9112 7.1, 9.6",
-      te(b"zz\r\n" + HIDDEN, path=b"/hello"), HELLO, after="close")
+      [te(b"", path=b"/hello"), 0.05, b"zz\r\n" + HIDDEN], HELLO, after="close")
+    E(SM, "malformed chunk behind a valid one, after the answer: 200, then close", "RFC 9112 7.1, 9.6",
+      [te(b"5\r\nhello\r\n", path=b"/hello"), 0.05, b"zz\r\n" + HIDDEN], HELLO, after="close")
     E(SM, "request inside a Content-Length body is data", "RFC 9112 6.3 (6)",
       cl(HIDDEN), echo(HIDDEN))
     E(SM, "request inside an unread GET body is discarded", "RFC 9112 6.3 (6)",
@@ -747,8 +772,10 @@ def build_table():
       post(b"/echo-body", [b"Content-Length: %d" % ((1 << 20) + 1)]), 413)
     E(LM, "chunked body of exactly 1 MiB", "RFC 9112 7.1 (max_body 1 MiB)",
       te(chunks(mib[:1 << 19], mib[1 << 19:])), echo(mib))
-    E(LM, "chunked body of 1 MiB + 1", "RFC 9110 15.5.14 (handler sees -EMSGSIZE)",
-      te(chunk(mib) + b"1\r\nx\r\n0\r\n\r\n"), EMSGSIZE)
+    E(LM, "chunked body of 1 MiB + 1", "RFC 9110 15.5.14 (413 when in hand, else the handler's -EMSGSIZE)",
+      te(chunk(mib) + b"1\r\nx\r\n0\r\n\r\n"), lambda st, h, b: (st, b) in (L413, EMSGSIZE), after="close")
+    E(LM, "chunked body of 1 MiB + 1 after the head", "RFC 9110 15.5.14 (handler sees -EMSGSIZE)",
+      [te(b""), 0.05, chunk(mib) + b"1\r\nx\r\n0\r\n\r\n"], EMSGSIZE)
     E(LM, "trailer section just under 8 KiB", "RFC 9112 7.1.2 (portico: 8 KiB trailer bound)",
       te(b"5\r\nhello\r\n0\r\n" + b"".join(b"X-T%d: %s\r\n" % (i, b"v" * 1000) for i in range(7)) + CRLF),
       echo(b"hello"))
