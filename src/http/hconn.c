@@ -10,7 +10,10 @@
  * Each request is a request object (request.c) whose protocol ops (pt__h1_req_ops) point here
  * and to hsend.c. The connection keeps its live requests in arrival order; the current one
  * (cur, held) is the one whose body the input belongs to. Timeouts are in timeouts.c.
- * Worker thread only.
+ *
+ * Closing: after an error, or a response that ends the connection while the peer is still
+ * sending (a body nobody reads), the connection lingers (timeouts.c) before the engine's
+ * graceful close, so that the response is not destroyed by a reset. Worker thread only.
  */
 #include "http/http_int.h"
 #include <errno.h>
@@ -216,6 +219,16 @@ static struct pt_http_req *start_request(struct hconn *h, const char *buf, size_
 	return r;
 }
 
+/* A request that cannot be taken (bad head, bad framing in hand, no memory): answered, then
+ * the connection closes. It lingers first when the client is surely still sending: its head
+ * has not ended (a limit cut it short: 431, 414), or it announced a body that is too large
+ * (413: the body follows unless it asked to continue first). */
+static void bad_request(struct hconn *h, const char *p, size_t n, unsigned status)
+{
+	pt__h1_send_error(h, status);
+	h->linger = status == 413 || !memmem(p, n, "\r\n\r\n", 4);
+}
+
 /* Pipelining backpressure: a client that sends requests faster than it reads the responses
  * must not make the server hold their requests and responses without bound. While this much
  * is queued, further requests wait in the input buffer (whose own bound pauses reading), and
@@ -253,7 +266,7 @@ static size_t consume(struct hconn *h, const char *buf, size_t n)
 			break;
 		if (!(r = start_request(h, buf + off, n - off, &rc))) {
 			if (rc < 0)
-				pt__h1_send_error(h, (unsigned)-rc);
+				bad_request(h, buf + off, n - off, (unsigned)-rc);
 			break;
 		}
 		off += r->head_len;
@@ -441,12 +454,19 @@ void pt__hconn_kick(struct hconn *h)
 		h->resume = true;
 }
 
-/* Closing was decided: close once every live request has made its final send. */
+/* Closing was decided: once every live request has made its final send, linger while the
+ * peer may still be sending (an error cut its message short, or a body is still coming), else
+ * close. */
 void pt__hconn_maybe_close(struct hconn *h)
 {
 	for (struct pt_http_req *r = h->live; r; r = r->next)
 		if (!r->final_sent)
 			return;
+	if ((h->linger || (h->cur && !h->cur->body_done)) && !h->eof) {
+		if (h->phase != PH_LINGER)
+			pt__phase_linger(h);
+		return;
+	}
 	pt_conn_close(h->c, PT_CLOSE_GRACEFUL);
 }
 

@@ -165,7 +165,7 @@ struct hsend {                        /* one engine transmit made for the applic
 	char sizeline[24];                /* chunked framing */
 };
 
-enum hphase { PH_NEW, PH_IDLE, PH_HEAD, PH_BODY, PH_DRAIN, PH_HANDLER, PH_SENDING };
+enum hphase { PH_NEW, PH_IDLE, PH_HEAD, PH_BODY, PH_DRAIN, PH_HANDLER, PH_SENDING, PH_LINGER };
 
 struct hconn {
 	struct pt_http_server *s;
@@ -178,17 +178,21 @@ struct hconn {
 	struct pt_parse_state pst;
 	uint8_t phase;                    /* the timer phase armed now */
 	bool closing;                     /* no more requests: close after the responses */
+	bool linger;                      /* closing while the peer may still be sending: read and
+	                                     discard before closing (timeouts.c) */
 	bool eof;
 	bool in_consume;                  /* consume() is on the stack */
 	bool resume;                      /* input waits for the loop (on_drain) */
 	bool tx_wait;                     /* dispatching waits for the send queue to empty */
 	uint16_t nlive;                   /* requests on the live list */
-	uint32_t last_in;                 /* PH_BODY: last body byte (ms, mod 2^32) */
+	uint32_t last_in;                 /* PH_BODY, PH_LINGER: last byte in (ms, mod 2^32) */
 	union {
 		uint64_t rate_mark;           /* PH_SENDING: bytes sent at the window's start */
 		struct {
-			uint32_t body_win;    /* PH_BODY: body bytes in this rate window */
-			uint32_t win_start;   /* PH_BODY: the window's start (ms, mod 2^32) */
+			uint32_t body_win;    /* PH_BODY: body bytes in this rate window;
+			                         PH_LINGER: bytes discarded */
+			uint32_t win_start;   /* PH_BODY: the window's start; PH_LINGER: its start
+			                         (ms, mod 2^32) */
 		};
 	};
 };
@@ -300,10 +304,12 @@ void pt__hsend_pool_free(struct hworker *hw);
 void pt__phase_set(struct hconn *h, enum hphase ph);
 /* Picks the phase (and deadline) the connection's state calls for now. */
 void pt__phase_update(struct hconn *h);
-/* Bytes arrived (rate windows). */
+/* Bytes arrived (rate windows, lingering). */
 void pt__phase_input(struct hconn *h, size_t len);
 /* The connection's deadline passed (pt_conn_ops.on_timeout). */
 void pt__phase_timeout(pt_conn_t *c);
+/* Closing while the peer may still be sending: read and discard, then close (PH_LINGER). */
+void pt__phase_linger(struct hconn *h);
 
 /* ---- fragment.c ---- */
 int pt__fragcache_init(struct pt_http_server *s);

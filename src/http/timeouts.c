@@ -9,6 +9,7 @@
  *   PH_DRAIN    an unread body is discarded after the response    DrainEntityBody
  *   PH_HANDLER  the application decides how long it takes         none
  *   PH_SENDING  a response waits for a slow reader                MinSendRate, per 2 s window
+ *   PH_LINGER   closing after an error while the peer still sends quiet gap, bounded (below)
  *
  * Each phase also tells the engine's governor what it may shed first when it must make room
  * (pt_conn_set_state). Everything here runs on the connection's worker.
@@ -18,17 +19,29 @@
 
 #define RATE_WINDOW_MS 2000u
 
+/* Lingering (nginx's lingering close): closing while the peer is still sending would meet
+ * unread data, and the kernel answers that with a reset, which can reach the client before it
+ * has read the error response (its send fails with EPIPE, or the reset discards what it had
+ * received). So the rest is read and discarded until the peer has been quiet this long, it
+ * closes its side, or a bound is reached (max_drain bytes, LINGER_MAX_MS). 100 ms: a
+ * peer in the middle of a send has no such gap on a LAN; the close waits no longer than this
+ * after the last byte. The engine closes with a FIN, and lingers itself if data arrived
+ * in between. */
+#define LINGER_QUIET_MS 100u
+#define LINGER_MAX_MS 30000u          /* nginx's lingering_time (or drain_entity_body if less) */
+
 static uint32_t now32(const struct hconn *h)
 {
 	return (uint32_t)pt_worker_now_ms(pt_conn_worker(h->c));
 }
 
-/* What the engine may shed first when it must make room: a head still arriving or a body being
- * discarded (partial), then keep-alive (idle); never a request being handled or answered. */
+/* What the engine may shed first when it must make room: a head still arriving, a body being
+ * discarded or a connection lingering (partial), then keep-alive (idle); never a request being
+ * handled or answered. */
 static enum pt_conn_state phase_state(enum hphase ph)
 {
 	switch (ph) {
-	case PH_NEW: case PH_HEAD: case PH_DRAIN: return PT_CONN_PARTIAL;
+	case PH_NEW: case PH_HEAD: case PH_DRAIN: case PH_LINGER: return PT_CONN_PARTIAL;
 	case PH_IDLE: return PT_CONN_IDLE;
 	default: return PT_CONN_BUSY;
 	}
@@ -38,7 +51,7 @@ void pt__phase_set(struct hconn *h, enum hphase ph)
 {
 	if (ph == h->phase)
 		return;
-	if (ph == PH_BODY) {
+	if (ph == PH_BODY || ph == PH_LINGER) {
 		h->body_win = 0;
 		h->win_start = h->last_in = now32(h);
 	}
@@ -84,12 +97,36 @@ static bool body_tick(struct hconn *h)
 	return true;
 }
 
+/* ---- lingering ---- */
+
+void pt__phase_linger(struct hconn *h)
+{
+	pt__phase_set(h, PH_LINGER);
+	pt_conn_resume_recv(h->c);               /* the input bound may have paused it */
+	pt_conn_set_timeout(h->c, LINGER_QUIET_MS);
+}
+
+/* Time to close: quiet long enough, or a bound reached. Re-arms the timer otherwise. */
+static bool linger_over(struct hconn *h)
+{
+	uint32_t now = now32(h), quiet = now - h->last_in;
+
+	unsigned drain = h->s->cfg.timeouts.drain_entity_body;
+
+	if (quiet >= LINGER_QUIET_MS || now - h->win_start >= (drain < LINGER_MAX_MS ? drain : LINGER_MAX_MS))
+		return true;
+	pt_conn_set_timeout(h->c, LINGER_QUIET_MS - quiet);
+	return false;
+}
+
 void pt__phase_input(struct hconn *h, size_t len)
 {
-	if (h->phase != PH_BODY)
+	if (h->phase != PH_BODY && h->phase != PH_LINGER)
 		return;
 	h->last_in = now32(h);
 	h->body_win = len > UINT32_MAX - h->body_win ? UINT32_MAX : h->body_win + (uint32_t)len;
+	if (h->phase == PH_LINGER && h->body_win > h->s->cfg.max_drain)
+		pt_conn_close(h->c, PT_CLOSE_GRACEFUL);   /* read enough: stop */
 }
 
 /* ---- choosing the phase ---- */
@@ -104,7 +141,7 @@ void pt__phase_update(struct hconn *h)
 	const struct pt_http_timeouts *t = &h->s->cfg.timeouts;
 	struct pt_http_req *r = h->cur;
 
-	if (h->closing && !responses_pending(h))
+	if (h->phase == PH_LINGER || (h->closing && !responses_pending(h)))
 		return;
 	if (responses_pending(h) && t->min_send_rate != PT_HTTP_RATE_OFF) {
 		if (h->phase != PH_SENDING) {
@@ -145,6 +182,11 @@ void pt__phase_timeout(pt_conn_t *c)
 {
 	struct hconn *h = pt_conn_user(c);
 
+	if (h->phase == PH_LINGER) {
+		if (linger_over(h))
+			pt_conn_close(c, PT_CLOSE_GRACEFUL);
+		return;
+	}
 	if (h->phase == PH_SENDING && responses_pending(h)) {
 		sending_tick(h);
 		return;

@@ -22,6 +22,10 @@ cover already:
  6. readers that never read a large file: RSS bounded, each cut by --min-send-rate.
  7. slowloris: heads dribbled one byte at a time are cut at --header-timeout while a normal
     client is served at once.
+ 8. errors while the client is still sending: a 1 MiB header line (431) and a body over
+    --max-body (413), each sent in one write (also through a 16 KiB send buffer, so that the
+    server answers long before the write ends): the write never fails (no reset from a close
+    that met unread data) and the client reads the status, then EOF.
 Finally every socket is gone, the descriptor count is back to the baseline, and SIGTERM gives
 exit 0 with a sanitizer-clean stderr. One TAP line per check. Runs once per backend
 (PORTICO_BACKEND) from tests/run.sh; under a minute per backend.
@@ -602,6 +606,50 @@ def check_slowloris(srv):
                                  len(head)), "%d still open" % len(alive))
 
 
+# ---- 8. errors while the client is still sending ------------------------------------------------
+
+def send_then_read(port, payload, sndbuf=None):
+    """One sendall of payload, then everything until EOF: the status line, or what failed."""
+    s = socket.socket()
+    try:
+        if sndbuf:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+        s.settimeout(10)
+        s.connect(("127.0.0.1", port))
+        try:
+            s.sendall(payload)
+        except OSError as e:
+            return "send failed: %s" % e.__class__.__name__
+        data = b""
+        try:
+            while True:
+                b = s.recv(65536)
+                if not b:
+                    break
+                data += b
+        except OSError as e:
+            return "read failed: %s after %r" % (e.__class__.__name__, data[:40])
+        return data.split(b"\r\n", 1)[0].decode("latin1")
+    finally:
+        s.close()
+
+
+def check_error_while_sending(srv):
+    line = b"GET /f0.txt HTTP/1.1\r\nHost: t\r\nX-Long: " + b"v" * MIB + b"\r\n\r\n"
+    big = MIB + 1                                  # over --max-body (1 MiB), under --max-drain
+    body = b"POST /f0.txt HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % big + b"b" * big
+    for name, payload, want in [("1 MiB header line", line, "431"),
+                                ("body over --max-body", body, "413")]:
+        got = {}
+        for i in range(16):
+            r = send_then_read(srv.port, payload, 16384 if i % 2 else None)
+            got[r] = got.get(r, 0) + 1
+        ok = list(got) == ["HTTP/1.1 %s %s" % (want, {"431": "Request Header Fields Too Large",
+                                                    "413": "Content Too Large"}[want])]
+        t(ok, "%s in one write, 16 times (half through a 16 KiB send buffer): the write "
+          "completes and %s arrives, then EOF" % (name, want), repr(got))
+
+
 # ---- main ----------------------------------------------------------------------------------------
 
 def section(name, fn, *args):
@@ -633,6 +681,7 @@ def run(tmp):
     section("slow bodies", check_slow_bodies, srv)
     section("stalled readers", check_stalled_readers, srv)
     section("slowloris", check_slowloris, srv)
+    section("errors while sending", check_error_while_sending, srv)
     ok = settle(srv, base, 8)
     t(ok and srv.alive(), "at the end: no socket left but the listeners, descriptors back to the "
       "baseline", "now %r, baseline %r" % (srv.fds(), base))
