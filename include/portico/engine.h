@@ -215,7 +215,12 @@ typedef void (*pt_send_fn)(pt_conn_t *c, void *arg, ssize_t res);
 PT_API int pt_conn_transmit(pt_conn_t *c, const struct pt_chunk *chunks, unsigned n,
 			    unsigned flags, pt_send_fn cb, void *arg);
 
-/* pt_conn_transmit of one memory chunk. */
+/* pt_conn_transmit of one memory chunk. len may be 0: a send of nothing is a step in the
+ * connection's order, the way to run something from the worker loop while the connection is
+ * known to be alive: its callback runs once every earlier send's callback has run (without
+ * waiting for PT_SEND_COPY bytes to leave), never inside this call, and before on_close (with
+ * -ECANCELED) if the connection closes first. The HTTP layer continues with input that waited
+ * behind a response this way (src/http/hconn.c, pt__hconn_kick). */
 PT_API int pt_conn_send(pt_conn_t *c, const void *buf, size_t len, unsigned flags,
 			pt_send_fn cb, void *arg);
 
