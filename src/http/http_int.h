@@ -273,6 +273,7 @@ void pt__call_done(struct pt_call *call, int err);
 int pt__req_run(struct pt_http_req *r, pt_call_fn fn, void *arg);
 
 /* ---- response.c ---- */
+/* The standard reason phrase of status ("Unknown" if none). Any thread. */
 const char *pt__reason(unsigned status);
 /* Rebuilds hw's Date header if the second changed. Worker thread. */
 void pt__date_refresh(struct hworker *hw);
@@ -282,9 +283,13 @@ extern const struct pt_conn_ops pt__http_conn_ops;
 extern const struct pt_req_ops pt__h1_req_ops;
 /* Sets up h on a new connection c (on_accept). */
 void pt__hconn_init(struct hconn *h, struct pt_http_server *s, pt_conn_t *c);
-void pt__hconn_after_send(struct hconn *h);   /* a response made progress: phase, next input */
+/* A response made progress (a send made or completed): the phase, or the input that waited
+ * behind it. Never re-enters the application. */
+void pt__hconn_after_send(struct hconn *h);
+/* h is closing: once every live request has made its final send, linger or close. */
 void pt__hconn_maybe_close(struct hconn *h);
-/* Input waits that the state just changed for: process it from the loop (on_drain). */
+/* Input waits that the state just changed for: process it from the loop (a zero-byte send,
+ * see engine.h pt_conn_send), never inside the caller's call. */
 void pt__hconn_kick(struct hconn *h);
 /* Ends the current request's body with err (a timeout, a reset). */
 void pt__hconn_body_abort(struct hconn *h, int err);
@@ -301,6 +306,7 @@ void pt__h1_send_error(struct hconn *h, unsigned status);
 void pt__hsend_pool_free(struct hworker *hw);
 
 /* ---- timeouts.c: the HTTP.SYS phases of an HTTP/1.1 connection ---- */
+/* Enters phase ph (and the governor state that goes with it); the deadline is the caller's. */
 void pt__phase_set(struct hconn *h, enum hphase ph);
 /* Picks the phase (and deadline) the connection's state calls for now. */
 void pt__phase_update(struct hconn *h);
@@ -311,15 +317,20 @@ void pt__phase_timeout(pt_conn_t *c);
 /* Closing while the peer may still be sending: read and discard, then close (PH_LINGER). */
 void pt__phase_linger(struct hconn *h);
 
-/* ---- fragment.c ---- */
+/* ---- fragment.c (any thread) ---- */
+/* Creates / frees s's fragment cache. 0 or -ENOMEM. */
 int pt__fragcache_init(struct pt_http_server *s);
 void pt__fragcache_free(struct pt_http_server *s);
+/* A memory chunk for fragment name in *out, holding a reference (*ref) that keeps its bytes
+ * until pt__fragment_unref. 0, -ENOENT (not cached, or expired) or -EINVAL. */
 int pt__fragment_resolve(struct pt_http_server *s, const char *name, struct pt_http_chunk *out,
 			 void **ref);
 void pt__fragment_unref(void *ref);
 
 /* ---- sync.c ---- */
+/* Starts the pool if a route is PT_ROUTE_SYNC (server start). 0 or -ENOMEM/-EAGAIN. */
 int pt__sync_start(struct pt_http_server *s);
+/* Stops and joins the pool threads (after the engine stopped). */
 void pt__sync_stop(struct pt_http_server *s);
 /* Queues r for the pool (the pool keeps it), or answers 503 (queue full). Worker thread. */
 void pt__sync_dispatch(struct pt_http_req *r, const struct pt_route *rt);
