@@ -168,11 +168,10 @@ def check_disconnect(port):
     t(err is None, "a stalled reader does not hold up other clients", err)
 
 
-# Streams still waiting at SIGTERM. Not the sync routes yet: when a PT_ROUTE_SYNC handler
-# returns while the engine is stopping, the pool frees the request (pt_post refused) although
-# the worker still lists it, and on_close reads it: ASan heap-use-after-free (src/http/sync.c
-# give_back, src/http/hconn.c on_close). Add "sync", "sync-buffer" here once that is fixed.
-AT_STOP = ["async1", "async1-buffer", "asyncN", "asyncN-buffer"]
+# Streams still waiting at SIGTERM, on every model. A sync-pool request holds its worker
+# (pt_worker_hold) until the pool releases it, and only the release frees it (src/http/request.c),
+# so a handler returning while the engine stops cannot free a request the worker still lists.
+AT_STOP = ["async1", "async1-buffer", "asyncN", "asyncN-buffer", "sync", "sync-buffer"]
 
 
 def stalled_clients(port):
