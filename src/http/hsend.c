@@ -7,7 +7,8 @@
  * so head and body leave in one sendmsg and the application's callback runs once per send.
  * Also the responses the layer makes itself: 100 Continue and errors before a request exists.
  *
- * Send contexts (struct hsend) come from a per-worker free list. Worker thread only.
+ * Send contexts (struct hsend) come from a per-worker free list (bypassed under ASan). Worker
+ * thread only.
  */
 #include "http/http_int.h"
 #include <errno.h>
@@ -17,6 +18,11 @@
 #include <sys/stat.h>
 
 #define HSEND_FREE_MAX 1024u
+#if defined(__SANITIZE_ADDRESS__)
+#define RECYCLE 0            /* ASan: no free list, so that a use after free is caught (h2o) */
+#else
+#define RECYCLE 1
+#endif
 
 /* ---- send contexts ---- */
 
@@ -42,7 +48,7 @@ static void hsend_free(struct hworker *hw, struct hsend *hs)
 	for (unsigned i = 0; i < hs->nrefs; i++)
 		pt__fragment_unref(hs->refs[i]);
 	free(hs->refs);
-	if (hw->nhs_free >= HSEND_FREE_MAX) {
+	if (!RECYCLE || hw->nhs_free >= HSEND_FREE_MAX) {
 		free(hs);
 		return;
 	}

@@ -18,7 +18,7 @@
  * to the worker (call.c).
  *
  * Memory: request objects come from a per-worker free list (each is about 4 KiB with its
- * header array, so only REQ_FREE_MAX are kept).
+ * header array, so only REQ_FREE_MAX are kept; none under ASan).
  */
 #include "http/http_int.h"
 #include <errno.h>
@@ -27,6 +27,11 @@
 #include <strings.h>
 
 #define REQ_FREE_MAX 64u
+#if defined(__SANITIZE_ADDRESS__)
+#define RECYCLE 0            /* ASan: no free list, so that a use after free is caught (h2o) */
+#else
+#define RECYCLE 1
+#endif
 
 /* ---- memory ---- */
 
@@ -59,7 +64,7 @@ static void req_free(struct pt_http_req *r)
 	struct hworker *hw = r->hw;
 
 	free(r->own);
-	if (hw->nreq_free >= REQ_FREE_MAX) {
+	if (!RECYCLE || hw->nreq_free >= REQ_FREE_MAX) {
 		free(r);
 		return;
 	}
