@@ -86,9 +86,14 @@ static bool is_tls(pt_http_req_t *r)
  * plaintext) and CORS. */
 static unsigned extra_fields(struct rq *q, struct pt_http_header *h, unsigned nh)
 {
-	struct pt_http_str origin = pt_http_req_header(q->r, "Origin");
-	bool vary;
-	const char *acao = pt_rules_cors(q->site, origin, &vary);
+	struct pt_http_str origin = { NULL, 0 };
+	bool vary = false;
+	const char *acao = NULL;
+
+	if (q->site->ncors) {                  /* no header lookup on the common path */
+		origin = pt_http_req_header(q->r, "Origin");
+		acao = pt_rules_cors(q->site, origin, &vary);
+	}
 
 	if (*q->f->hsts && is_tls(q->r))
 		h[nh++] = (struct pt_http_header){ "Strict-Transport-Security", q->f->hsts };
