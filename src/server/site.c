@@ -590,7 +590,7 @@ int pt_site_names(struct pt_site_conf *s, const char *names, unsigned line, char
 
 	s->line = line;
 	while ((r = pt_site_word(&names, w, sizeof(w))) > 0) {
-		if (strcmp(w, "default") == 0) {
+		if (strcasecmp(w, "default") == 0) {   /* a name is case-insensitive */
 			if (s->is_default)
 				return fail(msg, cap, "default given twice");
 			s->is_default = true;

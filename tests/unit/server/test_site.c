@@ -273,6 +273,7 @@ static void test_bad_lines(void **state)
 		{ "host default {\n}\nhost x default {\n}\n",
 		  "f.conf:3: host: a second default (the first is at line 1)" },
 		{ "host default default {\n", "f.conf:1: host: default given twice" },
+		{ "host default {\n}\nhost DeFault {\n}\n", "f.conf:3: host: a second default" },
 		{ "host a..b {\n", "f.conf:1: host: 'a..b': expected a host name without empty" },
 		{ "host *a.b {\n", "f.conf:1: host: '*a.b': expected a wildcard of the form" },
 		{ "host a/b {\n", "f.conf:1: host: 'a/b': expected a host name" },
