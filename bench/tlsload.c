@@ -198,22 +198,24 @@ static void response_done(struct client *C, struct conn *c)
 		c->in_body = 0;
 		return;
 	}
-	if (C->mode == M_RESUME) {
-		/* The newest ticket, used once (RFC 8446 C.4; OpenSSL's client marks a TLS 1.3
-		 * session used once it resumed with it, as browsers do): a server that sends no new
-		 * ticket on a resumed connection (h2o 2.2.5) gets a full handshake next time. TLS 1.3
-		 * tickets arrive before the response, so they are here now. */
-		SSL_SESSION *s = SSL_get1_session(c->ssl);
-		if (c->sess)
-			SSL_SESSION_free(c->sess);
-		c->sess = NULL;
-		if (s && SSL_SESSION_is_resumable(s))
-			c->sess = s;
-		else if (s)
-			SSL_SESSION_free(s);
-	}
 	c->st = ST_DRAIN;
 	c->t_stage = t;
+}
+
+/* -m resume, when the server has closed: the newest ticket, used once (RFC 8446 C.4; OpenSSL's
+ * client marks a TLS 1.3 session used once it resumed with it, as browsers do), so a server that
+ * sends no new ticket on a resumed connection gets a full handshake next time. Taken at the end,
+ * not after the response: a server may send its tickets after the response (Portico does). */
+static void keep_session(struct conn *c)
+{
+	SSL_SESSION *s = SSL_get1_session(c->ssl);
+	if (c->sess)
+		SSL_SESSION_free(c->sess);
+	c->sess = NULL;
+	if (s && SSL_SESSION_is_resumable(s))
+		c->sess = s;
+	else if (s)
+		SSL_SESSION_free(s);
 }
 
 /* Runs the connection as far as it goes without blocking. */
@@ -306,6 +308,8 @@ static void conn_step(struct client *C, struct conn *c)
 					ERR_clear_error();
 					/* a clean end: else SSL_free marks the session not resumable */
 					SSL_set_shutdown(c->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+					if (C->mode == M_RESUME)
+						keep_session(c);
 					conn_restart(C, c, 0);
 					return;
 				}
