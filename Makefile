@@ -27,7 +27,7 @@ OPT := -O2 -g
 endif
 CFLAGS  ?=
 CFLAGS  += $(CFLAGS_BASE) $(OPT)
-LDLIBS  := -luring -lssl -lcrypto -lpthread
+LDLIBS  := -luring -lssl -lcrypto -lnghttp2 -lpthread
 # the portico program's own libraries (compression: src/server/compress.c); libportico has none
 SRV_LDLIBS := -lz -lbrotlienc -lzstd
 SANFLAGS := -fsanitize=address,undefined

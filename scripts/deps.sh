@@ -2,7 +2,7 @@
 # Installs the Debian packages a make target needs, only when they are missing.
 # Usage: scripts/deps.sh build|test|bench|fuzz ...
 set -eu
-want=(gcc make pkg-config liburing-dev libssl-dev zlib1g-dev libbrotli-dev libzstd-dev)
+want=(gcc make pkg-config liburing-dev libssl-dev libnghttp2-dev zlib1g-dev libbrotli-dev libzstd-dev)
 for set in "$@"; do
 	case "$set" in
 	build) ;;

@@ -73,6 +73,9 @@ struct pt_http_config {
 	unsigned queue_length;       /* requests waiting for the pool: 0 = 1000 */
 	enum pt_queue_policy queue_policy;
 	int defer_accept_sec;        /* TCP_DEFER_ACCEPT on listeners: 0 = off */
+	bool h2c;                    /* plaintext listeners also take HTTP/2 with prior knowledge
+	                                (a connection that opens with the client preface); over
+	                                TLS, HTTP/2 is chosen by ALPN ("h2" in the context's list) */
 	int backlog;                 /* listen(2) backlog: 0 = 4096 */
 };
 

@@ -15,7 +15,7 @@
  * sending (a body nobody reads), the connection lingers (timeouts.c) before the engine's
  * graceful close, so that the response is not destroyed by a reset. Worker thread only.
  */
-#include "http/http_int.h"
+#include "http/h2_int.h"
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -410,6 +410,13 @@ static void on_data(pt_conn_t *c, const void *data, size_t len)
 {
 	struct hconn *h = pt_conn_user(c);
 
+	/* h2c with prior knowledge: a plaintext connection that opens with the client preface */
+	if (h->s->cfg.h2c && h->phase == PH_NEW && !h->in_len && !h->cur && len >= 24 &&
+	    pt__h2_preface(data, len) && !pt_conn_is_tls(c)) {
+		if (pt__h2_start(h->s, c, data, len) < 0)
+			pt_conn_close(c, PT_CLOSE_ABORT);
+		return;
+	}
 	pt__phase_input(h, len);
 	if (!h->closing)
 		process(h, data, len);

@@ -3,7 +3,7 @@
  * per-worker state (free lists, Date cache). Connections are handled in hconn.c, requests in
  * request.c, responses in response.c and hsend.c (see http_int.h for the map).
  */
-#include "http/http_int.h"
+#include "http/h2_int.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,11 +115,14 @@ struct hworker *pt__hw(struct pt_http_server *s, pt_conn_t *c)
 static int on_accept(pt_conn_t *c, void *arg)
 {
 	struct pt_http_server *s = arg;
+	const char *alpn = pt_conn_alpn(c);
 
-	pt__hconn_init(pt_conn_area(c), s, c);     /* the area is zeroed by the engine */
 	/* a silent client is dropped; the wait runs from accept (a TLS handshake counts) */
 	unsigned age = pt_conn_age_ms(c), wait = s->cfg.timeouts.header_wait;
 	pt_conn_set_timeout(c, age < wait ? wait - age : 1);
+	if (alpn && !strcmp(alpn, "h2"))
+		return pt__h2_start(s, c, NULL, 0);
+	pt__hconn_init(pt_conn_area(c), s, c);     /* the area is zeroed by the engine */
 	return 0;
 }
 

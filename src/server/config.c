@@ -166,6 +166,10 @@ static const struct opt opts[] = {
 	{ "redirect-https", 0, K_BOOL, 0, FIELD(redirect_https), 0, 0, 0, NULL, NULL,
 	  "answer plaintext requests with a 301 to the same URL on the first --listen-tls "
 	  "port (default off)" },
+	{ "http2", 0, K_BOOL, 0, FIELD(http2), 0, 0, 0, NULL, NULL,
+	  "offer HTTP/2 on HTTPS listeners by ALPN (default on; --http2=off: HTTP/1.1 only)" },
+	{ "h2c", 0, K_BOOL, 0, FIELD(h2c), 0, 0, 0, NULL, NULL,
+	  "also take HTTP/2 with prior knowledge on plaintext listeners (default off)" },
 	{ "help", 'h', K_HELP, 0, 0, 0, 0, 0, NULL, NULL, "print this help and exit" },
 	{ "version", 'V', K_VERSION, 0, 0, 0, 0, 0, NULL, NULL, "print the version and exit" },
 };
@@ -181,7 +185,7 @@ static const struct pt_server_config defaults = {
 	.header_timeout_ms = 120000, .idle_timeout_ms = 120000, .body_timeout_ms = 120000,
 	.drain_timeout_ms = 120000, .queue_timeout_ms = 120000, /* HTTP.SYS defaults */
 	.min_send_rate = 150, .shutdown_ms = 5000,
-	.tls_min_version = PT_TLS_1_2, .tls_max_version = PT_TLS_1_3, .hsts = PT_CONFIG_OFF,
+	.tls_min_version = PT_TLS_1_2, .tls_max_version = PT_TLS_1_3, .hsts = PT_CONFIG_OFF, .http2 = true,
 	.compress_cache = 64 * MIB,
 };
 

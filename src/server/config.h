@@ -100,6 +100,8 @@ struct pt_server_config {
 	unsigned hsts;                    /* Strict-Transport-Security max-age on TLS responses:
 	                                     PT_CONFIG_OFF (none) */
 	bool redirect_https;              /* plaintext requests get a 301 to https: false */
+	bool http2;                       /* ALPN offers h2 on HTTPS listeners: true */
+	bool h2c;                         /* HTTP/2 with prior knowledge on plaintext: false */
 
 	/* sites (site.h) */
 	uint64_t compress_cache;          /* memory for compressed copies: 64 MiB */

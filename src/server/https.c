@@ -21,7 +21,7 @@ void pt_https_tls_config(const struct pt_server_config *c, struct pt_tls_cert *c
 		certs[i] = (struct pt_tls_cert){ cf[i], kf[i] };
 	tc->certs = certs;
 	tc->ncerts = n > 0 ? (unsigned)n : 0;     /* -E2BIG was refused by check_tls */
-	tc->alpn = "http/1.1";                    /* "h2,http/1.1" once HTTP/2 lands */
+	tc->alpn = c->http2 ? "h2,http/1.1" : "http/1.1";   /* HTTP/2 preferred by ALPN */
 	tc->min_version = c->tls_min_version;
 	tc->max_version = c->tls_max_version;
 	tc->handshake_timeout_ms = c->header_timeout_ms;

@@ -81,6 +81,7 @@ static void http_config(const struct pt_server_config *c, struct pt_http_config 
 	h->max_drain = c->max_drain;
 	h->queue_length = c->queue_length;
 	h->defer_accept_sec = (int)c->defer_accept_sec;
+	h->h2c = c->h2c;
 	h->backlog = (int)c->backlog;
 	h->timeouts = (struct pt_http_timeouts){
 		.header_wait = c->header_timeout_ms, .idle_connection = c->idle_timeout_ms,

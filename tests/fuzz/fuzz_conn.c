@@ -1,5 +1,5 @@
 // fuzz-sources: src/engine/*.c src/http/*.c
-// fuzz-libs: -luring -lssl -lcrypto -lpthread
+// fuzz-libs: -luring -lssl -lcrypto -lnghttp2 -lpthread
 /*
  * libFuzzer target for a whole HTTP connection: the input is sent through a real loopback
  * socket into a real engine and HTTP server running in this process (started once, on the

@@ -1,5 +1,5 @@
 // fuzz-sources: src/engine/*.c
-// fuzz-libs: -luring -lssl -lcrypto -lpthread
+// fuzz-libs: -luring -lssl -lcrypto -lnghttp2 -lpthread
 /*
  * libFuzzer target for a live TLS connection: the input goes through a real loopback socket
  * into a real engine with a TLS listener in this process (started on the first input, on

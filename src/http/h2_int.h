@@ -1,0 +1,148 @@
+/*
+ * HTTP/2 internals (src/http/h2.c: the connection; h2_stream.c: streams as requests), on
+ * libnghttp2 1.52.
+ *
+ * A connection that negotiated "h2" by ALPN, or that opens with the client preface on a
+ * plaintext listener with h2c enabled, runs a struct h2conn (heap, freed in on_close). Each
+ * stream that carries a request gets a struct h2stream (heap) and, once its head is complete,
+ * a struct pt_http_req whose ops are pt__h2_req_ops.
+ *
+ * Output: nghttp2_session_mem_send produces control frames and HEADERS, which are copied into
+ * the connection's staging buffer and sent as one copied engine send; DATA frames are made
+ * with NGHTTP2_DATA_FLAG_NO_COPY, and the send_data callback turns each into one engine
+ * transmit: the 9-byte frame header (kept in a ring of slots until the transmit completes)
+ * followed by the body's own memory and file chunks. File bodies thus still leave by
+ * sendfile, or through the TLS encryption buffer, without a copy. Engine transmits complete in
+ * order, so a slot completing tells which application sends are now wholly in the kernel.
+ *
+ * Lifetimes: a stream lives until nghttp2 has closed it, no frame of it is in flight and its
+ * request has been freed (the request layer calls ops->detach). The connection lives until the
+ * engine's on_close; streams still open then are closed first.
+ *
+ * Threads: everything runs on the connection's worker.
+ */
+#ifndef PT_H2_INT_H
+#define PT_H2_INT_H
+
+#include "http/http_int.h"
+#include <nghttp2/nghttp2.h>
+
+#define H2_OUT_HIGH (64u << 10)      /* queued engine bytes beyond which DATA waits */
+#define H2_SLOTS 64u                 /* DATA frames in flight per connection */
+#define H2_STAGE_CAP (16u << 10)     /* control frames and HEADERS gathered per send */
+#define H2_MAX_STREAMS 100u          /* SETTINGS_MAX_CONCURRENT_STREAMS */
+#define H2_WINDOW (64u << 10)        /* the stream receive window we advertise */
+#define H2_FIELDS_MAX 256u           /* fields per header block (before max_headers) */
+#define H2_FRAME_CHUNKS 32u          /* body pieces in one DATA frame */
+#define H2_IDLE_FRAMES 10000u        /* frames without request data, plus 64 per request */
+
+/* One application send on a stream. */
+struct h2out {
+	struct h2out *next;
+	struct h2stream *st;
+	pt_http_send_fn cb;              /* NULL once it ran (PT_HTTP_BUFFER: early) */
+	void *arg;
+	struct pt_chunk *ch;             /* the body, as engine chunks */
+	unsigned n, cur;                 /* chunks; the framing cursor */
+	size_t off;                      /* bytes of ch[cur] already framed */
+	uint64_t total, left;            /* body bytes; not yet framed */
+	char *copy;                      /* PT_HTTP_BUFFER: the memory chunks' copy */
+	void **refs;                     /* fragment references, held until it completes */
+	unsigned nrefs;
+	bool final;
+	bool early_free;                 /* nothing to frame: freed by its early completion */
+	int failed;                      /* -errno: it will never be framed */
+};
+
+struct h2field {                     /* a received field: offsets into h2stream.hbuf */
+	uint32_t name, vlen;
+	uint16_t nlen;
+};
+
+struct h2stream {
+	struct h2conn *h2;               /* NULL once the connection is gone */
+	struct h2stream *prev, *next;    /* the connection's streams */
+	struct pt_http_req *r;           /* NULL before the head is complete, and after detach */
+	int32_t id;
+	/* output */
+	struct h2out *out, *out_tail;    /* sends with bytes not yet framed */
+	struct h2out *done, *done_tail;  /* framed; completing with the frame that carried them */
+	uint64_t queued;                 /* body bytes in out not yet framed */
+	uint64_t promised;               /* given to nghttp2 by the read callback, not yet framed */
+	unsigned inflight;               /* frames and staged heads that still refer to it */
+	bool deferred;                   /* the data provider waits for more body */
+	bool final_queued;
+	bool closed;                     /* nghttp2 closed the stream */
+	bool end_stream;                 /* the client finished sending */
+	bool too_large;                  /* the header block was over max_head */
+	bool aborted;                    /* it ended before its response did */
+	/* the head while it arrives */
+	char *hbuf;
+	uint32_t hlen, hcap;
+	struct h2field fields[H2_FIELDS_MAX];
+	unsigned nfields;
+	size_t head_bytes;               /* RFC 9113 6.5.2 size of the block so far */
+	/* request body received before the handler reads it (bounded by the window) */
+	char *body;
+	uint32_t body_len, body_cap;
+	uint64_t body_total;
+};
+
+struct h2slot {
+	uint8_t hd[9];                   /* the DATA frame header */
+	struct h2stream *st;
+	unsigned ndone;                  /* sends of st whose last byte this frame carries */
+};
+
+struct h2conn {
+	struct pt_http_server *s;
+	struct hworker *hw;
+	pt_conn_t *c;
+	nghttp2_session *ng;
+	struct h2stream *streams;        /* streams with state here (open or completing) */
+	unsigned nstreams;               /* ... of which carry a request not yet finished */
+	unsigned nactive;
+	char *stage;                     /* control frames and HEADERS not yet sent */
+	uint32_t stage_len;
+	struct h2out *stage_done;        /* head-only sends completing with the stage */
+	struct h2slot slots[H2_SLOTS];
+	unsigned slot_head, nslots;
+	unsigned new_streams;            /* streams opened in this read (rapid reset guard) */
+	uint64_t requests;               /* streams opened */
+	uint64_t idle_frames;            /* frames that carried no request data */
+	bool flooded;
+	bool in_recv, in_flush;
+	bool closing;                    /* the connection is being closed */
+	bool dead;                       /* closing: no more nghttp2 calls but freeing */
+	bool preface_done;
+};
+
+/* h2.c */
+/* Makes c an HTTP/2 connection: from on_accept after ALPN "h2" (data NULL), or from the
+ * HTTP/1.1 input path when an h2c client preface arrived (data: the bytes so far, preface
+ * included). 0 or -ENOMEM (c is left as it was). Worker thread. */
+int pt__h2_start(struct pt_http_server *s, pt_conn_t *c, const void *data, size_t len);
+/* Whether data (len bytes, possibly fewer than 24) is a prefix of the client preface. */
+bool pt__h2_preface(const void *data, size_t len);
+/* Runs nghttp2's output while the connection can take it. */
+void pt__h2_flush(struct h2conn *h2);
+
+/* h2_stream.c */
+int pt__h2_begin_headers(struct h2conn *h2, int32_t id);
+void pt__h2_header(struct h2conn *h2, struct h2stream *st, const uint8_t *name, size_t nl,
+		   const uint8_t *value, size_t vl);
+void pt__h2_request(struct h2conn *h2, struct h2stream *st);
+int pt__h2_body(struct h2conn *h2, struct h2stream *st, const uint8_t *p, size_t n);
+void pt__h2_body_end(struct h2stream *st);
+void pt__h2_stream_close(struct h2stream *st, uint32_t code);
+void pt__h2_streams_gone(struct h2conn *h2);
+ssize_t pt__h2_read_cb(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len,
+		       uint32_t *flags, nghttp2_data_source *src, void *user);
+int pt__h2_frame(struct h2stream *st, struct pt_chunk *ch, unsigned cap, size_t len,
+		 unsigned *ndone);
+void pt__h2_complete(struct h2stream *st, unsigned ndone, ssize_t res);
+void pt__h2_head_sent(struct h2conn *h2, struct h2stream *st);
+
+extern const struct pt_req_ops pt__h2_req_ops;
+
+#endif
