@@ -10,6 +10,7 @@
 
 static const struct pt_conn_ops h2_conn_ops;
 static void update_timer(struct h2conn *h2);
+void pt__h2_goaway_one(struct h2conn *h2, int step);
 
 static const char PREFACE[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -295,6 +296,15 @@ static void setup(void)
 
 static void h2_free(struct h2conn *h2)
 {
+	if (h2->hw_prev || h2->hw->h2conns == h2) {   /* linked: unlink */
+		if (h2->hw_prev)
+			h2->hw_prev->hw_next = h2->hw_next;
+		else
+			h2->hw->h2conns = h2->hw_next;
+		if (h2->hw_next)
+			h2->hw_next->hw_prev = h2->hw_prev;
+		atomic_fetch_sub(&h2->s->h2_conns, 1);
+	}
 	nghttp2_session_del(h2->ng);
 	free(h2->stage);
 	free(h2);
@@ -332,12 +342,40 @@ int pt__h2_start(struct pt_http_server *s, pt_conn_t *c, const void *data, size_
 	}
 	pt_conn_set_user(c, h2);
 	pt_conn_set_ops(c, &h2_conn_ops);
+	h2->hw_next = h2->hw->h2conns;
+	if (h2->hw_next)
+		h2->hw_next->hw_prev = h2;
+	h2->hw->h2conns = h2;
+	atomic_fetch_add(&s->h2_conns, 1);
+	if (atomic_load(&s->stopping))
+		pt__h2_goaway_one(h2, 1);         /* stopping already: no new requests here */
 	pt_conn_set_state(c, PT_CONN_PARTIAL);     /* until the client's preface and SETTINGS */
 	if (len)
 		h2_conn_ops.on_data(c, data, len);
 	else
 		pt__h2_flush(h2);
 	return 0;
+}
+
+void pt__h2_goaway_one(struct h2conn *h2, int step)
+{
+	if (h2->dead)
+		return;
+	if (step == 0)
+		nghttp2_submit_shutdown_notice(h2->ng);
+	else
+		nghttp2_submit_goaway(h2->ng, NGHTTP2_FLAG_NONE,
+				      nghttp2_session_get_last_proc_stream_id(h2->ng),
+				      NGHTTP2_NO_ERROR, NULL, 0);
+	pt__h2_flush(h2);
+}
+
+void pt__h2_goaway_all(struct hworker *hw, int step)
+{
+	for (struct h2conn *h2 = hw->h2conns, *next; h2; h2 = next) {
+		next = h2->hw_next;               /* flushing may close (not free) h2 */
+		pt__h2_goaway_one(h2, step);
+	}
 }
 
 /* No stream open: the connection is idle (IdleConnection runs); else the handlers decide. */

@@ -95,6 +95,7 @@ struct h2slot {
 };
 
 struct h2conn {
+	struct h2conn *hw_prev, *hw_next; /* the worker's HTTP/2 connections */
 	struct pt_http_server *s;
 	struct hworker *hw;
 	pt_conn_t *c;
@@ -126,6 +127,11 @@ int pt__h2_start(struct pt_http_server *s, pt_conn_t *c, const void *data, size_
 bool pt__h2_preface(const void *data, size_t len);
 /* Runs nghttp2's output while the connection can take it. */
 void pt__h2_flush(struct h2conn *h2);
+/* Graceful stop, on the worker: step 0 tells every HTTP/2 client of hw that the server is
+ * going away (GOAWAY with the largest stream id: requests in flight are still taken), step 1
+ * a round trip later sends the final GOAWAY (the last stream processed); connections close
+ * when their streams are done. */
+void pt__h2_goaway_all(struct hworker *hw, int step);
 
 /* h2_stream.c */
 int pt__h2_begin_headers(struct h2conn *h2, int32_t id);

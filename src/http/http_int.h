@@ -197,7 +197,11 @@ struct hconn {
 	};
 };
 
+struct h2conn;
+
 struct hworker {
+	struct h2conn *h2conns;           /* the worker's HTTP/2 connections (graceful stop) */
+	pt_post_t goaway_post[2];         /* the two GOAWAY steps of a graceful stop */
 	struct pt_http_req *req_free;
 	struct hsend *hs_free;
 	unsigned nreq_free, nhs_free;
@@ -217,6 +221,7 @@ struct pt_http_server {
 	struct hworker *hw;               /* one per engine worker */
 	size_t req_size;
 	atomic_bool stopping;
+	atomic_uint h2_conns;             /* HTTP/2 connections open (any thread reads) */
 	struct pt_sync *sync;             /* PT_ROUTE_SYNC pool, or NULL */
 	struct pt_fragcache *frags;
 };

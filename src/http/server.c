@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 PT_API void pt_http_config_init(struct pt_http_config *cfg)
 {
@@ -205,11 +206,39 @@ PT_API int pt_http_server_start(pt_http_server_t *s)
 	return pt_engine_start(s->e);
 }
 
+static void goaway_step0(pt_worker_t *w, void *arg)
+{
+	pt__h2_goaway_all(arg, 0);
+}
+
+static void goaway_step1(pt_worker_t *w, void *arg)
+{
+	pt__h2_goaway_all(arg, 1);
+}
+
+/* HTTP/2's graceful stop (RFC 9113 6.8): a GOAWAY that still admits requests in flight, a
+ * round trip, then the final GOAWAY naming the last stream processed. */
+static void h2_goaway(struct pt_http_server *s)
+{
+	unsigned n = pt_engine_workers(s->e);
+
+	if (!atomic_load(&s->h2_conns))
+		return;
+	for (int step = 0; step < 2; step++) {
+		for (unsigned i = 0; i < n; i++)
+			pt_post(pt_engine_worker(s->e, i), &s->hw[i].goaway_post[step],
+				step ? goaway_step1 : goaway_step0, &s->hw[i]);
+		if (!step)
+			usleep(100 * 1000);
+	}
+}
+
 PT_API int pt_http_server_stop(pt_http_server_t *s)
 {
 	if (!s)
 		return -EINVAL;
-	atomic_store(&s->stopping, true);
+	if (!atomic_exchange(&s->stopping, true))
+		h2_goaway(s);
 	int err = pt_engine_stop(s->e);
 	pt__sync_stop(s);
 	return err;
