@@ -378,20 +378,63 @@ void pt__h2_goaway_all(struct hworker *hw, int step)
 	}
 }
 
-/* No stream open: the connection is idle (IdleConnection runs); else the handlers decide. */
+#define H2_TICK_MS 2000u                   /* MinSendRate and EntityBody checks */
+
+/* No stream: the connection is idle (IdleConnection runs). Streams open: a tick every two
+ * seconds checks MinSendRate while responses wait to be sent, and EntityBody for bodies
+ * being read; a handler that is only working has no deadline, as on HTTP/1.1. */
 static void update_timer(struct h2conn *h2)
 {
 	const struct pt_http_timeouts *t = &h2->s->cfg.timeouts;
 
-	if (!h2->preface_done || h2->closing)
+	if (!h2->preface_done || h2->dead)
 		return;                              /* HeaderWait from accept is still armed */
 	if (h2->nstreams == 0) {
+		h2->ticking = false;
 		pt_conn_set_state(h2->c, PT_CONN_IDLE);
 		pt_conn_set_timeout(h2->c, t->idle_connection);
-	} else {
+	} else if (!h2->ticking) {
+		h2->ticking = true;
+		h2->rate_mark = pt_conn_bytes_sent(h2->c);
 		pt_conn_set_state(h2->c, PT_CONN_BUSY);
-		pt_conn_set_timeout(h2->c, 0);
+		pt_conn_set_timeout(h2->c, H2_TICK_MS);
 	}
+}
+
+/* Bytes of responses not yet sent: queued on streams (e.g. behind a closed window) or in
+ * the engine. */
+static bool output_waiting(const struct h2conn *h2)
+{
+	if (pt_conn_send_queued(h2->c))
+		return true;
+	for (const struct h2stream *st = h2->streams; st; st = st->next)
+		if (st->queued)
+			return true;
+	return false;
+}
+
+/* Streams are open: responses must move at MinSendRate; a body being read must not pause
+ * longer than EntityBody (its stream is reset and the reader gets -ETIMEDOUT). */
+static void tick(struct h2conn *h2)
+{
+	const struct pt_http_timeouts *t = &h2->s->cfg.timeouts;
+	uint64_t sent = pt_conn_bytes_sent(h2->c), need = (uint64_t)t->min_send_rate * H2_TICK_MS / 1000;
+	uint32_t now = (uint32_t)pt_worker_now_ms(pt_conn_worker(h2->c));
+
+	if (t->min_send_rate != PT_HTTP_RATE_OFF && output_waiting(h2) && sent - h2->rate_mark < need) {
+		h2->dead = true;                 /* slower than MinSendRate: cut it */
+		pt_conn_close(h2->c, PT_CLOSE_ABORT);
+		return;
+	}
+	h2->rate_mark = sent;
+	for (struct h2stream *st = h2->streams; st; st = st->next) {
+		if (!pt__h2_body_stalled(st, now, t->entity_body))
+			continue;
+		pt__req_body_end(st->r, -ETIMEDOUT);
+		nghttp2_submit_rst_stream(h2->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+	}
+	pt_conn_set_timeout(h2->c, H2_TICK_MS);
+	pt__h2_flush(h2);
 }
 
 static void on_data(pt_conn_t *c, const void *data, size_t len)
@@ -442,14 +485,17 @@ static void on_timeout(pt_conn_t *c)
 {
 	struct h2conn *h2 = pt_conn_user(c);
 
-	if (h2->nstreams == 0 || !h2->preface_done) {    /* HeaderWait or IdleConnection */
-		nghttp2_submit_goaway(h2->ng, NGHTTP2_FLAG_NONE,
-				      nghttp2_session_get_last_proc_stream_id(h2->ng),
-				      NGHTTP2_NO_ERROR, NULL, 0);
-		pt__h2_flush(h2);
-		h2->closing = true;
-		pt_conn_close(c, PT_CLOSE_GRACEFUL);
+	if (h2->preface_done && h2->nstreams) {
+		tick(h2);
+		return;
 	}
+	/* HeaderWait (no preface yet) or IdleConnection */
+	h2->ticking = false;
+	nghttp2_submit_goaway(h2->ng, NGHTTP2_FLAG_NONE,
+			      nghttp2_session_get_last_proc_stream_id(h2->ng), NGHTTP2_NO_ERROR, NULL, 0);
+	pt__h2_flush(h2);
+	h2->closing = true;
+	pt_conn_close(c, PT_CLOSE_GRACEFUL);
 }
 
 static void on_drain(pt_conn_t *c)

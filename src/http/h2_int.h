@@ -86,6 +86,7 @@ struct h2stream {
 	char *body;
 	uint32_t body_len, body_cap;
 	uint64_t body_total;
+	uint32_t body_last;              /* last body byte or start of reading (ms, mod 2^32) */
 };
 
 struct h2slot {
@@ -112,6 +113,8 @@ struct h2conn {
 	uint64_t requests;               /* streams opened */
 	uint64_t idle_frames;            /* frames that carried no request data */
 	bool flooded;
+	bool ticking;                    /* the 2-second stream tick is armed */
+	uint64_t rate_mark;              /* bytes sent at the last tick */
 	bool in_recv, in_flush;
 	bool closing;                    /* the connection is being closed */
 	bool dead;                       /* closing: no more nghttp2 calls but freeing */
@@ -140,6 +143,8 @@ void pt__h2_header(struct h2conn *h2, struct h2stream *st, const uint8_t *name, 
 void pt__h2_request(struct h2conn *h2, struct h2stream *st);
 int pt__h2_body(struct h2conn *h2, struct h2stream *st, const uint8_t *p, size_t n);
 void pt__h2_body_end(struct h2stream *st);
+/* A body being read has not moved for longer than limit_ms (EntityBody). */
+bool pt__h2_body_stalled(const struct h2stream *st, uint32_t now, unsigned limit_ms);
 void pt__h2_stream_close(struct h2stream *st, uint32_t code);
 void pt__h2_streams_gone(struct h2conn *h2);
 ssize_t pt__h2_read_cb(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len,

@@ -295,12 +295,26 @@ static int body_hold(struct h2stream *st, const uint8_t *p, size_t n)
 	return 0;
 }
 
+static uint32_t now32(const pt_conn_t *c)
+{
+	return (uint32_t)pt_worker_now_ms(pt_conn_worker(c));
+}
+
+bool pt__h2_body_stalled(const struct h2stream *st, uint32_t now, unsigned limit_ms)
+{
+	const struct pt_http_req *r = st->r;
+
+	return r && !st->closed && !st->end_stream && r->body_reading && !r->body_done &&
+	       now - st->body_last >= limit_ms;
+}
+
 int pt__h2_body(struct h2conn *h2, struct h2stream *st, const uint8_t *p, size_t n)
 {
 	struct pt_http_req *r = st->r;
 	uint64_t max = h2->s->cfg.max_body;
 
 	st->body_total += n;
+	st->body_last = now32(h2->c);
 	if (!r || r->body_done || (r->final_sent && !r->body_reading)) {
 		nghttp2_session_consume(h2->ng, st->id, n);    /* nobody reads it: discard */
 		return 0;
@@ -343,6 +357,7 @@ static int h2_read_body(struct pt_http_req *r)
 {
 	struct h2stream *st = r->proto;
 
+	st->body_last = now32(r->c);             /* EntityBody counts from here */
 	if (!st->body_len && !st->end_stream)
 		return 0;
 	if (pt_conn_send(r->c, NULL, 0, 0, body_kick, st) < 0)
@@ -749,10 +764,11 @@ void pt__h2_streams_gone(struct h2conn *h2)
 {
 	while (h2->streams) {
 		struct h2stream *st = h2->streams;
+		stream_unlink(st);                      /* st->h2 = NULL: nothing reaches h2 now */
 		if (!st->closed)
-			pt__h2_stream_close(st, NGHTTP2_CANCEL);
-		stream_unlink(st);                      /* st->h2 = NULL */
-		stream_maybe_free(st);
+			pt__h2_stream_close(st, NGHTTP2_CANCEL);   /* may free st */
+		else
+			stream_maybe_free(st);
 	}
 }
 
