@@ -7,6 +7,8 @@
 #   make soak       the release server under mixed, slow and abusive clients (SOAK_SECONDS, 300)
 #   make bench      portico vs nginx vs the limit server (see docs/BENCHMARKS.md)
 #   make install    PREFIX=/usr/local: headers, libportico.a/.so, portico.pc
+# Flags: CC (default gcc), CPPFLAGS, CFLAGS (default -O2 -g) and LDFLAGS are the user's and are
+# added to what the build needs, never in place of it. NO_DEPS=1: run and test install nothing.
 # Sources are discovered by wildcard: a new .c file in src/<layer>/, tests/unit/<layer>/test_*.c,
 # tests/fuzz/fuzz_*.c, examples/*.c or bench/*.c needs no Makefile change.
 
@@ -14,24 +16,38 @@ B       ?= build
 SAN     ?= 0
 PREFIX  ?= /usr/local
 VERSION := 0.1.0
-CC      ?= gcc
-
-CFLAGS_BASE := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter \
-	-D_GNU_SOURCE -pthread -fvisibility=hidden -fPIC -Iinclude -Isrc -DPT_VERSION='"$(VERSION)"' -MMD -MP
-ifeq ($(SAN),1)
-OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all -DPT_TESTING=1
-else ifeq ($(SAN),tsan)
-OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=thread -DPT_TESTING=1
-else
-OPT := -O2 -g
+# make's built-in CC is "cc", which a plain ?= would never replace: gcc unless the command line
+# or the environment names a compiler.
+ifeq ($(origin CC),default)
+CC      := gcc
 endif
-CFLAGS  ?=
-CFLAGS  += $(CFLAGS_BASE) $(OPT)
+
+# The user's flags (packagers' hardening flags, CFLAGS=-O3, ...) are CPPFLAGS, CFLAGS and
+# LDFLAGS, honoured as given; what the build needs stays in PT_CFLAGS, which they add to and
+# never replace (liburing's habit). WERROR= builds with warnings that do not stop it.
+CFLAGS  ?= -O2 -g
+LDFLAGS ?=
+WERROR  ?= -Werror
+PT_CFLAGS := -std=gnu11 -Wall -Wextra $(WERROR) -Wshadow -Wstrict-prototypes -Wno-unused-parameter \
+	-D_GNU_SOURCE -pthread -fvisibility=hidden -fPIC -Iinclude -Isrc -DPT_VERSION='"$(VERSION)"' -MMD -MP
+# sanitizer builds: their own optimization level and PT_TESTING (asserts, fault hooks), after CFLAGS
+ifeq ($(SAN),1)
+SAN_CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all \
+	-DPT_TESTING=1
+else ifeq ($(SAN),tsan)
+SAN_CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=thread -DPT_TESTING=1
+else
+SAN_CFLAGS :=
+endif
+ALL_CFLAGS = $(PT_CFLAGS) $(CPPFLAGS) $(CFLAGS) $(SAN_CFLAGS)
 LDLIBS  := -luring -lssl -lcrypto -lnghttp2 -lpthread
 # the portico program's own libraries (compression: src/server/compress.c); libportico has none
 SRV_LDLIBS := -lz -lbrotlienc -lzstd
 SANFLAGS := -fsanitize=address,undefined
 LDFLAGS_SAN := $(if $(filter 1,$(SAN)),$(SANFLAGS))$(if $(filter tsan,$(SAN)),-fsanitize=thread)
+# every link: the user's LDFLAGS, then the sanitizer runtime (links of objects repeat CFLAGS, as
+# flags such as -flto or -fsanitize must be given there too)
+ALL_LDFLAGS = $(LDFLAGS) $(LDFLAGS_SAN)
 
 LIB_SRC  := $(sort $(wildcard src/engine/*.c src/http/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/obj/%.o)
@@ -55,35 +71,35 @@ lib: $(B)/libportico.a $(B)/libportico.so
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(B)/libportico.a: $(LIB_OBJ)
 	@mkdir -p $(@D)
 	rm -f $@ && ar rcs $@ $^
 
 $(B)/libportico.so: $(LIB_OBJ)
-	$(CC) -shared -Wl,-soname,libportico.so.0 $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
+	$(CC) -shared -Wl,-soname,libportico.so.0 -Wl,-z,defs $(CFLAGS) $(SAN_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(B)/portico: $(SRV_OBJ) $(B)/libportico.a
-	$(CC) $(CFLAGS) -o $@ $(SRV_OBJ) $(B)/libportico.a $(LDFLAGS_SAN) $(LDLIBS) $(SRV_LDLIBS)
+	$(CC) $(CFLAGS) $(SAN_CFLAGS) $(ALL_LDFLAGS) -o $@ $(SRV_OBJ) $(B)/libportico.a $(LDLIBS) $(SRV_LDLIBS)
 
 $(B)/examples/%: examples/%.c $(B)/libportico.a
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -o $@ $< $(B)/libportico.a $(LDFLAGS_SAN) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(B)/libportico.a $(LDLIBS)
 
 # bench tools are standalone programs (the limit server and clients must not depend on Portico)
 $(B)/bench/%: bench/%.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -o $@ $< $(LDFLAGS_SAN) $(LDLIBS) -lm
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(LDLIBS) -lm
 
 $(B)/tests/unit/%: tests/unit/%.c $(B)/libportico.a
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -Itests -o $@ $< $(B)/libportico.a $(LDFLAGS_SAN) $(LDLIBS) \
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -Itests -o $@ $< $(B)/libportico.a $(LDLIBS) \
 		$(if $(findstring /server/,$@),$(SRV_LDLIBS) -lbrotlidec) -lcmocka
 
 $(B)/tests/integration/%: tests/integration/%.c $(B)/libportico.a
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -Itests -o $@ $< $(B)/libportico.a $(LDFLAGS_SAN) $(LDLIBS) -lm
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -Itests -o $@ $< $(B)/libportico.a $(LDLIBS) -lm
 
 # libFuzzer targets: clang, ASan+UBSan, built from the sources named on the target's
 # "// fuzz-sources:" line, linked with the libraries on its "// fuzz-libs:" line (if any).
@@ -125,7 +141,7 @@ tsan:
 
 $(B)/tests/tsan/%: tests/tsan/%.c $(B)/libportico.a
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -Itests -o $@ $< $(B)/libportico.a $(LDFLAGS_SAN) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -Itests -o $@ $< $(B)/libportico.a $(LDLIBS)
 
 # Soak test (not part of make test): the release server under mixed clients for SOAK_SECONDS
 # (default 300); see tests/soak/soak.py.

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the Debian packages a make target needs, only when they are missing.
+# Installs the Debian packages a make target needs, only when they are missing, and says which.
 # Usage: scripts/deps.sh build|test|bench|fuzz ...
+# NO_DEPS=1 (make run NO_DEPS=1, make test NO_DEPS=1): install nothing, only name what is missing.
 set -eu
 want=(gcc make pkg-config liburing-dev libssl-dev libnghttp2-dev zlib1g-dev libbrotli-dev libzstd-dev)
 for set in "$@"; do
@@ -17,15 +18,20 @@ for p in "${want[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
+if [ "${NO_DEPS:-0}" = 1 ]; then
+	echo "deps.sh: NO_DEPS=1: not installing the missing packages ${missing[*]}" >&2
+	exit 0
+fi
 if [ "$(id -u)" != 0 ]; then
-	echo "deps.sh: missing packages: ${missing[*]} (run as root, or install them)" >&2
+	echo "deps.sh: missing packages: ${missing[*]} (run as root, install them, or set NO_DEPS=1)" >&2
 	exit 1
 fi
-echo "deps.sh: installing ${missing[*]}"
+echo "deps.sh: installing ${missing[*]} with apt-get (NO_DEPS=1 skips this)"
 export DEBIAN_FRONTEND=noninteractive
 apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null 2>&1 || {
 	apt-get update >/dev/null && apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null
 }
+echo "deps.sh: installed ${missing[*]}"
 # nginx-light and h2o start a system service when installed; the bench starts its own.
 for svc in nginx h2o; do
 	if printf '%s\n' "${missing[@]}" | grep -q "^$svc"; then
