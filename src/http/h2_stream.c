@@ -358,6 +358,16 @@ static int h2_read_body(struct pt_http_req *r)
 	struct h2stream *st = r->proto;
 
 	st->body_last = now32(r->c);             /* EntityBody counts from here */
+	if (r->head.expect_continue && !r->head_sent && !st->body_len && !st->end_stream &&
+	    st->h2 && !st->closed) {
+		/* RFC 9110 10.1.1: the client waits for 100 (Continue); RFC 9113 8.1: a 1xx is a
+		 * HEADERS frame of its own before the response's */
+		static const nghttp2_nv cont[] = { { (uint8_t *)":status", (uint8_t *)"100", 7, 3,
+						     NGHTTP2_NV_FLAG_NONE } };
+		nghttp2_submit_headers(st->h2->ng, NGHTTP2_FLAG_NONE, st->id, NULL, cont, 1, NULL);
+		if (!st->h2->in_recv)
+			pt__h2_flush(st->h2);
+	}
 	if (!st->body_len && !st->end_stream)
 		return 0;
 	if (pt_conn_send(r->c, NULL, 0, 0, body_kick, st) < 0)
