@@ -441,17 +441,40 @@ out:
 	return rc;
 }
 
-/* A request that cannot be served (bad or too large head): a short error, then the stream
- * ends; a body the client still sends is discarded. */
+static void out_queue(struct h2stream *st, struct h2out *o);
+
+/* A request that cannot be served (bad or too large head): the status with its reason phrase
+ * and a newline as the body, as HTTP/1.1 answers it (hsend.c pt__h1_send_error; none for
+ * HEAD), then the stream ends; a body the client still sends is discarded. */
 static void refuse(struct h2stream *st, unsigned status)
 {
 	static const struct pt_http_header ct = { "content-type", "text/plain; charset=utf-8" };
+	const struct h2field *m = field(st, ":method");
+	bool head = m && m->vlen == 4 && !memcmp(fval(st, m), "HEAD", 4);
+	struct h2out *o = head ? NULL : calloc(1, sizeof *o);
 
 	if (status < 400 || status > 599)
 		status = 400;
-	if (submit_head(st, status, &ct, 1, 0, false) < 0)
+	const char *reason = pt__reason(status);          /* static */
+	if (o && !(o->ch = calloc(2, sizeof *o->ch))) {
+		free(o);
+		o = NULL;
+	} else if (o) {
+		o->ch[0] = (struct pt_chunk){ .kind = PT_CHUNK_MEM, .mem = { reason, strlen(reason) } };
+		o->ch[1] = (struct pt_chunk){ .kind = PT_CHUNK_MEM, .mem = { "\n", 1 } };
+		o->n = 2;
+		o->st = st;
+		o->total = o->left = strlen(reason) + 1;
+		o->final = true;
+	}
+	if (submit_head(st, status, &ct, 1, o ? (int64_t)o->total : 0, o != NULL) < 0) {
+		if (o)
+			out_free(o);
 		nghttp2_submit_rst_stream(st->h2->ng, NGHTTP2_FLAG_NONE, st->id,
 					  NGHTTP2_PROTOCOL_ERROR);
+	} else if (o) {
+		out_queue(st, o);                         /* no request: completes unseen */
+	}
 }
 
 /* The body of a send as engine chunks (file ranges measured); memory copied for
