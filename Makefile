@@ -62,6 +62,10 @@ UT_SRC   := $(sort $(wildcard tests/unit/*/test_*.c))
 UT_BIN   := $(UT_SRC:tests/unit/%.c=$(B)/tests/unit/%)
 IT_SRC   := $(sort $(wildcard tests/integration/*.c))
 IT_BIN   := $(IT_SRC:tests/integration/%.c=$(B)/tests/integration/%)
+# the test harness's fault policy (installs the library's fault hook, reads PORTICO_FAULTS):
+# linked into the test programs, and into portico in the test builds only
+TSUP_OBJ := $(B)/obj/tests/support/fault.o
+SRV_TSUP := $(if $(filter-out 0,$(SAN)),$(TSUP_OBJ))
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 
@@ -80,8 +84,9 @@ $(B)/libportico.a: $(LIB_OBJ)
 $(B)/libportico.so: $(LIB_OBJ)
 	$(CC) -shared -Wl,-soname,libportico.so.0 -Wl,-z,defs $(CFLAGS) $(SAN_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(B)/portico: $(SRV_OBJ) $(B)/libportico.a
-	$(CC) $(CFLAGS) $(SAN_CFLAGS) $(ALL_LDFLAGS) -o $@ $(SRV_OBJ) $(B)/libportico.a $(LDLIBS) $(SRV_LDLIBS)
+$(B)/portico: $(SRV_OBJ) $(SRV_TSUP) $(B)/libportico.a
+	$(CC) $(CFLAGS) $(SAN_CFLAGS) $(ALL_LDFLAGS) -o $@ $(SRV_OBJ) $(SRV_TSUP) $(B)/libportico.a \
+		$(LDLIBS) $(SRV_LDLIBS)
 
 $(B)/examples/%: examples/%.c $(B)/libportico.a
 	@mkdir -p $(@D)
@@ -92,14 +97,14 @@ $(B)/bench/%: bench/%.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(LDLIBS) -lm
 
-$(B)/tests/unit/%: tests/unit/%.c $(B)/libportico.a
+$(B)/tests/unit/%: tests/unit/%.c $(TSUP_OBJ) $(B)/libportico.a
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -Itests -o $@ $< $(B)/libportico.a $(LDLIBS) \
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -Itests -o $@ $< $(TSUP_OBJ) $(B)/libportico.a $(LDLIBS) \
 		$(if $(findstring /server/,$@),$(SRV_LDLIBS) -lbrotlidec) -lcmocka
 
-$(B)/tests/integration/%: tests/integration/%.c $(B)/libportico.a
+$(B)/tests/integration/%: tests/integration/%.c $(TSUP_OBJ) $(B)/libportico.a
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -Itests -o $@ $< $(B)/libportico.a $(LDLIBS) -lm
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -Itests -o $@ $< $(TSUP_OBJ) $(B)/libportico.a $(LDLIBS) -lm
 
 # libFuzzer targets: clang, ASan+UBSan, built from the sources named on the target's
 # "// fuzz-sources:" line, linked with the libraries on its "// fuzz-libs:" line (if any).
@@ -139,9 +144,9 @@ tsan:
 	@$(MAKE) --no-print-directory B=build/tsan SAN=tsan $(TSAN_BIN)
 	@tests/tsan/run.sh
 
-$(B)/tests/tsan/%: tests/tsan/%.c $(B)/libportico.a
+$(B)/tests/tsan/%: tests/tsan/%.c $(TSUP_OBJ) $(B)/libportico.a
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -Itests -o $@ $< $(B)/libportico.a $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -Itests -o $@ $< $(TSUP_OBJ) $(B)/libportico.a $(LDLIBS)
 
 # Soak test (not part of make test): the release server under mixed clients for SOAK_SECONDS
 # (default 300); see tests/soak/soak.py.

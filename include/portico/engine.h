@@ -469,6 +469,39 @@ struct pt_counters {
  * Any thread; values are individually consistent, not a transaction. 0 or -EINVAL. */
 PT_API int pt_engine_counters(const pt_engine_t *e, int i, struct pt_counters *out);
 
+/* ---- fault simulation (test builds) ----------------------------------------------------------
+ * One hook, the policy elsewhere (SQLite's sqlite3FaultSim): at each point where the kernel or
+ * malloc could fail, the engine asks pt_fault_sim(point), and a hook that a test harness
+ * installs decides whether the operation fails and with which errno; the point then behaves
+ * exactly as if the kernel had returned that error. A layer above declares its own points from
+ * PT_FAULT_USER up and asks pt_fault_sim at them. Compiled in test builds only (PT_TESTING,
+ * make SAN=1); in other builds the engine's points are constants with no cost,
+ * pt_fault_hook_set returns -ENOTSUP and pt_fault_sim returns 0. docs/ENGINE.md ("Fault
+ * injection") lists the points. */
+
+enum pt_fault_point {
+	PT_FAULT_ACCEPT,   /* each accepted connection (io_uring accept CQE, epoll accept4) */
+	PT_FAULT_RECV,     /* each receive that returned data (recv CQE, recv(2)) */
+	PT_FAULT_SEND,     /* each kernel send attempt (send/sendmsg SQE, sendmsg(2), sendfile(2)) */
+	PT_FAULT_SOCKET,   /* each descriptor the engine creates: listening sockets, eventfd, epoll,
+	                      io_uring rings */
+	PT_FAULT_ALLOC,    /* each allocation the engine asks for, including operation contexts
+	                      taken from a lookaside list */
+	PT_FAULT_USER = 64 /* the first point of the layers above */
+};
+
+/* Returns 0 to let the operation at point go ahead, or the negative errno it fails with. Runs
+ * on whatever thread reached the point (any thread), at every point, so it must be thread-safe
+ * and must not call into the engine. */
+typedef int (*pt_fault_hook_fn)(int point);
+
+/* Installs fn as the hook (NULL: none; nothing fails). Any thread; takes effect at the next
+ * point reached. 0, or -ENOTSUP in a build without fault simulation. */
+PT_API int pt_fault_hook_set(pt_fault_hook_fn fn);
+
+/* What the hook says of point: 0 (no hook, or go ahead) or a negative errno. Any thread. */
+PT_API int pt_fault_sim(int point);
+
 #ifdef __cplusplus
 }
 #endif

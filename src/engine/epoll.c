@@ -63,10 +63,10 @@ static void ep_fini(struct pt_worker *w)
 	w->bd = NULL;
 }
 
-/* A new descriptor from make(), or -errno; PT_F_SOCKET can fail it in test builds. */
+/* A new descriptor from make(), or -errno; PT_FAULT_SOCKET can fail it in test builds. */
 static int fd_new(int (*make)(int), int flags)
 {
-	int fd, err = pt__fault(PT_F_SOCKET);
+	int fd, err = pt__fault(PT_FAULT_SOCKET);
 
 	if (err < 0)
 		return err;
@@ -167,7 +167,7 @@ static int ep_conn_start(struct pt_worker *w, struct pt_conn *c)
 
 static ssize_t ep_send(struct pt_worker *w, struct pt_conn *c, int flags)
 {
-	int f = pt__fault(PT_F_SEND);
+	int f = pt__fault(PT_FAULT_SEND);
 
 	if (f)                              /* test builds: as if sendmsg had failed with f */
 		return f == -EINTR ? -EAGAIN : f;
@@ -191,7 +191,7 @@ static int conn_register(struct pt_worker *w, struct pt_conn *c, int how)
 static void ep_wait_writable(struct pt_worker *w, struct pt_conn *c)
 {
 	/* registered for EPOLLOUT once, edge-triggered: the next edge calls pt__tx_writable */
-	if (pt__fault_last(PT_F_SEND) < 0)
+	if (pt__fault_last(PT_FAULT_SEND) < 0)
 		conn_register(w, c, EPOLL_CTL_MOD);   /* test builds: the EAGAIN was injected */
 }
 
@@ -232,7 +232,7 @@ static void do_read(struct pt_worker *w, struct pt_conn *c)
 		}
 		ssize_t n = recv(c->fd, p->scratch, SCRATCH_BYTES, 0);
 		if (n > 0) {
-			int f = pt__fault(PT_F_RECV);
+			int f = pt__fault(PT_FAULT_RECV);
 			if (f && f != -EAGAIN && f != -EINTR && f != -ENOBUFS) {
 				/* test builds: as if the receive had failed with f; the bytes are lost
 				 * with the connection */
@@ -267,7 +267,7 @@ static void on_accept_ready(struct pt_worker *w, uint32_t idx)
 	for (unsigned i = 0; i < ACCEPT_BUDGET && wl->armed && !w->accept_paused; i++) {
 		int fd = accept4(wl->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd >= 0) {
-			int f = pt__fault(PT_F_ACCEPT);
+			int f = pt__fault(PT_FAULT_ACCEPT);
 			if (!f) {
 				pt__accepted(w, wl, fd);
 				continue;

@@ -68,7 +68,7 @@ int pt__listen_socket(const struct sockaddr *sa, socklen_t len, const struct pt_
 {
 	int one = 1, err;
 
-	if ((err = pt__fault(PT_F_SOCKET)) < 0)
+	if ((err = pt__fault(PT_FAULT_SOCKET)) < 0)
 		return err;
 	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)

@@ -27,7 +27,7 @@ static struct pt_sreq *sreq_get(struct pt_worker *w)
 {
 	struct pt_sreq *r = w->sreq_free;
 
-	if (pt__fault(PT_F_ALLOC))     /* test builds: a context request fails even when listed */
+	if (pt__fault(PT_FAULT_ALLOC))     /* test builds: a context request fails even when listed */
 		return NULL;
 	if (r) {
 		w->sreq_free = r->next;
@@ -65,7 +65,7 @@ static struct pt_txop *txop_get(struct pt_worker *w)
 {
 	struct pt_txop *t = w->txop_free;
 
-	if (pt__fault(PT_F_ALLOC))
+	if (pt__fault(PT_FAULT_ALLOC))
 		return NULL;
 	if (t) {
 		w->txop_free = t->next;
@@ -391,7 +391,7 @@ static int tx_file(struct pt_conn *c, size_t *budget)
 
 	if (want > PT_SENDFILE_MAX)
 		want = PT_SENDFILE_MAX;
-	int f = pt__fault(PT_F_SEND);      /* test builds; EINTR waits (a rule may repeat it) */
+	int f = pt__fault(PT_FAULT_SEND);      /* test builds; EINTR waits (a rule may repeat it) */
 	if (f)
 		return f == -EINTR ? -EAGAIN : f;
 	ssize_t n = sendfile(c->fd, ch->file.fd, &off, want);

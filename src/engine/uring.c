@@ -208,7 +208,7 @@ static int ring_init(struct pt_worker *w, struct uring_w *u)
 		0,
 	};
 	unsigned entries = w->e->cfg.ring_entries;
-	int err = -EINVAL, injected = pt__fault(PT_F_SOCKET);   /* test builds: setup fails */
+	int err = -EINVAL, injected = pt__fault(PT_FAULT_SOCKET);   /* test builds: setup fails */
 
 	for (size_t i = 0; i < sizeof modes / sizeof modes[0] && !injected; i++) {
 		struct io_uring_params p = { 0 };
@@ -364,7 +364,7 @@ static int uring_init(struct pt_worker *w)
 	if (w->wake_fd >= 0)
 		close(w->wake_fd);
 	w->wake_fd = -1;
-	if ((err = pt__fault(PT_F_SOCKET)) < 0)
+	if ((err = pt__fault(PT_FAULT_SOCKET)) < 0)
 		goto fail;
 	if ((w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
 		err = -errno;
@@ -492,7 +492,7 @@ static ssize_t uring_send(struct pt_worker *w, struct pt_conn *c, int flags)
 {
 	struct pt_txop *t = c->tx;
 	struct io_uring_sqe *sqe = sqe_get(U(w));
-	int injected = pt__fault(PT_F_SEND);
+	int injected = pt__fault(PT_FAULT_SEND);
 
 	flags |= MSG_WAITALL;
 	if (injected) {         /* test builds: a NOP completes in its place with the error */
@@ -589,7 +589,7 @@ static void on_recv(struct pt_worker *w, struct pt_conn *c, struct io_uring_cqe 
 		/* after the end of input (only an injected error leaves the multishot running, until
 		 * its cancellation lands) bytes are dropped */
 		if (c && res > 0 && !(c->flags & PT_C_EOF)) {
-			int f = pt__fault(PT_F_RECV);
+			int f = pt__fault(PT_FAULT_RECV);
 			if (!f || rx_retryable(f)) {
 				CNT_ADD(w, recvs, 1);
 				pt__rx_data(c, u->bufs + (size_t)bid * u->buf_size, (size_t)res);
@@ -662,7 +662,7 @@ static void on_accept(struct pt_worker *w, uint32_t idx, bool single, struct io_
 	/* after an injected failure the multishot is being cancelled: connections it still
 	 * delivers are real and accepted as usual, but no second failure is injected into it
 	 * (a real error ends a multishot, so it reports at most one) */
-	if (res >= 0 && !(more && wl->ending) && (f = pt__fault(PT_F_ACCEPT)) < 0) {
+	if (res >= 0 && !(more && wl->ending) && (f = pt__fault(PT_FAULT_ACCEPT)) < 0) {
 		close(res);             /* test builds: as if this accept had failed with f */
 		if (more) {
 			/* a real error would have ended the multishot: end it; its final -ECANCELED

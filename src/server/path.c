@@ -5,7 +5,7 @@
  * control byte or backslash, does not end in "/." or "/..", and is no longer than the input.
  */
 #include "server/path.h"
-#include "engine/fault.h"
+#include "server/fault.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -399,7 +399,7 @@ int pt_path_open(int rootfd, const char *rel, bool follow_symlinks, int *fd_out,
 
 	while (*rel == '/')
 		rel++;
-	if ((fd = pt__fault(PT_F_OPEN)) < 0)       /* test builds: injected open failures */
+	if ((fd = pt_srv_fault(PT_SRV_FAULT_OPEN)) < 0)   /* test builds: injected open failures */
 		return fd;
 	fd = path_openat2(rootfd, *rel ? rel : ".", follow_symlinks);
 	if (fd == -ENOSYS) {

@@ -3,7 +3,7 @@
 
 The sanitizer build of portico runs with accept failing with EMFILE, receives with
 ECONNRESET and kernel sends with EPIPE, each at a rate and at most a number of times
-(src/engine/fault.h, docs/ENGINE.md "Fault injection"). Sequential and parallel clients fetch
+(tests/support/fault.c, docs/ENGINE.md "Fault injection"). Sequential and parallel clients fetch
 three files (in memory, sendfile, large sendfile), one request per connection and several per
 keep-alive connection. While faults are injected some requests fail (the connection is reset
 or closed early), but none may hang, and every response that does arrive complete is

@@ -1,6 +1,7 @@
 /*
- * Fault injection (src/engine/fault.h): the rules themselves, PORTICO_FAULTS, and the engine
- * under injected accept, receive, send, socket and allocation failures. pt-test: backends.
+ * Fault injection: the harness's rules behind the library's one hook (tests/support/fault.c,
+ * pt_fault_sim), PORTICO_FAULTS, and the engine under injected accept, receive, send, socket and
+ * allocation failures (its points: src/engine/fault.h). pt-test: backends.
  *
  * The server is an echo built on the engine API (PT_SEND_COPY; a send refused with -EAGAIN or
  * -ENOMEM is held, receiving paused, and retried on on_drain or from a timer). The clients are
@@ -19,6 +20,7 @@
 
 #include <portico/engine.h>
 #include "engine/fault.h"
+#include "support/fault.h"
 #include "support/net.h"
 #include <dirent.h>
 #include <errno.h>
@@ -372,7 +374,7 @@ static void fix_start(struct fix *f, struct pt_engine_config *cfg)
 	if (!cfg->workers)
 		cfg->workers = 2;
 	cfg->conn_area = sizeof(struct app);
-	pt__fault_clear();
+	fault_clear();
 	atomic_store(&g_accepts, 0);
 	atomic_store(&g_closes, 0);
 	atomic_store(&g_eof_errs, 0);
@@ -413,7 +415,7 @@ static void fix_recover_and_stop(struct fix *f)
 	struct cstat st;
 	struct pt_counters c;
 
-	pt__fault_clear();
+	fault_clear();
 	assert_int_equal(run_clients(f->port, 8, 2, 8192, false, &st), 16);
 	assert_int_equal(atomic_load(&st.broken), 0);
 	WAIT_FOR(atomic_load(&g_closes) == atomic_load(&g_accepts), 5000);
@@ -471,43 +473,42 @@ static void test_timer_reinit(void **state)
 
 static void test_rule_triggers(void **state)
 {
-	pt__fault_clear();
+	fault_clear();
 	/* nth */
-	assert_int_equal(pt__fault_set(PT_F_OPEN, EACCES, 3, 0, 0, 0), 0);
+	assert_int_equal(fault_set(PT_SRV_FAULT_OPEN, EACCES, 3, 0, 0, 0), 0);
 	for (int i = 1; i <= 10; i++)
-		assert_int_equal(pt__fault(PT_F_OPEN), i == 3 ? -EACCES : 0);
-	assert_int_equal(pt__fault_hits(PT_F_OPEN), 1);
-	assert_int_equal(pt__fault_calls(PT_F_OPEN), 10);
+		assert_int_equal(pt_fault_sim(PT_SRV_FAULT_OPEN), i == 3 ? -EACCES : 0);
+	assert_int_equal(fault_hits(PT_SRV_FAULT_OPEN), 1);
+	assert_int_equal(fault_calls(PT_SRV_FAULT_OPEN), 10);
 	/* every, capped by count; the errno may be given negative */
-	assert_int_equal(pt__fault_set(PT_F_OPEN, -ENOENT, 0, 4, 0, 2), 0);
+	assert_int_equal(fault_set(PT_SRV_FAULT_OPEN, -ENOENT, 0, 4, 0, 2), 0);
 	for (int i = 1; i <= 16; i++)
-		assert_int_equal(pt__fault(PT_F_OPEN), (i == 4 || i == 8) ? -ENOENT : 0);
-	assert_int_equal(pt__fault_hits(PT_F_OPEN), 2);
-	assert_int_equal(pt__fault_last(PT_F_OPEN), 0);
+		assert_int_equal(pt_fault_sim(PT_SRV_FAULT_OPEN), (i == 4 || i == 8) ? -ENOENT : 0);
+	assert_int_equal(fault_hits(PT_SRV_FAULT_OPEN), 2);
 	/* no trigger: every call, after the first `after` */
-	struct pt_fault_rule r = { .err = EMFILE, .after = 5, .count = 3 };
-	assert_int_equal(pt__fault_set_rule(PT_F_SOCKET, &r), 0);
+	struct fault_rule r = { .err = EMFILE, .after = 5, .count = 3 };
+	assert_int_equal(fault_set_rule(PT_FAULT_SOCKET, &r), 0);
 	for (int i = 1; i <= 10; i++) {
 		int want = (i >= 6 && i <= 8) ? -EMFILE : 0;
-		assert_int_equal(pt__fault(PT_F_SOCKET), want);
-		assert_int_equal(pt__fault_last(PT_F_SOCKET), want);
+		assert_int_equal(pt__fault(PT_FAULT_SOCKET), want);
+		assert_int_equal(pt__fault_last(PT_FAULT_SOCKET), want);
 	}
 	/* nth counts from after */
-	r = (struct pt_fault_rule){ .err = EMFILE, .after = 5, .nth = 2 };
-	assert_int_equal(pt__fault_set_rule(PT_F_SOCKET, &r), 0);
+	r = (struct fault_rule){ .err = EMFILE, .after = 5, .nth = 2 };
+	assert_int_equal(fault_set_rule(PT_FAULT_SOCKET, &r), 0);
 	for (int i = 1; i <= 10; i++)
-		assert_int_equal(pt__fault(PT_F_SOCKET), i == 7 ? -EMFILE : 0);
+		assert_int_equal(pt_fault_sim(PT_FAULT_SOCKET), i == 7 ? -EMFILE : 0);
 	/* other operations are untouched; err 0 disarms */
-	assert_int_equal(pt__fault(PT_F_ACCEPT), 0);
-	assert_int_equal(pt__fault_set(PT_F_SOCKET, 0, 0, 0, 0, 0), 0);
-	assert_int_equal(pt__fault(PT_F_SOCKET), 0);
+	assert_int_equal(pt_fault_sim(PT_FAULT_ACCEPT), 0);
+	assert_int_equal(fault_set(PT_FAULT_SOCKET, 0, 0, 0, 0, 0), 0);
+	assert_int_equal(pt_fault_sim(PT_FAULT_SOCKET), 0);
 	/* bad rules */
-	assert_int_equal(pt__fault_set(PT_F__COUNT, EIO, 0, 0, 0, 0), -EINVAL);
-	assert_int_equal(pt__fault_set(PT_F_OPEN, EIO, 0, 0, 1000001, 0), -EINVAL);
-	assert_int_equal(pt__fault_set(PT_F_OPEN, 5000, 0, 0, 0, 0), -EINVAL);
-	pt__fault_clear();
-	assert_int_equal(pt__fault_hits(PT_F_OPEN), 0);
-	assert_int_equal(pt__fault(PT_F_OPEN), 0);
+	assert_int_equal(fault_set(PT_FAULT_USER + 1, EIO, 0, 0, 0, 0), -EINVAL);
+	assert_int_equal(fault_set(PT_SRV_FAULT_OPEN, EIO, 0, 0, 1000001, 0), -EINVAL);
+	assert_int_equal(fault_set(PT_SRV_FAULT_OPEN, 5000, 0, 0, 0, 0), -EINVAL);
+	fault_clear();
+	assert_int_equal(fault_hits(PT_SRV_FAULT_OPEN), 0);
+	assert_int_equal(pt_fault_sim(PT_SRV_FAULT_OPEN), 0);
 }
 
 static void test_rule_rate(void **state)
@@ -515,34 +516,34 @@ static void test_rule_rate(void **state)
 	static uint8_t first[100000];
 	unsigned hits = 0, same = 0;
 
-	pt__fault_clear();
-	pt__fault_seed(7);
-	assert_int_equal(pt__fault_set(PT_F_OPEN, EIO, 0, 0, 250000, 0), 0);
+	fault_clear();
+	fault_seed(7);
+	assert_int_equal(fault_set(PT_SRV_FAULT_OPEN, EIO, 0, 0, 250000, 0), 0);
 	for (unsigned i = 0; i < 100000; i++)
-		hits += first[i] = pt__fault(PT_F_OPEN) != 0;
+		hits += first[i] = pt_fault_sim(PT_SRV_FAULT_OPEN) != 0;
 	assert_true(hits > 24000 && hits < 26000);
-	assert_int_equal(pt__fault_hits(PT_F_OPEN), hits);
+	assert_int_equal(fault_hits(PT_SRV_FAULT_OPEN), hits);
 	/* the same seed fails the same calls; another seed others */
-	assert_int_equal(pt__fault_set(PT_F_OPEN, EIO, 0, 0, 250000, 0), 0);
+	assert_int_equal(fault_set(PT_SRV_FAULT_OPEN, EIO, 0, 0, 250000, 0), 0);
 	for (unsigned i = 0; i < 100000; i++)
-		assert_int_equal(pt__fault(PT_F_OPEN) != 0, first[i]);
-	pt__fault_seed(8);
-	assert_int_equal(pt__fault_set(PT_F_OPEN, EIO, 0, 0, 250000, 0), 0);
+		assert_int_equal(pt_fault_sim(PT_SRV_FAULT_OPEN) != 0, first[i]);
+	fault_seed(8);
+	assert_int_equal(fault_set(PT_SRV_FAULT_OPEN, EIO, 0, 0, 250000, 0), 0);
 	for (unsigned i = 0; i < 100000; i++)
-		same += (pt__fault(PT_F_OPEN) != 0) == first[i];
+		same += (pt_fault_sim(PT_SRV_FAULT_OPEN) != 0) == first[i];
 	assert_true(same < 70000);
 	/* 0 and 1 000 000 ppm */
-	assert_int_equal(pt__fault_set(PT_F_OPEN, EIO, 0, 0, 1000000, 0), 0);
+	assert_int_equal(fault_set(PT_SRV_FAULT_OPEN, EIO, 0, 0, 1000000, 0), 0);
 	for (int i = 0; i < 1000; i++)
-		assert_int_equal(pt__fault(PT_F_OPEN), -EIO);
-	pt__fault_seed(1);
-	pt__fault_clear();
+		assert_int_equal(pt_fault_sim(PT_SRV_FAULT_OPEN), -EIO);
+	fault_seed(1);
+	fault_clear();
 }
 
 static void *hammer(void *arg)
 {
 	for (int i = 0; i < 50000; i++)
-		pt__fault((enum pt_fault_op)(intptr_t)arg);
+		pt_fault_sim((int)(intptr_t)arg);
 	return NULL;
 }
 
@@ -551,17 +552,17 @@ static void test_rule_threads(void **state)
 {
 	pthread_t th[4];
 
-	pt__fault_clear();
-	assert_int_equal(pt__fault_set(PT_F_OPEN, EIO, 0, 10, 0, 0), 0);
-	assert_int_equal(pt__fault_set(PT_F_ALLOC, ENOMEM, 0, 0, 500000, 777), 0);
+	fault_clear();
+	assert_int_equal(fault_set(PT_SRV_FAULT_OPEN, EIO, 0, 10, 0, 0), 0);
+	assert_int_equal(fault_set(PT_FAULT_ALLOC, ENOMEM, 0, 0, 500000, 777), 0);
 	for (int i = 0; i < 4; i++)
-		pthread_create(&th[i], NULL, hammer, (void *)(intptr_t)(i % 2 ? PT_F_OPEN : PT_F_ALLOC));
+		pthread_create(&th[i], NULL, hammer, (void *)(intptr_t)(i % 2 ? PT_SRV_FAULT_OPEN : PT_FAULT_ALLOC));
 	for (int i = 0; i < 4; i++)
 		pthread_join(th[i], NULL);
-	assert_int_equal(pt__fault_calls(PT_F_OPEN), 100000);
-	assert_int_equal(pt__fault_hits(PT_F_OPEN), 10000);
-	assert_int_equal(pt__fault_hits(PT_F_ALLOC), 777);
-	pt__fault_clear();
+	assert_int_equal(fault_calls(PT_SRV_FAULT_OPEN), 100000);
+	assert_int_equal(fault_hits(PT_SRV_FAULT_OPEN), 10000);
+	assert_int_equal(fault_hits(PT_FAULT_ALLOC), 777);
+	fault_clear();
 }
 
 /* ---- PORTICO_FAULTS ---- */
@@ -570,7 +571,7 @@ static void bad_spec(const char *spec, const char *expect)
 {
 	char why[512] = "";
 
-	assert_int_equal(pt__fault_parse(spec, why, sizeof why), -EINVAL);
+	assert_int_equal(fault_parse(spec, why, sizeof why), -EINVAL);
 	if (!strstr(why, expect))
 		fail_msg("'%s': message '%s' lacks '%s'", spec, why, expect);
 }
@@ -579,20 +580,20 @@ static void test_parse(void **state)
 {
 	char why[512];
 
-	assert_int_equal(pt__fault_parse("accept=EMFILE@nth:2, recv=ECONNRESET@rate:1000 ,"
+	assert_int_equal(fault_parse("accept=EMFILE@nth:2, recv=ECONNRESET@rate:1000 ,"
 					 "send=EPIPE@every:3/count:2,alloc=ENOMEM@nth:4/after:10,"
 					 "open=13,seed=42", why, sizeof why), 0);
 	for (int i = 1; i <= 4; i++)
-		assert_int_equal(pt__fault(PT_F_ACCEPT), i == 2 ? -EMFILE : 0);
+		assert_int_equal(pt_fault_sim(PT_FAULT_ACCEPT), i == 2 ? -EMFILE : 0);
 	for (int i = 1; i <= 12; i++)
-		assert_int_equal(pt__fault(PT_F_SEND), (i == 3 || i == 6) ? -EPIPE : 0);
+		assert_int_equal(pt_fault_sim(PT_FAULT_SEND), (i == 3 || i == 6) ? -EPIPE : 0);
 	for (int i = 1; i <= 20; i++)
-		assert_int_equal(pt__fault(PT_F_ALLOC), i == 14 ? -ENOMEM : 0);
-	assert_int_equal(pt__fault(PT_F_OPEN), -EACCES);    /* no trigger: always */
-	assert_int_equal(pt__fault(PT_F_SOCKET), 0);         /* no rule */
+		assert_int_equal(pt_fault_sim(PT_FAULT_ALLOC), i == 14 ? -ENOMEM : 0);
+	assert_int_equal(pt_fault_sim(PT_SRV_FAULT_OPEN), -EACCES);    /* no trigger: always */
+	assert_int_equal(pt_fault_sim(PT_FAULT_SOCKET), 0);         /* no rule */
 	unsigned hits = 0;
 	for (int i = 0; i < 100000; i++)
-		hits += pt__fault(PT_F_RECV) == -ECONNRESET;
+		hits += pt_fault_sim(PT_FAULT_RECV) == -ECONNRESET;
 	assert_true(hits > 50 && hits < 150);
 
 	/* a bad spec names the bad part and leaves the rules as they were */
@@ -611,16 +612,16 @@ static void test_parse(void **state)
 	bad_spec("send=EPIPE@", "nothing after '@'");
 	bad_spec("send=EPIPE@nth:1/", "empty knob");
 	bad_spec("accept=EMFILE,alloc=0", "unknown errno '0'");
-	assert_int_equal(pt__fault(PT_F_OPEN), -EACCES);
+	assert_int_equal(pt_fault_sim(PT_SRV_FAULT_OPEN), -EACCES);
 	/* empty: no faults */
-	assert_int_equal(pt__fault_parse("", why, sizeof why), 0);
-	assert_int_equal(pt__fault(PT_F_OPEN), 0);
-	assert_int_equal(pt__fault_parse(" , ", why, sizeof why), 0);
-	pt__fault_seed(1);
-	pt__fault_clear();
+	assert_int_equal(fault_parse("", why, sizeof why), 0);
+	assert_int_equal(pt_fault_sim(PT_SRV_FAULT_OPEN), 0);
+	assert_int_equal(fault_parse(" , ", why, sizeof why), 0);
+	fault_seed(1);
+	fault_clear();
 }
 
-/* PORTICO_FAULTS is read once, at the first use: a bad one stops the process with status 2 and
+/* PORTICO_FAULTS is read once, before main: a bad one stops the process with status 2 and
  * a message naming the bad part (a child process of this test: see main). */
 static int run_child(const char *spec, char *out, size_t n)
 {
@@ -667,9 +668,9 @@ static void test_accept_nth(void **state)
 	pt_engine_config_init(&cfg);
 	cfg.full_policy = PT_FULL_PAUSE;
 	fix_start(&f, &cfg);
-	assert_int_equal(pt__fault_set(PT_F_ACCEPT, EMFILE, 3, 0, 0, 1), 0);
+	assert_int_equal(fault_set(PT_FAULT_ACCEPT, EMFILE, 3, 0, 0, 1), 0);
 	assert_int_equal(run_clients(f.port, 1, 12, 4096, true, &st), 12);
-	assert_int_equal(pt__fault_hits(PT_F_ACCEPT), 1);
+	assert_int_equal(fault_hits(PT_FAULT_ACCEPT), 1);
 	assert_int_equal(atomic_load(&st.broken), 1);
 	counters(&f, &c);
 	assert_int_equal(c.accept_errors, 1);
@@ -686,9 +687,9 @@ static void test_accept_rate(void **state)
 	struct pt_counters c;
 
 	fix_start(&f, NULL);
-	assert_int_equal(pt__fault_set(PT_F_ACCEPT, EMFILE, 0, 0, 300000, 8), 0);
+	assert_int_equal(fault_set(PT_FAULT_ACCEPT, EMFILE, 0, 0, 300000, 8), 0);
 	assert_int_equal(run_clients(f.port, 6, 8, 16384, true, &st), 48);
-	assert_int_equal(pt__fault_hits(PT_F_ACCEPT), 8);
+	assert_int_equal(fault_hits(PT_FAULT_ACCEPT), 8);
 	assert_true(atomic_load(&st.broken) >= 8);      /* more when the default policy sheds */
 	counters(&f, &c);
 	assert_int_equal(c.accept_errors, 8);
@@ -708,9 +709,9 @@ static void test_accept_two_listeners(void **state)
 	cfg.workers = 1;
 	cfg.full_policy = PT_FULL_PAUSE;
 	fix_start(&f, &cfg);
-	assert_int_equal(pt__fault_set(PT_F_ACCEPT, EMFILE, 0, 0, 500000, 40), 0);
+	assert_int_equal(fault_set(PT_FAULT_ACCEPT, EMFILE, 0, 0, 500000, 40), 0);
 	assert_int_equal(run_clients2(f.port, f.port2, 8, 10, 4096, true, &st), 80);
-	print_message("accept: %llu failed\n", (unsigned long long)pt__fault_hits(PT_F_ACCEPT));
+	print_message("accept: %llu failed\n", (unsigned long long)fault_hits(PT_FAULT_ACCEPT));
 	fix_recover_and_stop(&f);
 }
 
@@ -724,9 +725,9 @@ static void test_recv_reset(void **state)
 	struct cstat st;
 
 	fix_start(&f, NULL);
-	assert_int_equal(pt__fault_set(PT_F_RECV, ECONNRESET, 0, 0, 50000, 6), 0);
+	assert_int_equal(fault_set(PT_FAULT_RECV, ECONNRESET, 0, 0, 50000, 6), 0);
 	int ok = run_clients(f.port, 8, 4, 65536, false, &st);
-	int hits = (int)pt__fault_hits(PT_F_RECV);
+	int hits = (int)fault_hits(PT_FAULT_RECV);
 	assert_true(hits >= 1);
 	assert_int_equal(atomic_load(&st.broken), hits);
 	assert_int_equal(ok, 32 - hits);
@@ -745,9 +746,9 @@ static void test_recv_retryable(void **state)
 
 	fix_start(&f, NULL);
 	for (int i = 0; i < 3; i++) {
-		assert_int_equal(pt__fault_set(PT_F_RECV, errs[i], 0, 2 + i, 0, 0), 0);
+		assert_int_equal(fault_set(PT_FAULT_RECV, errs[i], 0, 2 + i, 0, 0), 0);
 		assert_int_equal(run_clients(f.port, 8, 2, 65536, false, &st), 16);
-		assert_true(pt__fault_hits(PT_F_RECV) > 0);
+		assert_true(fault_hits(PT_FAULT_RECV) > 0);
 	}
 	assert_int_equal(atomic_load(&g_eof_errs), 0);
 	fix_recover_and_stop(&f);
@@ -767,9 +768,9 @@ static void test_send_errors(void **state)
 	fix_start(&f, NULL);
 	for (int i = 0; i < 3; i++) {
 		int closes = atomic_load(&g_closes);
-		assert_int_equal(pt__fault_set(PT_F_SEND, errs[i], 0, 0, 100000, 5), 0);
+		assert_int_equal(fault_set(PT_FAULT_SEND, errs[i], 0, 0, 100000, 5), 0);
 		int ok = run_clients(f.port, 8, 4, 65536, false, &st);
-		int hits = (int)pt__fault_hits(PT_F_SEND);
+		int hits = (int)fault_hits(PT_FAULT_SEND);
 		print_message("%s: %d sends failed\n", strerror(errs[i]), hits);
 		assert_true(hits >= 1);
 		assert_int_equal(atomic_load(&st.broken), hits);
@@ -798,15 +799,15 @@ static void test_send_eagain(void **state)
 		data[i] = pat(5, i);
 	assert_int_equal(write(g_file_fd, data, g_file_len), (ssize_t)g_file_len);
 	fix_start(&f, NULL);
-	assert_int_equal(pt__fault_set(PT_F_SEND, EAGAIN, 0, 2, 0, 0), 0);
+	assert_int_equal(fault_set(PT_FAULT_SEND, EAGAIN, 0, 2, 0, 0), 0);
 	assert_int_equal(run_clients(f.port, 8, 3, 131072, false, &st), 24);
-	uint64_t hits = pt__fault_hits(PT_F_SEND);
+	uint64_t hits = fault_hits(PT_FAULT_SEND);
 	assert_true(hits > 0);
-	assert_int_equal(pt__fault_set(PT_F_SEND, EINTR, 0, 3, 0, 0), 0);
+	assert_int_equal(fault_set(PT_FAULT_SEND, EINTR, 0, 3, 0, 0), 0);
 	assert_int_equal(run_clients(f.port, 4, 2, 65536, false, &st), 8);
-	assert_true(pt__fault_hits(PT_F_SEND) > 0);
+	assert_true(fault_hits(PT_FAULT_SEND) > 0);
 	/* the file: "FILE\n" then g_file_len bytes, by sendfile */
-	assert_int_equal(pt__fault_set(PT_F_SEND, EAGAIN, 0, 2, 0, 0), 0);
+	assert_int_equal(fault_set(PT_FAULT_SEND, EAGAIN, 0, 2, 0, 0), 0);
 	for (int n = 0; n < 3; n++) {
 		int s = connect_to(f.port_file);
 		static uint8_t buf[(3u << 20) + 200];
@@ -822,7 +823,7 @@ static void test_send_eagain(void **state)
 		assert_memory_equal(buf, "FILE\n", 5);
 		assert_memory_equal(buf + 5, data, g_file_len);
 	}
-	assert_true(pt__fault_hits(PT_F_SEND) > 0);
+	assert_true(fault_hits(PT_FAULT_SEND) > 0);
 	assert_int_equal(atomic_load(&g_file_errs), 0);
 	fix_recover_and_stop(&f);
 	close(g_file_fd);
@@ -852,7 +853,7 @@ static void test_alloc_nth(void **state)
 		send_all(s, "warm", 4);
 		assert_int_equal(recv_r(s, buf, 4, MSG_WAITALL), 4);
 		int enomem = atomic_load(&g_enomem), closes = atomic_load(&g_closes);
-		assert_int_equal(pt__fault_set(PT_F_ALLOC, ENOMEM, nth, 0, 0, 1), 0);
+		assert_int_equal(fault_set(PT_FAULT_ALLOC, ENOMEM, nth, 0, 0, 1), 0);
 		for (size_t i = 0; i < sizeof msg; i++)
 			msg[i] = (char)pat(nth, i);
 		send_all(s, msg, sizeof msg);
@@ -869,7 +870,7 @@ static void test_alloc_nth(void **state)
 			assert_int_equal(atomic_load(&g_closes), closes + 1);
 			assert_int_equal(atomic_load(&g_enomem), enomem);
 		}
-		assert_int_equal(pt__fault_hits(PT_F_ALLOC), 1);
+		assert_int_equal(fault_hits(PT_FAULT_ALLOC), 1);
 		close(s);
 	}
 	fix_recover_and_stop(&f);
@@ -884,13 +885,13 @@ static void test_alloc_rate(void **state)
 
 	fix_start(&f, NULL);
 	atomic_store(&g_chunked, 1);
-	assert_int_equal(pt__fault_set(PT_F_ALLOC, ENOMEM, 0, 0, 20000, 20), 0);
+	assert_int_equal(fault_set(PT_FAULT_ALLOC, ENOMEM, 0, 0, 20000, 20), 0);
 	int ok = run_clients(f.port, 8, 4, 32768, false, &st);
-	assert_true(pt__fault_hits(PT_F_ALLOC) >= 1);
+	assert_true(fault_hits(PT_FAULT_ALLOC) >= 1);
 	assert_int_equal(ok + atomic_load(&st.broken), 32);
-	assert_true(atomic_load(&st.broken) <= (int)pt__fault_hits(PT_F_ALLOC));
+	assert_true(atomic_load(&st.broken) <= (int)fault_hits(PT_FAULT_ALLOC));
 	print_message("alloc: %llu failed, %d sends refused and retried\n",
-		      (unsigned long long)pt__fault_hits(PT_F_ALLOC), atomic_load(&g_enomem));
+		      (unsigned long long)fault_hits(PT_FAULT_ALLOC), atomic_load(&g_enomem));
 	fix_recover_and_stop(&f);
 }
 
@@ -910,24 +911,24 @@ static void test_listen_faults(void **state)
 	struct pt_listen_opts lo = { .on_accept = echo_accept };
 	int err, fds = fd_count();
 
-	pt__fault_clear();
+	fault_clear();
 	pt_engine_t *e = pt_engine_create(&(struct pt_engine_config){ .workers = 2,
 				.conn_area = sizeof(struct app) }, &err);
 	assert_non_null(e);
 	int fd_engine = fd_count();
-	assert_int_equal(pt__fault_set(PT_F_SOCKET, EMFILE, 2, 0, 0, 1), 0);   /* 2nd worker's */
+	assert_int_equal(fault_set(PT_FAULT_SOCKET, EMFILE, 2, 0, 0, 1), 0);   /* 2nd worker's */
 	assert_int_equal(pt_engine_listen(e, "127.0.0.1:0", &lo), -EMFILE);
 	assert_int_equal(fd_count(), fd_engine);
-	assert_int_equal(pt__fault_set(PT_F_SOCKET, ENFILE, 1, 0, 0, 1), 0);
+	assert_int_equal(fault_set(PT_FAULT_SOCKET, ENFILE, 1, 0, 0, 1), 0);
 	assert_int_equal(pt_engine_listen(e, "[::1]:0", &lo), -ENFILE);
 	assert_int_equal(fd_count(), fd_engine);
 	for (unsigned nth = 1; nth <= 3; nth++) {       /* listener, socket table, listener table */
-		assert_int_equal(pt__fault_set(PT_F_ALLOC, ENOMEM, nth, 0, 0, 1), 0);
+		assert_int_equal(fault_set(PT_FAULT_ALLOC, ENOMEM, nth, 0, 0, 1), 0);
 		assert_int_equal(pt_engine_listen(e, "127.0.0.1:0", &lo), -ENOMEM);
-		assert_int_equal(pt__fault_hits(PT_F_ALLOC), 1);
+		assert_int_equal(fault_hits(PT_FAULT_ALLOC), 1);
 		assert_int_equal(fd_count(), fd_engine);
 	}
-	pt__fault_clear();
+	fault_clear();
 	int li = pt_engine_listen(e, "127.0.0.1:0", &lo);
 	assert_int_equal(li, 0);                        /* the failed ones left no listener */
 	assert_int_equal(pt_engine_start(e), 0);
@@ -948,13 +949,13 @@ static void test_start_faults(void **state)
 	int err, fds = fd_count();
 
 	for (int round = 0; round < 4; round++) {
-		pt__fault_clear();
+		fault_clear();
 		pt_engine_t *e = pt_engine_create(&(struct pt_engine_config){ .workers = 2,
 					.backend = env_backend(), .conn_area = sizeof(struct app) }, &err);
 		assert_non_null(e);
 		assert_int_equal(pt_engine_listen(e, "127.0.0.1:0", &lo), 0);
 		bool alloc = round >= 2;
-		assert_int_equal(pt__fault_set(alloc ? PT_F_ALLOC : PT_F_SOCKET, alloc ? ENOMEM : EMFILE,
+		assert_int_equal(fault_set(alloc ? PT_FAULT_ALLOC : PT_FAULT_SOCKET, alloc ? ENOMEM : EMFILE,
 					       round % 2 ? 2 : 1, 0, 0, 1), 0);
 		int rc = pt_engine_start(e);
 		if (rc == 0) {
@@ -964,11 +965,11 @@ static void test_start_faults(void **state)
 		} else {
 			assert_int_equal(rc, alloc ? -ENOMEM : -EMFILE);
 		}
-		assert_int_equal(pt__fault_hits(alloc ? PT_F_ALLOC : PT_F_SOCKET), 1);
+		assert_int_equal(fault_hits(alloc ? PT_FAULT_ALLOC : PT_FAULT_SOCKET), 1);
 		pt_engine_destroy(e);
 		assert_fds(fds);
 	}
-	pt__fault_clear();
+	fault_clear();
 }
 
 #endif /* PT_TESTING */
@@ -977,8 +978,8 @@ int main(int argc, char **argv)
 {
 #ifdef PT_TESTING
 	if (argc > 1 && !strcmp(argv[1], "--fault-env")) {    /* test_env's child */
-		pt__fault_env();
-		int a = pt__fault(PT_F_OPEN), b = pt__fault(PT_F_OPEN), c = pt__fault(PT_F_OPEN);
+		int a = pt_fault_sim(PT_SRV_FAULT_OPEN), b = pt_fault_sim(PT_SRV_FAULT_OPEN);
+		int c = pt_fault_sim(PT_SRV_FAULT_OPEN);
 		printf("results: %d %d %d\n", a, b, c);
 		return 0;
 	}

@@ -17,7 +17,7 @@
 
 #include <portico/engine.h>
 #include "support/net.h"
-#include "engine/fault.h"
+#include "support/fault.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/tcp.h>
@@ -2049,7 +2049,7 @@ static void test_coalesced_flight(void **state)
 
 /* Clients under a fault rule: each handshake and echo succeeds or fails, but none hangs (a
  * failure resets the connection), and after the rule is lifted everything works again. */
-static void faulty_round(struct srv *s, SSL_CTX *x, enum pt_fault_op op, int err, unsigned ppm)
+static void faulty_round(struct srv *s, SSL_CTX *x, enum pt_fault_point op, int err, unsigned ppm)
 {
 	const size_t n = 200000;
 	char *out = malloc(n), *in = malloc(n);
@@ -2057,7 +2057,7 @@ static void faulty_round(struct srv *s, SSL_CTX *x, enum pt_fault_op op, int err
 
 	for (size_t i = 0; i < n; i++)
 		out[i] = (char)(i * 17 + i / 333);
-	assert_int_equal(pt__fault_set(op, err, 0, 0, ppm, 0), 0);
+	assert_int_equal(fault_set(op, err, 0, 0, ppm, 0), 0);
 	for (int i = 0; i < 30; i++) {
 		struct cli k;
 		bool good = cli_open(&k, s->port, x, NULL, NULL) && cli_pump(&k, out, n, in, 0) &&
@@ -2067,8 +2067,8 @@ static void faulty_round(struct srv *s, SSL_CTX *x, enum pt_fault_op op, int err
 		good ? ok++ : failed++;
 		cli_close(&k);
 	}
-	uint64_t hits = pt__fault_hits(op);
-	pt__fault_clear();
+	uint64_t hits = fault_hits(op);
+	fault_clear();
 	print_message("fault %d at %u ppm: %llu injected, %u clients ok, %u failed\n", op, ppm,
 		      (unsigned long long)hits, ok, failed);
 	struct cli k;
@@ -2090,10 +2090,10 @@ static void test_faults(void **state)
 	srv_start(&s, &tc, 2, M_ECHO);
 	for (int v = 0; v < 2; v++) {
 		SSL_CTX *x = cli_ctx(v ? TLS1_2_VERSION : TLS1_3_VERSION, NULL);
-		faulty_round(&s, x, PT_F_ALLOC, ENOMEM, 10000);
-		faulty_round(&s, x, PT_F_RECV, ECONNRESET, 3000);
-		faulty_round(&s, x, PT_F_SEND, ECONNRESET, 20000);
-		faulty_round(&s, x, PT_F_SEND, EAGAIN, 300000);   /* short of room: no failure */
+		faulty_round(&s, x, PT_FAULT_ALLOC, ENOMEM, 10000);
+		faulty_round(&s, x, PT_FAULT_RECV, ECONNRESET, 3000);
+		faulty_round(&s, x, PT_FAULT_SEND, ECONNRESET, 20000);
+		faulty_round(&s, x, PT_FAULT_SEND, EAGAIN, 300000);   /* short of room: no failure */
 		SSL_CTX_free(x);
 	}
 	g_io_ms = IO_MS;
