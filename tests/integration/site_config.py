@@ -65,7 +65,8 @@ class Resp:
 
 
 class Conn(HttpConn):
-    def __init__(self, port, timeout=10, tls_ctx=None, sni=None):
+    # 30 s: the machine running the tests may be shared and busy (sanitizer builds, 2 CPUs)
+    def __init__(self, port, timeout=30, tls_ctx=None, sni=None):
         sock = None
         if tls_ctx is not None:
             raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
