@@ -33,6 +33,7 @@
 #define H2_MAX_STREAMS 100u          /* SETTINGS_MAX_CONCURRENT_STREAMS */
 #define H2_WINDOW (64u << 10)        /* the stream receive window we advertise */
 #define H2_FIELDS_MAX 256u           /* fields per header block (before max_headers) */
+#define H2_OUT_INLINE 4u             /* body chunks of a send kept in the send itself */
 #define H2_FRAME_CHUNKS 32u          /* body pieces in one DATA frame */
 #define H2_IDLE_FRAMES 10000u        /* frames without request data, plus 64 per request */
 
@@ -42,7 +43,8 @@ struct h2out {
 	struct h2stream *st;
 	pt_http_send_fn cb;              /* NULL once it ran (PT_HTTP_BUFFER: early) */
 	void *arg;
-	struct pt_chunk *ch;             /* the body, as engine chunks */
+	struct pt_chunk *ch;             /* the body, as engine chunks (inline_ch when few) */
+	struct pt_chunk inline_ch[H2_OUT_INLINE];
 	unsigned n, cur;                 /* chunks; the framing cursor */
 	size_t off;                      /* bytes of ch[cur] already framed */
 	uint64_t total, left;            /* body bytes; not yet framed */
@@ -79,8 +81,8 @@ struct h2stream {
 	/* the head while it arrives */
 	char *hbuf;
 	uint32_t hlen, hcap;
-	struct h2field fields[H2_FIELDS_MAX];
-	unsigned nfields;
+	struct h2field *fields;          /* grown as fields arrive (H2_FIELDS_MAX at most) */
+	unsigned nfields, fcap;
 	size_t head_bytes;               /* RFC 9113 6.5.2 size of the block so far */
 	/* request body received before the handler reads it (bounded by the window) */
 	char *body;

@@ -54,7 +54,8 @@ static void out_free(struct h2out *o)
 		pt__fragment_unref(o->refs[i]);
 	free(o->refs);
 	free(o->copy);
-	free(o->ch);
+	if (o->ch != o->inline_ch)
+		free(o->ch);
 	free(o);
 }
 
@@ -66,6 +67,7 @@ static void stream_maybe_free(struct h2stream *st)
 		return;
 	stream_unlink(st);
 	free(st->hbuf);
+	free(st->fields);
 	free(st->body);
 	free(st);
 }
@@ -107,6 +109,16 @@ void pt__h2_header(struct h2conn *h2, struct h2stream *st, const uint8_t *name, 
 	    nl > UINT16_MAX) {
 		st->too_large = true;            /* answered 431 when the block ends */
 		return;
+	}
+	if (st->nfields == st->fcap) {
+		unsigned cap = st->fcap ? st->fcap * 2 : 16;
+		struct h2field *fs = realloc(st->fields, cap * sizeof *fs);
+		if (!fs) {
+			st->too_large = true;
+			return;
+		}
+		st->fields = fs;
+		st->fcap = cap;
 	}
 	struct h2field *f = &st->fields[st->nfields];
 	f->name = st->hlen;
@@ -244,8 +256,11 @@ void pt__h2_request(struct h2conn *h2, struct h2stream *st)
 	r->head_len = (size_t)len;
 	r->held = true;                        /* until the stream closes */
 	free(st->hbuf);                        /* the head lives in r->own now */
+	free(st->fields);
 	st->hbuf = NULL;
+	st->fields = NULL;
 	st->hlen = st->hcap = 0;
+	st->nfields = st->fcap = 0;
 	if (st->end_stream)
 		r->body_done = true;
 	else
@@ -406,8 +421,8 @@ static int submit_head(struct h2stream *st, unsigned status, const struct pt_htt
 
 	for (unsigned i = 0; i < n; i++)
 		names += strlen(hd[i].name);
-	nghttp2_nv *v = malloc((n + 4) * sizeof *v);
-	char *low = malloc(names + 1), code[4], len[24];
+	nghttp2_nv vstack[24], *v = n + 4 <= 24 ? vstack : malloc((n + 4) * sizeof *v);
+	char lstack[512], *low = names < sizeof lstack ? lstack : malloc(names + 1), code[4], len[24];
 	unsigned k = 0;
 	int rc = -ENOMEM;
 
@@ -436,8 +451,10 @@ static int submit_head(struct h2stream *st, unsigned status, const struct pt_htt
 	nghttp2_data_provider prd = { .source.ptr = st, .read_callback = pt__h2_read_cb };
 	rc = nghttp2_submit_response(h2->ng, st->id, v, k, data ? &prd : NULL) == 0 ? 0 : -EPROTO;
 out:
-	free(v);
-	free(low);
+	if (v != vstack)
+		free(v);
+	if (low != lstack)
+		free(low);
 	return rc;
 }
 
@@ -483,7 +500,8 @@ static int out_chunks(struct h2out *o, const struct pt_out *po)
 {
 	size_t mem = 0;
 
-	if (po->nbody && !(o->ch = malloc(po->nbody * sizeof *o->ch)))
+	o->ch = po->nbody <= H2_OUT_INLINE ? o->inline_ch : malloc(po->nbody * sizeof *o->ch);
+	if (!o->ch)
 		return -ENOMEM;
 	for (unsigned i = 0; i < po->nbody; i++) {
 		const struct pt_http_chunk *b = &po->body[i];
@@ -608,7 +626,8 @@ static int h2_send(struct pt_http_req *r, const struct pt_out *po, pt_http_send_
 	return 0;
 fail:
 	if (o) {
-		free(o->ch);
+		if (o->ch != o->inline_ch)
+			free(o->ch);
 		free(o->copy);
 		free(o);
 	}
