@@ -128,7 +128,8 @@ void pt__h2_flush(struct h2conn *h2)
 	if (h2->in_flush || h2->dead)
 		return;
 	h2->in_flush = true;
-	while (pt_conn_send_queued(h2->c) < H2_OUT_HIGH) {
+	/* closing: all nghttp2 holds (bounded: max_outbound_ack, the GOAWAY; DATA still waits) */
+	while (h2->closing || pt_conn_send_queued(h2->c) < H2_OUT_HIGH) {
 		const uint8_t *p;
 		ssize_t n = nghttp2_session_mem_send(h2->ng, &p);
 		if (n < 0) {
@@ -453,6 +454,7 @@ static void on_data(pt_conn_t *c, const void *data, size_t len)
 				NGHTTP2_PROTOCOL_ERROR;
 		if (n != NGHTTP2_ERR_BAD_CLIENT_MAGIC)
 			nghttp2_session_terminate_session(h2->ng, code);
+		h2->closing = true;      /* the GOAWAY leaves even behind a full queue of ACKs */
 	}
 	pt__h2_flush(h2);
 	if (n < 0 && !h2->dead) {
