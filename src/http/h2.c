@@ -181,8 +181,10 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *u
 	if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
 		return 0;
 	/* rapid open/reset: more new streams in one read than the concurrency allows */
-	if (++h2->new_streams > 2 * H2_MAX_STREAMS)
+	if (++h2->new_streams > 2 * H2_MAX_STREAMS) {
+		h2->flooded = true;                /* GOAWAY ENHANCE_YOUR_CALM, not PROTOCOL_ERROR */
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
+	}
 	h2->requests++;
 	return pt__h2_begin_headers(h2, f->hd.stream_id) == 0 ? 0 : NGHTTP2_ERR_CALLBACK_FAILURE;
 }
