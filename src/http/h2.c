@@ -245,13 +245,21 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void 
 	return 0;
 }
 
-/* HEADERS with END_STREAM left: a head-only final response completes with the stage. */
+/* HEADERS with END_STREAM left: a head-only final response completes with the stage.
+ * The response ended before the request did and nobody reads the rest of its body: RFC 9113
+ * 8.1's RST_STREAM NO_ERROR asks the client to stop; otherwise the stream, and with it the
+ * connection (busy: no idle timeout, never shed), would stay open as long as the client likes. */
 static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *f, void *user)
 {
 	struct h2stream *st = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
 
-	if (st && f->hd.type == NGHTTP2_HEADERS && (f->hd.flags & NGHTTP2_FLAG_END_STREAM))
+	if (!st || !(f->hd.flags & NGHTTP2_FLAG_END_STREAM) ||
+	    (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA))
+		return 0;
+	if (f->hd.type == NGHTTP2_HEADERS)
 		pt__h2_head_sent(user, st);
+	if (!st->end_stream && !(st->r && st->r->body_reading && !st->r->body_done))
+		nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_NO_ERROR);
 	return 0;
 }
 
