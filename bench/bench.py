@@ -633,8 +633,9 @@ def machine_info(build):
         pass
     info.update(srvs.versions(shutil.which("nginx", path="/usr/sbin:/usr/bin") or "nginx"))
     try:
-        info["portico_commit"] = subprocess.run(
-            ["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
+        info["portico_commit"] = subprocess.run(    # of the tree the measured build came from
+            ["git", "-C", os.path.dirname(os.path.abspath(build)), "rev-parse", "--short",
+             "HEAD"], capture_output=True,
             text=True, timeout=5).stdout.strip() or None
     except (OSError, subprocess.TimeoutExpired):
         info["portico_commit"] = None
