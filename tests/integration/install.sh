@@ -21,7 +21,8 @@ cc -o "$work/hello" "$top/examples/hello.c" $(pkg-config --cflags --libs portico
 	-Wl,-rpath,"$work/prefix/lib" 2>>"$work/make.log"
 t $? "examples/hello.c builds against the installed library (pkg-config)"
 cc -o "$work/hello_static" "$top/examples/hello.c" -I"$work/prefix/include" \
-	"$work/prefix/lib/libportico.a" $(pkg-config --libs-only-other --static portico 2>/dev/null) -luring -lpthread 2>>"$work/make.log"
+	"$work/prefix/lib/libportico.a" $(pkg-config --libs-only-l --static portico | sed 's/-lportico//') \
+	2>>"$work/make.log"
 t $? "and statically"
 nm -D --defined-only "$work/prefix/lib/libportico.so" | awk '{print $3}' | grep -v '^pt_' | grep -v '^_' > "$work/extra"
 [ ! -s "$work/extra" ]; t $? "the shared library exports only pt_ names (hidden visibility)"
