@@ -132,7 +132,7 @@ static int mac_init(EVP_MAC_CTX *h, const struct tkey *k)
 }
 
 /* Seals a new ticket with this period's key; opens one sealed in the last TICKET_PERIODS
- * periods (2: valid, but re-issue it under the current key), else 0: full handshake. */
+ * periods (2: valid, and issue a new one), else 0: full handshake. */
 static int ticket_cb(SSL *s, unsigned char name[16], unsigned char *iv, EVP_CIPHER_CTX *cc,
 		     EVP_MAC_CTX *hc, int enc)
 {
@@ -154,7 +154,9 @@ static int ticket_cb(SSL *s, unsigned char name[16], unsigned char *iv, EVP_CIPH
 		if (EVP_DecryptInit_ex(cc, EVP_aes_256_cbc(), NULL, k->aes, iv) != 1 ||
 		    mac_init(hc, k) != 1)
 			return -1;
-		return back ? 2 : 1;
+		/* 2 = renew: a resumed TLS 1.3 connection gets a fresh ticket (RFC 8446 C.4: a
+		 * client should use each ticket once), and a TLS 1.2 one after a key rotation */
+		return back || SSL_version(s) >= TLS1_3_VERSION ? 2 : 1;
 	}
 	return 0;
 }
