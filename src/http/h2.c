@@ -424,8 +424,9 @@ static bool output_waiting(const struct h2conn *h2)
 	return false;
 }
 
-/* Streams are open: responses must move at MinSendRate; a body being read must not pause
- * longer than EntityBody (its stream is reset and the reader gets -ETIMEDOUT). */
+/* Streams are open: responses must move at MinSendRate; a header block must end within
+ * HeaderWait (else the connection closes, as before the preface); a body being read must not
+ * pause longer than EntityBody (its stream is reset and the reader gets -ETIMEDOUT). */
 static void tick(struct h2conn *h2)
 {
 	const struct pt_http_timeouts *t = &h2->s->cfg.timeouts;
@@ -438,6 +439,18 @@ static void tick(struct h2conn *h2)
 		return;
 	}
 	h2->rate_mark = sent;
+	for (struct h2stream *st = h2->streams; st; st = st->next) {
+		if (!pt__h2_head_stalled(st, now, t->header_wait))
+			continue;
+		h2->ticking = false;             /* HeaderWait: a header block that never ends */
+		nghttp2_submit_goaway(h2->ng, NGHTTP2_FLAG_NONE,
+				      nghttp2_session_get_last_proc_stream_id(h2->ng),
+				      NGHTTP2_NO_ERROR, NULL, 0);
+		pt__h2_flush(h2);
+		h2->closing = true;
+		pt_conn_close(h2->c, PT_CLOSE_GRACEFUL);
+		return;
+	}
 	for (struct h2stream *st = h2->streams; st; st = st->next) {
 		if (!pt__h2_body_stalled(st, now, t->entity_body))
 			continue;

@@ -78,7 +78,9 @@ struct h2stream {
 	bool end_stream;                 /* the client finished sending */
 	bool too_large;                  /* the header block was over max_head */
 	bool aborted;                    /* it ended before its response did */
+	bool head_done;                  /* its header block ended (pt__h2_request ran) */
 	/* the head while it arrives */
+	uint32_t head_start;             /* its HEADERS began (ms, mod 2^32): HeaderWait */
 	char *hbuf;
 	uint32_t hlen, hcap;
 	struct h2field *fields;          /* grown as fields arrive (H2_FIELDS_MAX at most) */
@@ -147,6 +149,9 @@ int pt__h2_body(struct h2conn *h2, struct h2stream *st, const uint8_t *p, size_t
 void pt__h2_body_end(struct h2stream *st);
 /* A body being read has not moved for longer than limit_ms (EntityBody). */
 bool pt__h2_body_stalled(const struct h2stream *st, uint32_t now, unsigned limit_ms);
+/* Whether st's header block has been open for limit_ms: only its CONTINUATION frames may come
+ * meanwhile (RFC 9113 6.10), so the whole connection waits on it. */
+bool pt__h2_head_stalled(const struct h2stream *st, uint32_t now, unsigned limit_ms);
 void pt__h2_stream_close(struct h2stream *st, uint32_t code);
 void pt__h2_streams_gone(struct h2conn *h2);
 ssize_t pt__h2_read_cb(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len,

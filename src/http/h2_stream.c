@@ -22,6 +22,7 @@ int pt__h2_begin_headers(struct h2conn *h2, int32_t id)
 						 NGHTTP2_REFUSED_STREAM) == 0 ? 0 : -1;
 	st->h2 = h2;
 	st->id = id;
+	st->head_start = (uint32_t)pt_worker_now_ms(pt_conn_worker(h2->c));
 	st->next = h2->streams;
 	if (h2->streams)
 		h2->streams->prev = st;
@@ -234,6 +235,7 @@ void pt__h2_request(struct h2conn *h2, struct h2stream *st)
 	ssize_t len = st->too_large ? -1 : assemble(st, &head);
 	struct pt_http_req *r;
 
+	st->head_done = true;
 	if (st->too_large || len < 0) {
 		refuse(st, st->too_large ? 431 : 400);
 		return;
@@ -321,6 +323,11 @@ bool pt__h2_body_stalled(const struct h2stream *st, uint32_t now, unsigned limit
 
 	return r && !st->closed && !st->end_stream && r->body_reading && !r->body_done &&
 	       now - st->body_last >= limit_ms;
+}
+
+bool pt__h2_head_stalled(const struct h2stream *st, uint32_t now, unsigned limit_ms)
+{
+	return !st->head_done && !st->closed && now - st->head_start >= limit_ms;
 }
 
 int pt__h2_body(struct h2conn *h2, struct h2stream *st, const uint8_t *p, size_t n)
