@@ -18,14 +18,6 @@
 #include <time.h>
 #include <unistd.h>
 
-uint64_t pt__now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 void pt__log(struct pt_engine *e, int level, const char *fmt, ...)
 {
 	char msg[512];

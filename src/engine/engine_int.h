@@ -14,6 +14,7 @@
 #define PT_ENGINE_INT_H
 
 #include <portico/engine.h>
+#include "util/util.h"
 #include <pthread.h>
 #include <stdatomic.h>
 
@@ -294,7 +295,6 @@ struct pt_engine {
 void pt__log(struct pt_engine *e, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void pt__pending(struct pt_conn *c);          /* queue c for deferred work in this loop */
-uint64_t pt__now_ms(void);
 
 /* conn.c */
 struct pt_conn *pt__conn_get(struct pt_worker *w, uint32_t idx, uint32_t gen);

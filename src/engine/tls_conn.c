@@ -16,7 +16,7 @@
 
 #define TLS_RECORD_HANDSHAKE 0x16
 
-/* ---- ciphertext buffers (lookaside list per worker) ---- */
+/* ---- ciphertext buffers (lookaside list per worker; bypassed under ASan) ---- */
 
 static struct pt_tls_buf *buf_get(struct pt_worker *w)
 {
@@ -47,7 +47,7 @@ static void buf_put(struct pt_worker *w, struct pt_tls_buf *b)
 
 	if (!b)
 		return;
-	if (b->cap != PT_TLS_BUF_CAP || tw->nbuf_free >= PT_TLS_BUF_FREE_MAX) {
+	if (!PT_RECYCLE || b->cap != PT_TLS_BUF_CAP || tw->nbuf_free >= PT_TLS_BUF_FREE_MAX) {
 		free(b->base);
 		free(b);
 		return;
@@ -183,14 +183,6 @@ static void hs_fail(struct pt_conn *c, uint64_t *reason, int how)
 
 /* ---- accept ---- */
 
-static uint64_t now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 static int worker_init(struct pt_worker *w)
 {
 	if (w->tlsw)
@@ -251,7 +243,7 @@ static void established(struct pt_conn *c)
 	const char *sni = SSL_get_servername(t->ssl, TLSEXT_NAMETYPE_host_name);
 
 	t->established = true;
-	t->handshake_us = (unsigned)(now_us() - t->start_us);
+	t->handshake_us = (unsigned)(pt__now_us() - t->start_us);
 	hs_unlink(t);
 	pt_timer_cancel(&c->timer);
 	if (SSL_session_reused(t->ssl))
@@ -348,7 +340,7 @@ void pt__tls_rx(struct pt_conn *c, const void *data, size_t len)
 	if (t->dead || (c->flags & PT_C_CLOSING))
 		return;
 	if (!t->start_us) {
-		t->start_us = now_us();
+		t->start_us = pt__now_us();
 		if (((const unsigned char *)data)[0] != TLS_RECORD_HANDSHAKE) {
 			hs_fail(c, &c->w->cnt.tls_fail_plain, PT_CLOSE_GRACEFUL);
 			return;

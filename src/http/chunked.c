@@ -13,6 +13,7 @@
  * max_body as each size digit arrives, before any of that chunk's data.
  */
 #include "http/parse.h"
+#include "util/util.h"
 
 #define CT(c) pt__http_ctype[(uint8_t)(c)]
 
@@ -55,14 +56,6 @@ static int fail(struct pt_chunked *c, int status)
 {
 	c->state = status == 413 ? S_ERR_413 : status == 431 ? S_ERR_431 : S_ERR_400;
 	return -status;
-}
-
-static int hex_value(uint8_t ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	ch |= 0x20;
-	return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
 }
 
 /* chunk-size = 1*HEXDIG (RFC 9112 7.1). More than 16 digits would overflow: 400. The
@@ -135,7 +128,7 @@ static int size_line_byte(struct pt_chunked *c, uint8_t ch)
 		return 0;
 	}
 	if (c->state == S_SIZE) {
-		int v = hex_value(ch);
+		int v = pt__hexval(ch);
 		if (v >= 0)
 			return size_digit(c, v);
 		if (c->digits == 0)

@@ -5,6 +5,7 @@
  * Any thread may put or remove; lookups take a read lock (the table is small and read-mostly).
  */
 #include "http/http_int.h"
+#include "util/util.h"
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,13 +24,6 @@ struct pt_fragcache {
 	pthread_rwlock_t lock;
 	struct frag *head;
 };
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static struct pt_fragcache *cache(struct pt_http_server *s)
 {
@@ -91,7 +85,7 @@ PT_API int pt_http_fragment_put(pt_http_server_t *s, const char *name, const voi
 	memcpy(f->data, data, len);
 	f->len = len;
 	atomic_init(&f->refs, 1);
-	f->expires_ms = ttl_ms ? now_ms() + ttl_ms : 0;
+	f->expires_ms = ttl_ms ? pt__now_coarse_ms() + ttl_ms : 0;
 	pthread_rwlock_wrlock(&cache(s)->lock);
 	struct frag **p = find(cache(s), name), *old = *p;
 	f->next = old ? old->next : NULL;
@@ -127,7 +121,7 @@ int pt__fragment_resolve(struct pt_http_server *s, const char *name, struct pt_h
 		return -EINVAL;
 	pthread_rwlock_rdlock(&cache(s)->lock);
 	struct frag *f = *find(cache(s), name);
-	if (f && (!f->expires_ms || now_ms() < f->expires_ms)) {
+	if (f && (!f->expires_ms || pt__now_coarse_ms() < f->expires_ms)) {
 		atomic_fetch_add(&f->refs, 1);
 		*out = (struct pt_http_chunk){ .kind = PT_HTTP_CHUNK_MEM, .mem = { f->data, f->len } };
 		*ref = f;

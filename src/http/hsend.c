@@ -11,6 +11,7 @@
  * thread only.
  */
 #include "http/http_int.h"
+#include "util/util.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,11 +19,6 @@
 #include <sys/stat.h>
 
 #define HSEND_FREE_MAX 1024u
-#if defined(__SANITIZE_ADDRESS__)
-#define RECYCLE 0            /* ASan: no free list, so that a use after free is caught (h2o) */
-#else
-#define RECYCLE 1
-#endif
 
 /* ---- send contexts ---- */
 
@@ -48,7 +44,7 @@ static void hsend_free(struct hworker *hw, struct hsend *hs)
 	for (unsigned i = 0; i < hs->nrefs; i++)
 		pt__fragment_unref(hs->refs[i]);
 	free(hs->refs);
-	if (!RECYCLE || hw->nhs_free >= HSEND_FREE_MAX) {
+	if (!PT_RECYCLE || hw->nhs_free >= HSEND_FREE_MAX) {
 		free(hs);
 		return;
 	}
@@ -76,6 +72,7 @@ static void send_done(pt_conn_t *c, void *arg, ssize_t res)
 	void *cb_arg = hs->arg;
 
 	hsend_free(r->hw, hs);
+	PT_ASSERT(r->pending > 0);
 	r->pending--;
 	if (res < 0 && h && res != -ECANCELED) {
 		h->closing = true;                     /* the stream is broken: end the connection */
@@ -99,20 +96,6 @@ static size_t put(char *p, const char *s, size_t n)
 static size_t put_str(char *p, const char *s)
 {
 	return put(p, s, strlen(s));
-}
-
-/* Decimal digits of v into p; returns how many. */
-static size_t put_u64(char *p, uint64_t v)
-{
-	char tmp[20];
-	size_t n = 0;
-
-	do
-		tmp[n++] = (char)('0' + v % 10);
-	while ((v /= 10));
-	for (size_t i = 0; i < n; i++)
-		p[i] = tmp[n - 1 - i];
-	return n;
 }
 
 static size_t status_line(char *p, unsigned status, const char *reason)
@@ -144,7 +127,7 @@ static size_t put_framing(struct pt_http_req *r, char *p, const struct pt_out *o
 		k += put_str(p + k, "Transfer-Encoding: chunked\r\n");
 	} else if (o->cl >= 0 && o->status != 204 && o->status != 304) {
 		k += put(p + k, "Content-Length: ", 16);
-		k += put_u64(p + k, (uint64_t)o->cl);
+		k += pt__fmt_u64(p + k, (uint64_t)o->cl);
 		k += put(p + k, "\r\n", 2);
 	}
 	if (r->h1.close_after)

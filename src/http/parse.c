@@ -17,6 +17,7 @@
  *    validates, so the result never depends on the hint.
  */
 #include "http/parse.h"
+#include "util/defaults.h"
 #include <arpa/inet.h>
 
 #include <limits.h>
@@ -74,13 +75,13 @@ struct ctx {
 
 void pt_parse_limits_default(struct pt_parse_limits *l)
 {
-	l->max_head = 16384;
-	l->max_target = 8192;
-	l->max_field = 8192;
-	l->max_headers = 100;
+	l->max_head = PT_DEFAULT_MAX_HEAD;
+	l->max_target = PT_DEFAULT_MAX_TARGET;
+	l->max_field = PT_DEFAULT_MAX_FIELD;
+	l->max_headers = PT_DEFAULT_MAX_HEADERS;
 	l->max_body = 0;
 	l->max_chunk_line = 4096;
-	l->max_trailer = 8192;
+	l->max_trailer = PT_DEFAULT_MAX_FIELD;
 }
 
 /* Where a scan that may grow to limit + 1 bytes must stop. */

@@ -21,17 +21,13 @@
  * header array, so only REQ_FREE_MAX are kept; none under ASan).
  */
 #include "http/http_int.h"
+#include "util/util.h"
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #define REQ_FREE_MAX 64u
-#if defined(__SANITIZE_ADDRESS__)
-#define RECYCLE 0            /* ASan: no free list, so that a use after free is caught (h2o) */
-#else
-#define RECYCLE 1
-#endif
 
 /* ---- memory ---- */
 
@@ -63,8 +59,9 @@ static void req_free(struct pt_http_req *r)
 {
 	struct hworker *hw = r->hw;
 
+	PT_ASSERT(!r->pending && !r->kept);      /* no send callback or owner can reach r now */
 	free(r->own);
-	if (!RECYCLE || hw->nreq_free >= REQ_FREE_MAX) {
+	if (!PT_RECYCLE || hw->nreq_free >= REQ_FREE_MAX) {
 		free(r);
 		return;
 	}
@@ -242,6 +239,7 @@ static void released(pt_worker_t *w, void *arg)
 {
 	struct pt_http_req *r = arg;
 
+	PT_ASSERT(r->kept);
 	r->kept = false;
 	pt_worker_release(w);                    /* this runs on w: it cannot exit meanwhile */
 	if (r->proto && !r->final_sent)
@@ -340,14 +338,6 @@ PT_API struct pt_http_str pt_http_req_authority(const pt_http_req_t *r)
 	return r ? str(r->head.authority) : (struct pt_http_str){ 0 };
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = (char)(c | 0x20);
-	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 PT_API int pt_http_req_decoded_path(const pt_http_req_t *r, char *buf, size_t cap)
 {
 	if (!r || !buf || !cap)
@@ -359,7 +349,8 @@ PT_API int pt_http_req_decoded_path(const pt_http_req_t *r, char *buf, size_t ca
 		if (c == '%') {
 			if (i + 2 >= p.n)
 				return -EINVAL;          /* truncated escape */
-			int a = hexval(p.p[i + 1]), b = hexval(p.p[i + 2]);
+			int a = pt__hexval((unsigned char)p.p[i + 1]);
+			int b = pt__hexval((unsigned char)p.p[i + 2]);
 			if (a < 0 || b < 0 || (a | b) == 0)
 				return -EINVAL;          /* malformed, or %00 */
 			c = (char)(a << 4 | b);

@@ -4,6 +4,7 @@
  * request.c, responses in response.c and hsend.c (see http_int.h for the map).
  */
 #include "http/h2_int.h"
+#include "util/defaults.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,23 +27,23 @@ static void defaults(struct pt_http_config *c)
 	struct pt_http_timeouts *t = &c->timeouts;
 
 	/* HTTP.SYS defaults (HTTP_TIMEOUT_LIMIT_INFO): 120 s each, MinSendRate 150 B/s */
-	t->header_wait = or_default(t->header_wait, 120000);
-	t->idle_connection = or_default(t->idle_connection, 120000);
-	t->entity_body = or_default(t->entity_body, 120000);
-	t->drain_entity_body = or_default(t->drain_entity_body, 120000);
-	t->request_queue = or_default(t->request_queue, 120000);
-	t->min_send_rate = or_default(t->min_send_rate, 150);
+	t->header_wait = or_default(t->header_wait, PT_DEFAULT_TIMEOUT_MS);
+	t->idle_connection = or_default(t->idle_connection, PT_DEFAULT_TIMEOUT_MS);
+	t->entity_body = or_default(t->entity_body, PT_DEFAULT_TIMEOUT_MS);
+	t->drain_entity_body = or_default(t->drain_entity_body, PT_DEFAULT_TIMEOUT_MS);
+	t->request_queue = or_default(t->request_queue, PT_DEFAULT_TIMEOUT_MS);
+	t->min_send_rate = or_default(t->min_send_rate, PT_DEFAULT_MIN_SEND_RATE);
 	if (!c->max_head)
-		c->max_head = 16384;
+		c->max_head = PT_DEFAULT_MAX_HEAD;
 	if (!c->max_target)
-		c->max_target = 8192;
-	c->max_headers = or_default(c->max_headers, 100);
+		c->max_target = PT_DEFAULT_MAX_TARGET;
+	c->max_headers = or_default(c->max_headers, PT_DEFAULT_MAX_HEADERS);
 	if (!c->max_body)
 		c->max_body = 1ull << 30;
 	if (!c->max_drain)
 		c->max_drain = 1u << 20;
 	c->sync_threads = or_default(c->sync_threads, 4);
-	c->queue_length = or_default(c->queue_length, 1000);
+	c->queue_length = or_default(c->queue_length, PT_DEFAULT_QUEUE_LENGTH);
 }
 
 static int check(const struct pt_http_config *c)

@@ -9,6 +9,7 @@
  * reach the worker through pt__req_run (call.c). This file is the pool and its queue only.
  */
 #include "http/http_int.h"
+#include "util/util.h"
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,13 +25,6 @@ struct pt_sync {
 	unsigned len;
 	bool stop;
 };
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 /* ---- worker side ---- */
 
@@ -77,7 +71,7 @@ void pt__sync_dispatch(struct pt_http_req *r, const struct pt_route *rt)
 	/* the pool thread reads the head while this worker reuses its receive buffer */
 	if (pt__req_own_head(r) == 0) {
 		r->route = rt;
-		r->queued_ms = now_ms();
+		r->queued_ms = pt__now_ms();
 		pthread_mutex_lock(&q->mu);
 		queued = room(q) && pt__req_keep(r) == 0 && enqueue(q, r);
 		pthread_mutex_unlock(&q->mu);
@@ -117,7 +111,7 @@ static void *pool_main(void *arg)
 	struct pt_http_req *r;
 
 	while ((r = take(q))) {
-		if (now_ms() - r->queued_ms > q->s->cfg.timeouts.request_queue)
+		if (pt__now_ms() - r->queued_ms > q->s->cfg.timeouts.request_queue)
 			pt__req_run(r, expired, r);
 		else
 			r->route->fn(r, r->route->arg);

@@ -5,25 +5,12 @@
  * every libc.
  */
 #include "server/cond.h"
+#include "util/util.h"
 
 #include <errno.h>
 #include <string.h>
 
 /* ---- ETag -------------------------------------------------------------------------------- */
-
-static char *put_hex(char *p, uint64_t v)
-{
-	char tmp[16];
-	int n = 0;
-
-	do {
-		tmp[n++] = "0123456789abcdef"[v & 15];
-		v >>= 4;
-	} while (v);
-	while (n)
-		*p++ = tmp[--n];
-	return p;
-}
 
 size_t pt_cond_etag(char *buf, const struct stat *st)
 {
@@ -31,11 +18,11 @@ size_t pt_cond_etag(char *buf, const struct stat *st)
 	char *p = buf;
 
 	*p++ = '"';
-	p = put_hex(p, (uint64_t)st->st_ino);
+	p += pt__fmt_hex64(p, (uint64_t)st->st_ino);
 	*p++ = '-';
-	p = put_hex(p, (uint64_t)st->st_size);
+	p += pt__fmt_hex64(p, (uint64_t)st->st_size);
 	*p++ = '-';
-	p = put_hex(p, ns);
+	p += pt__fmt_hex64(p, ns);
 	*p++ = '"';
 	*p = '\0';
 	return (size_t)(p - buf);
@@ -250,19 +237,6 @@ int pt_cond_date_parse(const char *s, size_t n, time_t now, time_t *out)
 
 /* ---- entity-tag lists -------------------------------------------------------------------- */
 
-static bool is_ows(char c)
-{
-	return c == ' ' || c == '\t';
-}
-
-static void trim(const char **p, const char **end)
-{
-	while (*p < *end && is_ows(**p))
-		(*p)++;
-	while (*end > *p && is_ows((*end)[-1]))
-		(*end)--;
-}
-
 struct etag {
 	const char *p; /* the opaque-tag, quotes included */
 	size_t n;
@@ -321,18 +295,18 @@ static bool etag_list_match(struct pt_cond_field f, const struct pt_cond_res *rs
 	struct etag mine, t;
 	bool have = res_etag(rs, &mine);
 
-	trim(&p, &end);
+	pt__trim_ows(&p, &end);
 	if (end - p == 1 && *p == '*')
 		return true; /* a static file that we are about to serve has a representation */
 	while (p < end) {
 		bool ok;
 
-		while (p < end && (is_ows(*p) || *p == ','))
+		while (p < end && (pt__is_ows(*p) || *p == ','))
 			p++;
 		if (p == end)
 			break;
 		ok = etag_parse(&p, end, &t);
-		while (ok && p < end && is_ows(*p))
+		while (ok && p < end && pt__is_ows(*p))
 			p++;
 		if (ok && (p == end || *p == ',')) {
 			if (have && etag_eq(&t, &mine, strong))
@@ -352,7 +326,7 @@ static bool date_field(struct pt_cond_field f, time_t now, time_t *t)
 {
 	const char *p = f.p, *end = f.p + f.n;
 
-	trim(&p, &end);
+	pt__trim_ows(&p, &end);
 	return pt_cond_date_parse(p, (size_t)(end - p), now, t) == 0;
 }
 
@@ -364,7 +338,7 @@ static bool if_range_holds(const struct pt_cond_req *rq, const struct pt_cond_re
 	struct etag t, mine;
 	time_t d;
 
-	trim(&p, &end);
+	pt__trim_ows(&p, &end);
 	if (p < end && (*p == '"' || (end - p >= 2 && p[0] == 'W' && p[1] == '/'))) {
 		if (!etag_parse(&p, end, &t) || p != end)
 			return false;

@@ -9,6 +9,7 @@
  */
 #include "server/config.h"
 #include "server/config_int.h"
+#include "util/defaults.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -56,6 +57,7 @@ struct opt {
 #define NLIST(f) (sizeof(((struct pt_server_config *)0)->f) / \
 		  sizeof(((struct pt_server_config *)0)->f[0]))
 #define MS_MAX 604800000ull /* one week */
+#define TIMEOUT_DEFAULT PT_DEFAULT_STR(PT_DEFAULT_TIMEOUT_SEC)
 
 static const char *check_nonempty(const char *v);
 static const char *check_error_log(const char *v);
@@ -118,11 +120,11 @@ static const struct opt opts[] = {
 	{ "max-conns", 0, K_UINT, F_AUTO, FIELD(max_conns), 0, 1, 1u << 24, NULL, "N|auto",
 	  "open connections, all workers together (default auto: 90% of the descriptor limit)" },
 	{ "max-head", 0, K_SIZE, 0, FIELD(max_head), 0, 256, 16 * MIB, NULL, "BYTES",
-	  "request line and header fields (default 16k)" },
+	  "request line and header fields (default " PT_DEFAULT_STR(PT_DEFAULT_MAX_HEAD_KIB) "k)" },
 	{ "max-target", 0, K_SIZE, 0, FIELD(max_target), 0, 16, 16 * MIB, NULL, "BYTES",
-	  "request-target (default 8k)" },
+	  "request-target (default " PT_DEFAULT_STR(PT_DEFAULT_MAX_TARGET_KIB) "k)" },
 	{ "max-headers", 0, K_UINT, 0, FIELD(max_headers), 0, 1, 10000, NULL, "N",
-	  "header fields per request (default 100)" },
+	  "header fields per request (default " PT_DEFAULT_STR(PT_DEFAULT_MAX_HEADERS) ")" },
 	{ "max-body", 0, K_SIZE, 0, FIELD(max_body), 0, 1, 1ull << 50, NULL, "BYTES",
 	  "request body (default 1m)" },
 	{ "max-drain", 0, K_SIZE, 0, FIELD(max_drain), 0, 1, 1ull << 50, NULL, "BYTES",
@@ -132,24 +134,25 @@ static const struct opt opts[] = {
 	{ "worker-buffer", 0, K_SIZE, 0, FIELD(worker_buffer), 0, 64 * KIB, 64 * GIB, NULL,
 	  "BYTES", "copied send data per worker (default 64m)" },
 	{ "queue-length", 0, K_UINT, 0, FIELD(queue_length), 0, 1, 1000000, NULL, "N",
-	  "requests waiting for a blocking-I/O thread; 503 beyond (default 1000)" },
+	  "requests waiting for a blocking-I/O thread; 503 beyond (default "
+	  PT_DEFAULT_STR(PT_DEFAULT_QUEUE_LENGTH) ")" },
 	{ "backlog", 0, K_UINT, 0, FIELD(backlog), 0, 1, 65535, NULL, "N",
 	  "listen backlog (default 4096)" },
 	{ "when-full", 0, K_POLICY, 0, FIELD(when_full), 0, 0, 0, NULL, "shed|pause",
 	  "at the connection limit: close the idlest connection, or stop accepting (default shed)" },
 	{ "header-timeout", 0, K_MS, 0, FIELD(header_timeout_ms), 0, 1, MS_MAX, NULL, "SEC",
-	  "time to receive a request head (default 120)" },
+	  "time to receive a request head (default " TIMEOUT_DEFAULT ")" },
 	{ "idle-timeout", 0, K_MS, 0, FIELD(idle_timeout_ms), 0, 1, MS_MAX, NULL, "SEC",
-	  "keep-alive wait for the next request (default 120)" },
+	  "keep-alive wait for the next request (default " TIMEOUT_DEFAULT ")" },
 	{ "body-timeout", 0, K_MS, 0, FIELD(body_timeout_ms), 0, 1, MS_MAX, NULL, "SEC",
-	  "gap allowed within a request body (default 120)" },
+	  "gap allowed within a request body (default " TIMEOUT_DEFAULT ")" },
 	{ "drain-timeout", 0, K_MS, 0, FIELD(drain_timeout_ms), 0, 1, MS_MAX, NULL, "SEC",
-	  "time to discard an unread body (default 120)" },
+	  "time to discard an unread body (default " TIMEOUT_DEFAULT ")" },
 	{ "queue-timeout", 0, K_MS, 0, FIELD(queue_timeout_ms), 0, 1, MS_MAX, NULL, "SEC",
-	  "time a request may wait in the queue (default 120)" },
+	  "time a request may wait in the queue (default " TIMEOUT_DEFAULT ")" },
 	{ "min-send-rate", 0, K_RATE, F_OFF, FIELD(min_send_rate), 0, 1, UINT_MAX - 1, NULL,
 	  "BYTES_PER_SEC|off", "slowest a client may read a response before "
-	  "it is disconnected (default 150)" },
+	  "it is disconnected (default " PT_DEFAULT_STR(PT_DEFAULT_MIN_SEND_RATE) ")" },
 	{ "shutdown-timeout", 0, K_MS, 0, FIELD(shutdown_ms), 0, 1, MS_MAX, NULL, "SEC",
 	  "on stop, wait this long for responses (default 5)" },
 	{ "defer-accept", 0, K_UINT, 0, FIELD(defer_accept_sec), 0, 0, 3600, NULL, "SEC",
@@ -179,12 +182,14 @@ static const struct opt opts[] = {
 static const struct pt_server_config defaults = {
 	.docroot = ".", .index = "index.html", .error_log = "-",
 	.backend = PT_BACKEND_AUTO, .when_full = PT_FULL_SHED,
-	.max_head = 16 * KIB, .max_target = 8 * KIB, .max_headers = 100,
+	.max_head = PT_DEFAULT_MAX_HEAD, .max_target = PT_DEFAULT_MAX_TARGET,
+	.max_headers = PT_DEFAULT_MAX_HEADERS,
 	.max_body = 1 * MIB, .max_drain = 1 * MIB, .send_queue = 4 * MIB,
-	.worker_buffer = 64 * MIB, .queue_length = 1000, .backlog = 4096,
-	.header_timeout_ms = 120000, .idle_timeout_ms = 120000, .body_timeout_ms = 120000,
-	.drain_timeout_ms = 120000, .queue_timeout_ms = 120000, /* HTTP.SYS defaults */
-	.min_send_rate = 150, .shutdown_ms = 5000,
+	.worker_buffer = 64 * MIB, .queue_length = PT_DEFAULT_QUEUE_LENGTH, .backlog = 4096,
+	.header_timeout_ms = PT_DEFAULT_TIMEOUT_MS, .idle_timeout_ms = PT_DEFAULT_TIMEOUT_MS,
+	.body_timeout_ms = PT_DEFAULT_TIMEOUT_MS, .drain_timeout_ms = PT_DEFAULT_TIMEOUT_MS,
+	.queue_timeout_ms = PT_DEFAULT_TIMEOUT_MS,
+	.min_send_rate = PT_DEFAULT_MIN_SEND_RATE, .shutdown_ms = 5000,
 	.tls_min_version = PT_TLS_1_2, .tls_max_version = PT_TLS_1_3, .hsts = PT_CONFIG_OFF, .http2 = true,
 	.compress_cache = 64 * MIB,
 };

@@ -9,6 +9,7 @@
  * ABNF literals are case-insensitive, so "Q=0.5" is a weight too.
  */
 #include "server/encoding.h"
+#include "util/util.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -22,33 +23,9 @@ struct prefs {
 	int16_t q[K_COUNT]; /* weight 0..1000, or -1 when not listed */
 };
 
-/* RFC 9110 5.6.2 tchar. */
-static const uint8_t tchar[256] = {
-	['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1,
-	['+'] = 1, ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1,
-	['~'] = 1,
-	['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1,
-	['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
-	['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1,
-	['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1,
-	['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1,
-	['V'] = 1, ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1,
-	['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1,
-	['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1,
-	['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1,
-	['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
-};
-
-static const char *skip_ows(const char *p, const char *end)
-{
-	while (p < end && (*p == ' ' || *p == '\t'))
-		p++;
-	return p;
-}
-
 static const char *skip_token(const char *p, const char *end)
 {
-	while (p < end && tchar[(uint8_t)*p])
+	while (p < end && pt__is_tchar((uint8_t)*p))
 		p++;
 	return p;
 }
@@ -90,17 +67,17 @@ static bool parse_qvalue(const char **pp, const char *end, int *q)
  * Leaves *pp after them. False if the element is malformed. */
 static bool parse_weight(const char **pp, const char *end, int *q)
 {
-	const char *p = skip_ows(*pp, end);
+	const char *p = pt__skip_ows(*pp, end);
 
 	*q = 1000;
 	if (p < end && *p == ';') {
-		p = skip_ows(p + 1, end);
+		p = pt__skip_ows(p + 1, end);
 		if (end - p < 2 || (p[0] != 'q' && p[0] != 'Q') || p[1] != '=')
 			return false;
 		p += 2;
 		if (!parse_qvalue(&p, end, q))
 			return false;
-		p = skip_ows(p, end);
+		p = pt__skip_ows(p, end);
 	}
 	*pp = p;
 	return p == end || *p == ',';
@@ -116,7 +93,7 @@ static void parse_prefs(const char *p, size_t len, struct prefs *pf)
 		const char *tok, *tend;
 		int q, kind;
 
-		p = skip_ows(p, end);
+		p = pt__skip_ows(p, end);
 		if (p < end && *p == ',') {
 			p++;
 			continue;

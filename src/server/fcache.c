@@ -12,6 +12,7 @@
 #include "server/fcache.h"
 #include "server/cond.h"
 #include "server/encoding.h"
+#include "util/util.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -28,13 +29,6 @@ struct pt_fcache {
 	int rootfd;
 	const struct pt_fcache_opts *o;
 };
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static uint32_t hash(const char *s, size_t n)
 {
@@ -153,7 +147,7 @@ static struct fentry *entry_open(struct pt_fcache *fc, const char *name, size_t 
 	e->hash = h;
 	e->refs = 1;
 	e->fd = -1;
-	e->checked_ms = now_ms();
+	e->checked_ms = pt__now_coarse_ms();
 	e->err = pt_path_open(fc->rootfd, e->path, fc->o->follow_symlinks, &e->fd, &e->st);
 	if (e->err < 0)
 		return e;                       /* negative entry */
@@ -218,7 +212,7 @@ static void insert(struct pt_fcache *fc, struct fentry *e)
 struct fentry *pt_fcache_get(struct pt_fcache *fc, const char *name, size_t n, bool with_variants)
 {
 	uint32_t h = hash(name, n);
-	uint64_t now = now_ms();
+	uint64_t now = pt__now_coarse_ms();
 
 	for (struct fentry *e = fc->tab[h % BUCKETS]; e; e = e->next) {
 		if (e->hash != h || e->path_len != n || memcmp(e->path, name, n))

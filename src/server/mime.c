@@ -8,6 +8,7 @@
  * anything. Built once; read-only afterwards.
  */
 #include "server/mime.h"
+#include "util/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -58,13 +59,6 @@ static const char *const builtin[][2] = {
 static inline uint8_t lc(uint8_t c)
 {
 	return (uint8_t)(c - 'A') < 26 ? c | 0x20 : c;
-}
-
-/* RFC 9110 5.6.2 tchar, for validating the types read from the file. */
-static bool is_tchar(uint8_t c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	       (c && strchr("!#$%&'*+-.^_`|~", c));
 }
 
 /* ---- building ---------------------------------------------------------------------------- */
@@ -193,7 +187,7 @@ static int64_t type_add(struct pt_mime *m, const char *t, size_t n)
 	if (n > PT_MIME_TYPE_MAX || !slash || slash == t || slash == t + n - 1)
 		return -1;
 	for (size_t i = 0; i < n; i++)
-		if (t + i != slash && !is_tchar((uint8_t)t[i]))
+		if (t + i != slash && !pt__is_tchar((uint8_t)t[i]))
 			return -1;
 	off = pool_add(m, t, n, wants_charset(t, n) ? CHARSET : NULL);
 	return off < 0 ? -2 : off;

@@ -6,6 +6,7 @@
  */
 #include "server/path.h"
 #include "server/fault.h"
+#include "util/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -28,14 +29,6 @@ static const uint8_t path_class[256] = {
 	['\\'] = C_BAD,           /* Windows separator: ambiguous on any server that maps it */
 	[0x7f] = C_BAD,
 	[0x80 ... 0xff] = C_HIGH, /* part of a UTF-8 sequence, validated below */
-};
-
-/* Value of a hex digit plus one; 0 for anything else. */
-static const uint8_t hex_val1[256] = {
-	['0'] = 1, ['1'] = 2, ['2'] = 3, ['3'] = 4, ['4'] = 5,
-	['5'] = 6, ['6'] = 7, ['7'] = 8, ['8'] = 9, ['9'] = 10,
-	['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
-	['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
 };
 
 /* UTF-8 lead bytes (RFC 3629 4, Unicode table 3-7): index into utf8_lead, 0 = not a lead.
@@ -94,15 +87,15 @@ static inline int norm_put(struct norm *n, uint8_t c)
 /* Decodes "%XX" at in[i] (in[i] == '%'). Sets *c. 0 or -400. */
 static inline int norm_pct(const char *in, size_t len, size_t i, uint8_t *c)
 {
-	uint8_t h, l;
+	int h, l;
 
 	if (len - i < 3)
 		return -400;
-	h = hex_val1[(uint8_t)in[i + 1]];
-	l = hex_val1[(uint8_t)in[i + 2]];
-	if (!h || !l)
+	h = pt__hexval((uint8_t)in[i + 1]);
+	l = pt__hexval((uint8_t)in[i + 2]);
+	if (h < 0 || l < 0)
 		return -400;
-	*c = (uint8_t)((h - 1) << 4 | (l - 1));
+	*c = (uint8_t)(h << 4 | l);
 	/* RFC 3986 2.1: %2F and %5C would change the segment structure after decoding;
 	 * %00 and other controls are never part of a file name we serve. */
 	switch (path_class[*c]) {

@@ -11,6 +11,7 @@
  * other-range exists for other units; for bytes anything but the first two is invalid.
  */
 #include "server/range.h"
+#include "util/util.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -23,13 +24,6 @@ struct spec {
 	uint64_t a, b;   /* int-range: first, last (b = UINT64_MAX if absent); suffix: a = len */
 	bool suffix;
 };
-
-static const char *skip_ows(const char *p, const char *end)
-{
-	while (p < end && (*p == ' ' || *p == '\t'))
-		p++;
-	return p;
-}
 
 /* 1*DIGIT, saturating at UINT64_MAX (a position past any file is still a position). */
 static bool parse_num(const char **pp, const char *end, uint64_t *v)
@@ -140,7 +134,7 @@ int pt_range_parse(const char *v, size_t len, uint64_t size, struct pt_range *r,
 	for (;;) {
 		struct spec s;
 
-		p = skip_ows(p, end);
+		p = pt__skip_ows(p, end);
 		if (p < end && *p == ',') { /* 5.6.1: empty list elements are allowed */
 			p++;
 			continue;
@@ -149,7 +143,7 @@ int pt_range_parse(const char *v, size_t len, uint64_t size, struct pt_range *r,
 			break;
 		if (!parse_spec(&p, end, &s))
 			return 0;
-		p = skip_ows(p, end);
+		p = pt__skip_ows(p, end);
 		if ((p < end && *p != ',') || ++specs > max)
 			return 0;
 		if (size > 0 && spec_range(&s, size, &r[n]))
@@ -164,20 +158,6 @@ int pt_range_parse(const char *v, size_t len, uint64_t size, struct pt_range *r,
 
 /* ---- response framing -------------------------------------------------------------------- */
 
-static char *put_u64(char *p, uint64_t v)
-{
-	char tmp[20];
-	int n = 0;
-
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	while (n)
-		*p++ = tmp[--n];
-	return p;
-}
-
 size_t pt_range_content_range(char *buf, size_t cap, const struct pt_range *r, uint64_t size)
 {
 	char tmp[PT_RANGE_CR_MAX], *p = tmp;
@@ -186,14 +166,14 @@ size_t pt_range_content_range(char *buf, size_t cap, const struct pt_range *r, u
 	memcpy(p, "bytes ", 6);
 	p += 6;
 	if (r) {
-		p = put_u64(p, r->first);
+		p += pt__fmt_u64(p, r->first);
 		*p++ = '-';
-		p = put_u64(p, r->last);
+		p += pt__fmt_u64(p, r->last);
 	} else {
 		*p++ = '*';
 	}
 	*p++ = '/';
-	p = put_u64(p, size);
+	p += pt__fmt_u64(p, size);
 	n = (size_t)(p - tmp);
 	if (n + 1 > cap)
 		return 0;

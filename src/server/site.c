@@ -6,6 +6,7 @@
  */
 #include "server/site.h"
 #include "server/path.h"
+#include "util/util.h"
 
 #include <errno.h>
 #include <fnmatch.h>
@@ -143,19 +144,12 @@ static int set_str(char **dst, const char *v)
 
 /* ---- checks ------------------------------------------------------------------------------ */
 
-/* RFC 9110 5.6.2 tchar. */
-static bool site_tchar(unsigned char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	       (c && strchr("!#$%&'*+-.^_`|~", c));
-}
-
 static bool is_token(const char *s)
 {
 	if (!*s)
 		return false;
 	for (; *s; s++)
-		if (!site_tchar((unsigned char)*s))
+		if (!pt__is_tchar((unsigned char)*s))
 			return false;
 	return true;
 }
