@@ -1,5 +1,6 @@
 # Portico build. Out-of-source: everything goes under build/.
 #   make            release build (-O2) in build/: libportico.{a,so}, examples, bench tools
+#                   (DEBUG=1 B=build/debug: with the invariants checked, as the test builds do)
 #   make run        install deps, build, run the server on www/ (until then: the echo example)
 #   make test       install deps, build with ASan+UBSan in build/san, run every test on both backends
 #   make fuzz       build the libFuzzer targets in build/fuzz and run each for FUZZ_SECONDS
@@ -30,16 +31,20 @@ LDFLAGS ?=
 WERROR  ?= -Werror
 PT_CFLAGS := -std=gnu11 -Wall -Wextra $(WERROR) -Wshadow -Wstrict-prototypes -Wno-unused-parameter \
 	-D_GNU_SOURCE -pthread -fvisibility=hidden -fPIC -Iinclude -Isrc -DPT_VERSION='"$(VERSION)"' -MMD -MP
-# sanitizer builds: their own optimization level and PT_TESTING (asserts, fault hooks), after CFLAGS
+# the build mode, after CFLAGS: sanitizer builds have their own optimization level and
+# PT_TESTING (invariants checked, fault hooks); DEBUG=1 checks the invariants (PT_DEBUG) in any
 ifeq ($(SAN),1)
-SAN_CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all \
+MODE_CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all \
 	-DPT_TESTING=1
 else ifeq ($(SAN),tsan)
-SAN_CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=thread -DPT_TESTING=1
+MODE_CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=thread -DPT_TESTING=1
 else
-SAN_CFLAGS :=
+MODE_CFLAGS :=
 endif
-ALL_CFLAGS = $(PT_CFLAGS) $(CPPFLAGS) $(CFLAGS) $(SAN_CFLAGS)
+ifeq ($(DEBUG),1)
+MODE_CFLAGS += -DPT_DEBUG=1
+endif
+ALL_CFLAGS = $(PT_CFLAGS) $(CPPFLAGS) $(CFLAGS) $(MODE_CFLAGS)
 LDLIBS  := -luring -lssl -lcrypto -lnghttp2 -lpthread
 # the portico program's own libraries (compression: src/server/compress.c); libportico has none
 SRV_LDLIBS := -lz -lbrotlienc -lzstd
@@ -82,10 +87,10 @@ $(B)/libportico.a: $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
 $(B)/libportico.so: $(LIB_OBJ)
-	$(CC) -shared -Wl,-soname,libportico.so.0 -Wl,-z,defs $(CFLAGS) $(SAN_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) -shared -Wl,-soname,libportico.so.0 -Wl,-z,defs $(CFLAGS) $(MODE_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(B)/portico: $(SRV_OBJ) $(SRV_TSUP) $(B)/libportico.a
-	$(CC) $(CFLAGS) $(SAN_CFLAGS) $(ALL_LDFLAGS) -o $@ $(SRV_OBJ) $(SRV_TSUP) $(B)/libportico.a \
+	$(CC) $(CFLAGS) $(MODE_CFLAGS) $(ALL_LDFLAGS) -o $@ $(SRV_OBJ) $(SRV_TSUP) $(B)/libportico.a \
 		$(LDLIBS) $(SRV_LDLIBS)
 
 $(B)/examples/%: examples/%.c $(B)/libportico.a

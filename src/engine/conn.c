@@ -6,6 +6,10 @@
  * flush queued sends, FIN, discard input until the peer's FIN or the linger deadline -> FINAL:
  * cancel every kernel operation -> when inflight == 0: close(fd), on_close, recycle with a new
  * generation. ABORT skips to FINAL and resets the connection.
+ *
+ * A recycled slot stays in its block; under ASan its application area (conn_area) is poisoned
+ * until the slot is accepted again, so a layer above that touches the area of a connection it
+ * was told is closed is caught.
  */
 #include "engine/engine_int.h"
 #include "engine/fault.h"
@@ -23,6 +27,19 @@ static void conn_timer_fn(pt_timer_t *t, void *arg);
 static inline struct pt_conn *slot(const struct pt_worker *w, char *blk, unsigned i)
 {
 	return (struct pt_conn *)(blk + (size_t)i * w->conn_stride);
+}
+
+/* ASan: the application area of a free slot is poisoned (see the top of the file). */
+static void area_poison(struct pt_conn *c, bool poison)
+{
+	size_t n = c->w->e->cfg.conn_area;
+
+	if (!n)
+		return;
+	if (poison)
+		PT_POISON(pt_conn_area(c), n);
+	else
+		PT_UNPOISON(pt_conn_area(c), n);
 }
 
 static int grow_blocks(struct pt_worker *w)
@@ -48,6 +65,7 @@ static int grow_blocks(struct pt_worker *w)
 		c->fd = -1;
 		c->free_next = w->conn_free;
 		w->conn_free = c;
+		area_poison(c, true);
 	}
 	w->blocks[w->nblocks++] = blk;
 	return 0;
@@ -60,6 +78,8 @@ static struct pt_conn *conn_alloc(struct pt_worker *w)
 	struct pt_conn *c = w->conn_free;
 	w->conn_free = c->free_next;
 	c->free_next = NULL;
+	PT_ASSERT(c->fd == -1 && !c->flags && !c->sq_head && !c->l_prev && !c->l_next);
+	area_poison(c, false);
 	return c;
 }
 
@@ -79,6 +99,9 @@ static void list_unlink(struct pt_worker *w, struct pt_conn *c)
 {
 	struct pt_clist_head *l = &w->lists[c->list];
 
+	PT_ASSERT(c->list < PT_L__COUNT);
+	PT_ASSERT(c->l_prev ? c->l_prev->l_next == c : l->head == c);
+	PT_ASSERT(c->l_next ? c->l_next->l_prev == c : l->tail == c);
 	if (c->l_prev)
 		c->l_prev->l_next = c->l_next;
 	else
@@ -94,6 +117,7 @@ static void list_append(struct pt_worker *w, struct pt_conn *c, enum pt_clist wh
 {
 	struct pt_clist_head *l = &w->lists[which];
 
+	PT_ASSERT(!c->l_prev && !c->l_next && l->head != c);   /* on no list */
 	c->list = (uint8_t)which;
 	c->l_next = NULL;
 	c->l_prev = l->tail;
@@ -451,6 +475,9 @@ static void begin_final(struct pt_conn *c)
 
 static void conn_recycle(struct pt_worker *w, struct pt_conn *c)
 {
+	/* nothing may reach c once it is free: no deferred work, deadline, send or kernel op */
+	PT_ASSERT(!(c->flags & (PT_C_LIVE | PT_C_PENDING)) && !pt_timer_armed(&c->timer));
+	PT_ASSERT(!c->sq_head && !c->tx && c->inflight == 0);
 	free(c->stash);
 	c->stash = NULL;
 	c->stash_len = c->stash_cap = 0;
@@ -464,6 +491,7 @@ static void conn_recycle(struct pt_worker *w, struct pt_conn *c)
 	c->gen++;
 	c->free_next = w->conn_free;
 	w->conn_free = c;
+	area_poison(c, true);
 }
 
 static void finish(struct pt_conn *c)

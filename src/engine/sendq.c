@@ -10,7 +10,10 @@
  * At most one kernel send is in flight per connection (io_uring may reorder concurrent sends on
  * a socket); consecutive memory chunks of queued requests are gathered into one sendmsg.
  * File chunks go out with sendfile(2) on the worker, at most PT_SENDFILE_MAX per call, and wait
- * for writability on EAGAIN.
+ * for writability on EAGAIN. sq_check states the cursors' invariants (test and debug builds).
+ *
+ * Send requests and kernel send contexts come from per-worker lookaside lists (bypassed under
+ * ASan, so that a use after recycling is caught).
  */
 #include "engine/engine_int.h"
 #include "engine/fault.h"
@@ -52,7 +55,7 @@ static void sreq_put(struct pt_worker *w, struct pt_sreq *r)
 		free(r->copy);
 		w->buffered -= r->copy_len;
 	}
-	if (w->nsreq_free >= PT_SREQ_FREE_MAX) {
+	if (!PT_RECYCLE || w->nsreq_free >= PT_SREQ_FREE_MAX) {
 		free(r);
 		return;
 	}
@@ -83,7 +86,7 @@ static struct pt_txop *txop_get(struct pt_worker *w)
 
 static void txop_put(struct pt_worker *w, struct pt_txop *t)
 {
-	if (w->ntxop_free >= PT_TXOP_FREE_MAX) {
+	if (!PT_RECYCLE || w->ntxop_free >= PT_TXOP_FREE_MAX) {
 		free(t);
 		return;
 	}
@@ -152,6 +155,37 @@ static int sreq_copy(struct pt_worker *w, struct pt_sreq *r, size_t mem)
 	return 0;
 }
 
+/* The queue's invariants, over its first SQ_CHECK_MAX requests (test and debug builds): the
+ * cursors are on the queue, in its order from sq_head; every request before sq_send has handed
+ * all its bytes to the kernel and every one before sq_notify has been notified; sq_bytes is what
+ * the requests from sq_send on have left. */
+#define SQ_CHECK_MAX 64
+static void sq_check(const struct pt_conn *c)
+{
+#if PT_ASSERTS
+	const struct pt_sreq *r = c->sq_head, *last = NULL;
+	bool at_notify = !c->sq_notify, at_send = !c->sq_send;
+	size_t left = 0;
+	unsigned n = 0;
+
+	PT_ASSERT(!c->sq_head == !c->sq_tail);
+	PT_ASSERT(c->sq_send || !c->sq_bytes);
+	for (; r && n < SQ_CHECK_MAX; last = r, r = r->next, n++) {
+		at_notify |= r == c->sq_notify;
+		at_send |= r == c->sq_send;
+		PT_ASSERT(at_notify || (r->flags & PT_SR_NOTIFIED));
+		PT_ASSERT(at_send || r->left == 0);
+		left += at_send ? r->left : 0;
+	}
+	if (!r) {                        /* the whole queue was seen */
+		PT_ASSERT(last == c->sq_tail && at_notify && at_send);
+		PT_ASSERT(left == c->sq_bytes);
+	}
+#else
+	(void)c;
+#endif
+}
+
 static void sq_append(struct pt_conn *c, struct pt_sreq *r)
 {
 	r->next = NULL;
@@ -165,6 +199,7 @@ static void sq_append(struct pt_conn *c, struct pt_sreq *r)
 	if (!c->sq_send && r->left)
 		c->sq_send = r;
 	c->sq_bytes += r->left;
+	sq_check(c);
 }
 
 static int sreq_build(struct pt_worker *w, struct pt_sreq *r, const struct pt_chunk *chunks,
@@ -297,6 +332,7 @@ void pt__tx_notify(struct pt_conn *c)
 			c->sq_tail = NULL;
 		sreq_put(c->w, r);
 	}
+	sq_check(c);
 }
 
 /* Every queued request fails with err, in order. Requests whose memory a kernel send still
