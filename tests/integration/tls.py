@@ -523,10 +523,15 @@ def check_resumption(srv):
 
 def check_alpn(srv):
     port = srv.tls_port
-    for offer in (["http/1.1"], ["h2", "http/1.1"], ["spdy/3", "http/1.1"]):
+    for offer in (["http/1.1"], ["spdy/3", "http/1.1"]):
         st, h, body, i = try_tget(port, ctx=ctx_verify(alpn=offer))
         t(st == 200 and i.get("alpn") == "http/1.1", "ALPN %s offered: http/1.1 negotiated, 200" % offer,
           (st, i.get("alpn")))
+    for offer in (["h2", "http/1.1"], ["http/1.1", "h2"]):   # HTTP/2 is on by default (--http2)
+        s = connect(port, 5, tls=True, context=ctx_verify(alpn=offer), server_hostname="localhost")
+        got = s.selected_alpn_protocol()
+        s.close()
+        t(got == "h2", "ALPN %s offered: h2 negotiated (the server's preference)" % offer, got)
     for v in (V13, V12):
         err = handshake_error(port, ctx_verify(alpn=["foo/1"], min_version=v, max_version=v))
         t(err is not None and ("NO_APPLICATION_PROTOCOL" in err.upper() or "ALERT" in err.upper()),
