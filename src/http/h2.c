@@ -500,7 +500,13 @@ static void on_eof(pt_conn_t *c, int err)
 		pt_conn_close(c, err ? PT_CLOSE_ABORT : PT_CLOSE_GRACEFUL);
 		return;
 	}
-	/* the client stopped sending: answer what it asked, accept nothing new, then close */
+	/* the client stopped sending: answer what it asked, accept nothing new, then close. A
+	 * request it had not finished (no END_STREAM; a header block cut short) never will be:
+	 * its stream is reset now, as an HTTP/1.1 body cut by EOF ends at once, instead of
+	 * waiting for EntityBody or HeaderWait */
+	for (struct h2stream *st = h2->streams; st; st = st->next)
+		if (!st->end_stream && !st->closed)
+			nghttp2_submit_rst_stream(h2->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
 	nghttp2_submit_goaway(h2->ng, NGHTTP2_FLAG_NONE,
 			      nghttp2_session_get_last_proc_stream_id(h2->ng), NGHTTP2_NO_ERROR, NULL, 0);
 	pt__h2_flush(h2);
