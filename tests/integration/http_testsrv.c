@@ -4,6 +4,10 @@
  *
  *   http_testsrv FILE     (FILE is served by /file; prints "listening on 127.0.0.1:PORT")
  *
+ * Environment: PT_TLS=1 with PT_TLS_CERT and PT_TLS_KEY: the listener is HTTPS and offers
+ * ALPN "h2,http/1.1" (HTTP/2 when the client asks for it); PT_H2C=1: the plaintext listener
+ * also takes HTTP/2 with prior knowledge (cfg.h2c). tests/integration/h2.py uses both.
+ *
  * Routes:
  *   /hello            13-byte body                   /status?N   status N, empty body
  *   /echo-body        reads the body, answers its length and a checksum
@@ -102,6 +106,7 @@ struct later { pt_timer_t t; pt_http_req_t *r; };
 static void later_fire(pt_timer_t *t, void *arg)
 {
 	struct later *l = arg;
+	pt_http_req_on_abort(l->r, NULL, NULL);
 	char body[128];
 	struct pt_http_str p = pt_http_req_path(l->r);   /* fetched again after the handler */
 	snprintf(body, sizeof body, "async %.*s", (int)p.n, p.p);
@@ -109,10 +114,19 @@ static void later_fire(pt_timer_t *t, void *arg)
 	free(l);
 }
 
+/* The connection went away first (an h2 client that broke its connection): no answer. */
+static void later_abort(pt_http_req_t *r, void *arg)
+{
+	struct later *l = arg;
+	pt_timer_cancel(&l->t);
+	free(l);
+}
+
 static void async_h(pt_http_req_t *r, void *arg)
 {
 	struct later *l = malloc(sizeof *l);
 	l->r = r;
+	pt_http_req_on_abort(r, later_abort, l);
 	pt_timer_init(&l->t, later_fire, l);
 	pt_timer_arm(pt_conn_worker(pt_http_req_conn(r)), &l->t, 50);
 }
@@ -296,6 +310,8 @@ int main(int argc, char **argv)
 	cfg.sync_threads = 1;
 	cfg.queue_length = 1;
 	cfg.server_header = "portico-test";
+	const char *h2c = getenv("PT_H2C");
+	cfg.h2c = h2c && *h2c && strcmp(h2c, "0");
 	if (argc > 2) {            /* shedding tests: one worker, a small limit, room for slowness */
 		cfg.engine.workers = 1;
 		cfg.engine.max_conns = (unsigned)atoi(argv[2]);
@@ -341,6 +357,7 @@ int main(int argc, char **argv)
 		pt_tls_config_init(&tc);
 		tc.certs = &pair;
 		tc.ncerts = 1;
+		tc.alpn = "h2,http/1.1";      /* HTTP/2 for clients that ask (h2.py) */
 		if (!(tls = pt_tls_create(&tc, msg, sizeof msg))) {
 			fprintf(stderr, "http_testsrv: %s\n", msg);
 			return 1;

@@ -225,19 +225,43 @@ def connect(port, timeout=10, host="127.0.0.1", tls=None, context=None, server_h
     s = socket.create_connection((host, port), timeout=timeout)
     if tls is None:
         tls = tls_enabled()
+    h2 = h2_enabled() and context is None
     if not tls:
-        return s
+        return _h2_wrap(s, "http") if h2 else s
     if context is None:
         ca = os.environ.get("PT_TLS_CA") or None
-        context = _TLS_CTX.get(ca)
+        context = _TLS_CTX.get((ca, h2))
         if context is None:
-            context = _TLS_CTX[ca] = tls_client_context(ca)
+            context = _TLS_CTX[(ca, h2)] = tls_client_context(ca, alpn=["h2"] if h2 else None)
     if server_hostname is None:
         server_hostname = os.environ.get("PT_TLS_NAME", "localhost")
     try:
-        return context.wrap_socket(s, server_hostname=server_hostname or None, session=session)
+        ts = context.wrap_socket(s, server_hostname=server_hostname or None, session=session)
     except BaseException:
         s.close()
+        raise
+    if h2 and ts.selected_alpn_protocol() != "h2":
+        ts.close()
+        raise ConnectionError("PT_H2: the server chose ALPN %r, not h2" % ts.selected_alpn_protocol())
+    return _h2_wrap(ts, "https") if h2 else ts
+
+
+# ---- HTTP/2 (issue 16) ---------------------------------------------------------------------------
+# PT_H2=1 (tests/integration/h2.py sets it): connect() returns an h2client.H2Sock, which takes
+# the suite's HTTP/1.1 request bytes and sends each request as an HTTP/2 stream (h2c with prior
+# knowledge, or ALPN "h2" under PT_TLS), and gives the responses back as HTTP/1.1 bytes.
+
+def h2_enabled():
+    import os
+    return os.environ.get("PT_H2", "") not in ("", "0")
+
+
+def _h2_wrap(sock, scheme):
+    from h2client import H2Sock
+    try:
+        return H2Sock(sock, scheme)
+    except BaseException:
+        sock.close()
         raise
 
 
