@@ -13,7 +13,6 @@
      connection is an h2client.H2Sock over TLS with ALPN h2), relayed as "h2/portico.py: ...".
 Attacks and limits are in h2_limits.py, the browser (Chromium over TLS) in h2_browser.py. One TAP line per check; servers stopped with SIGTERM
 must exit 0 (ASan/LSan)."""
-import hashlib
 import os
 import re
 import shutil
@@ -21,15 +20,14 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "support"))
 import ptest  # noqa: E402
-from ptest import t, skip, failures, checks, make_certs, read_text, sanitizer_clean  # noqa: E402
-from h2client import H2Conn, ERR, err_name  # noqa: E402
+from ptest import t, skip, failures, checks, make_certs, sanitizer_clean  # noqa: E402
+from h2client import H2Conn  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(HERE))
 B = os.environ.get("PT_BUILD") or os.path.join(REPO, "build", "san")
