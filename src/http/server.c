@@ -232,6 +232,11 @@ static void h2_goaway(struct pt_http_server *s)
 		if (!step)
 			usleep(100 * 1000);
 	}
+	/* streams still running finish (the connections close by themselves once they have):
+	 * the engine's stop would only flush what is queued in it, cutting longer responses */
+	unsigned waited = 0, limit = s->cfg.engine.shutdown_ms ? s->cfg.engine.shutdown_ms : 5000;
+	for (; atomic_load(&s->h2_conns) && waited < limit; waited += 10)
+		usleep(10 * 1000);
 }
 
 PT_API int pt_http_server_stop(pt_http_server_t *s)

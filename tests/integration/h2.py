@@ -332,12 +332,7 @@ def nghttp_interop(srv, content, fpath, tag):
 
 # portico.py checks that fail over HTTP/2 for a known reason, each a bug of its own: their
 # failure is reported as a skip naming it (a pass is a pass); remove an entry once fixed.
-KNOWN = {
-    "graceful stop lets the 20 MiB download in progress finish byte-exact":
-        "known bug: at SIGTERM pt_engine_stop closes every connection gracefully, which sends "
-        "only what is queued in the engine; an HTTP/2 stream has at most H2_OUT_HIGH (64 KiB) "
-        "there, so the download is cut (HTTP/1.1 queues the whole file transmit)",
-}
+KNOWN = {}     # checks of the HTTP/1.1 suites that are known to fail over HTTP/2: none
 
 
 def relay(prefix, out, rc):
