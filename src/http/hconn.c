@@ -406,17 +406,50 @@ static void process(struct hconn *h, const char *data, size_t len)
 
 /* ---- the connection's callbacks and the layer's calls ---- */
 
+/* h2c with prior knowledge: a plaintext connection that opens with the client preface (24
+ * bytes, which TCP may split) becomes HTTP/2. A beginning of the preface is kept until the rest
+ * arrives. true: handled (switched, kept, or closed). */
+static bool h2c_preface(struct hconn *h, const void *data, size_t len)
+{
+	static const char pre[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+	size_t have = h->in_len, all = have + len;
+
+	if (pt_conn_is_tls(h->c) || have >= 24 || !len || (have && memcmp(h->in, pre, have)) ||
+	    memcmp(data, pre + have, len < 24 - have ? len : 24 - have))
+		return false;
+	if (all < 24) {                           /* a prefix so far: wait for the rest */
+		if (in_reserve(h, len) < 0) {
+			pt_conn_close(h->c, PT_CLOSE_ABORT);
+			return true;
+		}
+		memcpy(h->in + h->in_len, data, len);
+		h->in_len += (uint32_t)len;
+		return true;
+	}
+	char *buf = have ? malloc(all) : NULL;
+	if (have && !buf) {
+		pt_conn_close(h->c, PT_CLOSE_ABORT);
+		return true;
+	}
+	if (buf) {
+		memcpy(buf, h->in, have);
+		memcpy(buf + have, data, len);
+	}
+	free(h->in);                              /* the area is HTTP/2's from now on */
+	h->in = NULL;
+	h->in_len = h->in_cap = 0;
+	if (pt__h2_start(h->s, h->c, buf ? buf : data, all) < 0)
+		pt_conn_close(h->c, PT_CLOSE_ABORT);
+	free(buf);
+	return true;
+}
+
 static void on_data(pt_conn_t *c, const void *data, size_t len)
 {
 	struct hconn *h = pt_conn_user(c);
 
-	/* h2c with prior knowledge: a plaintext connection that opens with the client preface */
-	if (h->s->cfg.h2c && h->phase == PH_NEW && !h->in_len && !h->cur && len >= 24 &&
-	    pt__h2_preface(data, len) && !pt_conn_is_tls(c)) {
-		if (pt__h2_start(h->s, c, data, len) < 0)
-			pt_conn_close(c, PT_CLOSE_ABORT);
+	if (h->s->cfg.h2c && h->phase == PH_NEW && !h->cur && h2c_preface(h, data, len))
 		return;
-	}
 	pt__phase_input(h, len);
 	if (!h->closing)
 		process(h, data, len);
