@@ -82,6 +82,9 @@ $(B)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
+# the status page is built into the program as it is (.incbin in src/server/status.c)
+$(B)/obj/src/server/status.o: src/server/status.html
+
 $(B)/libportico.a: $(LIB_OBJ)
 	@mkdir -p $(@D)
 	rm -f $@ && ar rcs $@ $^

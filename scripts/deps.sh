@@ -7,7 +7,7 @@ want=(gcc make pkg-config liburing-dev libssl-dev libnghttp2-dev zlib1g-dev libb
 for set in "$@"; do
 	case "$set" in
 	build) ;;
-	test) want+=(libcmocka-dev clang libclang-rt-14-dev python3 curl media-types openssl testssl.sh brotli zstd python3-h2 python3-hyperframe python3-hpack nghttp2-client chromium) ;;
+	test) want+=(libcmocka-dev clang libclang-rt-14-dev python3 curl media-types openssl testssl.sh brotli zstd python3-h2 python3-hyperframe python3-hpack nghttp2-client chromium python3-prometheus-client fonts-dejavu-core) ;;
 	fuzz) want+=(clang libclang-rt-14-dev) ;;
 	bench) want+=(nginx-light wrk python3 curl util-linux openssl h2o) ;;
 	*) echo "deps.sh: unknown set '$set'" >&2; exit 2 ;;

@@ -424,6 +424,10 @@ PT_API pt_worker_t *pt_worker_current(void);
 PT_API pt_engine_t *pt_worker_engine(const pt_worker_t *w);
 /* The worker's clock (CLOCK_MONOTONIC, ms), read once per loop iteration. Worker thread. */
 PT_API uint64_t pt_worker_now_ms(const pt_worker_t *w);
+/* The same reading in microseconds (taken after each wait for events, so every completion of
+ * one batch sees the time the batch arrived): durations without a clock read per request.
+ * Worker thread. */
+PT_API uint64_t pt_worker_now_us(const pt_worker_t *w);
 /* "io_uring" or "epoll". Any thread. */
 PT_API const char *pt_engine_backend(const pt_engine_t *e);
 /* Per-engine user pointer. Any thread. */
@@ -463,11 +467,22 @@ struct pt_counters {
 	uint64_t tls_errors;       /* established connections ended by a TLS error (bad record,
 	                              alert, truncation) */
 	uint64_t tls_ktls;         /* connections whose sends went through kernel TLS */
+	/* connections open now by governor state (gauges, maintained where the worker lists
+	   change; their sum is conns) */
+	uint64_t conns_silent;     /* nothing received yet (TLS: no handshake byte) */
+	uint64_t conns_partial;    /* PT_CONN_PARTIAL, and TLS handshakes under way */
+	uint64_t conns_idle;       /* PT_CONN_IDLE */
+	uint64_t conns_busy;       /* PT_CONN_BUSY */
+	uint64_t conns_closing;    /* closing: finishing sends, or waiting for the peer's FIN */
 };
 
 /* Snapshot of worker i's counters (i < workers), or of the sum over all workers (i == -1).
  * Any thread; values are individually consistent, not a transaction. 0 or -EINVAL. */
 PT_API int pt_engine_counters(const pt_engine_t *e, int i, struct pt_counters *out);
+
+/* The connection limit in force (max_conns, or the default computed from RLIMIT_NOFILE when
+ * the engine was created). Any thread. */
+PT_API unsigned pt_engine_max_conns(const pt_engine_t *e);
 
 /* ---- fault simulation (test builds) ----------------------------------------------------------
  * One hook, the policy elsewhere (SQLite's sqlite3FaultSim): at each point where the kernel or

@@ -95,6 +95,26 @@ struct pt_conn *pt__conn_get(struct pt_worker *w, uint32_t idx, uint32_t gen)
 
 /* ---- worker lists (see enum pt_clist) ---- */
 
+/* The counter of connections on list l (a gauge: conns_silent ... conns_closing). */
+static uint64_t *list_gauge(struct pt_worker *w, enum pt_clist l)
+{
+	switch (l) {
+	case PT_L_SILENT: return &w->cnt.conns_silent;
+	case PT_L_PARTIAL: return &w->cnt.conns_partial;
+	case PT_L_IDLE: return &w->cnt.conns_idle;
+	case PT_L_BUSY: return &w->cnt.conns_busy;
+	default: return &w->cnt.conns_closing;
+	}
+}
+
+/* Adds d to the gauge of list l (owner thread; readers load it relaxed, like CNT_ADD). */
+static void list_count(struct pt_worker *w, enum pt_clist l, uint64_t d)
+{
+	uint64_t *g = list_gauge(w, l);
+
+	__atomic_store_n(g, __atomic_load_n(g, __ATOMIC_RELAXED) + d, __ATOMIC_RELAXED);
+}
+
 static void list_unlink(struct pt_worker *w, struct pt_conn *c)
 {
 	struct pt_clist_head *l = &w->lists[c->list];
@@ -102,6 +122,8 @@ static void list_unlink(struct pt_worker *w, struct pt_conn *c)
 	PT_ASSERT(c->list < PT_L__COUNT);
 	PT_ASSERT(c->l_prev ? c->l_prev->l_next == c : l->head == c);
 	PT_ASSERT(c->l_next ? c->l_next->l_prev == c : l->tail == c);
+
+	list_count(w, (enum pt_clist)c->list, (uint64_t)-1);
 	if (c->l_prev)
 		c->l_prev->l_next = c->l_next;
 	else
@@ -118,6 +140,7 @@ static void list_append(struct pt_worker *w, struct pt_conn *c, enum pt_clist wh
 	struct pt_clist_head *l = &w->lists[which];
 
 	PT_ASSERT(!c->l_prev && !c->l_next && l->head != c);   /* on no list */
+	list_count(w, which, 1);
 	c->list = (uint8_t)which;
 	c->l_next = NULL;
 	c->l_prev = l->tail;

@@ -223,7 +223,7 @@ static int worker_setup(struct pt_worker *w)
 {
 	struct pt_engine *e = w->e;
 
-	w->now_ms = pt__now_ms();
+	pt__worker_clock(w);
 	pt__wheel_init(&w->wheel, w->now_ms);
 	if (!(w->wl = calloc(e->nlisteners ? e->nlisteners : 1, sizeof *w->wl)))
 		return -ENOMEM;
@@ -264,7 +264,7 @@ static void *worker_main(void *arg)
 	pt__accept_set(w, true);
 	worker_report(w, 0);
 	for (;;) {
-		w->now_ms = pt__now_ms();
+		pt__worker_clock(w);
 		pt__wheel_run(w);
 		pt__posts_run(w);
 		run_pending(w);
@@ -400,6 +400,11 @@ PT_API uint64_t pt_worker_now_ms(const pt_worker_t *w)
 	return w ? w->now_ms : pt__now_ms();
 }
 
+PT_API uint64_t pt_worker_now_us(const pt_worker_t *w)
+{
+	return w ? w->now_us : pt__now_us();
+}
+
 PT_API unsigned pt_worker_index(const pt_worker_t *w)
 {
 	return w ? w->index : 0;
@@ -438,6 +443,11 @@ static void counters_add(struct pt_counters *out, const struct pt_counters *in)
 
 	for (size_t k = 0; k < sizeof *in / sizeof(uint64_t); k++)
 		dst[k] += __atomic_load_n(&src[k], __ATOMIC_RELAXED);
+}
+
+PT_API unsigned pt_engine_max_conns(const pt_engine_t *e)
+{
+	return e ? e->cfg.max_conns : 0;
 }
 
 PT_API int pt_engine_counters(const pt_engine_t *e, int i, struct pt_counters *out)

@@ -231,6 +231,7 @@ struct pt_worker {
 	void *bd;                         /* backend data */
 	bool zc_ok;                       /* the backend does zero-copy sends */
 	uint64_t now_ms;
+	uint64_t now_us;                  /* the same reading, in microseconds */
 	struct pt_wheel wheel;
 	/* connections */
 	char **blocks;                    /* blocks of PT_CONN_BLOCK objects of conn_stride bytes */
@@ -295,6 +296,13 @@ struct pt_engine {
 void pt__log(struct pt_engine *e, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void pt__pending(struct pt_conn *c);          /* queue c for deferred work in this loop */
+
+/* Reads the clock for this loop iteration: now_us, and now_ms from the same reading. */
+static inline void pt__worker_clock(struct pt_worker *w)
+{
+	w->now_us = pt__now_us();
+	w->now_ms = w->now_us / 1000;
+}
 
 /* conn.c */
 struct pt_conn *pt__conn_get(struct pt_worker *w, uint32_t idx, uint32_t gen);

@@ -322,7 +322,7 @@ static int ep_poll(struct pt_worker *w, int timeout_ms)
 	int n = epoll_wait(p->epfd, p->ev, MAX_EVENTS, timeout_ms);
 	if (n < 0)
 		return errno == EINTR ? 0 : -errno;
-	w->now_ms = pt__now_ms();
+	pt__worker_clock(w);
 	for (int i = 0; i < n; i++) {
 		uint64_t ud = p->ev[i].data.u64;
 		switch (PT_UD_TYPE(ud)) {

@@ -762,7 +762,7 @@ static int uring_poll(struct pt_worker *w, int timeout_ms)
 	}
 	if (err < 0 && err != -ETIME && err != -EINTR && err != -EBUSY)
 		return err;
-	w->now_ms = pt__now_ms();
+	pt__worker_clock(w);
 	io_uring_for_each_cqe(&u->ring, head, cqe) {
 		dispatch(w, cqe);
 		n++;

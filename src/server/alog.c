@@ -1,6 +1,8 @@
 /*
  * Access log (see alog.h). Each worker appends to its own buffer: no locks; lines from
  * different workers interleave only at buffer boundaries, each write being whole lines.
+ * JSON strings keep valid UTF-8 and escape everything else (\u00XX), so every line parses
+ * whatever bytes a client sent.
  */
 #include "server/alog.h"
 #include <arpa/inet.h>
@@ -20,11 +22,14 @@ struct wlog {
 	pt_timer_t timer;
 	long tsec;
 	char tstr[32];
+	long jsec;                  /* JSON: the second jstr/jzone hold */
+	char jstr[24], jzone[8];    /* "2024-05-01T12:34:56", "+02:00" */
 	struct pt_alog *l;
 };
 
 struct pt_alog {
 	int fd;
+	enum pt_alog_format format;
 	char path[4096];
 	unsigned n;
 	struct wlog *w;
@@ -113,6 +118,21 @@ static size_t esc(char *out, size_t cap, struct pt_http_str s)
 	return k;
 }
 
+/* Appends one whole line (ending in '\n') to wk's buffer; flushes within a second. */
+static void append(struct pt_alog *l, pt_worker_t *wk, const char *line, size_t n)
+{
+	struct wlog *w = &l->w[pt_worker_index(wk)];
+
+	if (w->len + n > BUF_BYTES)
+		flush(w);
+	if (n > BUF_BYTES)
+		return;
+	memcpy(w->buf + w->len, line, n);
+	w->len += n;
+	if (!pt_timer_armed(&w->timer))
+		pt_timer_arm(wk, &w->timer, 1000);
+}
+
 void pt_alog_write(struct pt_alog *l, pt_http_req_t *r, unsigned status, uint64_t bytes)
 {
 	pt_worker_t *wk = pt_conn_worker(pt_http_req_conn(r));
@@ -140,12 +160,151 @@ void pt_alog_write(struct pt_alog *l, pt_http_req_t *r, unsigned status, uint64_
 		return;
 	if ((size_t)n >= sizeof line)
 		n = sizeof line - 1, line[n - 1] = '\n';
-	if (w->len + (size_t)n > BUF_BYTES)
+	append(l, wk, line, (size_t)n);
+}
+
+/* ---- JSON lines ---- */
+
+void pt_alog_set_format(struct pt_alog *l, const char *name)
+{
+	l->format = name && !strcmp(name, "json") ? PT_ALOG_JSON : PT_ALOG_COMBINED;
+}
+
+bool pt_alog_is_json(const struct pt_alog *l)
+{
+	return l && l->format == PT_ALOG_JSON;
+}
+
+/* The length of the valid UTF-8 sequence at p (n bytes left), or 0 (RFC 3629 section 4:
+ * no overlong forms, no surrogates, nothing above U+10FFFF). */
+static size_t utf8_len(const unsigned char *p, size_t n)
+{
+	size_t len = p[0] >= 0xf5 ? 0 : p[0] >= 0xf0 ? 4 : p[0] >= 0xe0 ? 3 : p[0] >= 0xc2 ? 2 : 0;
+
+	if (!len || len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] >= 0xa0) ||
+	    (p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] >= 0x90))
+		return 0;
+	return len;
+}
+
+/* s as a JSON string value (quotes included) at out, at most cap bytes (cut short, still
+ * closed, when longer), or null for an absent field. Valid UTF-8 is kept; controls, DEL and
+ * bytes that are not UTF-8 become \u00XX, so every line is valid JSON whatever was sent.
+ * Returns the bytes written. */
+static size_t jstr(char *out, size_t cap, struct pt_http_str s)
+{
+	const unsigned char *p = (const unsigned char *)s.p;
+	size_t k = 0, u;
+
+	if (!s.p)
+		return (size_t)snprintf(out, cap, "null");
+	out[k++] = '"';
+	for (size_t i = 0; i < s.n && k + 8 < cap; i++) {
+		if (p[i] >= 0x80 && (u = utf8_len(p + i, s.n - i))) {
+			memcpy(out + k, p + i, u);
+			k += u;
+			i += u - 1;
+		} else if (p[i] < 0x20 || p[i] >= 0x7f) {
+			k += (size_t)snprintf(out + k, cap - k, "\\u%04x", p[i]);
+		} else {
+			if (p[i] == '"' || p[i] == '\\')
+				out[k++] = '\\';
+			out[k++] = (char)p[i];
+		}
+	}
+	out[k++] = '"';
+	out[k] = '\0';
+	return k;
+}
+
+/* "2024-05-01T12:34:56.789+02:00" (local time, milliseconds) into out (64 bytes). */
+static void iso_time(struct wlog *w, char *out, size_t cap)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	if (ts.tv_sec != w->jsec) {
+		struct tm tm;
+		char z[8];
+		w->jsec = ts.tv_sec;
+		localtime_r(&ts.tv_sec, &tm);
+		strftime(w->jstr, sizeof w->jstr, "%Y-%m-%dT%H:%M:%S", &tm);
+		strftime(z, sizeof z, "%z", &tm);             /* "+0200" */
+		snprintf(w->jzone, sizeof w->jzone, "%.3s:%.2s", z, z + 3);
+	}
+	snprintf(out, cap, "%s.%03ld%s", w->jstr, ts.tv_nsec / 1000000, w->jzone);
+}
+
+/* The TLS version of r's connection as a JSON value ("TLSv1.3"), or null. */
+static const char *tls_version(pt_http_req_t *r)
+{
+	struct pt_tls_info ti;
+	pt_conn_t *c = pt_http_req_conn(r);
+
+	if (!c || pt_conn_tls_info(c, &ti) < 0)
+		return "null";
+	return ti.version == PT_TLS_1_3 ? "\"TLSv1.3\"" : "\"TLSv1.2\"";
+}
+
+/* "2" for HTTP/2 over TLS (ALPN h2), else "1.0" or "1.1". HTTP/2 with prior knowledge (h2c)
+ * is not visible through the request API and shows as 1.1 (its head is rebuilt as 1.1). */
+static const char *protocol(pt_http_req_t *r)
+{
+	pt_conn_t *c = pt_http_req_conn(r);
+	const char *alpn = c ? pt_conn_alpn(c) : NULL;
+
+	if (alpn && !strcmp(alpn, "h2"))
+		return "2";
+	return pt_http_req_minor_version(r) == 0 ? "1.0" : "1.1";
+}
+
+/* Field caps (escaped bytes): the line stays under 16 KiB whatever the request held. */
+#define J_TARGET 8192
+#define J_FIELD 2048
+
+int pt_alog_json_begin(struct pt_alog *l, pt_http_req_t *r, unsigned status, uint64_t bytes,
+		       char **line)
+{
+	struct wlog *w = &l->w[pt_worker_index(pt_conn_worker(pt_http_req_conn(r)))];
+	char t[64], ip[64], method[J_FIELD], target[J_TARGET], host[J_FIELD], ua[J_FIELD],
+		ref[J_FIELD], proto[16];
+	struct pt_http_str none = { NULL, 0 }, a = pt_http_req_authority(r);
+
+	iso_time(w, t, sizeof t);
+	peer(r, ip, sizeof ip);
+	jstr(method, sizeof method, pt_http_req_method_name(r));
+	jstr(target, sizeof target, pt_http_req_target(r));
+	jstr(host, sizeof host, a.n ? a : none);
+	jstr(ua, sizeof ua, pt_http_req_header(r, "User-Agent"));
+	jstr(ref, sizeof ref, pt_http_req_header(r, "Referer"));
+	snprintf(proto, sizeof proto, "HTTP/%s", protocol(r));
+	int n = asprintf(line, "{\"time\":\"%s\",\"client\":\"%s\",\"method\":%s,\"target\":%s,"
+			 "\"status\":%u,\"bytes\":%llu,\"protocol\":\"%s\",\"tls\":%s,\"host\":%s,"
+			 "\"user_agent\":%s,\"referer\":%s", t, ip, method, target, status,
+			 (unsigned long long)bytes, proto, tls_version(r), host, ua, ref);
+	if (n < 0) {
+		*line = NULL;
+		return -ENOMEM;
+	}
+	return n;
+}
+
+void pt_alog_json_end(struct pt_alog *l, pt_worker_t *wk, const char *line, size_t len,
+		      uint64_t usec)
+{
+	char tail[48];
+	int k = snprintf(tail, sizeof tail, ",\"request_time_us\":%llu}\n", (unsigned long long)usec);
+	struct wlog *w = &l->w[pt_worker_index(wk)];
+
+	if (w->len + len + (size_t)k > BUF_BYTES)
 		flush(w);
-	memcpy(w->buf + w->len, line, (size_t)n);
-	w->len += (size_t)n;
-	if (!pt_timer_armed(&w->timer))
-		pt_timer_arm(wk, &w->timer, 1000);
+	append(l, wk, line, len);               /* fits now: the two halves stay together */
+	append(l, wk, tail, (size_t)k);
 }
 
 int pt_alog_reopen(struct pt_alog *l)

@@ -10,6 +10,8 @@
 #include "server/config.h"
 #include "server/config_int.h"
 #include "util/defaults.h"
+#include "server/alog.h"
+#include "server/cidr.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -31,6 +33,7 @@ enum kind {
 	K_PATHS,     /* a repeatable file name (a list, like K_LISTEN) */
 	K_PROTOCOLS, /* TLS versions, into tls_min_version and tls_max_version */
 	K_SITE,      /* a per-site rule (site.c), into the top-level site */
+	K_ADDR,      /* one address as --listen takes it, or "off" ("") */
 };
 
 enum {
@@ -173,6 +176,16 @@ static const struct opt opts[] = {
 	  "offer HTTP/2 on HTTPS listeners by ALPN (default on; --http2=off: HTTP/1.1 only)" },
 	{ "h2c", 0, K_BOOL, 0, FIELD(h2c), 0, 0, 0, NULL, NULL,
 	  "also take HTTP/2 with prior knowledge on plaintext listeners (default off)" },
+	{ "admin", 0, K_ADDR, F_OFF, STR(admin), 0, 0, NULL, "ADDR:PORT|off",
+	  "admin listener: GET /metrics (Prometheus), /status (live page), /status.json and "
+	  "/healthz (default off)" },
+	{ "admin-allow", 0, K_STR, 0, STR(admin_allow), 0, 0, pt_cidr_check_list, "CIDR[,CIDR...]",
+	  "sources the admin listener answers; others get 403 (default 127.0.0.0/8,::1)" },
+	{ "drain-delay", 0, K_MS, 0, FIELD(drain_delay_ms), 0, 0, 3600000, NULL, "SEC",
+	  "on SIGTERM, answer /healthz with 503 and keep serving this long before stopping "
+	  "(default 0)" },
+	{ "access-log-format", 0, K_STR, 0, STR(access_log_format), 0, 0, pt_alog_check_format,
+	  "combined|json", "access log lines: Combined Log Format or JSON (default combined)" },
 	{ "help", 'h', K_HELP, 0, 0, 0, 0, 0, NULL, NULL, "print this help and exit" },
 	{ "version", 'V', K_VERSION, 0, 0, 0, 0, 0, NULL, NULL, "print the version and exit" },
 };
@@ -191,7 +204,7 @@ static const struct pt_server_config defaults = {
 	.queue_timeout_ms = PT_DEFAULT_TIMEOUT_MS,
 	.min_send_rate = PT_DEFAULT_MIN_SEND_RATE, .shutdown_ms = 5000,
 	.tls_min_version = PT_TLS_1_2, .tls_max_version = PT_TLS_1_3, .hsts = PT_CONFIG_OFF, .http2 = true,
-	.compress_cache = 64 * MIB,
+	.compress_cache = 64 * MIB, .access_log_format = "combined",
 };
 
 void pt_config_defaults(struct pt_server_config *c)
@@ -283,8 +296,8 @@ static void expected(const struct opt *o, char *b, size_t cap)
 	char lo[32], hi[32];
 
 	switch (o->kind) {
-	case K_LISTEN:
-		snprintf(b, cap, "IPv4:PORT, [IPv6]:PORT or PORT");
+	case K_LISTEN: case K_ADDR:
+		snprintf(b, cap, "IPv4:PORT, [IPv6]:PORT or PORT%s", o->kind == K_ADDR ? ", or off" : "");
 		return;
 	case K_SIZE:
 		fmt_size(lo, sizeof(lo), o->min);
@@ -426,6 +439,12 @@ static int apply(struct pt_server_config *c, const struct opt *o, const char *v,
 	case K_STR:
 		ok = apply_string((char *)c + o->off, o, v, &why);
 		break;
+	case K_ADDR:
+		if (!strcmp(v, "off"))
+			*((char *)c + o->off) = '\0';
+		else
+			ok = pt__parse_listen(v, (char *)c + o->off);
+		break;
 	case K_PROTOCOLS:
 		why = pt__parse_protocols(v, &c->tls_min_version, &c->tls_max_version);
 		ok = !why;
@@ -490,7 +509,7 @@ static bool same_value(const struct pt_server_config *a, const struct pt_server_
 		unsigned n = *list_count((struct pt_server_config *)a, o);
 		return n == *list_count((struct pt_server_config *)b, o) && !memcmp(x, y, n * o->cap);
 	}
-	case K_STR:
+	case K_STR: case K_ADDR:
 		return strcmp(x, y) == 0;
 	case K_SIZE:
 		return *(const uint64_t *)x == *(const uint64_t *)y;

@@ -109,6 +109,14 @@ struct pt_server_config {
 	struct pt_site_conf *hosts;       /* host blocks in file order (owned), or NULL */
 	unsigned nhosts;
 
+	/* observability (admin.h, metrics.h) */
+	char admin[PT_CONFIG_ADDR_MAX];   /* admin listener "IP:PORT": "" = none (default) */
+	char admin_allow[512];            /* CIDRs allowed on it, comma-separated: "" = loopback
+	                                     (127.0.0.0/8 and ::1) */
+	unsigned drain_delay_ms;          /* SIGTERM: /healthz answers 503 this long before the
+	                                     graceful stop: 0 */
+	char access_log_format[16];       /* "combined" (default) or "json" */
+
 	/* where settings came from, for messages ("FILE:LINE: ..."; 0 = not from the file) */
 	unsigned docroot_line;
 	unsigned tls_cert_line[PT_CONFIG_MAX_CERTS];

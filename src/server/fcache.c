@@ -11,6 +11,7 @@
  */
 #include "server/fcache.h"
 #include "server/cond.h"
+#include "server/counter.h"
 #include "server/encoding.h"
 #include "util/util.h"
 #include <errno.h>
@@ -28,7 +29,22 @@ struct pt_fcache {
 	unsigned count, max;
 	int rootfd;
 	const struct pt_fcache_opts *o;
+	struct pt_fcache_stats *stats;          /* or NULL: not counted */
 };
+
+/* Adds n to the counter f of fc's stats, if it has some. */
+#define STAT(fc, f, n) do { if ((fc)->stats) pt_count(&(fc)->stats->f, (uint64_t)(n)); } while (0)
+
+void pt_fcache_set_stats(struct pt_fcache *fc, struct pt_fcache_stats *s)
+{
+	fc->stats = s;
+}
+
+/* Bytes of e held in memory, for the bytes gauge. */
+static uint64_t held(const struct fentry *e)
+{
+	return e->data ? (uint64_t)e->st.st_size : 0;
+}
 
 static uint32_t hash(const char *s, size_t n)
 {
@@ -81,6 +97,8 @@ static void unlink_entry(struct pt_fcache *fc, struct fentry *e)
 	else
 		fc->fifo_tail = e->fifo_prev;
 	fc->count--;
+	STAT(fc, entries, -1);
+	STAT(fc, bytes, -held(e));
 	pt_fentry_unref(e);                     /* the cache's own reference */
 }
 
@@ -180,6 +198,7 @@ static bool still_valid(struct pt_fcache *fc, struct fentry *e, uint64_t now)
 
 	if (now - e->checked_ms < fc->o->ttl_ms)
 		return true;
+	STAT(fc, revalidations, 1);
 	int err = pt_path_open(fc->rootfd, e->path, fc->o->follow_symlinks, &fd, &st);
 	if (err == 0)
 		close(fd);
@@ -205,6 +224,8 @@ static void insert(struct pt_fcache *fc, struct fentry *e)
 	else
 		fc->fifo_head = e;
 	fc->fifo_tail = e;
+	STAT(fc, entries, 1);
+	STAT(fc, bytes, held(e));
 	if (++fc->count > fc->max)
 		unlink_entry(fc, fc->fifo_head);
 }
@@ -219,11 +240,13 @@ struct fentry *pt_fcache_get(struct pt_fcache *fc, const char *name, size_t n, b
 			continue;
 		if (!pt_fcache_transient(e->err) && still_valid(fc, e, now)) {
 			e->refs++;
+			STAT(fc, hits, 1);
 			return e;
 		}
 		unlink_entry(fc, e);
 		break;
 	}
+	STAT(fc, misses, 1);
 	struct fentry *e = entry_open(fc, name, n, h, with_variants);
 	if (!e)
 		return NULL;

@@ -43,7 +43,20 @@ struct fentry {
 	char path[];                            /* normalized path, NUL-terminated */
 };
 
+/* What the caches of one worker did (metrics): written by that worker with pt_count (see
+ * counter.h), read by any thread. */
+struct pt_fcache_stats {
+	uint64_t hits;              /* lookups answered by an entry */
+	uint64_t misses;            /* lookups that opened the path (absent, or changed) */
+	uint64_t revalidations;     /* hits that checked the file again (its TTL had passed) */
+	uint64_t entries;           /* entries held now (a gauge) */
+	uint64_t bytes;             /* bytes of small files held in memory now (a gauge) */
+};
+
 struct pt_fcache *pt_fcache_new(int rootfd, const struct pt_fcache_opts *o);
+/* Counts fc's work into s (NULL: stop counting) from now on. Call it before the first
+ * lookup; s must outlive fc. fc's worker only. */
+void pt_fcache_set_stats(struct pt_fcache *fc, struct pt_fcache_stats *s);
 void pt_fcache_free(struct pt_fcache *fc);
 /* The entry for normalized path name[0..n), opened or revalidated as needed; NULL only when
  * out of memory. The caller owns one reference: drop it with pt_fentry_unref. */

@@ -20,9 +20,11 @@
  */
 #include "server/files.h"
 #include "server/alog.h"
+#include "server/counter.h"
 #include "server/dirlist.h"
 #include "server/encoding.h"
 #include "server/https.h"
+#include "server/obs.h"
 #include "server/range.h"
 #include "server/rules.h"
 #include <errno.h>
@@ -39,6 +41,9 @@ struct rq {                     /* the request being answered */
 	pt_http_req_t *r;
 	const struct pt_site *site;
 	struct pt_fcache *fc;       /* the site's cache of this worker (NULL: out of memory) */
+	unsigned w;                 /* the worker */
+	uint64_t t0;                /* the worker's clock at the handler call (us), with f->obs */
+	struct pt_wmetrics *wm;     /* the worker's counters, or NULL */
 };
 
 struct reply {                  /* the response being assembled */
@@ -104,26 +109,41 @@ static unsigned extra_fields(struct rq *q, struct pt_http_header *h, unsigned nh
 	return nh;
 }
 
-/* Every response goes through here, so the access log sees each one once. */
+static uint64_t body_bytes(struct rq *q, const struct pt_http_chunk *c, unsigned n)
+{
+	uint64_t bytes = 0;
+
+	for (unsigned i = 0; i < n && pt_http_req_method(q->r) != PT_HTTP_HEAD; i++)
+		bytes += c[i].kind == PT_HTTP_CHUNK_MEM ? c[i].mem.len : (uint64_t)c[i].file.len;
+	return bytes;
+}
+
+/* Every response goes through here, so the access log and the counters see each one once:
+ * a Combined line now, counters and a JSON line when the send completes (obs.h). While
+ * draining, each response closes its connection. */
 static int reply(struct rq *q, unsigned status, const struct pt_http_header *h, unsigned nh,
 		 const struct pt_http_chunk *c, unsigned n, unsigned flags, pt_http_send_fn cb,
 		 void *arg)
 {
 	struct pt_http_header all[MAX_HEADERS + 3];
+	struct pt_obs_req *o = NULL;
 
 	if (nh > MAX_HEADERS)
 		nh = MAX_HEADERS;
 	if (nh)
 		memcpy(all, h, nh * sizeof *h);
 	nh = extra_fields(q, all, nh);
+	if (atomic_load_explicit(&q->f->draining, memory_order_relaxed))
+		flags |= PT_HTTP_DISCONNECT;
+	if (q->f->obs && (o = pt_obs_begin(q->f->obs, q->r, q->w, q->t0, status,
+					   body_bytes(q, c, n), cb, arg)))
+		cb = pt_obs_sent, arg = o;
 	int err = pt_http_respond(q->r, status, NULL, all, nh, c, n, flags, cb, arg);
 
-	if (err == 0 && q->f->alog) {
-		uint64_t bytes = 0;
-		for (unsigned i = 0; i < n && pt_http_req_method(q->r) != PT_HTTP_HEAD; i++)
-			bytes += c[i].kind == PT_HTTP_CHUNK_MEM ? c[i].mem.len : (uint64_t)c[i].file.len;
-		pt_alog_write(q->f->alog, q->r, status, bytes);
-	}
+	if (err < 0 && o)
+		pt_obs_cancel(o);
+	if (err == 0 && q->f->alog && !pt_alog_is_json(q->f->alog))
+		pt_alog_write(q->f->alog, q->r, status, body_bytes(q, c, n));
 	return err;
 }
 
@@ -324,7 +344,12 @@ static void choose_copy(struct rq *q, struct fentry *base, struct rep *p)
 	p->vary = true;
 	ae = pt_http_req_header(q->r, "Accept-Encoding");
 	enc = pt_enc_choose(ae.p, ae.n, PT_ENC_ALL);
-	if (!enc || !(zb = pt_zcache_get(q->f->zc, &base->st, base->etag, enc, base->fd)))
+	if (!enc)
+		return;
+	zb = pt_zcache_get(q->f->zc, &base->st, base->etag, enc, base->fd);
+	if (q->wm)
+		pt_count(zb ? &q->wm->zcopy_hit : &q->wm->zcopy_miss, 1);
+	if (!zb)
 		return;
 	*p = (struct rep){ base, zb, zb->etag, zb->etag_len, zb->len, enc, true };
 }
@@ -371,6 +396,8 @@ static void serve_file(struct rq *q, struct fentry *base)
 		reply(q, (unsigned)st, rp.h, rp.nh, NULL, 0, 0, NULL, NULL);
 	} else {
 		add(&rp, "Accept-Ranges", "bytes");
+		if (q->wm)
+			pt_metrics_encoding(q->wm, p.enc);
 		send_ranges(q, &p, &rp, base->mime, use_range);
 	}
 	if (p.e != base)
@@ -573,14 +600,19 @@ static void serve_path(struct rq *q, const char *norm, size_t nlen, int flags)
 void pt_files_handle(pt_http_req_t *r, void *arg)
 {
 	struct pt_files *f = arg;
-	unsigned w = pt_worker_index(pt_conn_worker(pt_http_req_conn(r)));
+	pt_worker_t *wk = pt_conn_worker(pt_http_req_conn(r));
+	unsigned w = pt_worker_index(wk);
 	const struct pt_snapshot *snap = pt_vhosts_enter(&f->vh, w);
 	struct pt_http_str host = pt_http_req_authority(r);
-	struct rq q = { f, r, pt_snapshot_site(snap, host.p, host.n), NULL };
+	struct rq q = { f, r, pt_snapshot_site(snap, host.p, host.n), NULL, w, 0, NULL };
 	char norm[PATH_MAX];
 	size_t nlen;
 
 	q.fc = pt_site_cache(q.site, w);
+	if (f->obs)
+		q.t0 = pt_obs_start(f->obs, w, wk);
+	if (f->metrics && (q.wm = pt_metrics_worker(f->metrics, w)) && q.fc)
+		pt_fcache_set_stats(q.fc, &q.wm->fcache);
 	if (f->redirect_https && !is_tls(r)) {
 		redirect_https(&q);
 		return;

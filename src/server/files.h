@@ -8,6 +8,7 @@
 #define PT_SERVER_FILES_H
 
 #include <portico/http.h>
+#include <stdatomic.h>
 #include "server/fcache.h"
 #include "server/vhost.h"
 #include "server/zcache.h"
@@ -20,6 +21,11 @@ struct pt_files {
 	                                   "max-age=N"; "" = none */
 	bool redirect_https;            /* plaintext requests get a 301 to https://... */
 	unsigned https_port;            /* ... on this port (the first HTTPS listener's) */
+	struct pt_metrics *metrics;     /* counters (metrics.h), or NULL: no --admin */
+	struct pt_obs *obs;             /* counting and JSON logging at completion (obs.h), or
+	                                   NULL: neither */
+	atomic_bool draining;           /* SIGTERM with --drain-delay: responses close their
+	                                   connections (set by the main thread) */
 };
 
 /* Starts serving snapshot s (the reference passes to f) with workers workers. Before the

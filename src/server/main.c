@@ -18,11 +18,14 @@
  * --check-config FILE checks and exits instead (0, or 2 with FILE:LINE: reason).
  */
 #include <portico/http.h>
+#include "server/admin.h"
 #include "server/alog.h"
 #include "server/config.h"
 #include "server/files.h"
 #include "server/https.h"
+#include "server/metrics.h"
 #include "server/mime.h"
+#include "server/obs.h"
 #include "server/reload.h"
 #include "server/vhost.h"
 #include "server/zcache.h"
@@ -36,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 static void raise_nofile(void)
@@ -285,11 +289,12 @@ static void log_counters(pt_http_server_t *s, bool tls)
 	fflush(stderr);
 }
 
-static void wait_for_stop(pt_http_server_t *s, struct pt_alog *alog,
-			  const struct pt_server_config *c, struct pt_reload *rl)
+/* Serves SIGHUP and SIGUSR1 until a stop signal: returns it (SIGTERM or SIGINT). */
+static int wait_for_stop(pt_http_server_t *s, struct pt_alog *alog,
+			 const struct pt_server_config *c, struct pt_reload *rl)
 {
 	sigset_t set;
-	int sig;
+	int sig = 0;
 
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
@@ -299,7 +304,7 @@ static void wait_for_stop(pt_http_server_t *s, struct pt_alog *alog,
 	int err;
 	for (;;) {
 		if (sigwait(&set, &sig) != 0 || (sig != SIGHUP && sig != SIGUSR1))
-			return;
+			return sig;
 		if (sig == SIGUSR1) {
 			log_counters(s, rl->tls != NULL);
 			continue;
@@ -311,6 +316,89 @@ static void wait_for_stop(pt_http_server_t *s, struct pt_alog *alog,
 		pt_reload(rl);
 		fflush(stderr);
 	}
+}
+
+/* SIGTERM with --drain-delay: /healthz answers 503 and every response closes its connection
+ * for the delay while serving goes on (a load balancer notices and stops sending), then the
+ * graceful stop follows. Another SIGTERM or a SIGINT cuts the delay short. */
+static void drain(struct pt_files *f, const struct pt_server_config *c)
+{
+	struct timespec end, now, left;
+	sigset_t set;
+
+	if (!c->drain_delay_ms)
+		return;
+	atomic_store(&f->draining, true);
+	fprintf(stderr, "portico: draining for %u.%03u s (/healthz answers 503), then stopping\n",
+		c->drain_delay_ms / 1000, c->drain_delay_ms % 1000);
+	fflush(stderr);
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	end.tv_sec += c->drain_delay_ms / 1000;
+	end.tv_nsec += (long)(c->drain_delay_ms % 1000) * 1000000;
+	if (end.tv_nsec >= 1000000000)
+		end.tv_sec++, end.tv_nsec -= 1000000000;
+	for (;;) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		left.tv_sec = end.tv_sec - now.tv_sec;
+		left.tv_nsec = end.tv_nsec - now.tv_nsec;
+		if (left.tv_nsec < 0)
+			left.tv_sec--, left.tv_nsec += 1000000000;
+		if (left.tv_sec < 0 || sigtimedwait(&set, NULL, &left) >= 0 || errno != EINTR)
+			return;                        /* over, a second signal, or timed out */
+	}
+}
+
+/* The counters, the request observation and the admin listener (--admin), bound now.
+ * 0, or -1 after printing why. */
+static int setup_obs(struct pt_files *f, const struct pt_server_config *c,
+		     pt_http_server_t *s, struct pt_admin **admin)
+{
+	pt_engine_t *e = pt_http_server_engine(s);
+	unsigned workers = pt_engine_workers(e);
+	char msg[256];
+	int err;
+
+	if (f->alog)
+		pt_alog_set_format(f->alog, c->access_log_format);
+	if (*c->admin) {
+		if (!(f->metrics = pt_metrics_new(workers))) {
+			fprintf(stderr, "portico: out of memory\n");
+			return -1;
+		}
+		f->metrics->engine = e;
+		f->metrics->backend = pt_engine_backend(e);
+		f->metrics->draining = &f->draining;
+		f->metrics->zc = f->zc;
+		if (!(*admin = pt_admin_new(c, f->metrics, msg, sizeof msg))) {
+			fprintf(stderr, "portico: %s\n", msg);
+			return -1;
+		}
+	}
+	if (!(f->obs = pt_obs_new(workers, f->metrics, f->alog, &err)) && err < 0) {
+		fprintf(stderr, "portico: out of memory\n");
+		return -1;
+	}
+	return 0;
+}
+
+/* Starts the admin listener and prints where it is. 0, or -1 after printing why. */
+static int start_admin(struct pt_admin *a, const struct pt_server_config *c)
+{
+	int err;
+
+	if (!a)
+		return 0;
+	if ((err = pt_admin_start(a)) < 0) {
+		fprintf(stderr, "portico: cannot start the admin listener: %s\n", strerror(-err));
+		return -1;
+	}
+	printf("portico: admin at http://%.*s:%d/ (/metrics, /status, /healthz)\n",
+	       (int)(strrchr(c->admin, ':') - c->admin), c->admin, pt_admin_port(a));
+	fflush(stdout);
+	return 0;
 }
 
 /* Checks the TLS settings and loads the certificates (before --user drops the right to read
@@ -393,6 +481,7 @@ static int serve(struct pt_server_config *c, struct pt_reload *rl)
 {
 	struct pt_http_config hc;
 	struct pt_files files = { 0 };
+	struct pt_admin *admin = NULL;
 	struct pt_alog *alog = NULL;
 	struct activation act;
 	pt_tls_t *tls = NULL;
@@ -416,7 +505,8 @@ static int serve(struct pt_server_config *c, struct pt_reload *rl)
 		fprintf(stderr, "portico: access log '%s': %s\n", c->access_log, strerror(-err));
 	files.alog = alog;
 	if ((*c->access_log && !alog) || listen_all(s, c, &act, tls) < 0 ||
-	    setup_files(&files, rl, workers) < 0 || (*c->user && drop_privileges(c->user) < 0) ||
+	    setup_files(&files, rl, workers) < 0 || setup_obs(&files, c, s, &admin) < 0 ||
+	    (*c->user && drop_privileges(c->user) < 0) ||
 	    pt_http_route(s, "/", pt_files_handle, &files, 0) < 0)
 		goto out;
 	files_https(&files, s, c, tls);
@@ -426,15 +516,22 @@ static int serve(struct pt_server_config *c, struct pt_reload *rl)
 		goto out;
 	}
 	announce(s, c, tls);
-	wait_for_stop(s, alog, c, rl);
+	if (start_admin(admin, c) < 0)
+		goto out;
+	if (wait_for_stop(s, alog, c, rl) == SIGTERM)
+		drain(&files, c);
+	pt_http_server_stop(s);                    /* the admin listener answers meanwhile */
 	rc = 0;
 out:
+	pt_admin_free(admin);                      /* before the engine its counters come from */
 	pt_http_server_destroy(s);
 	if (tls)
 		pt_tls_destroy(tls);                   /* after every engine using it */
 	pt_files_fini(&files);
 	pt_zcache_free(files.zc);                  /* after every send of a copy completed */
 	pt_alog_close(alog);
+	pt_obs_free(files.obs);
+	pt_metrics_free(files.metrics);
 	pt_mime_free(mime);
 	return rc;
 }

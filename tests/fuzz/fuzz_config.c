@@ -134,6 +134,13 @@ static void check_config(const struct pt_server_config *c)
 			CHECK(v >= o->min && v <= o->max);
 			break;
 		}
+		case K_ADDR: {                 /* "" (off) or an address the parser reproduces */
+			char again[PT_CONFIG_ADDR_MAX];
+
+			CHECK(memchr(base, '\0', o->cap));
+			CHECK(!*base || (pt__parse_listen(base, again) && strcmp(again, base) == 0));
+			break;
+		}
 		case K_STR:
 			CHECK(memchr(base, '\0', o->cap));
 			/* "" is a default ("no user") or "off"; anything else was checked */

@@ -93,6 +93,8 @@ static void fix_stop(struct fix *f)
 	struct pt_counters cnt;
 	assert_int_equal(pt_engine_counters(f->e, -1, &cnt), 0);
 	assert_int_equal(cnt.conns, 0);
+	assert_int_equal(cnt.conns_silent + cnt.conns_partial + cnt.conns_idle + cnt.conns_busy +
+			 cnt.conns_closing, 0);
 	assert_int_equal(cnt.ops_inflight, 0);
 	assert_int_equal(atomic_load(&g_no_nodelay), 0);
 	pt_engine_destroy(f->e);
@@ -613,6 +615,41 @@ static void test_shed_order(void **state)
 	fix_stop(&f);
 }
 
+/* The gauges of connections by state (issue 18) follow the worker lists: silent until the
+ * first byte, then what the application set, closing while it closes; their sum is conns. */
+static bool gauges_are(pt_engine_t *e, uint64_t silent, uint64_t partial, uint64_t idle,
+		       uint64_t busy)
+{
+	struct pt_counters c;
+
+	pt_engine_counters(e, -1, &c);
+	return c.conns_silent == silent && c.conns_partial == partial && c.conns_idle == idle &&
+	       c.conns_busy == busy && c.conns_closing == 0 &&
+	       c.conns == silent + partial + idle + busy;
+}
+
+static void test_state_gauges(void **state)
+{
+	struct fix f;
+
+	g_ops = (struct pt_conn_ops){ .on_data = state_data, .on_eof = echo_eof, .on_close = count_close };
+	fix_start(&f, NULL, 2);
+	int silent = connect_to(f.port), busy = connect_to(f.port), idle = connect_to(f.port);
+	int partial = connect_to(f.port);
+	assert_true(say(busy, 'B') && say(idle, 'I') && say(partial, 'P'));
+	WAIT_FOR(gauges_are(f.e, 1, 1, 1, 1), 3000);
+	assert_true(gauges_are(f.e, 1, 1, 1, 1));
+	assert_true(say(idle, 'B') && say(busy, 'I'));    /* moves between lists */
+	assert_true(gauges_are(f.e, 1, 1, 1, 1));
+	assert_true(say(partial, 'I') && say(silent, 'I'));
+	WAIT_FOR(gauges_are(f.e, 0, 0, 3, 1), 3000);
+	assert_true(gauges_are(f.e, 0, 0, 3, 1));
+	close(silent), close(busy), close(idle), close(partial);
+	WAIT_FOR(gauges_are(f.e, 0, 0, 0, 0), 3000);
+	assert_true(gauges_are(f.e, 0, 0, 0, 0));
+	fix_stop(&f);
+}
+
 /* A starved buffer ring (io_uring: ENOBUFS ends the multishot receive) must lose and reorder
  * nothing: 8 buffers of 64 bytes shared by 20 clients echoing 200 KB each. */
 struct starve_client { int port; int ok; };
@@ -687,6 +724,7 @@ int main(void)
 		cmocka_unit_test(test_conn_limit_pause),
 		cmocka_unit_test(test_conn_limit_shed),
 		cmocka_unit_test(test_shed_order),
+		cmocka_unit_test(test_state_gauges),
 		cmocka_unit_test(test_buffer_ring_starvation),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -884,6 +884,49 @@ static char *read_man(void)
 	return NULL;
 }
 
+/* Issue 18: --admin (an address or off), --admin-allow (CIDR lists), --drain-delay,
+ * --access-log-format, in the file too; all of them need a restart to change. */
+static void test_observability(void **state)
+{
+	char diff[256];
+	struct pt_server_config b;
+
+	assert_int_equal(args(NULL), 0);
+	assert_string_equal(g_c.admin, "");
+	assert_string_equal(g_c.admin_allow, "");
+	assert_int_equal(g_c.drain_delay_ms, 0);
+	assert_string_equal(g_c.access_log_format, "combined");
+	assert_int_equal(args("--admin", "9145", "--admin-allow", "10.0.0.0/8, ::1,192.168.1.7",
+			      "--drain-delay", "2.5", "--access-log-format", "json", NULL), 0);
+	assert_string_equal(g_c.admin, "0.0.0.0:9145");
+	assert_string_equal(g_c.admin_allow, "10.0.0.0/8, ::1,192.168.1.7");
+	assert_int_equal(g_c.drain_delay_ms, 2500);
+	assert_string_equal(g_c.access_log_format, "json");
+	assert_int_equal(args("--admin", "[::1]:0", NULL), 0);
+	assert_string_equal(g_c.admin, "[::1]:0");
+	assert_int_equal(args("--admin", "127.0.0.1:1", "--admin=off", NULL), 0);
+	assert_string_equal(g_c.admin, "");
+	bad("--admin: invalid value 'x' (expected IPv4:PORT, [IPv6]:PORT or PORT, or off)",
+	    "--admin", "x", NULL);
+	bad("--admin: invalid value", "--admin", "1.2.3.4:70000", NULL);
+	bad("--admin-allow: invalid value '10.0.0.0/33'", "--admin-allow", "10.0.0.0/33", NULL);
+	bad("--admin-allow: invalid value", "--admin-allow", "10.0.0.0/8,", NULL);
+	bad("--admin-allow: invalid value", "--admin-allow", "host.example", NULL);
+	bad("--admin-allow: invalid value", "--admin-allow", "::1/129", NULL);
+	bad("--access-log-format: invalid value 'xml' (expected combined or json)",
+	    "--access-log-format", "xml", NULL);
+	bad("--drain-delay: invalid value", "--drain-delay", "3601", NULL);
+	assert_int_equal(args("-c", write_temp("admin 127.0.0.1:9145\nadmin-allow 127.0.0.1\n"
+					      "drain-delay 1\naccess-log-format json\n"), NULL), 0);
+	assert_string_equal(g_c.admin, "127.0.0.1:9145");
+	assert_int_equal(g_c.drain_delay_ms, 1000);
+	b = g_c;
+	b.drain_delay_ms = 0;
+	strcpy(b.admin, "127.0.0.1:1");
+	pt_config_static_diff(&g_c, &b, diff, sizeof diff);
+	assert_string_equal(diff, "admin, drain-delay");
+}
+
 static void test_man_page(void **state)
 {
 	char *man = read_man();
@@ -941,6 +984,7 @@ int main(void)
 		cmocka_unit_test(test_tls_config_file),
 		cmocka_unit_test(test_check_tls),
 		cmocka_unit_test(test_open_docroot),
+		cmocka_unit_test(test_observability),
 		cmocka_unit_test(test_man_page),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
