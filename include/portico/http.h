@@ -234,6 +234,42 @@ PT_API int pt_http_server_stop(pt_http_server_t *s);
 PT_API void pt_http_server_destroy(pt_http_server_t *s);
 PT_API pt_engine_t *pt_http_server_engine(pt_http_server_t *s);
 
+/* ---- counters -------------------------------------------------------------------------------
+ * What the HTTP layer decides on its own, before or beside the handlers: requests it refuses
+ * (a bad or too large head, no memory for a request, an unsupported version), and the HTTP/2
+ * connections, streams, resets and GOAWAY frames. The engine's counters (pt_engine_counters)
+ * hold connections and bytes; requests that reach a handler are the application's to count.
+ * Each worker writes its own counters with plain stores; any thread reads them. */
+
+/* Refused requests by the status they were answered with (index by pt_http_reject_index). */
+enum {
+	PT_HTTP_REJ_400, PT_HTTP_REJ_413, PT_HTTP_REJ_414, PT_HTTP_REJ_431,
+	PT_HTTP_REJ_501, PT_HTTP_REJ_503, PT_HTTP_REJ_505, PT_HTTP_REJ_OTHER, PT_HTTP_REJ__COUNT
+};
+
+struct pt_http_counters {
+	uint64_t rejected[PT_HTTP_REJ__COUNT]; /* answered by the layer itself, never a handler */
+	uint64_t h2_conns;            /* connections that became HTTP/2 (ALPN h2 or h2c) */
+	uint64_t h2_streams;          /* request streams opened by clients */
+	uint64_t h2_resets_recv;      /* RST_STREAM frames received */
+	uint64_t h2_resets_sent;      /* RST_STREAM frames sent */
+	uint64_t h2_goaways_recv;     /* GOAWAY frames received */
+	uint64_t h2_goaways_sent;     /* GOAWAY frames sent (a graceful stop sends two) */
+	uint64_t h2_floods;           /* connections ended with ENHANCE_YOUR_CALM (floods, rapid
+	                                 reset) */
+	uint64_t h2_protocol_errors;  /* connections ended by a protocol error of the client */
+};
+
+/* The status a rejected[] index stands for (0 for PT_HTTP_REJ_OTHER), and the index of a
+ * status. Pure functions, any thread. */
+PT_API unsigned pt_http_reject_status(unsigned index);
+PT_API unsigned pt_http_reject_index(unsigned status);
+
+/* Snapshot of worker i's counters (i < workers), or of their sum (i == -1). Any thread, at any
+ * time between create and destroy; each value is consistent by itself, the set is not a
+ * transaction. 0 or -EINVAL. */
+PT_API int pt_http_server_counters(const pt_http_server_t *s, int i, struct pt_http_counters *out);
+
 #ifdef __cplusplus
 }
 #endif

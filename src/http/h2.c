@@ -186,6 +186,7 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *u
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
 	}
 	h2->requests++;
+	pt__hw_count(&h2->hw->cnt.h2_streams);
 	return pt__h2_begin_headers(h2, f->hd.stream_id) == 0 ? 0 : NGHTTP2_ERR_CALLBACK_FAILURE;
 }
 
@@ -204,6 +205,10 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *user
 	struct h2conn *h2 = user;
 	struct h2stream *st = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
 
+	if (f->hd.type == NGHTTP2_RST_STREAM)
+		pt__hw_count(&h2->hw->cnt.h2_resets_recv);
+	else if (f->hd.type == NGHTTP2_GOAWAY)
+		pt__hw_count(&h2->hw->cnt.h2_goaways_recv);
 	if (!h2->preface_done && f->hd.type == NGHTTP2_SETTINGS) {
 		h2->preface_done = true;
 		pt_conn_set_state(h2->c, PT_CONN_IDLE);
@@ -252,7 +257,12 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void 
 static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *f, void *user)
 {
 	struct h2stream *st = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
+	struct h2conn *h2 = user;
 
+	if (f->hd.type == NGHTTP2_RST_STREAM)
+		pt__hw_count(&h2->hw->cnt.h2_resets_sent);
+	else if (f->hd.type == NGHTTP2_GOAWAY)
+		pt__hw_count(&h2->hw->cnt.h2_goaways_sent);
 	if (!st || !(f->hd.flags & NGHTTP2_FLAG_END_STREAM) ||
 	    (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA))
 		return 0;
@@ -358,6 +368,7 @@ int pt__h2_start(struct pt_http_server *s, pt_conn_t *c, const void *data, size_
 		h2->hw_next->hw_prev = h2;
 	h2->hw->h2conns = h2;
 	atomic_fetch_add(&s->h2_conns, 1);
+	pt__hw_count(&h2->hw->cnt.h2_conns);
 	if (atomic_load(&s->stopping))
 		pt__h2_goaway_one(h2, 1);         /* stopping already: no new requests here */
 	pt_conn_set_state(c, PT_CONN_PARTIAL);     /* until the client's preface and SETTINGS */
@@ -477,6 +488,8 @@ static void on_data(pt_conn_t *c, const void *data, size_t len)
 				NGHTTP2_PROTOCOL_ERROR;
 		if (n != NGHTTP2_ERR_BAD_CLIENT_MAGIC)
 			nghttp2_session_terminate_session(h2->ng, code);
+		pt__hw_count(code == NGHTTP2_ENHANCE_YOUR_CALM ? &h2->hw->cnt.h2_floods :
+			     &h2->hw->cnt.h2_protocol_errors);
 		h2->closing = true;      /* the GOAWAY leaves even behind a full queue of ACKs */
 	}
 	pt__h2_flush(h2);

@@ -479,6 +479,7 @@ static void refuse(struct h2stream *st, unsigned status)
 
 	if (status < 400 || status > 599)
 		status = 400;
+	pt__count_reject(st->h2->hw, status);
 	const char *reason = pt__reason(status);          /* static */
 	if (o && !(o->ch = calloc(2, sizeof *o->ch))) {
 		free(o);

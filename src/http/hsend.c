@@ -327,6 +327,7 @@ void pt__h1_send_error(struct hconn *h, unsigned status)
 	char buf[512];
 	const char *reason = pt__reason(status);
 
+	pt__count_reject(h->hw, status);
 	pt__date_refresh(h->hw);
 	int n = snprintf(buf, sizeof buf,
 			 "HTTP/1.1 %u %s\r\n%s%sContent-Type: text/plain; charset=utf-8\r\n"

@@ -200,6 +200,7 @@ struct hconn {
 struct h2conn;
 
 struct hworker {
+	struct pt_http_counters cnt;       /* written by this worker only (hw_count) */
 	struct h2conn *h2conns;           /* the worker's HTTP/2 connections (graceful stop) */
 	pt_post_t goaway_post[2];         /* the two GOAWAY steps of a graceful stop */
 	struct pt_http_req *req_free;
@@ -208,7 +209,13 @@ struct hworker {
 	long date_sec;
 	char date[48];                    /* "Date: ...\r\n" */
 	size_t date_len;
-};
+} __attribute__((aligned(64)));    /* no false sharing of the counters */
+
+/* Adds 1 to one of hw's counters: a plain load and store (one writer), readable by any thread. */
+static inline void pt__hw_count(uint64_t *p)
+{
+	__atomic_store_n(p, __atomic_load_n(p, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+}
 
 struct pt_http_server {
 	struct pt_http_config cfg;
@@ -227,6 +234,8 @@ struct pt_http_server {
 };
 
 /* ---- server.c ---- */
+/* Counts a request the layer refused with status (hw's worker). */
+void pt__count_reject(struct hworker *hw, unsigned status);
 /* The per-worker state of c's worker. c's worker. */
 struct hworker *pt__hw(struct pt_http_server *s, pt_conn_t *c);
 /* The route with the longest prefix of path, or NULL. Any thread (routes are frozen). */

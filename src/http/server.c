@@ -94,10 +94,12 @@ PT_API pt_http_server_t *pt_http_server_create(const struct pt_http_config *cfg,
 	if (!(s->e = pt_engine_create(&s->cfg.engine, &rc)))
 		goto fail;
 	pt_engine_set_user(s->e, s);
-	if (!(s->hw = calloc(pt_engine_workers(s->e), sizeof *s->hw))) {
+	size_t hwsize = pt_engine_workers(s->e) * sizeof *s->hw;   /* a multiple of 64 */
+	if (!(s->hw = aligned_alloc(_Alignof(struct hworker), hwsize))) {
 		rc = -ENOMEM;
 		goto fail;
 	}
+	memset(s->hw, 0, hwsize);
 	*err = 0;
 	return s;
 fail:
@@ -279,4 +281,44 @@ PT_API void pt_http_server_destroy(pt_http_server_t *s)
 PT_API pt_engine_t *pt_http_server_engine(pt_http_server_t *s)
 {
 	return s ? s->e : NULL;
+}
+
+static const unsigned reject_status[PT_HTTP_REJ__COUNT] = {
+	400, 413, 414, 431, 501, 503, 505, 0
+};
+
+PT_API unsigned pt_http_reject_status(unsigned index)
+{
+	return index < PT_HTTP_REJ__COUNT ? reject_status[index] : 0;
+}
+
+PT_API unsigned pt_http_reject_index(unsigned status)
+{
+	for (unsigned i = 0; i < PT_HTTP_REJ_OTHER; i++)
+		if (reject_status[i] == status)
+			return i;
+	return PT_HTTP_REJ_OTHER;
+}
+
+void pt__count_reject(struct hworker *hw, unsigned status)
+{
+	pt__hw_count(&hw->cnt.rejected[pt_http_reject_index(status)]);
+}
+
+PT_API int pt_http_server_counters(const pt_http_server_t *s, int i, struct pt_http_counters *out)
+{
+	unsigned n = s ? pt_engine_workers(s->e) : 0;
+
+	if (!s || !out || i < -1 || (i >= 0 && (unsigned)i >= n))
+		return -EINVAL;
+	memset(out, 0, sizeof *out);
+	uint64_t *dst = (uint64_t *)out;
+	for (unsigned k = 0; k < n; k++) {
+		if (i >= 0 && (unsigned)i != k)
+			continue;
+		const uint64_t *src = (const uint64_t *)&s->hw[k].cnt;
+		for (size_t j = 0; j < sizeof *out / sizeof(uint64_t); j++)
+			dst[j] += __atomic_load_n(&src[j], __ATOMIC_RELAXED);
+	}
+	return 0;
 }

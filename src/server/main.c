@@ -369,6 +369,7 @@ static int setup_obs(struct pt_files *f, const struct pt_server_config *c,
 			return -1;
 		}
 		f->metrics->engine = e;
+		f->metrics->http = s;
 		f->metrics->backend = pt_engine_backend(e);
 		f->metrics->draining = &f->draining;
 		f->metrics->zc = f->zc;

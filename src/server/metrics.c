@@ -97,15 +97,6 @@ static void add_block(struct pt_wmetrics *out, const struct pt_wmetrics *in)
 		dst[k] += pt_count_get(&src[k]);
 }
 
-/* HTTP/2: the one place where the HTTP/2 layer's counters come in. It is being added to
- * src/http now; once it exposes per-worker counters (streams, RST_STREAM both ways, GOAWAY
- * both ways), sum them here. Until then HTTP/2 is not served and every value is 0. */
-static void h2_counters(const struct pt_metrics *m, struct pt_h2_counters *out)
-{
-	(void)m;
-	memset(out, 0, sizeof *out);
-}
-
 uint64_t pt_metrics_worker_requests(const struct pt_metrics *m, unsigned w)
 {
 	uint64_t n = 0;
@@ -123,7 +114,8 @@ void pt_metrics_sum(const struct pt_metrics *m, struct pt_metrics_sum *out)
 		add_block(&out->w, &m->w[i]);
 	if (m->engine)
 		pt_engine_counters(m->engine, -1, &out->e);
-	h2_counters(m, &out->h2);
+	if (m->http)
+		pt_http_server_counters(m->http, -1, &out->http);
 	for (unsigned i = 0; i < PT_METRICS_METHODS; i++)
 		for (unsigned c = 0; c < PT_METRICS_CLASSES; c++)
 			out->requests += out->w.req[i][c];

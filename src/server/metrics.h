@@ -34,18 +34,6 @@ extern const uint64_t pt_metrics_le_us[PT_METRICS_BUCKETS];
 /* Content codings of file responses, in this order. */
 enum { PT_MENC_IDENTITY, PT_MENC_BR, PT_MENC_ZSTD, PT_MENC_GZIP, PT_MENC__COUNT };
 
-/* HTTP/2 (being added to src/http): the counters the HTTP/2 layer will provide (streams and
- * GOAWAY frames), summed over the workers like the rest. Until that layer lands they are
- * all 0: see h2_counters() in metrics.c, the one place to fill them in. */
-struct pt_h2_counters {
-	uint64_t conns;               /* connections that spoke HTTP/2 */
-	uint64_t streams;             /* streams opened */
-	uint64_t resets_by_client;    /* RST_STREAM received */
-	uint64_t resets_by_server;    /* RST_STREAM sent */
-	uint64_t goaways_sent;
-	uint64_t goaways_received;
-};
-
 /* One worker's counters. Written by that worker only, read by any thread (counter.h). */
 struct pt_wmetrics {
 	uint64_t req[PT_METRICS_METHODS][PT_METRICS_CLASSES]; /* finished, by method, class */
@@ -65,6 +53,7 @@ struct pt_metrics {
 	unsigned nworkers;
 	struct pt_wmetrics *w;        /* [nworkers], owned */
 	pt_engine_t *engine;          /* the data plane's engine (pt_engine_counters) */
+	const pt_http_server_t *http; /* its HTTP layer (pt_http_server_counters), or NULL */
 	struct pt_zcache *zc;         /* compressed copies, or NULL */
 	const atomic_bool *draining;  /* SIGTERM with --drain-delay: /healthz says 503 */
 	double start_time;            /* Unix time of the start, seconds */
@@ -74,7 +63,7 @@ struct pt_metrics {
 	uint64_t admin_refused;       /* 403s to sources outside --admin-allow */
 };
 
-/* Counters for workers workers, all 0. The caller sets engine, zc, draining and backend.
+/* Counters for workers workers, all 0. The caller sets engine, http, zc, draining, backend.
  * NULL when out of memory. Main thread. */
 struct pt_metrics *pt_metrics_new(unsigned workers);
 /* After every thread that writes or reads it has stopped. NULL is allowed. */
@@ -97,7 +86,7 @@ void pt_metrics_encoding(struct pt_wmetrics *wm, unsigned enc);
 struct pt_metrics_sum {
 	struct pt_wmetrics w;         /* every field summed (fcache too) */
 	struct pt_counters e;         /* the engine's, summed */
-	struct pt_h2_counters h2;
+	struct pt_http_counters http; /* the HTTP layer's: refused requests, HTTP/2 */
 	uint64_t requests;            /* all finished requests */
 	uint64_t inflight;
 };

@@ -190,21 +190,46 @@ static void tls(FILE *f, const struct pt_counters *e)
 	       "TLS connections whose sends went through kernel TLS.", e->tls_ktls);
 }
 
-/* HTTP/2: 0 until the HTTP/2 layer lands (metrics.c h2_counters). */
-static void http2(FILE *f, const struct pt_h2_counters *h)
+/* Requests the HTTP layer refused itself (bad or too large heads, no memory), by status. */
+static void rejected(FILE *f, const struct pt_http_counters *h)
+{
+	char names[PT_HTTP_REJ__COUNT][12];
+	const char *np[PT_HTTP_REJ__COUNT];
+
+	for (unsigned i = 0; i < PT_HTTP_REJ__COUNT; i++) {
+		unsigned st = pt_http_reject_status(i);
+		if (st)
+			snprintf(names[i], sizeof names[i], "%u", st % 1000);
+		else
+			snprintf(names[i], sizeof names[i], "other");
+		np[i] = names[i];
+	}
+	labelled(f, "portico_http_requests_rejected_total", "counter", "Requests answered by the "
+		 "HTTP layer itself (bad or too large head, no memory), never by a handler, by "
+		 "status.", "code", np, h->rejected, PT_HTTP_REJ__COUNT);
+}
+
+/* HTTP/2 connections, streams, resets, GOAWAY frames, connections ended for misbehaving. */
+static void http2(FILE *f, const struct pt_http_counters *h)
 {
 	static const char *const by[] = { "client", "server" };
 	static const char *const dir[] = { "sent", "received" };
-	const uint64_t rst[] = { h->resets_by_client, h->resets_by_server };
-	const uint64_t ga[] = { h->goaways_sent, h->goaways_received };
+	static const char *const why[] = { "flood", "protocol_error" };
+	const uint64_t rst[] = { h->h2_resets_recv, h->h2_resets_sent };
+	const uint64_t ga[] = { h->h2_goaways_sent, h->h2_goaways_recv };
+	const uint64_t bad[] = { h->h2_floods, h->h2_protocol_errors };
 
 	single(f, "portico_http2_connections_total", "counter", "Connections that spoke HTTP/2.",
-	       h->conns);
-	single(f, "portico_http2_streams_total", "counter", "HTTP/2 streams opened.", h->streams);
+	       h->h2_conns);
+	single(f, "portico_http2_streams_total", "counter", "HTTP/2 request streams opened.",
+	       h->h2_streams);
 	labelled(f, "portico_http2_stream_resets_total", "counter", "HTTP/2 streams reset "
 		 "(RST_STREAM), by the side that reset them.", "by", by, rst, 2);
 	labelled(f, "portico_http2_goaways_total", "counter", "HTTP/2 GOAWAY frames.",
 		 "direction", dir, ga, 2);
+	labelled(f, "portico_http2_connection_errors_total", "counter", "HTTP/2 connections "
+		 "ended for the client's misbehaviour: floods (ENHANCE_YOUR_CALM) or protocol "
+		 "errors.", "reason", why, bad, 2);
 }
 
 /* The open-file caches, the compressed copies, file bodies by content coding. */
@@ -287,7 +312,8 @@ void pt_prom_render(const struct pt_metrics *m, FILE *f)
 	connections(f, m, &s.e);
 	traffic(f, &s.e);
 	tls(f, &s.e);
-	http2(f, &s.h2);
+	rejected(f, &s.http);
+	http2(f, &s.http);
 	caches(f, m, &s);
 	workers(f, m);
 	process(f, m);

@@ -62,18 +62,19 @@ static void conns(FILE *f, const struct pt_metrics *m, const struct pt_counters 
 		ULL(e->shed_idle), ULL(e->accept_paused), ULL(e->accept_errors), ULL(e->timeouts));
 }
 
-/* "tls", "http2" (0 until HTTP/2 lands), "file_cache", "compress_cache". */
+/* "tls", "http2", "file_cache", "compress_cache". */
 static void tls_h2_caches(FILE *f, const struct pt_metrics *m, const struct pt_metrics_sum *s)
 {
 	const struct pt_counters *e = &s->e;
 
 	fprintf(f, "\"tls\":{\"full\":%llu,\"resumed\":%llu,\"failed\":%llu,\"errors\":%llu},"
-		"\"http2\":{\"streams\":%llu,\"resets\":%llu,\"goaways\":%llu},"
+		"\"http2\":{\"connections\":%llu,\"streams\":%llu,\"resets\":%llu,"
+		"\"goaways\":%llu},"
 		"\"file_cache\":{\"hits\":%llu,\"misses\":%llu,\"entries\":%llu,\"bytes\":%llu},"
 		"\"compress_cache\":{\"hits\":%llu,\"misses\":%llu,\"bytes\":%llu},",
 		ULL(e->tls_handshakes), ULL(e->tls_resumed), ULL(e->tls_failed), ULL(e->tls_errors),
-		ULL(s->h2.streams), ULL(s->h2.resets_by_client + s->h2.resets_by_server),
-		ULL(s->h2.goaways_sent), ULL(s->w.fcache.hits), ULL(s->w.fcache.misses),
+		ULL(s->http.h2_conns), ULL(s->http.h2_streams),
+		ULL(s->http.h2_resets_recv + s->http.h2_resets_sent), ULL(s->http.h2_goaways_sent), ULL(s->w.fcache.hits), ULL(s->w.fcache.misses),
 		ULL(s->w.fcache.entries), ULL(s->w.fcache.bytes), ULL(s->w.zcopy_hit),
 		ULL(s->w.zcopy_miss), ULL(m->zc ? pt_zcache_bytes(m->zc) : 0));
 }

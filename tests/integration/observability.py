@@ -646,6 +646,92 @@ def check_json_tls(tmp, root, parser):
     stopped_clean(srv, "json tls")
 
 
+# ---- 6b. what the HTTP layer counts: refused requests, HTTP/2 ------------------------------------
+
+def raw_status(port, data):
+    """Sends data on a new connection; the status of the first response line (0 if none)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(data)
+        buf = b""
+        while b"\r\n" not in buf:
+            b = s.recv(4096)
+            if not b:
+                break
+            buf += b
+    m = re.match(rb"HTTP/1\.1 (\d{3}) ", buf)
+    return int(m.group(1)) if m else 0
+
+
+def drained(sock, timeout):
+    """Reads sock until EOF: True if the peer closed within timeout seconds."""
+    end = time.monotonic() + timeout
+    try:
+        while time.monotonic() < end:
+            sock.settimeout(max(0.05, end - time.monotonic()))
+            if not sock.recv(65536):
+                return True
+    except socket.timeout:
+        return False
+    except OSError:
+        return True
+    return False
+
+
+def check_http_layer(tmp, root, parser):
+    import h2client
+    import hyperframe.frame as hf
+    srv = Server(tmp, "h2", ["-l", "127.0.0.1:0", "--h2c", "--admin", "127.0.0.1:0", root])
+    s0 = scrape(srv.admin, parser)[0]
+    bad = [(b"GET / HTTP/1.1\r\nHost: t\r\nBad Header: x\r\n\r\n", 400),
+           (b"GET / HTTP/1.1\r\nHost: t\r\nX: " + b"a" * 70000 + b"\r\n\r\n", 431),
+           (b"GET / HTTP/3.0\r\nHost: t\r\n\r\n", 505),
+           (b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n", 200)]
+    got = [raw_status(srv.port, d) for d, _ in bad]
+    t(got == [st for _, st in bad], "http layer: bad heads answered 400, 431, 505", got)
+    s1 = scrape(srv.admin, parser)[0]
+    rej = {c: val(s1, "portico_http_requests_rejected_total", code=c) -
+           val(s0, "portico_http_requests_rejected_total", code=c)
+           for c in ("400", "413", "414", "431", "501", "503", "505", "other")}
+    t(rej == {"400": 1, "413": 0, "414": 0, "431": 1, "501": 0, "503": 0, "505": 1, "other": 0},
+      "metrics: refused requests counted by status, exactly", rej)
+    # one HTTP/2 connection: 3 requests, one stream reset by the client, a GOAWAY from it
+    c = h2client.H2Conn(srv.port)
+    codes = [c.get("/hello.txt").status for _ in range(3)]
+    sid = c.request("GET", "/hello.txt", end=False)
+    c.c.reset_stream(sid)
+    c.flush()
+    c.c.close_connection()
+    c.flush()
+    closed = drained(c.s, 10)      # raw: frames may still come for the reset stream
+    c.close()
+    # a PING flood: the server ends it with GOAWAY ENHANCE_YOUR_CALM
+    r = h2client.RawH2(srv.port)
+    r.handshake()
+    r.send(*[hf.PingFrame(0) for _ in range(20000)])
+    g = r.goaway(10)
+    r.close()
+    s2 = scrape(srv.admin, parser)[0]
+    d = {k: val(s2, n, **lb) - val(s1, n, **lb) for k, n, lb in (
+        ("conns", "portico_http2_connections_total", {}),
+        ("streams", "portico_http2_streams_total", {}),
+        ("rst_client", "portico_http2_stream_resets_total", {"by": "client"}),
+        ("goaway_recv", "portico_http2_goaways_total", {"direction": "received"}),
+        ("goaway_sent", "portico_http2_goaways_total", {"direction": "sent"}),
+        ("floods", "portico_http2_connection_errors_total", {"reason": "flood"}),
+        ("proto", "portico_http2_connection_errors_total", {"reason": "protocol_error"}))}
+    t(codes == [200] * 3 and closed and g is not None and g.error_code == 11,
+      "http2: requests answered, the client's GOAWAY closes, the flood gets CALM",
+      (codes, closed, g))
+    t(d == {"conns": 2, "streams": 4, "rst_client": 1, "goaway_recv": 1, "goaway_sent": 1,
+            "floods": 1, "proto": 0},
+      "metrics: HTTP/2 connections, streams, resets, GOAWAYs and floods, exactly", d)
+    doc = json.loads(admin_get(srv.admin, "/status.json")[2])
+    t(doc.get("http2", {}).get("connections") == val(s2, "portico_http2_connections_total") and
+      doc["http2"]["streams"] == val(s2, "portico_http2_streams_total"),
+      "status.json: the HTTP/2 numbers match /metrics", doc.get("http2"))
+    stopped_clean(srv, "http layer")
+
+
 # ---- 7. options -------------------------------------------------------------------------------------
 
 def check_options(tmp, root):
@@ -692,6 +778,7 @@ def main():
             section("allow", check_allow, tmp, root, parser)
             section("drain", check_drain, tmp, root, parser)
             section("json log", check_json_log, tmp, root, parser)
+            section("http layer", check_http_layer, tmp, root, parser)
         section("options", check_options, tmp, root)
     except Exception:
         t(False, "test run completed", traceback.format_exc())
