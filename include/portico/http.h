@@ -104,6 +104,9 @@ PT_API struct pt_http_str pt_http_req_query(const pt_http_req_t *r);  /* without
 PT_API int pt_http_req_decoded_path(const pt_http_req_t *r, char *buf, size_t cap);
 PT_API struct pt_http_str pt_http_req_authority(const pt_http_req_t *r);
 PT_API int pt_http_req_minor_version(const pt_http_req_t *r);         /* 0 or 1 */
+/* The protocol the request came in: 10 (HTTP/1.0), 11 (HTTP/1.1) or 20 (HTTP/2, over TLS or
+ * h2c; its head reads as HTTP/1.1 through the calls above). Any thread holding r. */
+PT_API int pt_http_req_version(const pt_http_req_t *r);
 /* The first field named name (case-insensitive), or {NULL, 0}. */
 PT_API struct pt_http_str pt_http_req_header(const pt_http_req_t *r, const char *name);
 /* Field i (0-based) in arrival order: 0, or -ENOENT past the end. */

@@ -854,6 +854,7 @@ static void h2_detach(struct pt_http_req *r)
 }
 
 const struct pt_req_ops pt__h2_req_ops = {
+	.major = 2,
 	.send = h2_send,
 	.read_body = h2_read_body,
 	.reset = h2_reset,

@@ -69,6 +69,7 @@ static void h1_detach(struct pt_http_req *r)
 }
 
 const struct pt_req_ops pt__h1_req_ops = {
+	.major = 1,
 	.send = pt__h1_send,
 	.read_body = h1_read_body,
 	.reset = h1_reset,

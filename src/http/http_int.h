@@ -53,6 +53,7 @@ enum body_mode { BODY_NONE = 0, BODY_LENGTH, BODY_CHUNKED };
  * to its connection (r->proto != NULL), except detach.
  */
 struct pt_req_ops {
+	unsigned major;                   /* the protocol's major version: 1 or 2 */
 	/* One application send (checked by response.c, fragments resolved): the head when
 	 * o->status != 0, then o's body chunks; o->final ends the response. On success the
 	 * protocol counts the send in r->pending until cb has run (once, later, on the worker),

@@ -369,6 +369,13 @@ PT_API int pt_http_req_minor_version(const pt_http_req_t *r)
 	return r ? r->head.minor_version : -EINVAL;
 }
 
+PT_API int pt_http_req_version(const pt_http_req_t *r)
+{
+	if (!r)
+		return -EINVAL;
+	return r->ops->major == 2 ? 20 : 10 + r->head.minor_version;
+}
+
 PT_API struct pt_http_str pt_http_req_header(const pt_http_req_t *r, const char *name)
 {
 	if (!r || !name)

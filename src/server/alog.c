@@ -153,8 +153,9 @@ void pt_alog_write(struct pt_alog *l, pt_http_req_t *r, unsigned status, uint64_
 	esc(ref, sizeof ref, pt_http_req_header(r, "Referer"));
 	esc(ua, sizeof ua, pt_http_req_header(r, "User-Agent"));
 	char line[4096];
-	int n = snprintf(line, sizeof line, "%s - - [%s] \"%s %s HTTP/1.%d\" %u %llu \"%s\" \"%s\"\n",
-			 ip, w->tstr, method, target, pt_http_req_minor_version(r), status,
+	int v = pt_http_req_version(r);       /* HTTP/2 as nginx writes it: "HTTP/2.0" */
+	int n = snprintf(line, sizeof line, "%s - - [%s] \"%s %s HTTP/%d.%d\" %u %llu \"%s\" \"%s\"\n",
+			 ip, w->tstr, method, target, v / 10, v % 10, status,
 			 (unsigned long long)bytes, ref, ua);
 	if (n <= 0)
 		return;
@@ -251,16 +252,12 @@ static const char *tls_version(pt_http_req_t *r)
 	return ti.version == PT_TLS_1_3 ? "\"TLSv1.3\"" : "\"TLSv1.2\"";
 }
 
-/* "2" for HTTP/2 over TLS (ALPN h2), else "1.0" or "1.1". HTTP/2 with prior knowledge (h2c)
- * is not visible through the request API and shows as 1.1 (its head is rebuilt as 1.1). */
+/* "2" for HTTP/2 (ALPN h2 or h2c), else "1.0" or "1.1". */
 static const char *protocol(pt_http_req_t *r)
 {
-	pt_conn_t *c = pt_http_req_conn(r);
-	const char *alpn = c ? pt_conn_alpn(c) : NULL;
+	int v = pt_http_req_version(r);
 
-	if (alpn && !strcmp(alpn, "h2"))
-		return "2";
-	return pt_http_req_minor_version(r) == 0 ? "1.0" : "1.1";
+	return v == 20 ? "2" : v == 10 ? "1.0" : "1.1";
 }
 
 /* Field caps (escaped bytes): the line stays under 16 KiB whatever the request held. */

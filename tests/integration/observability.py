@@ -680,7 +680,9 @@ def drained(sock, timeout):
 def check_http_layer(tmp, root, parser):
     import h2client
     import hyperframe.frame as hf
-    srv = Server(tmp, "h2", ["-l", "127.0.0.1:0", "--h2c", "--admin", "127.0.0.1:0", root])
+    log = os.path.join(tmp, "h2c.json")
+    srv = Server(tmp, "h2", ["-l", "127.0.0.1:0", "--h2c", "--admin", "127.0.0.1:0",
+                             "--access-log", log, "--access-log-format", "json", root])
     s0 = scrape(srv.admin, parser)[0]
     bad = [(b"GET / HTTP/1.1\r\nHost: t\r\nBad Header: x\r\n\r\n", 400),
            (b"GET / HTTP/1.1\r\nHost: t\r\nX: " + b"a" * 70000 + b"\r\n\r\n", 431),
@@ -725,6 +727,10 @@ def check_http_layer(tmp, root, parser):
     t(d == {"conns": 2, "streams": 4, "rst_client": 1, "goaway_recv": 1, "goaway_sent": 1,
             "floods": 1, "proto": 0},
       "metrics: HTTP/2 connections, streams, resets, GOAWAYs and floods, exactly", d)
+    docs = [json.loads(l) for l in json_lines(log, 4)]    # the reset stream's may be there
+    t([d["protocol"] for d in docs[:4]] == ["HTTP/1.1"] + ["HTTP/2"] * 3 and
+      all(d["protocol"] == "HTTP/2" for d in docs[1:]),
+      "json log: h2c requests say HTTP/2, HTTP/1.1 ones HTTP/1.1", docs)
     doc = json.loads(admin_get(srv.admin, "/status.json")[2])
     t(doc.get("http2", {}).get("connections") == val(s2, "portico_http2_connections_total") and
       doc["http2"]["streams"] == val(s2, "portico_http2_streams_total"),

@@ -828,6 +828,7 @@ CLF = re.compile(r'^(\S+) (\S+) (\S+) \[(\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d
 
 
 def check_log_format(log, port):
+    proto = "HTTP/2.0" if H2 else "HTTP/1.1"   # as nginx writes HTTP/2 requests
     ua = 'pt-test/1.0 "quoted" agent'
     ref = "http://ref.example/page?x=1"
     fetch(port, "/a.txt?log-get", [("User-Agent", ua), ("Referer", ref)])
@@ -849,13 +850,13 @@ def check_log_format(log, port):
         except ValueError:
             age = 1e9
         ok = (m.group(1) == "127.0.0.1" and m.group(2) == "-" and m.group(3) == "-" and age < 120 and
-              m.group(5) == "GET /a.txt?log-get HTTP/1.1" and m.group(6) == "200" and
+              m.group(5) == "GET /a.txt?log-get " + proto and m.group(6) == "200" and
               m.group(7) == "6" and m.group(8) == ref and
               m.group(9) in ('pt-test/1.0 \\"quoted\\" agent', "pt-test/1.0 \\x22quoted\\x22 agent"))
     t(ok, "log line fields: client, time, request line, status, bytes, Referer, escaped User-Agent", line)
     line = next((l for l in lines if "log-head" in l), "")
     m = CLF.match(line)
-    t(m and m.group(5) == "HEAD /a.txt?log-head HTTP/1.1" and m.group(6) == "200" and m.group(7) in ("0", "-")
+    t(m and m.group(5) == "HEAD /a.txt?log-head " + proto and m.group(6) == "200" and m.group(7) in ("0", "-")
       and m.group(8) == "-" and m.group(9) == "-", "HEAD logged with 0 bytes and - for absent fields", line)
     line = next((l for l in lines if "log-404" in l), "")
     m = CLF.match(line)
@@ -1065,7 +1066,7 @@ def run_all(tmp):
     out = isolated(tmp, "c", cdoc, ["--autoindex", "--access-log", "-"], c_checks, "autoindex server")
     line = next((l for l in out.splitlines() if "c-listing" in l), "")
     m = CLF.match(line)
-    t(m is not None and m.group(5) == "GET /?c-listing HTTP/1.1" and m.group(9) == "c-agent",
+    t(m is not None and m.group(5) == "GET /?c-listing " + ("HTTP/2.0" if H2 else "HTTP/1.1") and m.group(9) == "c-agent",
       "--access-log -: Combined Log Format lines on stdout, flushed at exit", out[-500:])
 
     # Server D: the same directory listed several times by one worker.
@@ -1150,7 +1151,7 @@ def run_all(tmp):
     dl.close()
     logtxt = read_text(log)
     t("before-term" in logtxt, "access log line written just before SIGTERM is flushed on exit", logtxt[-500:])
-    t("GET /big.bin?during-stop HTTP/1.1\" 200 %d" % len(big) in logtxt,
+    t("GET /big.bin?during-stop %s\" 200 %d" % ("HTTP/2.0" if H2 else "HTTP/1.1", len(big)) in logtxt,
       "the download in progress at SIGTERM is logged with its size", logtxt[-500:])
 
     # Stop of B with a client that does not read a 20 MiB response: --shutdown-timeout 1.
