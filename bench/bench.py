@@ -108,6 +108,8 @@ SCENARIOS = dict([
        path="/", servers=["hello", "nginx", "limit"]),
     _s("S8p", "HTTP layer alone, 16 requests pipelined per connection", path="/",
        servers=["hello", "nginx", "limit"], script="pipeline.lua"),
+    _s("S1m", "S1 with the admin listener on (metrics counted per request) vs off",
+       servers=["portico", "portico-admin"], ref="portico", ceiling=None),
     _s("S9", "S1 on Portico's epoll backend vs its io_uring backend",
        servers=["portico", "portico-epoll"], ref="portico", ceiling=None),
     _s("S9b", "S5 on Portico's epoll backend vs its io_uring backend", path="/64k.bin",

@@ -213,6 +213,9 @@ def definitions(build, docroot):
     defs = [
         Server("portico", "files", b("portico"), portico + [docroot]),
         Server("portico-epoll", "files", b("portico"), portico + ["--backend", "epoll", docroot]),
+        # S1m: the metrics on (issue 18): --admin makes every request count itself
+        Server("portico-admin", "files", b("portico"),
+               portico + ["--admin", "127.0.0.1:0", docroot]),
         Server("nginx", "files", nginx or "nginx", ready="port", paths={"/": "/return"},
                conf="nginx"),
         # issue 14: TLS (T1-T3); every TLS server gets the same certificate and profile
