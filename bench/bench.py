@@ -110,6 +110,10 @@ SCENARIOS = dict([
        servers=["hello", "nginx", "limit"], script="pipeline.lua"),
     _s("S1m", "S1 with the admin listener on (metrics counted per request) vs off",
        servers=["portico", "portico-admin"], ref="portico", ceiling=None),
+    _s("C1", "100 KiB JavaScript file, Accept-Encoding: gzip, br; portico --compress vs nginx "
+       "gzip on (level 6); keep-alive, 100 connections", path="/app.js", also="resp_bytes",
+       headers=["Accept-Encoding: gzip, br"], servers=["portico-gzip", "nginx-gzip"],
+       ref="nginx-gzip", ceiling=None),
     _s("S9", "S1 on Portico's epoll backend vs its io_uring backend",
        servers=["portico", "portico-epoll"], ref="portico", ceiling=None),
     _s("S9b", "S5 on Portico's epoll backend vs its io_uring backend", path="/64k.bin",
@@ -194,6 +198,7 @@ def parse_client(scen, rc, out, err):
     if scen["tool"] == "wrk":
         secs = j["duration_us"] / 1e6
         m = dict(requests=j["requests"], rps=j["requests"] / secs, mbps=j["bytes"] / secs / 1e6,
+                 resp_bytes=j["bytes"] / j["requests"] if j["requests"] else None,
                  errors=j["connect"] + j["read"] + j["write"] + j["timeout"], non2xx=j["status"])
     elif scen["tool"] == "tlsload":    # a "request" is a handshake that carried a GET
         hs = j["handshakes"]

@@ -152,6 +152,7 @@ def num(v, unit=""):
 UNITS = {"rps": "", "mbps": " MB/s", "rss_per_conn_bytes": " B"}
 HEAD = ["scen", "server", "median [min–max]", "CPU µs/req", "p99 ms", "errors", "cli %",
         "×ref", "CPU ×ref", "×limit", "notes"]
+ALSO_UNITS = {"mbps": " MB/s", "rps": " req/s", "resp_bytes": " B/response on the wire"}
 
 
 def row_cells(key, scen, name, row):
@@ -168,7 +169,7 @@ def row_cells(key, scen, name, row):
         med += f" [{num(lo)}–{num(hi)}]"
     also = scen.get("also")
     if also and row.get(also) is not None:
-        med += f" ({num(row[also])}{' MB/s' if also == 'mbps' else ' req/s'})"
+        med += f" ({num(row[also])}{ALSO_UNITS.get(also, ' req/s')})"
     p99 = row.get("p99_us")
     err, non2xx = row.get("errors"), row.get("non2xx")
     errs = "—" if err is None else (str(err) + (f" +{non2xx} non-2xx" if non2xx else ""))

@@ -21,7 +21,27 @@ FILES = {                       # name -> size; contents fixed by a seed so the 
     "hello.txt": None,          # HELLO
     "64k.bin": 64 * 1024,
     "100m.bin": 100 * 1024 * 1024,
+    "app.js": 100 * 1024,       # C1: compressible text (js_text), not random bytes
 }
+
+
+def js_text(size):
+    """size bytes of JavaScript-like text that compresses about as real bundles do (4-6x):
+    functions whose names, numbers and strings vary by a fixed seed."""
+    rnd = random.Random("app.js")
+    words = ["render", "update", "state", "props", "value", "index", "items", "config",
+             "handler", "element", "request", "response", "options", "callback", "result"]
+    out = []
+    n = 0
+    while n < size:
+        a, b, c = rnd.sample(words, 3)
+        s = ("function %s_%s%d(%s, %s) {\n  const %s = %s.map((x, i) => x * %d + i);\n"
+             "  if (%s.length > %d) { return \"%s-%x\"; }\n  return %s.filter(Boolean);\n}\n"
+             % (a, b, rnd.randrange(1000), b, c, a, b, rnd.randrange(97), c,
+                rnd.randrange(500), c, rnd.getrandbits(32), a))
+        out.append(s)
+        n += len(s)
+    return "".join(out).encode()[:size]
 
 
 def make_docroot(path):
@@ -33,7 +53,9 @@ def make_docroot(path):
         full = os.path.join(path, name)
         data = HELLO if size is None else None
         if not os.path.exists(full) or (size or len(HELLO)) != os.path.getsize(full):
-            if data is None:
+            if data is None and name.endswith(".js"):
+                data = js_text(size)
+            elif data is None:
                 data = random.Random(name).randbytes(size)
             tmp = f"{full}.tmp{os.getpid()}"
             with open(tmp, "wb") as f:
@@ -89,8 +111,8 @@ http {{
     keepalive_requests 1000000000;
     keepalive_time 24h;
     client_body_temp_path {tmp}/nginx-body;
-    types {{ text/plain txt; application/octet-stream bin; }}
-    default_type application/octet-stream;
+    types {{ text/plain txt; application/octet-stream bin; application/javascript js; }}
+    default_type application/octet-stream;{gzip}
     server {{
         listen 127.0.0.1:{port}{ssl} backlog=4096;
         root {docroot};{tls}
@@ -101,6 +123,13 @@ http {{
     }}
 }}
 """
+
+# C1: nginx compressing on every request, as `gzip on` does (it has no cache of its output)
+NGINX_GZIP = """
+    gzip on;
+    gzip_comp_level 6;
+    gzip_types application/javascript;
+    gzip_vary on;"""
 
 NGINX_TLS = """
         ssl_certificate {tlsdir}/cert.pem;
@@ -175,12 +204,13 @@ class Server:
     any GET) or 'echo'."""
 
     def __init__(self, name, kind, program, argv=None, env=None, ready="stdout", paths=None,
-                 conf=None, tls=False, workers=1):
+                 conf=None, tls=False, workers=1, gzip=False):
         self.name, self.kind, self.program = name, kind, program
         self.argv, self.env, self.ready = argv or [], env or {}, ready
         self.paths = paths or {}        # scenario path -> this server's path (nginx: /return)
         self.conf = conf                # "nginx" / "h2o": started from a generated config
         self.tls, self.workers = tls, workers
+        self.gzip = gzip                # nginx: gzip on, level 6, for application/javascript
         self.tls_info = None            # TLS servers: what the pre-check negotiated
         self.missing = None             # why it cannot run, or None
 
@@ -213,6 +243,10 @@ def definitions(build, docroot):
     defs = [
         Server("portico", "files", b("portico"), portico + [docroot]),
         Server("portico-epoll", "files", b("portico"), portico + ["--backend", "epoll", docroot]),
+        # C1: compression (issue 17): portico compresses once and caches, nginx every time
+        Server("portico-gzip", "files", b("portico"),
+               portico + ["--compress", "application/javascript", docroot]),
+        Server("nginx-gzip", "files", nginx or "nginx", ready="port", conf="nginx", gzip=True),
         # S1m: the metrics on (issue 18): --admin makes every request count itself
         Server("portico-admin", "files", b("portico"),
                portico + ["--admin", "127.0.0.1:0", docroot]),
@@ -288,6 +322,7 @@ def start(srv, tmp, docroot, cpu, nofile=None):
             if srv.conf == "nginx":
                 with open(conf, "w") as f:
                     f.write(NGINX_CONF.format(ssl=" ssl" if srv.tls else "",
+                                              gzip=NGINX_GZIP if srv.gzip else "",
                                               tls=NGINX_TLS.format(**fill) if srv.tls else "",
                                               **fill))
                 argv = [srv.program, "-p", tmp + "/", "-e", os.path.join(tmp, "nginx-error.log"),

@@ -646,11 +646,15 @@ static size_t cli_read(struct cli *k, void *p, size_t n)
 	while (got < n) {
 		ERR_clear_error();
 		int rc = SSL_read_ex(k->ssl, (char *)p + got, n - got, &r);
-		if (rc == 1)
+		if (rc == 1) {
 			got += r;
-		else if (!cli_wait(k, rc, deadline))
+			deadline = now_ms() + g_io_ms;   /* a bound on stalls, not on the total */
+		} else if (!cli_wait(k, rc, deadline)) {
 			break;
+		}
 	}
+	if (got < n && n > 1)
+		print_message("# cli_read: %zu of %zu bytes, then error %d\n", got, n, k->err);
 	return got;
 }
 
