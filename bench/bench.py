@@ -51,6 +51,7 @@ MAX_REPEATS = 2
 
 FILES_3 = ["portico", "nginx", "limit"]
 TLS_3 = ["portico-tls", "nginx-tls", "h2o-tls"]
+H2_3 = ["portico-tls", "nginx-h2", "h2o-tls"]
 
 
 def _s(key, title, **kw):
@@ -132,6 +133,12 @@ SCENARIOS = dict([
          "(OpenSSL 3.0 lock contention); nginx with 2 worker processes as the reference",
          tool="tlsload", tls_mode="full", cpus=("0,1", "0,1"),
          servers=["portico-tls", "portico-tls-w2", "nginx-tls-w2"], ref="nginx-tls-w2"),
+    _tls("H1", "HTTP/2 over TLS (h2load): 13-byte file, 10 connections x 100 streams",
+         tool="h2load", conns=10, streams=100, servers=H2_3, ref="h2o-tls",
+         smoke_servers=["portico-tls"]),
+    _tls("H2", "HTTP/2 over TLS (h2load): 64 KiB file, 10 connections x 100 streams",
+         tool="h2load", conns=10, streams=100, path="/64k.bin", metric="mbps", also="rps",
+         servers=H2_3, ref="h2o-tls"),
     _flood("S10", "flood: 30 000 silent + 300 slowloris connections, 200 new-connection "
            "requests over 30 s with a 5 s budget; server limited to 20 000 descriptors",
            servers=["portico", "portico-epoll", "nginx"], **S10_LOAD),
@@ -183,14 +190,39 @@ def client_argv(ctx, scen, srv, port):
     if scen["tool"] == "tlsload":
         return [ctx.tool("tlsload"), "-c", str(scen["conns"]), "-t", f"{d:g}", "-m",
                 scen["tls_mode"], "-p", path, "-e", str(ctx.files[path][0]), f"127.0.0.1:{port}"]
+    if scen["tool"] == "h2load":       # HTTP/2 by ALPN; -D: a timed run like the others
+        return ["h2load", "-t1", f"-c{scen['conns']}", f"-m{scen['streams']}", f"-D{d:g}",
+                f"{scen['scheme']}://127.0.0.1:{port}{path}"]
     if scen["tool"] == "echo":
         return [ctx.tool("echo_load"), "-c", str(scen["conns"]), "-d", str(scen["depth"]),
                 "-s", str(scen["size"]), "-t", f"{d:g}", f"127.0.0.1:{port}"]
     raise ValueError(scen["tool"])
 
 
+def parse_h2load(rc, out, err):
+    """h2load's text report -> (metrics). Raises RuntimeError when it failed or did not speak
+    HTTP/2 ("Application protocol: h2")."""
+    fin = re.search(r"finished in ([\d.]+)s, ([\d.]+) req/s", out)
+    req = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, "
+                    r"(\d+) failed, (\d+) errored, (\d+) timeout", out)
+    st = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
+    tr = re.search(r"traffic: .*?\((\d+)\) total", out)
+    if rc != 0 or not (fin and req and st and tr):
+        raise RuntimeError(f"h2load exited {rc}: {(err or out).strip()[-300:]}")
+    if "Application protocol: h2" not in out:
+        raise RuntimeError("h2load did not negotiate h2: " + out.strip()[-300:])
+    secs, done = float(fin.group(1)), int(req.group(3))
+    m = dict(requests=done, rps=done / secs if secs else 0.0,
+             mbps=int(tr.group(1)) / secs / 1e6 if secs else 0.0,
+             errors=int(req.group(5)) + int(req.group(6)) + int(req.group(7)),
+             non2xx=sum(int(st.group(i)) for i in (2, 3, 4)), p50_us=None, p99_us=None)
+    return m
+
+
 def parse_client(scen, rc, out, err):
     """The client's JSON line -> (requests, metrics). Raises RuntimeError when it failed."""
+    if scen["tool"] == "h2load":
+        return parse_h2load(rc, out, err)
     line = next((ln for ln in out.splitlines() if ln.startswith(("BENCHJSON ", "{"))), None)
     if rc != 0 or line is None:
         raise RuntimeError(f"{scen['tool']} exited {rc}: {(err or out).strip()[-300:]}")

@@ -204,13 +204,14 @@ class Server:
     any GET) or 'echo'."""
 
     def __init__(self, name, kind, program, argv=None, env=None, ready="stdout", paths=None,
-                 conf=None, tls=False, workers=1, gzip=False):
+                 conf=None, tls=False, workers=1, gzip=False, h2=False):
         self.name, self.kind, self.program = name, kind, program
         self.argv, self.env, self.ready = argv or [], env or {}, ready
         self.paths = paths or {}        # scenario path -> this server's path (nginx: /return)
         self.conf = conf                # "nginx" / "h2o": started from a generated config
         self.tls, self.workers = tls, workers
         self.gzip = gzip                # nginx: gzip on, level 6, for application/javascript
+        self.h2 = h2                    # nginx: `http2` on its TLS listener (H1, H2)
         self.tls_info = None            # TLS servers: what the pre-check negotiated
         self.missing = None             # why it cannot run, or None
 
@@ -261,6 +262,9 @@ def definitions(build, docroot):
         Server("nginx-tls-w2", "files", nginx or "nginx", ready="port", conf="nginx", tls=True,
                workers=2),
         Server("h2o-tls", "files", h2o or "h2o", ready="port", conf="h2o", tls=True),
+        # H1/H2: nginx's HTTP/2 (portico and h2o offer h2 by ALPN on every TLS listener)
+        Server("nginx-h2", "files", nginx or "nginx", ready="port", conf="nginx", tls=True,
+               h2=True),
         # S10p / S10d: one of the flood defences switched (issue 10); not in the default set
         Server("portico-pause", "files", b("portico"),
                portico + ["--when-full", "pause", docroot]),
@@ -321,7 +325,8 @@ def start(srv, tmp, docroot, cpu, nofile=None):
             conf = os.path.join(tmp, tag + ".conf")
             if srv.conf == "nginx":
                 with open(conf, "w") as f:
-                    f.write(NGINX_CONF.format(ssl=" ssl" if srv.tls else "",
+                    f.write(NGINX_CONF.format(ssl=(" ssl" if srv.tls else "") +
+                                              (" http2" if srv.h2 else ""),
                                               gzip=NGINX_GZIP if srv.gzip else "",
                                               tls=NGINX_TLS.format(**fill) if srv.tls else "",
                                               **fill))
