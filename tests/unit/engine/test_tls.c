@@ -1817,13 +1817,14 @@ static void test_age_and_ktls(void **state)
 	bool ktls = pt_tls_ktls(s.tls);
 	print_message("kernel TLS offload: %s\n", ktls ? "yes" : "no");
 	SSL_CTX *x = cli_ctx(0, NULL);
-	g_hello_delay_ms = 200;
+	g_hello_delay_ms = 1500;               /* long beside a handshake even on a loaded machine */
 	assert_true(cli_open(&k, s.port, x, NULL, NULL));
 	assert_true(cli_echo(&k, "aged"));
 	WAIT_FOR(atomic_load(&g_accepts) == 1, IO_MS);
 	struct seen v = seen();
-	assert_true(v.age_ms >= 180);
-	assert_true(v.handshake_us < 180000);                  /* from the first byte, not accept */
+	print_message("age %u ms, handshake %u us\n", (unsigned)v.age_ms, (unsigned)v.handshake_us);
+	assert_true(v.age_ms >= 1450);
+	assert_true(v.handshake_us < 1400000);                 /* from the first byte, not accept */
 	assert_int_equal(v.ktls, ktls);
 	assert_int_equal(counters(&s).tls_ktls, ktls ? 1 : 0);
 	cli_close(&k);
