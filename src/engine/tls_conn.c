@@ -385,6 +385,10 @@ struct cursor {
 	struct pt_sreq *r;
 	unsigned i;
 	size_t off;
+	/* the worker's read-ahead buffer holds bytes [ra_off, ra_off + ra_len) of file chunk
+	 * ra_ch (valid during one encrypt() call) */
+	const struct pt_chunk *ra_ch;
+	size_t ra_off, ra_len;
 };
 
 /* Move past empty chunks and finished requests; false at the end of the queue. */
@@ -404,22 +408,66 @@ static bool cursor_settle(struct cursor *k)
 	return false;
 }
 
-/* Copies (memory) or reads (file) up to want bytes at the cursor into dst. Bytes, or -errno
- * (-EIO: the file is shorter than its range). */
-static ssize_t cursor_copy(struct cursor *k, unsigned char *dst, size_t want)
+/* Whether the read-ahead buffer holds the byte of chunk ch at the cursor. */
+static bool in_window(const struct cursor *k, const struct pt_chunk *ch)
+{
+	return k->ra_ch == ch && k->off >= k->ra_off && k->off < k->ra_off + k->ra_len;
+}
+
+/* Up to want bytes of the file chunk at the cursor, in the worker's read-ahead buffer (*p).
+ * When the buffer does not hold them, one pread fills it with up to budget bytes of the
+ * chunk (what this call may still encrypt), so a 64 KiB send costs one read, not one per
+ * record. Bytes (0: interrupted, call again), or -errno (-EIO: the file is shorter than its
+ * range). */
+static ssize_t file_window(struct pt_conn *c, struct cursor *k, size_t want, size_t budget,
+			   const unsigned char **p)
+{
+	const struct pt_chunk *ch = &k->r->chunks[k->i];
+	unsigned char *ra = c->w->tlsw->ra;
+
+	if (!in_window(k, ch)) {
+		size_t avail = ch->file.len - k->off;
+		size_t n = budget > want ? budget : want;
+		n = n < avail ? n : avail;
+		n = n < PT_TLS_FILL ? n : PT_TLS_FILL;
+		ssize_t got = pread(ch->file.fd, ra, n, ch->file.offset + (off_t)k->off);
+		if (got <= 0)
+			return got == 0 ? -EIO : (errno == EINTR ? 0 : -errno);
+		k->ra_ch = ch;
+		k->ra_off = k->off;
+		k->ra_len = (size_t)got;
+	}
+	size_t in = k->ra_off + k->ra_len - k->off, n = want < in ? want : in;
+	*p = ra + (k->off - k->ra_off);
+	k->off += n;
+	return (ssize_t)n;
+}
+
+/* Copies up to want bytes at the cursor into dst (files through the read-ahead buffer).
+ * Bytes, or -errno. */
+static ssize_t cursor_copy(struct pt_conn *c, struct cursor *k, unsigned char *dst, size_t want,
+			   size_t budget)
 {
 	const struct pt_chunk *ch = &k->r->chunks[k->i];
 	size_t avail = pt__chunk_len(ch) - k->off, n = want < avail ? want : avail;
+	const unsigned char *src = (const unsigned char *)ch->mem.base + k->off;
 
 	if (ch->kind == PT_CHUNK_MEM) {
-		memcpy(dst, (const char *)ch->mem.base + k->off, n);
-	} else {
+		k->off += n;
+	} else if (n == avail && !in_window(k, ch)) {
+		/* the chunk ends in this record (an HTTP/2 DATA frame): read it in place */
 		ssize_t got = pread(ch->file.fd, dst, n, ch->file.offset + (off_t)k->off);
 		if (got <= 0)
 			return got == 0 ? -EIO : (errno == EINTR ? 0 : -errno);
+		k->off += (size_t)got;
+		return got;
+	} else {
+		ssize_t got = file_window(c, k, n, budget, &src);
+		if (got <= 0)
+			return got;
 		n = (size_t)got;
 	}
-	k->off += n;
+	memcpy(dst, src, n);
 	return (ssize_t)n;
 }
 
@@ -432,9 +480,11 @@ static size_t record_size(struct pt_tls_conn *t, uint64_t now)
 	return t->enc_bytes < PT_TLS_SMALL_UNTIL ? PT_TLS_REC_SMALL : PT_TLS_REC_MAX;
 }
 
-/* One record's plaintext at the cursor: straight from memory when a chunk holds it all,
- * else gathered into the worker's record buffer. Bytes (0 at the end), or -errno. */
-static ssize_t record_plain(struct pt_conn *c, struct cursor *k, size_t rec,
+/* One record's plaintext at the cursor: straight from memory, or from the read-ahead
+ * buffer, when one chunk holds it all, else gathered into the worker's record buffer.
+ * budget: plaintext bytes this encrypt() call may still take. Bytes (0 at the end), or
+ * -errno. */
+static ssize_t record_plain(struct pt_conn *c, struct cursor *k, size_t rec, size_t budget,
 			    const unsigned char **p)
 {
 	unsigned char *buf = c->w->tlsw->rec;
@@ -448,8 +498,15 @@ static ssize_t record_plain(struct pt_conn *c, struct cursor *k, size_t rec,
 		k->off += rec;
 		return (ssize_t)rec;
 	}
+	if (ch->kind == PT_CHUNK_FILE && ch->file.len - k->off >= rec) {
+		size_t at = k->off;
+		ssize_t got = file_window(c, k, rec, budget, p);
+		if (got == (ssize_t)rec || got < 0)
+			return got;
+		k->off = at;               /* the window ends inside the record: gather it */
+	}
 	while (n < rec && cursor_settle(k)) {
-		ssize_t got = cursor_copy(k, buf + n, rec - n);
+		ssize_t got = cursor_copy(c, k, buf + n, rec - n, budget > n ? budget - n : 0);
 		if (got < 0)
 			return got;
 		n += (size_t)got;
@@ -462,7 +519,7 @@ static ssize_t record_plain(struct pt_conn *c, struct cursor *k, size_t rec,
 static int encrypt(struct pt_conn *c)
 {
 	struct pt_tls_conn *t = c->tls;
-	struct cursor k = { c->sq_send, c->sq_send->cur, c->sq_send->off };
+	struct cursor k = { .r = c->sq_send, .i = c->sq_send->cur, .off = c->sq_send->off };
 	struct pt_sreq *last = k.r;
 	size_t total = 0;
 
@@ -475,7 +532,7 @@ static int encrypt(struct pt_conn *c)
 		if (out_reserve(t, rec + PT_TLS_REC_OVERHEAD) < 0)
 			return -ENOMEM;
 		const unsigned char *p = NULL;
-		ssize_t n = record_plain(c, &k, rec, &p);
+		ssize_t n = record_plain(c, &k, rec, PT_TLS_FILL - total, &p);
 		if (n <= 0) {
 			if (n < 0)
 				return (int)n;

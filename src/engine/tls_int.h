@@ -72,6 +72,7 @@ struct pt_tls_conn {
 struct pt_tls_worker {
 	unsigned char plain[PT_TLS_REC_MAX];     /* SSL_read output */
 	unsigned char rec[PT_TLS_REC_MAX];       /* a record gathered from small pieces */
+	unsigned char ra[PT_TLS_FILL];           /* file bytes read ahead: one pread per buffer */
 	struct pt_tls_buf *buf_free;
 	unsigned nbuf_free;
 	struct pt_tls_conn *hs_head, *hs_tail;   /* handshakes in progress, oldest first */
