@@ -44,6 +44,7 @@ struct rq {                     /* the request being answered */
 	unsigned w;                 /* the worker */
 	uint64_t t0;                /* the worker's clock at the handler call (us), with f->obs */
 	struct pt_wmetrics *wm;     /* the worker's counters, or NULL */
+	bool stale;                 /* the connection predates the configuration: close it */
 };
 
 struct reply {                  /* the response being assembled */
@@ -120,7 +121,7 @@ static uint64_t body_bytes(struct rq *q, const struct pt_http_chunk *c, unsigned
 
 /* Every response goes through here, so the access log and the counters see each one once:
  * a Combined line now, counters and a JSON line when the send completes (obs.h). While
- * draining, each response closes its connection. */
+ * draining, or when the connection predates a reload, each response closes its connection. */
 static int reply(struct rq *q, unsigned status, const struct pt_http_header *h, unsigned nh,
 		 const struct pt_http_chunk *c, unsigned n, unsigned flags, pt_http_send_fn cb,
 		 void *arg)
@@ -133,7 +134,7 @@ static int reply(struct rq *q, unsigned status, const struct pt_http_header *h, 
 	if (nh)
 		memcpy(all, h, nh * sizeof *h);
 	nh = extra_fields(q, all, nh);
-	if (atomic_load_explicit(&q->f->draining, memory_order_relaxed))
+	if (q->stale || atomic_load_explicit(&q->f->draining, memory_order_relaxed))
 		flags |= PT_HTTP_DISCONNECT;
 	if (q->f->obs && (o = pt_obs_begin(q->f->obs, q->r, q->w, q->t0, status,
 					   body_bytes(q, c, n), cb, arg)))
@@ -602,9 +603,12 @@ void pt_files_handle(pt_http_req_t *r, void *arg)
 	struct pt_files *f = arg;
 	pt_worker_t *wk = pt_conn_worker(pt_http_req_conn(r));
 	unsigned w = pt_worker_index(wk);
-	const struct pt_snapshot *snap = pt_vhosts_enter(&f->vh, w);
+	uint64_t now = pt_worker_now_ms(wk);
+	bool stale;
+	const struct pt_snapshot *snap = pt_vhosts_for_conn(&f->vh, w,
+		now - pt_conn_age_ms(pt_http_req_conn(r)), now, &stale);
 	struct pt_http_str host = pt_http_req_authority(r);
-	struct rq q = { f, r, pt_snapshot_site(snap, host.p, host.n), NULL, w, 0, NULL };
+	struct rq q = { f, r, pt_snapshot_site(snap, host.p, host.n), NULL, w, 0, NULL, stale };
 	char norm[PATH_MAX];
 	size_t nlen;
 
@@ -652,9 +656,9 @@ const char *pt_files_reason(unsigned status)
 	}
 }
 
-int pt_files_init(struct pt_files *f, unsigned workers, struct pt_snapshot *s)
+int pt_files_init(struct pt_files *f, unsigned workers, struct pt_snapshot *s, unsigned keep_ms)
 {
-	return pt_vhosts_init(&f->vh, s, workers);
+	return pt_vhosts_init(&f->vh, s, workers, keep_ms);
 }
 
 void pt_files_fini(struct pt_files *f)

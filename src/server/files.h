@@ -30,7 +30,7 @@ struct pt_files {
 
 /* Starts serving snapshot s (the reference passes to f) with workers workers. Before the
  * server starts. 0 or -ENOMEM. */
-int pt_files_init(struct pt_files *f, unsigned workers, struct pt_snapshot *s);
+int pt_files_init(struct pt_files *f, unsigned workers, struct pt_snapshot *s, unsigned keep_ms);
 /* After the server stopped (the compression cache is not freed: see pt_zcache_free). */
 void pt_files_fini(struct pt_files *f);
 /* The route handler (arg = struct pt_files *). Worker thread. */

@@ -466,7 +466,9 @@ static int setup_files(struct pt_files *f, struct pt_reload *rl, unsigned worker
 		fprintf(stderr, "portico: %s\n", msg);
 		return -1;
 	}
-	if (pt_files_init(f, workers, snap) < 0) {
+	/* a connection accepted before a reload waits at most this long for its next request */
+	unsigned keep_ms = rl->boot->idle_timeout_ms + rl->boot->header_timeout_ms + 1000;
+	if (pt_files_init(f, workers, snap, keep_ms) < 0) {
 		pt_snapshot_unref(snap);
 		fprintf(stderr, "portico: out of memory\n");
 		return -1;

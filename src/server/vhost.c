@@ -17,6 +17,7 @@ struct pt_hostname {
 
 struct pt_vhost_slot {
 	struct pt_snapshot *snap;       /* the worker's reference */
+	struct pt_snapshot *prev;       /* and to the one before it, or NULL */
 	uint64_t gen;
 	pt_post_t post;
 	atomic_bool posted;
@@ -228,7 +229,8 @@ struct pt_fcache *pt_site_cache(const struct pt_site *site, unsigned w)
 
 /* ---- swapping ---------------------------------------------------------------------------- */
 
-int pt_vhosts_init(struct pt_vhosts *v, struct pt_snapshot *s, unsigned nworkers)
+int pt_vhosts_init(struct pt_vhosts *v, struct pt_snapshot *s, unsigned nworkers,
+		   unsigned keep_ms)
 {
 	v->slots = aligned_alloc(64, nworkers * sizeof(*v->slots));
 	if (!v->slots)
@@ -238,42 +240,72 @@ int pt_vhosts_init(struct pt_vhosts *v, struct pt_snapshot *s, unsigned nworkers
 		v->slots[i].v = v, v->slots[i].w = i;
 	pthread_mutex_init(&v->lock, NULL);
 	v->current = s;
+	v->prev = NULL;
+	v->keep_ms = keep_ms;
 	atomic_init(&v->gen, s->gen);
 	v->nworkers = nworkers;
 	v->engine = NULL;
 	return 0;
 }
 
-/* Worker w lets go of its snapshot: its caches first (only it touches them), then the
- * reference. */
-static void leave(struct pt_vhost_slot *sl)
+/* Worker w lets go of its reference to old: its caches first (only it touches them) unless
+ * the slot still holds old, then the reference. */
+static void drop(struct pt_vhost_slot *sl, struct pt_snapshot *old)
 {
-	struct pt_snapshot *old = sl->snap;
-
 	if (!old)
 		return;
-	for (unsigned i = 0; i < old->nsites; i++) {
+	for (unsigned i = 0; old != sl->snap && old != sl->prev && i < old->nsites; i++) {
 		pt_fcache_free(old->sites[i].cache[sl->w]);
 		old->sites[i].cache[sl->w] = NULL;
 	}
-	sl->snap = NULL;
 	pt_snapshot_unref(old);
+}
+
+static void leave(struct pt_vhost_slot *sl)
+{
+	struct pt_snapshot *s = sl->snap, *p = sl->prev;
+
+	sl->snap = sl->prev = NULL;
+	drop(sl, s);
+	drop(sl, p);
 }
 
 const struct pt_snapshot *pt_vhosts_enter(struct pt_vhosts *v, unsigned w)
 {
 	struct pt_vhost_slot *sl = &v->slots[w];
-	struct pt_snapshot *cur;
+	struct pt_snapshot *cur, *prev, *old = sl->snap, *old_prev = sl->prev;
 
 	if (sl->gen == atomic_load_explicit(&v->gen, memory_order_acquire))
 		return sl->snap;
 	pthread_mutex_lock(&v->lock);
 	cur = v->current;
+	prev = v->prev;
 	atomic_fetch_add_explicit(&cur->refs, 1, memory_order_relaxed);
+	if (prev)
+		atomic_fetch_add_explicit(&prev->refs, 1, memory_order_relaxed);
 	pthread_mutex_unlock(&v->lock);
-	leave(sl);
 	sl->snap = cur;
+	sl->prev = prev;
 	sl->gen = cur->gen;
+	drop(sl, old);
+	drop(sl, old_prev);
+	return cur;
+}
+
+const struct pt_snapshot *pt_vhosts_for_conn(struct pt_vhosts *v, unsigned w, uint64_t start_ms,
+					     uint64_t now_ms, bool *stale)
+{
+	const struct pt_snapshot *cur = pt_vhosts_enter(v, w);
+	struct pt_vhost_slot *sl = &v->slots[w];
+
+	*stale = start_ms < cur->since_ms;
+	if (sl->prev && now_ms - cur->since_ms > v->keep_ms) {
+		struct pt_snapshot *p = sl->prev;   /* no connection can need it any more */
+		sl->prev = NULL;
+		drop(sl, p);
+	}
+	if (*stale && sl->prev && start_ms >= sl->prev->since_ms)
+		return sl->prev;
 	return cur;
 }
 
@@ -289,9 +321,11 @@ void pt_vhosts_swap(struct pt_vhosts *v, struct pt_snapshot *s)
 {
 	struct pt_snapshot *old;
 
+	s->since_ms = pt_worker_now_ms(NULL);
 	pthread_mutex_lock(&v->lock);
-	old = v->current;
-	s->gen = old->gen + 1;
+	old = v->prev;
+	v->prev = v->current;
+	s->gen = v->current->gen + 1;
 	v->current = s;
 	atomic_store_explicit(&v->gen, s->gen, memory_order_release);
 	pthread_mutex_unlock(&v->lock);
@@ -312,6 +346,7 @@ void pt_vhosts_fini(struct pt_vhosts *v)
 	for (unsigned i = 0; i < v->nworkers; i++)
 		leave(&v->slots[i]);
 	pt_snapshot_unref(v->current);
+	pt_snapshot_unref(v->prev);
 	free(v->slots);
 	v->slots = NULL;
 	pthread_mutex_destroy(&v->lock);

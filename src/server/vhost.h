@@ -15,6 +15,13 @@
  * an idle one lets go of the old snapshot promptly. A request is served entirely under the
  * snapshot that was current when it started: what its responses still use after the handler
  * returns (cache entries, compressed copies) holds references of its own.
+ *
+ * Connections finish under the configuration they started with: the snapshot before the
+ * current one stays (one reload deep) for connections accepted before the swap, for keep_ms
+ * after it (the longest a connection can wait for its next request); their requests are
+ * served under it and their responses close the connection, so the client comes back under
+ * the new configuration (what nginx's old workers do). A connection older than two reloads
+ * is served under the current snapshot and closed the same way.
  */
 #ifndef PT_SERVER_VHOST_H
 #define PT_SERVER_VHOST_H
@@ -45,6 +52,7 @@ struct pt_site {
 struct pt_snapshot {
 	atomic_uint refs;
 	uint64_t gen;
+	uint64_t since_ms;              /* CLOCK_MONOTONIC ms when it became current (0: first) */
 	struct pt_server_config *conf;  /* owned */
 	struct pt_site *sites;
 	unsigned nsites, default_site, nworkers;
@@ -78,18 +86,29 @@ struct pt_vhost_slot;
 struct pt_vhosts {
 	pthread_mutex_t lock;
 	struct pt_snapshot *current;    /* under lock */
+	struct pt_snapshot *prev;       /* the one current before, or NULL (under lock) */
+	unsigned keep_ms;               /* how long prev serves the connections older than current */
 	atomic_uint_fast64_t gen;       /* current->gen */
 	struct pt_vhost_slot *slots;
 	unsigned nworkers;
 	pt_engine_t *engine;            /* for the nudges; NULL before start */
 };
 
-/* Starts with snapshot s (the reference passes to v). 0 or -ENOMEM. Main thread. */
-int pt_vhosts_init(struct pt_vhosts *v, struct pt_snapshot *s, unsigned nworkers);
+/* Starts with snapshot s (the reference passes to v); keep_ms: see prev. 0 or -ENOMEM. Main
+ * thread. */
+int pt_vhosts_init(struct pt_vhosts *v, struct pt_snapshot *s, unsigned nworkers,
+		   unsigned keep_ms);
 
 /* The snapshot worker w serves its next request under (moving to the current one if it
  * changed). Valid until the worker's next call. Worker w only. */
 const struct pt_snapshot *pt_vhosts_enter(struct pt_vhosts *v, unsigned w);
+
+/* The snapshot a request of a connection accepted at start_ms (worker clock, CLOCK_MONOTONIC
+ * ms) is served under, now being now_ms; *stale says the connection predates the current
+ * snapshot (its response should close it). Valid until the worker's next call. Worker w
+ * only. */
+const struct pt_snapshot *pt_vhosts_for_conn(struct pt_vhosts *v, unsigned w, uint64_t start_ms,
+					     uint64_t now_ms, bool *stale);
 
 /* Makes s current (the reference passes to v) and nudges the workers. Main thread, while the
  * engine runs (v->engine set) or before it starts. */

@@ -4,7 +4,8 @@ connections on four threads) twenty reloads alternate two configurations with ze
 requests, and both are seen; a new host block appears; a bad file (a bad line, a docroot that
 does not open) keeps the running configuration and logs "FILE:LINE: reason"; a response in
 progress when the configuration changes finishes with its bytes; a keep-alive connection's
-next request uses the new configuration; settings that need a restart are named in a
+next request is still served under the configuration it started with, and closes it (a new
+connection gets the new one); settings that need a restart are named in a
 warning. Runs once per backend.
 """
 import os
@@ -54,8 +55,8 @@ class Load:
                     self.seen.add(r.body)
                     if not ok:
                         self.fails.append(repr(r))
-                if not keepalive:
-                    c.close()
+                if not keepalive or r.h.get("connection", "").lower() == "close":
+                    c.close()     # a connection older than a reload is closed after it
                     c = None
             except Exception as e:  # noqa: BLE001 - every failure counts
                 with self.lock:
@@ -132,8 +133,12 @@ def check_in_progress(s, root):
     t(line and body == b"A" * (32 << 20), "a response in progress finishes under its configuration", len(body))
     c.send(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
     r = c.response()
-    t(r.body == b"config B\n", "the same connection's next request uses the new configuration", r)
+    t(r.body == b"config A\n" and r.h.get("connection") == "close",
+      "the same connection's next request is served under its configuration, and closes it", r)
+    t(c.read_all() == b"", "... and the server closes that connection after it")
     c.close()
+    r = get(s.port, "/", "a.test")
+    t(r.body == b"config B\n", "a new connection uses the new configuration", r)
 
 
 def check_static_warning(s, root):

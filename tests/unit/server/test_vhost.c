@@ -148,25 +148,60 @@ static void test_build_error(void **state)
 	assert_non_null(strstr(g_err, "/nope': No such file or directory"));
 }
 
-/* Worker 0 moves to a new snapshot at its next request; the old one lives until then. */
+/* Worker 0 moves to a new snapshot at its next request; the one before stays (one reload
+ * deep) for the connections that predate the swap. */
 static void test_swap(void **state)
 {
 	struct pt_vhosts v;
 	struct pt_snapshot *s1 = build(conf("index one.html\n")), *s2 = build(conf("index two.html\n"));
+	struct pt_snapshot *s3 = build(conf("index three.html\n"));
 	const struct pt_snapshot *seen;
 
-	assert_int_equal(pt_vhosts_init(&v, s1, 2), 0);
+	assert_int_equal(pt_vhosts_init(&v, s1, 2, 1000), 0);
 	seen = pt_vhosts_enter(&v, 0);
 	assert_ptr_equal(seen, s1);
 	assert_non_null(pt_site_cache(&seen->sites[0], 0));
 	assert_int_equal(atomic_load(&s1->refs), 2);
 	pt_vhosts_swap(&v, s2);                   /* no engine: no nudge */
 	assert_int_equal(s2->gen, 2);
-	assert_int_equal(atomic_load(&s1->refs), 1);   /* worker 0 still holds it */
-	assert_ptr_equal(pt_vhosts_enter(&v, 0), s2);  /* s1 freed here, caches too */
+	assert_int_equal(atomic_load(&s1->refs), 2);   /* worker 0, and v as the previous one */
+	assert_ptr_equal(pt_vhosts_enter(&v, 0), s2);  /* s1 kept as worker 0's previous */
+	assert_non_null(s1->sites[0].cache[0]);        /* with its cache */
 	assert_ptr_equal(pt_vhosts_enter(&v, 0), s2);
 	assert_ptr_equal(pt_vhosts_enter(&v, 1), s2);
 	assert_int_equal(atomic_load(&s2->refs), 3);
+	assert_int_equal(atomic_load(&s1->refs), 3);   /* v and both workers */
+	pt_vhosts_swap(&v, s3);                        /* s1 is two reloads old now */
+	assert_ptr_equal(pt_vhosts_enter(&v, 0), s3);
+	assert_ptr_equal(pt_vhosts_enter(&v, 1), s3);
+	assert_int_equal(atomic_load(&s2->refs), 3);   /* previous of v and both workers */
+	pt_vhosts_fini(&v);
+}
+
+/* A connection accepted before the swap is served under the snapshot it started with and
+ * told to close; after keep_ms the previous snapshot is let go. */
+static void test_for_conn(void **state)
+{
+	struct pt_vhosts v;
+	struct pt_snapshot *s1 = build(conf("index one.html\n")), *s2 = build(conf("index two.html\n"));
+	bool stale = true;
+
+	assert_int_equal(pt_vhosts_init(&v, s1, 1, 1000), 0);
+	assert_ptr_equal(pt_vhosts_for_conn(&v, 0, 5, 10, &stale), s1);
+	assert_false(stale);
+	pt_vhosts_swap(&v, s2);
+	uint64_t t = s2->since_ms;
+	assert_true(t > 0);
+	assert_ptr_equal(pt_vhosts_for_conn(&v, 0, t - 5, t + 10, &stale), s1);   /* older conn */
+	assert_true(stale);
+	assert_non_null(pt_site_cache(&s1->sites[0], 0));
+	assert_ptr_equal(pt_vhosts_for_conn(&v, 0, t + 1, t + 10, &stale), s2);   /* newer conn */
+	assert_false(stale);
+	assert_int_equal(atomic_load(&s1->refs), 2);
+	assert_ptr_equal(pt_vhosts_for_conn(&v, 0, t - 5, t + 1001, &stale), s2); /* kept long enough */
+	assert_true(stale);                            /* still closed: it predates s2 */
+	assert_int_equal(atomic_load(&s1->refs), 1);   /* only v's: the worker let go */
+	assert_null(s1->sites[0].cache[0]);            /* and freed its cache */
 	pt_vhosts_fini(&v);
 }
 
@@ -262,6 +297,7 @@ int main(void)
 		cmocka_unit_test(test_inherit),
 		cmocka_unit_test(test_build_error),
 		cmocka_unit_test(test_swap),
+		cmocka_unit_test(test_for_conn),
 		cmocka_unit_test(test_rules),
 		cmocka_unit_test(test_extension),
 		cmocka_unit_test(test_encode),
