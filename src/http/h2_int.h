@@ -34,12 +34,16 @@
 #define H2_WINDOW (64u << 10)        /* the stream receive window we advertise */
 #define H2_FIELDS_MAX 256u           /* fields per header block (before max_headers) */
 #define H2_OUT_INLINE 4u             /* body chunks of a send kept in the send itself */
+#define H2_FIELDS_INLINE 16u         /* request fields kept in the stream itself */
+#define H2_HEAD_INLINE 512u          /* bytes of request fields kept in the stream itself */
+#define H2_FREE_MAX 256u             /* streams and sends each worker keeps for reuse */
 #define H2_FRAME_CHUNKS 32u          /* body pieces in one DATA frame */
 #define H2_IDLE_FRAMES 10000u        /* frames without request data, plus 64 per request */
 
 /* One application send on a stream. */
 struct h2out {
-	struct h2out *next;
+	struct h2out *next;              /* the stream's list, or the worker's free list */
+	struct hworker *hw;              /* whose free list takes it back */
 	struct h2stream *st;
 	pt_http_send_fn cb;              /* NULL once it ran (PT_HTTP_BUFFER: early) */
 	void *arg;
@@ -63,6 +67,7 @@ struct h2field {                     /* a received field: offsets into h2stream.
 
 struct h2stream {
 	struct h2conn *h2;               /* NULL once the connection is gone */
+	struct hworker *hw;              /* its worker (whose free list takes it back) */
 	struct h2stream *prev, *next;    /* the connection's streams */
 	struct pt_http_req *r;           /* NULL before the head is complete, and after detach */
 	int32_t id;
@@ -91,6 +96,10 @@ struct h2stream {
 	uint32_t body_len, body_cap;
 	uint64_t body_total;
 	uint32_t body_last;              /* last body byte or start of reading (ms, mod 2^32) */
+	/* not cleared on reuse: the first fields and bytes of a head need no allocation */
+	struct h2stream *free_next;      /* the worker's free list */
+	struct h2field finline[H2_FIELDS_INLINE];
+	char hinline[H2_HEAD_INLINE];
 };
 
 struct h2slot {

@@ -4,18 +4,99 @@
  * that arrived on a stream (send, read_body, reset, detach). See h2_int.h.
  */
 #include "http/h2_int.h"
+#include "util/util.h"
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
 
+/* ---- the worker's free lists ---- */
+
+static struct h2stream *stream_alloc(struct hworker *hw)
+{
+	struct h2stream *st = hw->st_free;
+
+	if (st) {
+		hw->st_free = st->free_next;
+		hw->nst_free--;
+	} else if (!(st = malloc(sizeof *st))) {
+		return NULL;
+	}
+	memset(st, 0, offsetof(struct h2stream, free_next));
+	st->hw = hw;
+	st->hbuf = st->hinline;
+	st->hcap = H2_HEAD_INLINE;
+	st->fields = st->finline;
+	st->fcap = H2_FIELDS_INLINE;
+	return st;
+}
+
+/* The head's field buffers, unless they are the stream's own. */
+static void head_bufs_free(struct h2stream *st)
+{
+	if (st->hbuf != st->hinline)
+		free(st->hbuf);
+	if (st->fields != st->finline)
+		free(st->fields);
+	st->hbuf = NULL;
+	st->fields = NULL;
+	st->hlen = st->hcap = 0;
+	st->nfields = st->fcap = 0;
+}
+
+static void stream_release(struct h2stream *st)
+{
+	struct hworker *hw = st->hw;
+
+	head_bufs_free(st);
+	free(st->body);
+	if (!PT_RECYCLE || hw->nst_free >= H2_FREE_MAX) {
+		free(st);
+		return;
+	}
+	st->free_next = hw->st_free;
+	hw->st_free = st;
+	hw->nst_free++;
+}
+
+static struct h2out *out_alloc(struct hworker *hw)
+{
+	struct h2out *o = hw->out_free;
+
+	if (o) {
+		hw->out_free = o->next;
+		hw->nout_free--;
+		memset(o, 0, sizeof *o);
+	} else if (!(o = calloc(1, sizeof *o))) {
+		return NULL;
+	}
+	o->hw = hw;
+	return o;
+}
+
+void pt__h2_worker_free(struct hworker *hw)
+{
+	while (hw->st_free) {
+		struct h2stream *st = hw->st_free;
+		hw->st_free = st->free_next;
+		free(st);
+	}
+	while (hw->out_free) {
+		struct h2out *o = hw->out_free;
+		hw->out_free = o->next;
+		free(o);
+	}
+	hw->nst_free = hw->nout_free = 0;
+}
+
 /* ---- streams ---- */
 
 int pt__h2_begin_headers(struct h2conn *h2, int32_t id)
 {
-	struct h2stream *st = calloc(1, sizeof *st);
+	struct h2stream *st = stream_alloc(h2->hw);
 
 	if (!st)
 		return nghttp2_submit_rst_stream(h2->ng, NGHTTP2_FLAG_NONE, id,
@@ -57,7 +138,14 @@ static void out_free(struct h2out *o)
 	free(o->copy);
 	if (o->ch != o->inline_ch)
 		free(o->ch);
-	free(o);
+	struct hworker *hw = o->hw;
+	if (!PT_RECYCLE || hw->nout_free >= H2_FREE_MAX) {
+		free(o);
+		return;
+	}
+	o->next = hw->out_free;
+	hw->out_free = o;
+	hw->nout_free++;
 }
 
 /* Frees the stream once nothing refers to it: nghttp2 closed it (or the connection is gone),
@@ -67,10 +155,7 @@ static void stream_maybe_free(struct h2stream *st)
 	if ((!st->closed && st->h2) || st->inflight || st->r)
 		return;
 	stream_unlink(st);
-	free(st->hbuf);
-	free(st->fields);
-	free(st->body);
-	free(st);
+	stream_release(st);
 }
 
 /* ---- the request head ----
@@ -89,9 +174,11 @@ static int hbuf_put(struct h2stream *st, size_t limit, const void *p, size_t n)
 		size_t cap = st->hcap ? st->hcap : 512;
 		while (cap < need)
 			cap *= 2;
-		char *q = realloc(st->hbuf, cap);
+		char *q = st->hbuf == st->hinline ? malloc(cap) : realloc(st->hbuf, cap);
 		if (!q)
 			return -1;
+		if (st->hbuf == st->hinline)
+			memcpy(q, st->hinline, st->hlen);
 		st->hbuf = q;
 		st->hcap = (uint32_t)cap;
 	}
@@ -113,11 +200,14 @@ void pt__h2_header(struct h2conn *h2, struct h2stream *st, const uint8_t *name, 
 	}
 	if (st->nfields == st->fcap) {
 		unsigned cap = st->fcap ? st->fcap * 2 : 16;
-		struct h2field *fs = realloc(st->fields, cap * sizeof *fs);
+		bool own = st->fields == st->finline;
+		struct h2field *fs = own ? malloc(cap * sizeof *fs) : realloc(st->fields, cap * sizeof *fs);
 		if (!fs) {
 			st->too_large = true;
 			return;
 		}
+		if (own)
+			memcpy(fs, st->finline, st->nfields * sizeof *fs);
 		st->fields = fs;
 		st->fcap = cap;
 	}
@@ -257,12 +347,7 @@ void pt__h2_request(struct h2conn *h2, struct h2stream *st)
 	r->head_base = head;
 	r->head_len = (size_t)len;
 	r->held = true;                        /* until the stream closes */
-	free(st->hbuf);                        /* the head lives in r->own now */
-	free(st->fields);
-	st->hbuf = NULL;
-	st->fields = NULL;
-	st->hlen = st->hcap = 0;
-	st->nfields = st->fcap = 0;
+	head_bufs_free(st);                    /* the head lives in r->own now */
 	if (st->end_stream)
 		r->body_done = true;
 	else
@@ -475,16 +560,14 @@ static void refuse(struct h2stream *st, unsigned status)
 	static const struct pt_http_header ct = { "content-type", "text/plain; charset=utf-8" };
 	const struct h2field *m = field(st, ":method");
 	bool head = m && m->vlen == 4 && !memcmp(fval(st, m), "HEAD", 4);
-	struct h2out *o = head ? NULL : calloc(1, sizeof *o);
+	struct h2out *o = head ? NULL : out_alloc(st->hw);
 
 	if (status < 400 || status > 599)
 		status = 400;
 	pt__count_reject(st->h2->hw, status);
 	const char *reason = pt__reason(status);          /* static */
-	if (o && !(o->ch = calloc(2, sizeof *o->ch))) {
-		free(o);
-		o = NULL;
-	} else if (o) {
+	if (o) {
+		o->ch = o->inline_ch;
 		o->ch[0] = (struct pt_chunk){ .kind = PT_CHUNK_MEM, .mem = { reason, strlen(reason) } };
 		o->ch[1] = (struct pt_chunk){ .kind = PT_CHUNK_MEM, .mem = { "\n", 1 } };
 		o->n = 2;
@@ -585,7 +668,7 @@ static int h2_send(struct pt_http_req *r, const struct pt_out *po, pt_http_send_
 
 	if (st->closed || !st->h2)
 		return -EPIPE;
-	if (!(o = calloc(1, sizeof *o)) || (err = out_chunks(o, po)) < 0)
+	if (!(o = out_alloc(st->hw)) || (err = out_chunks(o, po)) < 0)
 		goto fail;
 	o->st = st;
 	o->cb = cb;
@@ -633,12 +716,8 @@ static int h2_send(struct pt_http_req *r, const struct pt_out *po, pt_http_send_
 		pt__h2_flush(st->h2);
 	return 0;
 fail:
-	if (o) {
-		if (o->ch != o->inline_ch)
-			free(o->ch);
-		free(o->copy);
-		free(o);
-	}
+	if (o)
+		out_free(o);
 	return err;
 }
 

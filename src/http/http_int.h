@@ -207,6 +207,9 @@ struct hworker {
 	struct pt_http_req *req_free;
 	struct hsend *hs_free;
 	unsigned nreq_free, nhs_free;
+	struct h2stream *st_free;         /* HTTP/2 streams and sends for reuse (h2_stream.c) */
+	struct h2out *out_free;
+	unsigned nst_free, nout_free;
 	long date_sec;
 	char date[48];                    /* "Date: ...\r\n" */
 	size_t date_len;
@@ -243,6 +246,8 @@ struct hworker *pt__hw(struct pt_http_server *s, pt_conn_t *c);
 const struct pt_route *pt__route_find(const struct pt_http_server *s, struct pt_slice path);
 /* Frees a worker's free lists. After the workers have exited. */
 void pt__hworker_free(struct hworker *hw);
+/* The HTTP/2 part of it (h2_stream.c). */
+void pt__h2_worker_free(struct hworker *hw);
 
 /* ---- request.c: the request object ---- */
 /* A new request on connection c, attached to the protocol's proto, or NULL (no memory). The

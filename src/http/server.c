@@ -260,6 +260,7 @@ void pt__hworker_free(struct hworker *hw)
 		free(r);
 	}
 	pt__hsend_pool_free(hw);
+	pt__h2_worker_free(hw);
 }
 
 PT_API void pt_http_server_destroy(pt_http_server_t *s)
