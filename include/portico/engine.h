@@ -176,6 +176,35 @@ PT_API int pt_conn_resume_recv(pt_conn_t *c);
  * 10 ms). ms == 0 disarms it. Re-arming replaces the previous deadline. 0 or -EINVAL. */
 PT_API int pt_conn_set_timeout(pt_conn_t *c, unsigned ms);
 
+/* ---- outbound connections ------------------------------------------------------------------
+ *
+ * A worker can open connections of its own (a client, a proxy's upstream, a load generator).
+ * Once connected they are ordinary connections: the same callbacks, sends, timeouts, close and
+ * completion rule. They count against max_conns and are never shed (the governor sheds what
+ * clients opened, not what the application asked for). */
+
+/* The result of a connect. c is the new connection (err == 0): set its ops and user pointer
+ * here; receiving starts after this returns 0; a negative return closes c at once (abortively,
+ * no further callback, not even on_close). On failure c is NULL and err is -errno
+ * (-ECONNREFUSED, -ETIMEDOUT for timeout_ms, -ECANCELED when the engine stopped first, ...);
+ * the return value is then ignored. Runs on the worker the connect was started on. */
+typedef int (*pt_connect_fn)(pt_conn_t *c, int err, void *arg);
+
+struct pt_connect_opts {
+	pt_connect_fn on_connect;  /* required */
+	void *arg;                 /* passed to on_connect */
+	unsigned timeout_ms;       /* fail with -ETIMEDOUT after this long; 0 = 10000 */
+	bool no_delay;             /* TCP_NODELAY on the socket */
+};
+
+/* Starts a non-blocking TCP connect from worker w to sa (AF_INET or AF_INET6). Worker w's
+ * thread only (post to it from elsewhere). Returns 0 (on_connect runs exactly once, later, on
+ * w, never inside this call, even if the connect fails at once), or -EINVAL (bad arguments),
+ * -ESHUTDOWN (the engine is stopping), -EMFILE/-ENOMEM and other socket(2) errors, with
+ * nothing started. */
+PT_API int pt_connect(pt_worker_t *w, const struct sockaddr *sa, socklen_t len,
+		      const struct pt_connect_opts *o);
+
 /* ---- sending ----------------------------------------------------------------------------- */
 
 enum {

@@ -395,6 +395,32 @@ void pt__accepted(struct pt_worker *w, struct pt_wlisten *wl, int fd)
 		pt_conn_close(c, PT_CLOSE_ABORT);
 }
 
+/* An outbound connection object for pt_connect (connect.c): on the busy list (never shed),
+ * receiving paused until the connect is done. NULL when no object can be had. */
+struct pt_conn *pt__conn_outbound(struct pt_worker *w, int fd)
+{
+	struct pt_conn *c = w->stopping ? NULL : conn_alloc(w);
+
+	if (!c)
+		return NULL;
+	c->fd = fd;
+	c->flags = PT_C_LIVE | PT_C_CONNECTING | PT_C_PAUSED | PT_C_GOT_DATA;
+	c->ops = NULL;
+	c->user = NULL;
+	c->inflight = 0;
+	c->sent = 0;
+	c->accept_ms = (uint32_t)w->now_ms;
+	if (w->e->cfg.conn_area)
+		memset(pt_conn_area(c), 0, w->e->cfg.conn_area);
+	pt_timer_init(&c->timer, conn_timer_fn, c);
+	c->state = PT_CONN_BUSY;
+	list_append(w, c, PT_L_BUSY);
+	w->nconns++;
+	atomic_fetch_add_explicit(&w->e->conns, 1, memory_order_relaxed);
+	CNT_ADD(w, conns, 1);
+	return c;
+}
+
 /* After a TLS handshake: the application's on_accept, as for a plaintext connection at
  * accept. false: it refused the connection (the caller closes it, without on_close). */
 bool pt__conn_accept_app(struct pt_conn *c, struct pt_listener *l)
@@ -625,6 +651,11 @@ void pt__conn_process(struct pt_conn *c)
 	deliver_owed(c);
 	if (c->flags & PT_C_CLOSING) {
 		pt__pending(c);
+		return;
+	}
+	if (c->flags & PT_C_CONNECTING) {        /* outbound: nothing else until it is done */
+		if (!(c->flags & PT_C_TX_BUSY))
+			pt__connect_done(c);
 		return;
 	}
 	pt__tx_run(c);

@@ -112,6 +112,7 @@ enum {
 	PT_C_EOF_DONE  = 1u << 15,  /* on_eof delivered */
 	PT_C_WANT_EMPTY= 1u << 16,  /* on_drain owed when the send queue is empty */
 	PT_C_SHED      = 1u << 18,  /* closed to make room (counted in shedding) */
+	PT_C_CONNECTING= 1u << 21,  /* outbound, connect in progress (connect.c) */
 };
 
 struct pt_conn {
@@ -317,6 +318,10 @@ void pt__conn_close_all(struct pt_worker *w, int how);
 void pt__conns_free(struct pt_worker *w);
 void pt__fd_reserve(struct pt_worker *w);     /* (re)open the spare descriptor if it is used */
 bool pt__accept_near_limit(struct pt_worker *w); /* accept one connection at a time */
+struct pt_conn *pt__conn_outbound(struct pt_worker *w, int fd); /* pt_connect's object, or NULL */
+
+/* connect.c */
+void pt__connect_done(struct pt_conn *c);     /* the socket became writable (or failed) */
 
 /* sendq.c */
 void pt__tx_run(struct pt_conn *c);           /* push queued bytes to the kernel */
