@@ -75,7 +75,7 @@ FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 
 .PHONY: all lib run test test-build fuzz fuzz-build bench install clean deps tsan soak
-all: lib $(if $(SRV_MAIN),$(B)/portico) $(EX_BIN) $(BENCH_BIN)
+all: lib $(if $(SRV_MAIN),$(B)/portico) $(EX_BIN) $(BENCH_BIN) $(B)/portico-load
 lib: $(B)/libportico.a $(B)/libportico.so
 
 $(B)/obj/%.o: %.c
@@ -95,6 +95,12 @@ $(B)/libportico.so: $(LIB_OBJ)
 $(B)/portico: $(SRV_OBJ) $(SRV_TSUP) $(B)/libportico.a
 	$(CC) $(CFLAGS) $(MODE_CFLAGS) $(ALL_LDFLAGS) -o $@ $(SRV_OBJ) $(SRV_TSUP) $(B)/libportico.a \
 		$(LDLIBS) $(SRV_LDLIBS)
+
+# portico-load (tools/load/): a load generator on the engine, one program from several files
+LOAD_SRC := $(sort $(wildcard tools/load/*.c))
+LOAD_OBJ := $(LOAD_SRC:%.c=$(B)/obj/%.o)
+$(B)/portico-load: $(LOAD_OBJ) $(B)/libportico.a
+	$(CC) $(CFLAGS) $(MODE_CFLAGS) $(ALL_LDFLAGS) -o $@ $(LOAD_OBJ) $(B)/libportico.a $(LDLIBS) -lm
 
 $(B)/examples/%: examples/%.c $(B)/libportico.a
 	@mkdir -p $(@D)
@@ -124,7 +130,7 @@ build/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(SRV_SRC)
 		$(shell sed -n 's|^// *fuzz-libs: *||p' $<)
 
 test-build:
-	$(MAKE) B=build/san SAN=1 lib $(addprefix build/san/,$(if $(SRV_MAIN),portico)) \
+	$(MAKE) B=build/san SAN=1 lib $(addprefix build/san/,$(if $(SRV_MAIN),portico) portico-load) \
 		$(EX_BIN:$(B)/%=build/san/%) $(UT_BIN:$(B)/%=build/san/%) $(IT_BIN:$(B)/%=build/san/%)
 	$(MAKE) B=build SAN=0 all
 	$(if $(FUZZ_SRC),$(MAKE) fuzz-build)
