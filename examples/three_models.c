@@ -12,7 +12,10 @@
  *                                    from the previous piece's send callback
  *   GET /asyncN    /asyncN-buffer    asynchronous, many outstanding: up to DEPTH pieces in
  *                                    flight, more sent from the callbacks
- *   query: size=BYTES (default 16 MiB), piece=BYTES (default -p, 4096), depth=N (default -k, 8)
+ *   query: size=BYTES (default 16 MiB), piece=BYTES (default -p, 4096), depth=N (default -k, 8),
+ *          zc=1: the unbuffered sends are zero-copy (PT_HTTP_ZC), which complete only when
+ *          the kernel lets go of the pages, i.e. when the peer has acknowledged them: the
+ *          completion of an unbuffered send in HTTP.SYS (io_uring only; epoll ignores it)
  *
  * Every response declares Content-Length up front (a "Content-Length" header together with
  * PT_HTTP_MORE) and sends the body as pieces with PT_HTTP_MORE on all but the last. Byte i of
@@ -87,6 +90,7 @@ struct stream {
 	unsigned depth, inflight;  /* sends whose callbacks have not run */
 	size_t since_pace;         /* buffered bytes since the last pacer was made */
 	bool head_sent, final_made, pacer_out, failed;
+	bool zc;                   /* query zc=1: unbuffered sends are PT_HTTP_ZC */
 	pt_timer_t retry;
 	char clen[24];
 	struct pt_http_header hdr[3];
@@ -144,6 +148,10 @@ static int parse_param(struct stream *st, const char *p, size_t n)
 		if (parse_u64(eq + 1, vn, DEPTH_MAX, &v) < 0 || v == 0)
 			return -EINVAL;
 		st->depth = (unsigned)v;
+	} else if (kn == 2 && !memcmp(p, "zc", 2)) {
+		if (parse_u64(eq + 1, vn, 1, &v) < 0)
+			return -EINVAL;
+		st->zc = v == 1;
 	}
 	return 0;
 }
@@ -187,7 +195,7 @@ static bool stream_init(struct stream *st, pt_http_req_t *r, const struct model 
 		return false;
 	}
 	if (parse_query(st, pt_http_req_query(r)) < 0) {
-		answer(r, 400, "bad query: size=BYTES&piece=1..1048576&depth=1..1024\n");
+		answer(r, 400, "bad query: size=BYTES&piece=1..1048576&depth=1..1024&zc=0|1\n");
 		return false;
 	}
 	if (m->kind != M_ASYNCN)
@@ -214,7 +222,7 @@ static size_t next_len(const struct stream *st)
 static unsigned next_flags(const struct stream *st, size_t len, bool *pacer)
 {
 	*pacer = st->m->buffer && st->since_pace + len > PACE_BYTES;
-	return st->m->buffer && !*pacer ? PT_HTTP_BUFFER : 0;
+	return st->m->buffer && !*pacer ? PT_HTTP_BUFFER : st->zc ? PT_HTTP_ZC : 0;
 }
 
 /* Sends the piece at st->off (with the head when it is the first): MORE unless it is the last.
@@ -266,14 +274,15 @@ static void sync_model(pt_http_req_t *r, void *arg)
 		ssize_t res = 0;
 		/* unbuffered: the call blocks until the piece is sent; the callback says how it went
 		 * (the call itself returns 0 once the send was accepted, even if it fails later) */
-		int err = send_piece(&st, fl, fl ? NULL : sync_sent, &res);
+		bool buffered = fl & PT_HTTP_BUFFER;
+		int err = send_piece(&st, fl, buffered ? NULL : sync_sent, &res);
 		if (err == -EAGAIN) {   /* the worker's BUFFER budget is spent: nothing to wait on */
 			sleep_ms(1);
 			continue;
 		}
 		if (err < 0 || res < 0)
 			return;         /* returning unfinished: the layer resets the connection */
-		st.since_pace = pacer ? 0 : st.since_pace + (fl ? len : 0);
+		st.since_pace = pacer ? 0 : st.since_pace + (buffered ? len : 0);
 	}
 }
 
@@ -358,7 +367,7 @@ static void pump(struct stream *st)
 		}
 		st->inflight++;
 		st->pacer_out |= pacer;
-		st->since_pace = pacer ? 0 : st->since_pace + (fl ? len : 0);
+		st->since_pace = pacer ? 0 : st->since_pace + ((fl & PT_HTTP_BUFFER) ? len : 0);
 	}
 }
 

@@ -9,7 +9,7 @@ for set in "$@"; do
 	build) ;;
 	test) want+=(libcmocka-dev clang libclang-rt-14-dev python3 curl media-types openssl testssl.sh brotli zstd python3-h2 python3-hyperframe python3-hpack nghttp2-client chromium python3-prometheus-client fonts-dejavu-core) ;;
 	fuzz) want+=(clang libclang-rt-14-dev) ;;
-	bench) want+=(nginx-light wrk python3 curl util-linux openssl h2o nghttp2-client) ;;
+	bench) want+=(nginx-light wrk python3 curl util-linux openssl h2o nghttp2-client gnuplot-nox) ;;
 	*) echo "deps.sh: unknown set '$set'" >&2; exit 2 ;;
 	esac
 done

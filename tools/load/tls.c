@@ -104,7 +104,7 @@ int tls_start(struct lconn *lc)
 void tls_rx(struct lconn *lc, const char *data, size_t len)
 {
 	struct lworker *lw = lc->lw;
-	int n;
+	int n = 0;
 
 	if (BIO_write(lc->rbio, data, (int)len) != (int)len) {
 		lconn_fail(lc, &lw->st.err_read);
