@@ -91,8 +91,10 @@ G1_LOAD = dict(mode="echo", silent=19000, clients=100, seconds=20, ref=None,
                quick=dict(seconds=5))
 
 SCENARIOS = dict([
-    _s("S1", "13-byte file, keep-alive, 100 connections"),
-    _s("S2", "13-byte file, keep-alive, 1000 connections", conns=1000),
+    _s("S1", "13-byte file, keep-alive, 100 connections", tool="pload"),
+    _s("S1w", "S1 with wrk as the client (cross-check of portico-load)"),
+    _s("S2", "13-byte file, keep-alive, 1000 connections", conns=1000, tool="pload"),
+    _s("S2w", "S2 with wrk as the client (cross-check of portico-load)", conns=1000),
     _s("S3", "13-byte file, a new connection per request (Connection: close), 100 clients",
        headers=["Connection: close"]),
     _s("S4", "13-byte file, 16 requests pipelined per connection, 100 connections",
@@ -183,6 +185,12 @@ def client_argv(ctx, scen, srv, port):
         for h in scen["headers"]:
             argv += ["-H", h]
         return argv + [f"{scen['scheme']}://127.0.0.1:{port}{path}"]
+    if scen["tool"] == "pload":     # portico-load (tools/load/): a client that is not the limit
+        argv = [os.path.join(ctx.build, "portico-load"), "-t1", f"-c{scen['conns']}", f"-d{d:g}",
+                f"--timeout={scen['timeout'] * 1000}", "--json=-", "-q"]
+        for h in scen["headers"]:
+            argv += ["-H", h]
+        return argv + [f"{scen['scheme']}://127.0.0.1:{port}{path}"]
     if scen["tool"] == "bigread":
         size = ctx.files[path][0]
         return [ctx.tool("bigread"), "-c", str(scen["conns"]), "-t", f"{d:g}", "-p", path,
@@ -232,6 +240,10 @@ def parse_client(scen, rc, out, err):
         m = dict(requests=j["requests"], rps=j["requests"] / secs, mbps=j["bytes"] / secs / 1e6,
                  resp_bytes=j["bytes"] / j["requests"] if j["requests"] else None,
                  errors=j["connect"] + j["read"] + j["write"] + j["timeout"], non2xx=j["status"])
+    elif scen["tool"] == "pload":
+        m = dict(requests=j["requests"], rps=j["rps"], mbps=j["bytes_in"] / j["seconds"] / 1e6,
+                 errors=sum(j["errors"].values()), non2xx=j["requests"] - j["status"]["2xx"])
+        j = dict(p50_us=j["latency_us"]["p50"], p99_us=j["latency_us"]["p99"])
     elif scen["tool"] == "tlsload":    # a "request" is a handshake that carried a GET
         hs = j["handshakes"]
         m = dict(requests=hs, rps=j["hps"], responses=j["requests"], errors=j["errors"],
@@ -725,6 +737,8 @@ def bench(args):
     for tool in ("limit", "echo_epoll", "echo_load", "bigread", "idle", "flood", "tlsload"):
         if not os.access(os.path.join(build, "bench", tool), os.X_OK):
             raise SystemExit(f"bench: {build}/bench/{tool} missing: run `make` (or make bench)")
+    if not os.access(os.path.join(build, "portico-load"), os.X_OK):
+        raise SystemExit(f"bench: {build}/portico-load missing: run `make` (or make bench)")
     if not shutil.which("wrk"):
         raise SystemExit("bench: wrk not installed (make bench installs it: scripts/deps.sh bench)")
     scens = select_scenarios(args.scenarios)

@@ -53,6 +53,7 @@ void report_print(const struct run *r, const struct stats *st, const struct hist
 	fprintf(f, "Requests/sec: %.2f\n", (double)st->done / s);
 }
 
+/* The results as one line of JSON (a JSON-lines record). */
 int report_json(const struct run *r, const struct stats *st, const struct hist *h, FILE *f)
 {
 	const struct opts *o = &r->o;
@@ -61,21 +62,21 @@ int report_json(const struct run *r, const struct stats *st, const struct hist *
 
 	fprintf(f, "{\"tool\": \"portico-load\", \"url\": \"%s://%s%s\", \"mode\": \"%s\", "
 		"\"backend\": \"%s\", \"threads\": %u, \"connections\": %u, \"pipeline\": %u, "
-		"\"h2\": %s, \"streams\": %u, \"new_conn\": %s, \"tls\": %s, \"seconds\": %.6f,\n",
+		"\"h2\": %s, \"streams\": %u, \"new_conn\": %s, \"tls\": %s, \"seconds\": %.6f, ",
 		o->tls ? "https" : "http", o->authority, o->urls[0].path, mode(o, m, sizeof m),
 		pt_engine_backend(r->e), o->threads, o->conns, o->pipeline, o->h2 ? "true" : "false",
 		o->streams, o->new_conn ? "true" : "false", o->tls ? "true" : "false", s);
 	fprintf(f, " \"requests\": %llu, \"sent\": %llu, \"rps\": %.2f, \"connects\": %llu, "
-		"\"bytes_in\": %llu, \"body_bytes\": %llu,\n", (unsigned long long)st->done,
+		"\"bytes_in\": %llu, \"body_bytes\": %llu, ", (unsigned long long)st->done,
 		(unsigned long long)st->sent, (double)st->done / s, (unsigned long long)st->connects,
 		(unsigned long long)st->bytes_in, (unsigned long long)st->body_in);
 	fprintf(f, " \"status\": {\"1xx\": %llu, \"2xx\": %llu, \"3xx\": %llu, \"4xx\": %llu, "
-		"\"5xx\": %llu, \"other\": %llu},\n", (unsigned long long)st->status[1],
+		"\"5xx\": %llu, \"other\": %llu}, ", (unsigned long long)st->status[1],
 		(unsigned long long)st->status[2], (unsigned long long)st->status[3],
 		(unsigned long long)st->status[4], (unsigned long long)st->status[5],
 		(unsigned long long)st->status[0]);
 	fprintf(f, " \"errors\": {\"connect\": %llu, \"read\": %llu, \"timeout\": %llu, "
-		"\"parse\": %llu, \"write\": %llu},\n", (unsigned long long)st->err_connect,
+		"\"parse\": %llu, \"write\": %llu}, ", (unsigned long long)st->err_connect,
 		(unsigned long long)st->err_read, (unsigned long long)st->err_timeout,
 		(unsigned long long)st->err_parse, (unsigned long long)st->err_write);
 	fprintf(f, " \"latency_us\": {\"count\": %llu, \"mean\": %.1f, \"min\": %llu, ",
