@@ -3,7 +3,7 @@
 BUFFER (the second source document, "Buffering in HTTP.SYS"). Not part of `make test`.
 
     make && bench/rtt.py [--rtts 1,10,25,50,75,100] [--rate-mbit 100] [--size-mib 4]
-                         [--max-seconds 3] [--reps 2] [--out docs/rtt]
+                         [--max-seconds 3] [--reps 2] [--out docs/rtt] [--plot-only]
 
 Network: two network namespaces, ptrttA (the server, 198.18.0.1) and ptrttB (the client,
 198.18.0.2), joined by bench/rttrelay, a userspace delay line between a TUN device in each (this
@@ -158,14 +158,14 @@ def gnuplot(out, series, args):
     gp = out + ".gp"
     with open(gp, "w") as f:
         f.write("""# made by bench/rtt.py: gnuplot %s.gp > %s.svg
-set terminal svg size 1100,480 dynamic font "sans,12"
+set terminal svg size 1100,480 dynamic font "sans,12" noenhanced
 set datafile separator "\\t"
 set multiplot layout 1,2 title "examples/three_models over a %g Mbit/s link, %d MiB responses in 4 KiB pieces (rttrelay, two namespaces)"
 set xlabel "round-trip time (ms)"
 set ylabel "MB/s (log scale)"
 set logscale y
-set yrange [0.02:*]
-set key bottom left font "sans,10"
+set yrange [0.02:30]
+set key right center font "sans,10"
 set grid
 """ % (os.path.basename(out), os.path.basename(out), args.rate_mbit, args.size_mib))
         for panel, zc in (("Portico's sends (complete when in the socket buffer)", 0),
@@ -191,7 +191,13 @@ def main():
     ap.add_argument("--max-seconds", type=float, default=3.0)
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "rtt"))
+    ap.add_argument("--plot-only", action="store_true", help="redraw OUT.svg from OUT.dat")
     args = ap.parse_args()
+    if args.plot_only:
+        with open(args.out + ".dat") as f:
+            names = f.readline().split()[2:]
+        gnuplot(args.out, [(n.replace("_", " "), int(n.endswith("_zc"))) for n in names], args)
+        return
     for b in (SRV, RELAY):
         if not os.access(b, os.X_OK):
             sys.exit("%s missing: run `make` first" % b)
