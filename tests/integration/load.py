@@ -5,8 +5,8 @@ keep-alive, pipelining, a new connection per request, each over plaintext and TL
 new connection per stream. For every mode portico-load's JSON must show responses and no
 error, its body bytes must be 13 per completed response, and the server's access log must hold
 between "requests" (completed) and "sent" new lines (requests still in flight when the run
-stopped may or may not have been answered). Also: --help, bad usage (exit 2), a refused
-connection (errors counted, exit 1). One TAP line per check; the server must exit 0 after
+stopped may or may not have been answered). Also: --help, bad usage (exit 2), nothing
+listening (connect errors counted, no response: exit 1). One TAP line per check; the server must exit 0 after
 SIGTERM (ASan/LSan clean)."""
 import json
 import os

@@ -141,7 +141,8 @@ static void on_eof(pt_conn_t *c, int err)
 
 	if (!lc->lw->run->o.h2)
 		h1_eof(lc);
-	bool owed = lc->outstanding || lc->h2_open;
+	/* requests still owed are lost, an error unless the server announced its close */
+	bool owed = (lc->outstanding || lc->h2_open) && !lc->want_close;
 	if ((owed || err) && !lc->closing)
 		lconn_fail(lc, &lc->lw->st.err_read);
 	else if (!lc->closing) {
