@@ -92,9 +92,10 @@ G1_LOAD = dict(mode="echo", silent=19000, clients=100, seconds=20, ref=None,
 
 SCENARIOS = dict([
     _s("S1", "13-byte file, keep-alive, 100 connections", tool="pload"),
-    _s("S1w", "S1 with wrk as the client (cross-check of portico-load)"),
+    _s("S1w", "S1 with wrk as the client (cross-check of portico-load)", smoke_servers=[]),
     _s("S2", "13-byte file, keep-alive, 1000 connections", conns=1000, tool="pload"),
-    _s("S2w", "S2 with wrk as the client (cross-check of portico-load)", conns=1000),
+    _s("S2w", "S2 with wrk as the client (cross-check of portico-load)", conns=1000,
+       smoke_servers=[]),     # --smoke: S1 and S2 cover the harness, other rows cover wrk
     _s("S3", "13-byte file, a new connection per request (Connection: close), 100 clients",
        headers=["Connection: close"]),
     _s("S4", "13-byte file, 16 requests pipelined per connection, 100 connections",
