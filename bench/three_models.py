@@ -21,7 +21,8 @@ measured again, up to --retries times, and the least disturbed attempt is kept.
 Series: loopback; then, when run as root with `ip`, a veth pair into a network namespace (MTU
 1500, no delay); then the same veth with --rtt-ms of round-trip delay from netem, because round
 trip serialisation is what BUFFER avoids in HTTP.SYS. A series that cannot be set up is skipped
-with the reason. The namespace and veth are removed on exit.
+with the reason (kernels without netem skip the RTT series: bench/rtt.py measures throughput
+against RTT with a userspace delay line instead). The namespace and veth are removed on exit.
 """
 import argparse
 import atexit
