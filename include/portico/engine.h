@@ -123,7 +123,28 @@ struct pt_listen_opts {
 	                              after the handshake; the connection's data, sends and close
 	                              are plaintext to the application. The context must outlive
 	                              the engine. */
+	unsigned proxy_protocol;   /* PT_PROXY_V1 | PT_PROXY_V2 (either is accepted when both are
+	                              set); 0 = off. See "PROXY protocol" below. */
+	const char *proxy_trusted; /* with proxy_protocol, required: the balancers' addresses,
+	                              "CIDR[,CIDR...]" (at most 32; "10.0.0.0/8", "2001:db8::1");
+	                              parsed and copied by pt_engine_listen */
+	unsigned proxy_timeout_ms; /* the whole header must arrive within this from accept;
+	                              0 = 10000 */
 };
+
+/* PROXY protocol (HAProxy's doc/proxy-protocol.txt, v1 text and v2 binary), enabled by
+ * configuration only, never by detection. On such a listener every connection must open with a
+ * PROXY header, parsed strictly by the engine before anything else (before the TLS handshake on
+ * TLS listeners: the header precedes the ClientHello), within proxy_timeout_ms. A connection
+ * from a source outside proxy_trusted is closed at accept; one whose header is malformed, too
+ * long (over 4 KiB), incomplete at EOF or late is closed; each is counted (proxy_untrusted,
+ * proxy_bad, proxy_timeout) and the application never sees it. on_accept runs once the header
+ * is in (after the handshake on TLS listeners). From then on pt_conn_peer returns the client's
+ * address the header carries (pt_conn_socket_peer the balancer's); a LOCAL header (v2 health
+ * checks), v1 UNKNOWN or a v2 UNSPEC/UNIX family keeps the real peer. v2 TLVs are skipped (a
+ * CRC32C TLV is checked). */
+#define PT_PROXY_V1 1u
+#define PT_PROXY_V2 2u
 
 /* Adds a listening address, "IP:PORT" or "[IPv6]:PORT" (port 0 = pick one; see
  * pt_engine_listen_port). Creates one SO_REUSEPORT socket per worker now, so bind errors are
@@ -146,8 +167,11 @@ PT_API void pt_conn_set_ops(pt_conn_t *c, const struct pt_conn_ops *ops);
 PT_API void pt_conn_set_user(pt_conn_t *c, void *user);
 PT_API void *pt_conn_user(const pt_conn_t *c);
 PT_API pt_worker_t *pt_conn_worker(const pt_conn_t *c);
-/* Peer address into *ss (length in *len). 0 or -errno. */
+/* Peer address into *ss (length in *len): on a PROXY protocol listener, the client address
+ * the header carried (unless it was LOCAL/UNKNOWN). 0 or -errno. Worker thread. */
 PT_API int pt_conn_peer(const pt_conn_t *c, struct sockaddr_storage *ss, socklen_t *len);
+/* The socket's own peer (getpeername: the balancer, behind a PROXY header). 0 or -errno. */
+PT_API int pt_conn_socket_peer(const pt_conn_t *c, struct sockaddr_storage *ss, socklen_t *len);
 /* The socket, for setsockopt/getsockname only: never read, write or close it. */
 PT_API int pt_conn_fd(const pt_conn_t *c);
 
@@ -503,6 +527,11 @@ struct pt_counters {
 	uint64_t conns_idle;       /* PT_CONN_IDLE */
 	uint64_t conns_busy;       /* PT_CONN_BUSY */
 	uint64_t conns_closing;    /* closing: finishing sends, or waiting for the peer's FIN */
+	/* PROXY protocol listeners */
+	uint64_t proxy_headers;    /* headers accepted */
+	uint64_t proxy_untrusted;  /* connections closed at accept: source not in proxy_trusted */
+	uint64_t proxy_bad;        /* ... closed: malformed or too long header, or EOF before it */
+	uint64_t proxy_timeout;    /* ... closed: the header did not arrive in proxy_timeout_ms */
 };
 
 /* Snapshot of worker i's counters (i < workers), or of the sum over all workers (i == -1).

@@ -77,6 +77,11 @@ struct pt_http_config {
 	                                (a connection that opens with the client preface); over
 	                                TLS, HTTP/2 is chosen by ALPN ("h2" in the context's list) */
 	int backlog;                 /* listen(2) backlog: 0 = 4096 */
+	unsigned proxy_protocol;     /* PT_PROXY_V1 | PT_PROXY_V2 on every listener: connections
+	                                open with a PROXY header (engine.h), read within
+	                                timeouts.header_wait; 0 = off */
+	const char *proxy_trusted;   /* required with proxy_protocol: "CIDR[,CIDR...]" of the
+	                                balancers allowed to send it (copied by each listen) */
 };
 
 /* Fills cfg with defaults (all zero). Any thread. */

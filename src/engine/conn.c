@@ -351,6 +351,15 @@ void pt__accept_error(struct pt_worker *w, struct pt_wlisten *wl, int err)
 
 /* ---- accept ---- */
 
+/* Closes a connection refused at accept, before the backend knows it: no on_close. */
+static void reject(struct pt_conn *c)
+{
+	c->flags &= ~PT_C_LIVE;
+	c->flags |= PT_C_CLOSING | PT_C_FINAL;
+	relist(c);
+	pt__pending(c);
+}
+
 void pt__accepted(struct pt_worker *w, struct pt_wlisten *wl, int fd)
 {
 	struct pt_engine *e = w->e;
@@ -377,7 +386,12 @@ void pt__accepted(struct pt_worker *w, struct pt_wlisten *wl, int fd)
 	CNT_ADD(w, accepts, 1);
 	CNT_ADD(w, conns, 1);
 	limit_reached(w, c);   /* at the limit now: make room, or pause further accepts */
-	if (wl->l->opts.tls) {
+	if (wl->l->opts.proxy_protocol) {
+		if (pt__proxy_accept(c, wl->l) < 0) {   /* untrusted source: closed, counted */
+			reject(c);
+			return;
+		}
+	} else if (wl->l->opts.tls) {
 		c->flags |= PT_C_PREACCEPT;       /* on_accept runs after the handshake */
 		c->state = PT_CONN_PARTIAL;       /* once it sends: a handshake in progress */
 		if (pt__tls_accept(c, wl->l) < 0) {
@@ -385,10 +399,7 @@ void pt__accepted(struct pt_worker *w, struct pt_wlisten *wl, int fd)
 			return;
 		}
 	} else if (wl->l->opts.on_accept(c, wl->l->opts.arg) < 0) {
-		c->flags &= ~PT_C_LIVE;   /* rejected: no on_close */
-		c->flags |= PT_C_CLOSING | PT_C_FINAL;
-		relist(c);
-		pt__pending(c);
+		reject(c);
 		return;
 	}
 	if (w->be->conn_start(w, c) < 0)
@@ -463,7 +474,9 @@ void pt__rx_data(struct pt_conn *c, const void *data, size_t len)
 		c->flags |= PT_C_GOT_DATA;
 		relist(c);
 	}
-	if (c->tls)
+	if (c->flags & PT_C_PROXY)
+		pt__proxy_rx(c, data, len);  /* the PROXY header first (proxy_conn.c) */
+	else if (c->tls)
 		pt__tls_rx(c, data, len);    /* decrypts, then pt__rx_plain */
 	else
 		pt__rx_plain(c, data, len);
@@ -489,7 +502,10 @@ void pt__rx_end(struct pt_conn *c, int err)
 		return;
 	if ((c->flags & (PT_C_PREACCEPT | PT_C_CLOSING)) == PT_C_PREACCEPT) {
 		c->flags |= PT_C_EOF;
-		pt__tls_eof(c);            /* gone during the handshake */
+		if (c->flags & PT_C_PROXY)
+			pt__proxy_eof(c);      /* gone before its PROXY header */
+		else
+			pt__tls_eof(c);        /* gone during the handshake */
 		return;
 	}
 	if (c->tls && err == 0)
@@ -550,6 +566,7 @@ static void finish(struct pt_conn *c)
 
 	pt__tx_fail(c, -ECANCELED);    /* nothing is in flight now: no request may outlive c */
 	pt__tls_free(c);
+	pt__proxy_free(c);
 	w->be->conn_closed(w, c);
 	if (c->flags & PT_C_ABORT) {
 		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
@@ -679,8 +696,11 @@ static void conn_timer_fn(pt_timer_t *t, void *arg)
 		pt__pending(c);
 		return;
 	}
-	if (c->flags & PT_C_PREACCEPT) {  /* the handshake deadline */
-		pt__tls_timeout(c);
+	if (c->flags & PT_C_PREACCEPT) {  /* the PROXY header's or the handshake's deadline */
+		if (c->flags & PT_C_PROXY)
+			pt__proxy_timeout(c);
+		else
+			pt__tls_timeout(c);
 		return;
 	}
 	CNT_ADD(c->w, timeouts, 1);
@@ -766,14 +786,6 @@ PT_API pt_worker_t *pt_conn_worker(const pt_conn_t *c)
 PT_API int pt_conn_fd(const pt_conn_t *c)
 {
 	return c ? c->fd : -EINVAL;
-}
-
-PT_API int pt_conn_peer(const pt_conn_t *c, struct sockaddr_storage *ss, socklen_t *len)
-{
-	if (!c || !ss || !len)
-		return -EINVAL;
-	*len = sizeof *ss;
-	return getpeername(c->fd, (struct sockaddr *)ss, len) < 0 ? -errno : 0;
 }
 
 PT_API int pt_conn_set_timeout(pt_conn_t *c, unsigned ms)

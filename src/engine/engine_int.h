@@ -14,6 +14,7 @@
 #define PT_ENGINE_INT_H
 
 #include <portico/engine.h>
+#include "util/cidr.h"
 #include "util/util.h"
 #include <pthread.h>
 #include <stdatomic.h>
@@ -32,6 +33,7 @@ struct pt_worker;
 struct pt_conn;
 struct pt_tls_conn;
 struct pt_tls_worker;
+struct pt_proxy_conn;
 
 /* ---- counters (written by the owner, read by anyone) ---- */
 #define CNT_ADD(w, f, n) \
@@ -112,6 +114,7 @@ enum {
 	PT_C_EOF_DONE  = 1u << 15,  /* on_eof delivered */
 	PT_C_WANT_EMPTY= 1u << 16,  /* on_drain owed when the send queue is empty */
 	PT_C_SHED      = 1u << 18,  /* closed to make room (counted in shedding) */
+	PT_C_PROXY     = 1u << 20,  /* PROXY header awaited (with PT_C_PREACCEPT): proxy_conn.c */
 	PT_C_CONNECTING= 1u << 21,  /* outbound, connect in progress (connect.c) */
 };
 
@@ -143,6 +146,7 @@ struct pt_conn {
 	uint32_t stash_len, stash_cap;
 	struct pt_tls_conn *tls;          /* TLS transport state, or NULL (plaintext) */
 	uint32_t accept_ms;               /* worker clock at accept (low 32 bits) */
+	struct pt_proxy_conn *px;         /* PROXY listener: header state and the client address */
 };
 
 /* Every accepted connection is on exactly one worker list, ordered by the time it entered it:
@@ -166,7 +170,9 @@ struct pt_listener {
 	int port;
 	int shared_fd;                    /* >= 0: one socket for all workers (socket activation) */
 	int *fds;                         /* per worker (SO_REUSEPORT) */
-	struct pt_listen_opts opts;
+	struct pt_listen_opts opts;       /* opts.proxy_trusted is parsed into trusted (NULL) */
+	struct pt_cidr trusted[PT_CIDR_MAX];
+	unsigned ntrusted;
 };
 
 struct pt_wlisten {
@@ -345,6 +351,14 @@ int pt__listen_socket(const struct sockaddr *sa, socklen_t len, const struct pt_
 void pt__listeners_free(struct pt_engine *e);
 void pt__accept_set(struct pt_worker *w, bool on);   /* pause or resume all listeners */
 void pt__listeners_close_stopped(struct pt_worker *w);
+
+/* proxy_conn.c: the PROXY protocol pre-filter (before TLS and on_accept) */
+int pt__proxy_listen_opts(struct pt_listener *l);  /* parse l->opts' proxy settings: 0|-EINVAL */
+int pt__proxy_accept(struct pt_conn *c, struct pt_listener *l); /* -EACCES: untrusted source */
+void pt__proxy_rx(struct pt_conn *c, const void *data, size_t len);
+void pt__proxy_eof(struct pt_conn *c);        /* the peer closed before the header ended */
+void pt__proxy_timeout(struct pt_conn *c);    /* the header deadline passed */
+void pt__proxy_free(struct pt_conn *c);       /* the connection is finished */
 
 /* post.c */
 void pt__posts_run(struct pt_worker *w);

@@ -159,6 +159,8 @@ PT_API int pt_engine_listen(pt_engine_t *e, const char *addr, const struct pt_li
 	struct pt_listener *l = listener_new(e, o);
 	if (!l)
 		return -ENOMEM;
+	if ((err = pt__proxy_listen_opts(l)) < 0)
+		goto fail;
 	for (unsigned i = 0; i < e->nworkers; i++) {
 		err = pt__listen_socket((struct sockaddr *)&ss, len, o, true);
 		if (err < 0)
@@ -203,7 +205,7 @@ PT_API int pt_engine_listen_fd(pt_engine_t *e, int fd, const struct pt_listen_op
 	}
 	l->shared_fd = fd;
 	l->port = bound_port(fd);
-	if ((err = add_listener(e, l)) < 0)
+	if ((err = pt__proxy_listen_opts(l)) < 0 || (err = add_listener(e, l)) < 0)
 		listener_free(e, l);
 	return err;
 }

@@ -130,12 +130,21 @@ static int on_accept(pt_conn_t *c, void *arg)
 	return 0;
 }
 
+/* PROXY protocol: the header counts against the header wait, as a TLS handshake does. */
+static void proxy_opts(const struct pt_http_server *s, struct pt_listen_opts *o)
+{
+	o->proxy_protocol = s->cfg.proxy_protocol;
+	o->proxy_trusted = s->cfg.proxy_trusted;
+	o->proxy_timeout_ms = s->cfg.timeouts.header_wait;
+}
+
 PT_API int pt_http_listen_tls(pt_http_server_t *s, const char *addr, pt_tls_t *tls)
 {
 	if (!s)
 		return -EINVAL;
 	struct pt_listen_opts o = { .on_accept = on_accept, .arg = s, .backlog = s->cfg.backlog,
 				    .defer_accept_sec = s->cfg.defer_accept_sec, .tls = tls };
+	proxy_opts(s, &o);
 	return pt_engine_listen(s->e, addr, &o);
 }
 
@@ -149,6 +158,7 @@ PT_API int pt_http_listen_fd_tls(pt_http_server_t *s, int fd, pt_tls_t *tls)
 	if (!s)
 		return -EINVAL;
 	struct pt_listen_opts o = { .on_accept = on_accept, .arg = s, .tls = tls };
+	proxy_opts(s, &o);
 	return pt_engine_listen_fd(s->e, fd, &o);
 }
 

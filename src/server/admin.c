@@ -6,7 +6,7 @@
  * page, which is static.
  */
 #include "server/admin.h"
-#include "server/cidr.h"
+#include "util/cidr.h"
 #include "server/counter.h"
 #include <errno.h>
 #include <stdlib.h>

@@ -11,7 +11,7 @@
 #include "server/config_int.h"
 #include "util/defaults.h"
 #include "server/alog.h"
-#include "server/cidr.h"
+#include "util/cidr.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -186,6 +186,12 @@ static const struct opt opts[] = {
 	  "(default 0)" },
 	{ "access-log-format", 0, K_STR, 0, STR(access_log_format), 0, 0, pt_alog_check_format,
 	  "combined|json", "access log lines: Combined Log Format or JSON (default combined)" },
+	{ "proxy-protocol", 0, K_BOOL, 0, FIELD(proxy_protocol), 0, 0, 0, NULL, NULL,
+	  "connections on --listen and --listen-tls open with a PROXY protocol header (v1 or v2, "
+	  "from HAProxy's send-proxy); needs --trusted-proxies (default off)" },
+	{ "trusted-proxies", 0, K_STR, 0, STR(trusted_proxies), 0, 0, pt_cidr_check_list,
+	  "CIDR[,CIDR...]", "balancers allowed to send the PROXY header; other sources are "
+	  "closed at once" },
 	{ "help", 'h', K_HELP, 0, 0, 0, 0, 0, NULL, NULL, "print this help and exit" },
 	{ "version", 'V', K_VERSION, 0, 0, 0, 0, 0, NULL, NULL, "print the version and exit" },
 };
@@ -682,6 +688,11 @@ int pt_config_parse_args(struct pt_server_config *c, int argc, char **argv, char
 		return r;
 	if (c->nlisten == 0 && c->nlisten_tls == 0)
 		strcpy(c->listen[c->nlisten++], PT_CONFIG_DEFAULT_LISTEN);
+	if (c->proxy_protocol && !*c->trusted_proxies) {
+		snprintf(err, errlen, "--proxy-protocol needs --trusted-proxies CIDR[,CIDR...]: "
+			 "the addresses of the balancers allowed to send the PROXY header");
+		return PT_CONFIG_USAGE;
+	}
 	return 0;
 }
 

@@ -117,6 +117,10 @@ struct pt_server_config {
 	                                     graceful stop: 0 */
 	char access_log_format[16];       /* "combined" (default) or "json" */
 
+	/* behind a balancer (engine.h, "PROXY protocol") */
+	bool proxy_protocol;              /* listeners expect a PROXY header (v1 or v2): false */
+	char trusted_proxies[512];        /* CIDRs allowed to send it (required with it): "" */
+
 	/* where settings came from, for messages ("FILE:LINE: ..."; 0 = not from the file) */
 	unsigned docroot_line;
 	unsigned tls_cert_line[PT_CONFIG_MAX_CERTS];

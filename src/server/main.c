@@ -87,6 +87,8 @@ static void http_config(const struct pt_server_config *c, struct pt_http_config 
 	h->defer_accept_sec = (int)c->defer_accept_sec;
 	h->h2c = c->h2c;
 	h->backlog = (int)c->backlog;
+	h->proxy_protocol = c->proxy_protocol ? PT_PROXY_V1 | PT_PROXY_V2 : 0;
+	h->proxy_trusted = c->trusted_proxies;
 	h->timeouts = (struct pt_http_timeouts){
 		.header_wait = c->header_timeout_ms, .idle_connection = c->idle_timeout_ms,
 		.entity_body = c->body_timeout_ms, .drain_entity_body = c->drain_timeout_ms,

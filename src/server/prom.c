@@ -190,6 +190,20 @@ static void tls(FILE *f, const struct pt_counters *e)
 	       "TLS connections whose sends went through kernel TLS.", e->tls_ktls);
 }
 
+/* PROXY protocol listeners (--proxy-protocol): headers taken, connections refused by reason. */
+static void proxy(FILE *f, const struct pt_counters *e)
+{
+	static const char *const reasons[] = { "untrusted", "malformed", "timeout" };
+	const uint64_t bad[] = { e->proxy_untrusted, e->proxy_bad, e->proxy_timeout };
+
+	single(f, "portico_proxy_headers_total", "counter",
+	       "PROXY protocol headers accepted (--proxy-protocol).", e->proxy_headers);
+	labelled(f, "portico_proxy_rejected_total", "counter", "Connections closed before their "
+		 "PROXY header was accepted: the source is not in --trusted-proxies, the header is "
+		 "malformed (or the peer closed first), or it did not arrive within --header-timeout.",
+		 "reason", reasons, bad, 3);
+}
+
 /* Requests the HTTP layer refused itself (bad or too large heads, no memory), by status. */
 static void rejected(FILE *f, const struct pt_http_counters *h)
 {
@@ -312,6 +326,7 @@ void pt_prom_render(const struct pt_metrics *m, FILE *f)
 	connections(f, m, &s.e);
 	traffic(f, &s.e);
 	tls(f, &s.e);
+	proxy(f, &s.e);
 	rejected(f, &s.http);
 	http2(f, &s.http);
 	caches(f, m, &s);

@@ -1,12 +1,13 @@
 /*
- * Address prefixes (CIDR) for the admin listener's allow-list: "127.0.0.0/8", "::1/128",
- * "10.1.2.3" (a single address), comma-separated lists. Pure functions over strings and
- * addresses, no allocation; header-only so that config.c (which the unit and fuzz tests
- * include as source) can check --admin-allow with the same parser admin.c uses.
+ * Address prefixes (CIDR) for the admin listener's allow-list and the PROXY protocol's trusted
+ * balancers: "127.0.0.0/8", "::1/128", "10.1.2.3" (a single address), comma-separated lists.
+ * Pure functions over strings and addresses, no allocation; header-only so that config.c
+ * (which the unit and fuzz tests include as source) checks --admin-allow and
+ * --trusted-proxies with the same parser admin.c and the engine (src/engine/proxy_conn.c) use.
  * An IPv4-mapped IPv6 peer (::ffff:a.b.c.d, from a dual-stack socket) matches IPv4 prefixes.
  */
-#ifndef PT_SERVER_CIDR_H
-#define PT_SERVER_CIDR_H
+#ifndef PT_UTIL_CIDR_H
+#define PT_UTIL_CIDR_H
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

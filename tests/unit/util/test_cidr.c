@@ -1,9 +1,9 @@
 /*
- * Unit tests of src/server/cidr.h: prefixes and lists of the admin allow-list (IPv4, IPv6,
+ * Unit tests of src/util/cidr.h: prefixes and lists of the admin allow-list (IPv4, IPv6,
  * single addresses, host bits, bad syntax, limits) and matching peers (IPv4, IPv6,
  * IPv4-mapped IPv6, other families).
  */
-#include "server/cidr.h"
+#include "util/cidr.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
