@@ -177,17 +177,13 @@ static int v2_tlvs(const uint8_t *p, size_t off, size_t total, struct pt_proxy_h
 }
 
 /* The addresses of the PROXY command: family 0x11 (TCP over IPv4) or 0x21 (TCP over IPv6);
- * UNSPEC and UNIX streams keep the real endpoints (spec: "the receiver ... may use the real
- * connection addresses"); datagram and unknown families are refused on a stream. Returns the
- * address block's length, or -EPROTO. */
+ * UNIX streams keep the real endpoints (an address this socket cannot have); datagram and
+ * unknown families are refused on a stream. Returns the address block's length, or -EPROTO. */
 static int v2_addrs(const uint8_t *p, size_t alen, struct pt_proxy_hdr *h)
 {
 	const uint8_t *a = p + PT_PROXY_V2_FIXED;
 
 	switch (p[13]) {
-	case 0x00:
-		h->local = true;
-		return 0;
 	case 0x11: {
 		if (alen < 12)
 			return -EPROTO;
@@ -238,7 +234,8 @@ static int v2_parse(const uint8_t *p, size_t len, struct pt_proxy_hdr *h)
 	if (len < total)
 		return 0;
 	h->version = 2;
-	if ((p[12] & 0xf) == V2_LOCAL) {     /* spec: use the real endpoints, skip the block */
+	/* spec: LOCAL, and PROXY with UNSPEC, use the real endpoints; the block is skipped */
+	if ((p[12] & 0xf) == V2_LOCAL || p[13] == 0x00) {
 		h->local = true;
 		return (int)total;
 	}
