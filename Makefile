@@ -6,6 +6,7 @@
 #   make fuzz       build the libFuzzer targets in build/fuzz and run each for FUZZ_SECONDS
 #   make tsan       ThreadSanitizer build in build/tsan and the threaded tests (make test runs them too)
 #   make soak       the release server under mixed, slow and abusive clients (SOAK_SECONDS, 300)
+#   make deploy-test  HAProxy in front of three portico instances in network namespaces (root)
 #   make bench      portico vs nginx vs the limit server (see docs/BENCHMARKS.md)
 #   make install    PREFIX=/usr/local: headers, libportico.a/.so, portico.pc
 # Flags: CC (default gcc), CPPFLAGS, CFLAGS (default -O2 -g) and LDFLAGS are the user's and are
@@ -74,7 +75,7 @@ SRV_TSUP := $(if $(filter-out 0,$(SAN)),$(TSUP_OBJ))
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 
-.PHONY: all lib run test test-build fuzz fuzz-build bench install clean deps tsan soak
+.PHONY: all lib run test test-build fuzz fuzz-build bench install clean deps tsan soak deploy-test
 all: lib $(if $(SRV_MAIN),$(B)/portico) $(EX_BIN) $(BENCH_BIN) $(B)/portico-load
 lib: $(B)/libportico.a $(B)/libportico.so
 
@@ -168,6 +169,13 @@ soak:
 	@scripts/deps.sh build test
 	@$(MAKE) --no-print-directory B=build build/portico
 	@tests/soak/soak.py
+
+# The deployment test (not part of make test; CI runs it): HAProxy in front of three release
+# portico instances, each in a network namespace of its own (root; see tests/deploy/deploy.py).
+deploy-test:
+	@scripts/deps.sh build deploy
+	@$(MAKE) --no-print-directory B=build build/portico
+	@tests/deploy/deploy.py
 
 FUZZ_SECONDS ?= 60
 fuzz:

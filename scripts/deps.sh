@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages a make target needs, only when they are missing, and says which.
-# Usage: scripts/deps.sh build|test|bench|fuzz ...
+# Usage: scripts/deps.sh build|test|bench|fuzz|deploy ...
 # NO_DEPS=1 (make run NO_DEPS=1, make test NO_DEPS=1): install nothing, only name what is missing.
 set -eu
 want=(gcc make pkg-config liburing-dev libssl-dev libnghttp2-dev zlib1g-dev libbrotli-dev libzstd-dev)
@@ -9,7 +9,8 @@ for set in "$@"; do
 	build) ;;
 	test) want+=(libcmocka-dev clang libclang-rt-14-dev python3 curl media-types openssl testssl.sh brotli zstd python3-h2 python3-hyperframe python3-hpack nghttp2-client chromium python3-prometheus-client fonts-dejavu-core) ;;
 	fuzz) want+=(clang libclang-rt-14-dev) ;;
-	bench) want+=(nginx-light wrk python3 curl util-linux openssl h2o nghttp2-client gnuplot-nox) ;;
+	bench) want+=(nginx-light wrk python3 curl util-linux openssl h2o nghttp2-client gnuplot-nox haproxy) ;;
+	deploy) want+=(haproxy iproute2 python3) ;;
 	*) echo "deps.sh: unknown set '$set'" >&2; exit 2 ;;
 	esac
 done
@@ -32,8 +33,9 @@ apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null 2>&1 || {
 	apt-get update >/dev/null && apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null
 }
 echo "deps.sh: installed ${missing[*]}"
-# nginx-light and h2o start a system service when installed; the bench starts its own.
-for svc in nginx h2o; do
+# nginx-light, h2o and haproxy start a system service when installed; the bench and the
+# deployment test start their own.
+for svc in nginx h2o haproxy; do
 	if printf '%s\n' "${missing[@]}" | grep -q "^$svc"; then
 		(service "$svc" stop || systemctl stop "$svc") >/dev/null 2>&1 || true
 	fi
