@@ -25,7 +25,9 @@ Checks (TAP):
     (198.18.1.100), never HAProxy's.
 Skips (exit 0, "# SKIP") when not root, when namespaces cannot be created, or when haproxy is
 missing. Every namespace and process it made is removed on any exit (finally + signals).
-Env: PT_DEPLOY_BUILD (default build: the release portico), PT_DEPLOY_DRAIN (seconds, 2).
+Env: PT_DEPLOY_BUILD (default build: the release portico), PT_DEPLOY_DRAIN (seconds, 2),
+PT_DEPLOY_NO_RETRY=1 (HAProxy without retry-on: what a SIGKILL costs without L7 retries),
+PT_DEPLOY_KEEP=1 (keep the temporary directory with the logs).
 """
 import json
 import os
@@ -186,8 +188,11 @@ def start_haproxy(tmp):
     sock = os.path.join(tmp, "haproxy.sock")
     servers = "".join("    server s%d %s:%d\n" % (i + 1, a, PORT) for i, a in enumerate(SRV))
     cfg = os.path.join(tmp, "haproxy.cfg")
+    text = HAPROXY_CFG.format(sock=sock, front=LB_FRONT, admin=ADMIN, servers=servers)
+    if os.environ.get("PT_DEPLOY_NO_RETRY"):      # to measure what the L7 retries save
+        text = text.replace("    retry-on all-retryable-errors\n", "")
     with open(cfg, "w") as f:
-        f.write(HAPROXY_CFG.format(sock=sock, front=LB_FRONT, admin=ADMIN, servers=servers))
+        f.write(text)
     r = sh("haproxy", "-c", "-f", cfg, check=False)
     if r.returncode != 0:
         raise RuntimeError("haproxy -c: %s" % r.stderr.decode())
