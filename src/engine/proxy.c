@@ -176,47 +176,46 @@ static int v2_tlvs(const uint8_t *p, size_t off, size_t total, struct pt_proxy_h
 	return 0;
 }
 
-/* The addresses of the PROXY command: family 0x11 (TCP over IPv4) or 0x21 (TCP over IPv6);
- * UNIX streams keep the real endpoints (an address this socket cannot have); datagram and
- * unknown families are refused on a stream. Returns the address block's length, or -EPROTO. */
+/* One endpoint: ip (4 or 16 bytes) and port (2 bytes), both in network order, into ss. */
+static void v2_endpoint(int fam, const uint8_t *ip, const uint8_t *port,
+			struct sockaddr_storage *ss, socklen_t *len)
+{
+	if (fam == AF_INET) {
+		struct sockaddr_in *a = (struct sockaddr_in *)ss;
+		a->sin_family = AF_INET;
+		memcpy(&a->sin_addr, ip, 4);
+		memcpy(&a->sin_port, port, 2);
+		*len = sizeof *a;
+	} else {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+		a->sin6_family = AF_INET6;
+		memcpy(&a->sin6_addr, ip, 16);
+		memcpy(&a->sin6_port, port, 2);
+		*len = sizeof *a;
+	}
+}
+
+/* The addresses of the PROXY command: family 0x11 (TCP over IPv4: source, destination, then
+ * the two ports) or 0x21 (TCP over IPv6); UNIX streams keep the real endpoints (an address
+ * this socket cannot have); datagram and unknown families are refused on a stream. Returns
+ * the address block's length, or -EPROTO. */
 static int v2_addrs(const uint8_t *p, size_t alen, struct pt_proxy_hdr *h)
 {
 	const uint8_t *a = p + PT_PROXY_V2_FIXED;
+	int fam = p[13] == 0x11 ? AF_INET : p[13] == 0x21 ? AF_INET6 : 0;
+	size_t n = fam == AF_INET ? 4 : 16;
 
-	switch (p[13]) {
-	case 0x11: {
-		if (alen < 12)
-			return -EPROTO;
-		struct sockaddr_in *s = (struct sockaddr_in *)&h->src, *d = (struct sockaddr_in *)&h->dst;
-		s->sin_family = d->sin_family = AF_INET;
-		memcpy(&s->sin_addr, a, 4);
-		memcpy(&d->sin_addr, a + 4, 4);
-		memcpy(&s->sin_port, a + 8, 2);
-		memcpy(&d->sin_port, a + 10, 2);
-		h->src_len = h->dst_len = sizeof *s;
-		return 12;
-	}
-	case 0x21: {
-		if (alen < 36)
-			return -EPROTO;
-		struct sockaddr_in6 *s = (struct sockaddr_in6 *)&h->src,
-				    *d = (struct sockaddr_in6 *)&h->dst;
-		s->sin6_family = d->sin6_family = AF_INET6;
-		memcpy(&s->sin6_addr, a, 16);
-		memcpy(&d->sin6_addr, a + 16, 16);
-		memcpy(&s->sin6_port, a + 32, 2);
-		memcpy(&d->sin6_port, a + 34, 2);
-		h->src_len = h->dst_len = sizeof *s;
-		return 36;
-	}
-	case 0x31:
+	if (p[13] == 0x31) {
 		if (alen < 216)
 			return -EPROTO;
 		h->local = true;
 		return 216;
-	default:
-		return -EPROTO;
 	}
+	if (!fam || alen < 2 * n + 4)
+		return -EPROTO;
+	v2_endpoint(fam, a, a + 2 * n, &h->src, &h->src_len);
+	v2_endpoint(fam, a + n, a + 2 * n + 2, &h->dst, &h->dst_len);
+	return (int)(2 * n + 4);
 }
 
 static int v2_parse(const uint8_t *p, size_t len, struct pt_proxy_hdr *h)
