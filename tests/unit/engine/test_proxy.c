@@ -1,6 +1,7 @@
 /*
  * Unit tests of src/engine/proxy.c: the PROXY protocol header parser (v1 TCP4, TCP6, UNKNOWN;
- * v2 PROXY and LOCAL over every family, TLVs, CRC32C; every malformed case; the version mask).
+ * v2 PROXY and LOCAL over every family, TLVs, CRC32C; every malformed case; the version mask),
+ * and pt_engine_listen's checks of the PROXY options.
  *
  * Every input is parsed whole and at every split point: a strict prefix of a valid header must
  * return 0 (wait for more), a prefix of a bad one 0 or the same error. Every input sits right
@@ -335,6 +336,38 @@ static void test_crc32c(void **state)
 	assert_int_equal(pt__crc32c(pt__crc32c(0, "1234", 4), "56789", 5), 0xe3069283u);
 }
 
+static int accept_none(pt_conn_t *c, void *arg)
+{
+	return -1;
+}
+
+/* pt_engine_listen refuses PROXY settings it cannot use, before binding anything. */
+static void test_listen_opts(void **state)
+{
+	struct pt_engine_config cfg;
+	int err;
+
+	pt_engine_config_init(&cfg);
+	cfg.workers = 1;
+	pt_engine_t *e = pt_engine_create(&cfg, &err);
+	assert_non_null(e);
+	struct pt_listen_opts o = { .on_accept = accept_none, .proxy_protocol = BOTH };
+	assert_int_equal(pt_engine_listen(e, "127.0.0.1:0", &o), -EINVAL);   /* no trusted list */
+	o.proxy_trusted = "10.0.0.0/33";
+	assert_int_equal(pt_engine_listen(e, "127.0.0.1:0", &o), -EINVAL);
+	o.proxy_trusted = "";
+	assert_int_equal(pt_engine_listen(e, "127.0.0.1:0", &o), -EINVAL);
+	o.proxy_trusted = "127.0.0.1, ::1";
+	o.proxy_protocol = 4;
+	assert_int_equal(pt_engine_listen(e, "127.0.0.1:0", &o), -EINVAL);
+	o.proxy_protocol = PT_PROXY_V2;
+	assert_int_equal(pt_engine_listen(e, "127.0.0.1:0", &o), 0);
+	o.proxy_protocol = 0;
+	o.proxy_trusted = "not even parsed when off";
+	assert_int_equal(pt_engine_listen(e, "127.0.0.1:0", &o), 1);
+	pt_engine_destroy(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -343,6 +376,7 @@ int main(void)
 		cmocka_unit_test(test_v2_good),
 		cmocka_unit_test(test_v2_bad),
 		cmocka_unit_test(test_crc32c),
+		cmocka_unit_test(test_listen_opts),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
