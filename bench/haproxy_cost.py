@@ -87,7 +87,8 @@ def start_server(kind, a, tmp, docroot, proxied):
         with open(conf, "w") as f:
             # bench/benchsrv.py's configuration; its TLS slot after the port takes the option
             f.write(NGINX_CONF.format(workers=1, tmp=tmp, nofile=4096, port=port, docroot=docroot,
-                                      ssl=" proxy_protocol" if proxied else "", tls=""))
+                                      ssl=" proxy_protocol" if proxied else "", tls="",
+                                      gzip=""))
         args = ["nginx", "-c", conf, "-g", "daemon off;"]
     p = subprocess.Popen(["taskset", "-c", "0"] + args, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
