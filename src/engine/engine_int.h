@@ -108,7 +108,7 @@ enum {
 	PT_C_PENDING   = 1u << 9,   /* on the worker's pending list */
 	PT_C_STARVED   = 1u << 10,  /* receive waits for provided buffers */
 	PT_C_FINAL     = 1u << 11,  /* cancelling kernel ops; fd closes when inflight == 0 */
-	PT_C_PREACCEPT = 1u << 12,  /* TLS handshake running: the application has not seen c */
+	PT_C_PREACCEPT = 1u << 12,  /* TLS handshake or PROXY header pending: the app has not seen c */
 	PT_C_GOT_DATA  = 1u << 13,  /* at least one byte received */
 	PT_C_LINGER    = 1u << 14,  /* FIN sent, discarding input until the peer's FIN */
 	PT_C_EOF_DONE  = 1u << 15,  /* on_eof delivered */
