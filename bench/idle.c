@@ -13,13 +13,19 @@
  * 127.1.0.1; the whole 127/8 is loopback on Linux); above 25 000 connections spreading is on by
  * default. Raises its own RLIMIT_NOFILE to the hard limit.
  *
- * Usage: idle -c N [-p PATH] [-b COUNT] [-B BASE] [-q INFLIGHT] [-T TIMEOUT_S] ADDR:PORT
+ * With -L (late reads) each connection sends its GET and is left unread: responses are read
+ * only once every connection is open and has sent its request (the burst pattern of issue 19:
+ * the server answers thousands of connections whose client does not read yet). -q then bounds
+ * only the handshakes in progress.
+ *
+ * Usage: idle -c N [-L] [-p PATH] [-b COUNT] [-B BASE] [-q INFLIGHT] [-T TIMEOUT_S] ADDR:PORT
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,7 +41,7 @@
 
 #define HEAD_MAX 4096
 
-enum state { ST_NONE, ST_CONNECTING, ST_READING, ST_IDLE, ST_FAILED };
+enum state { ST_NONE, ST_CONNECTING, ST_SENT, ST_READING, ST_IDLE, ST_FAILED };
 
 struct conn {
 	int fd;
@@ -54,6 +60,8 @@ struct idle {
 	size_t req_len;
 	struct conn *c;
 	unsigned n, next, inflight, ok, failed;
+	bool late;              /* -L: read responses only after every request is sent */
+	unsigned sent;          /* -L: connections whose request is sent, not yet read */
 };
 
 static volatile sig_atomic_t g_stop;
@@ -116,11 +124,33 @@ static void on_connected(struct idle *I, struct conn *c, unsigned i)
 	getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
 	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = i };
 	if (err || send(c->fd, I->req, I->req_len, MSG_NOSIGNAL) != (ssize_t)I->req_len ||
-	    epoll_ctl(I->ep, EPOLL_CTL_MOD, c->fd, &ev) < 0) {
+	    epoll_ctl(I->ep, EPOLL_CTL_MOD, c->fd, I->late ? &(struct epoll_event){ .data.u32 = i }
+		      : &ev) < 0) {
 		finish(I, c, 0);
 		return;
 	}
 	c->st = ST_READING;
+	if (I->late) {          /* not read yet: frees a handshake slot */
+		c->st = ST_SENT;
+		I->inflight--;
+		I->sent++;
+	}
+}
+
+/* -L: every request is out; now read every response. */
+static void arm_reads(struct idle *I)
+{
+	for (unsigned i = 0; i < I->n; i++) {
+		struct conn *c = &I->c[i];
+		struct epoll_event ev = { .events = EPOLLIN, .data.u32 = i };
+		if (c->st != ST_SENT)
+			continue;
+		I->sent--;
+		I->inflight++;
+		c->st = ST_READING;
+		if (epoll_ctl(I->ep, EPOLL_CTL_MOD, c->fd, &ev) < 0)
+			finish(I, c, 0);
+	}
 }
 
 /* Reads the response: head into c->head, then counts down Content-Length body bytes. */
@@ -201,8 +231,9 @@ int main(int argc, char **argv)
 	int spread = -1, opt;
 	struct rlimit rl;
 
-	while ((opt = getopt(argc, argv, "c:p:b:B:q:T:")) != -1) {
+	while ((opt = getopt(argc, argv, "c:Lp:b:B:q:T:")) != -1) {
 		switch (opt) {
+		case 'L': I.late = true; break;
 		case 'c': I.n = (unsigned)atoi(optarg); break;
 		case 'p': path = optarg; break;
 		case 'b': spread = atoi(optarg); break;
@@ -243,7 +274,9 @@ int main(int argc, char **argv)
 	struct epoll_event evs[256];
 	time_t deadline = time(NULL) + timeout_s;
 	fill(&I, max_inflight);
-	while ((I.inflight || I.next < I.n) && !g_stop && time(NULL) < deadline) {
+	while ((I.inflight || I.next < I.n || I.sent) && !g_stop && time(NULL) < deadline) {
+		if (I.late && I.sent && !I.inflight && I.next == I.n)
+			arm_reads(&I);
 		int n = epoll_wait(I.ep, evs, 256, 100);
 		for (int i = 0; i < n; i++) {
 			unsigned k = evs[i].data.u32;
@@ -257,8 +290,12 @@ int main(int argc, char **argv)
 	}
 	/* whatever is still in progress at the deadline counts as failed */
 	for (unsigned i = 0; i < I.n; i++)
-		if (I.c[i].st == ST_CONNECTING || I.c[i].st == ST_READING)
+		if (I.c[i].st == ST_SENT) {
+			I.inflight++;
 			finish(&I, &I.c[i], 0);
+		} else if (I.c[i].st == ST_CONNECTING || I.c[i].st == ST_READING) {
+			finish(&I, &I.c[i], 0);
+		}
 	printf("ready %u %u\n", I.ok, I.failed + (I.n - I.next));
 	fflush(stdout);
 	wait_for_end();
@@ -267,7 +304,7 @@ int main(int argc, char **argv)
 			close(I.c[i].fd);
 	return 0;
 usage:
-	fprintf(stderr, "usage: %s -c N [-p PATH] [-b COUNT] [-B BASE] [-q INFLIGHT] [-T SECS] "
+	fprintf(stderr, "usage: %s -c N [-L] [-p PATH] [-b COUNT] [-B BASE] [-q INFLIGHT] [-T SECS] "
 		"ADDR:PORT\n", argv[0]);
 	return 2;
 }

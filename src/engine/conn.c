@@ -1,6 +1,7 @@
 /*
- * Connection objects: allocation in blocks (never freed while the worker runs: the
- * TF_REUSE_SOCKET idea), accept, receive delivery, the close state machine and recycling.
+ * Connection objects: allocation in blocks (recycled, not freed, while connections come and go:
+ * the TF_REUSE_SOCKET idea; a block whose slots are all free is given back once a burst is over,
+ * see pt__conns_trim), accept, receive delivery, the close state machine and recycling.
  *
  * Close protocol: CLOSING (no more callbacks but send completions and on_close) -> graceful:
  * flush queued sends, FIN, discard input until the peer's FIN or the linger deadline -> FINAL:
@@ -20,6 +21,7 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 static void conn_timer_fn(pt_timer_t *t, void *arg);
@@ -42,33 +44,104 @@ static void area_poison(struct pt_conn *c, bool poison)
 		PT_UNPOISON(pt_conn_area(c), n);
 }
 
+/* Blocks are mapped, not malloc'd: a block given back is returned to the kernel at once, and
+ * blocks never sit between short-lived allocations (requests, send contexts) in the malloc
+ * arena, where they kept the pages of a burst's freed objects resident (issue 19). The
+ * mapping is zero-filled. */
+static size_t block_bytes(const struct pt_worker *w)
+{
+	return PT_CONN_BLOCK * w->conn_stride;
+}
+
+static char *block_map(struct pt_worker *w)
+{
+	if (pt__fault(PT_FAULT_ALLOC))
+		return NULL;
+	void *p = mmap(NULL, block_bytes(w), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		       -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static void block_unmap(struct pt_worker *w, char *blk)
+{
+	PT_UNPOISON(blk, block_bytes(w));
+	munmap(blk, block_bytes(w));
+}
+
 static int grow_blocks(struct pt_worker *w)
 {
 	if (!w->conn_stride)
 		w->conn_stride = (((sizeof(struct pt_conn) + 15) & ~(size_t)15) + w->e->cfg.conn_area + 15) &
 				 ~(size_t)15;
-	if (w->nblocks == w->blocks_cap) {
+	unsigned b = 0;
+	while (b < w->nblocks && w->blocks[b])     /* a hole left by a trim first */
+		b++;
+	if (b == w->blocks_cap) {
 		unsigned cap = w->blocks_cap ? w->blocks_cap * 2 : 16;
-		char **b = pt__realloc(w->blocks, cap * sizeof *b);
-		if (!b)
+		char **bl = pt__realloc(w->blocks, cap * sizeof *bl);
+		if (!bl)
 			return -ENOMEM;
-		w->blocks = b;
+		w->blocks = bl;
 		w->blocks_cap = cap;
 	}
-	char *blk = pt__calloc(PT_CONN_BLOCK, w->conn_stride);
+	char *blk = block_map(w);
 	if (!blk)
 		return -ENOMEM;
+	/* slots of a block given back and made again start at a new generation */
+	uint32_t gen = w->gen_seed++ << 12;
 	for (unsigned i = PT_CONN_BLOCK; i-- > 0;) {
 		struct pt_conn *c = slot(w, blk, i);
-		c->idx = w->nblocks * PT_CONN_BLOCK + i;
+		c->idx = b * PT_CONN_BLOCK + i;
+		c->gen = gen;
 		c->w = w;
 		c->fd = -1;
 		c->free_next = w->conn_free;
 		w->conn_free = c;
 		area_poison(c, true);
 	}
-	w->blocks[w->nblocks++] = blk;
+	w->nconn_free += PT_CONN_BLOCK;
+	w->blocks[b] = blk;
+	if (b == w->nblocks)
+		w->nblocks++;
 	return 0;
+}
+
+/* Gives back every block whose slots are all free (after a burst: thousands of connections
+ * came and went). O(free slots); skipped while nothing was freed since a trim that found no
+ * whole block. Returns the bytes freed. Worker thread. */
+size_t pt__conns_trim(struct pt_worker *w)
+{
+	if (w->nconn_free < PT_CONN_BLOCK || w->nconn_free == w->trim_nfree)
+		return 0;
+	uint16_t *nfree = calloc(w->nblocks, sizeof *nfree);
+	if (!nfree)
+		return 0;
+	for (struct pt_conn *c = w->conn_free; c; c = c->free_next)
+		nfree[c->idx / PT_CONN_BLOCK]++;
+	struct pt_conn **pp = &w->conn_free, *next;
+	for (struct pt_conn *c = w->conn_free; c; c = next) {   /* unlink the whole blocks' slots */
+		next = c->free_next;
+		if (nfree[c->idx / PT_CONN_BLOCK] == PT_CONN_BLOCK) {
+			w->nconn_free--;
+			continue;
+		}
+		*pp = c;
+		pp = &c->free_next;
+	}
+	*pp = NULL;
+	size_t freed = 0;
+	for (unsigned b = 0; b < w->nblocks; b++) {
+		if (nfree[b] != PT_CONN_BLOCK)
+			continue;
+		block_unmap(w, w->blocks[b]);
+		w->blocks[b] = NULL;
+		freed += block_bytes(w);
+	}
+	while (w->nblocks && !w->blocks[w->nblocks - 1])
+		w->nblocks--;
+	free(nfree);
+	w->trim_nfree = w->nconn_free;
+	return freed;
 }
 
 static struct pt_conn *conn_alloc(struct pt_worker *w)
@@ -77,6 +150,7 @@ static struct pt_conn *conn_alloc(struct pt_worker *w)
 		return NULL;
 	struct pt_conn *c = w->conn_free;
 	w->conn_free = c->free_next;
+	w->nconn_free--;
 	c->free_next = NULL;
 	PT_ASSERT(c->fd == -1 && !c->flags && !c->sq_head && !c->l_prev && !c->l_next);
 	area_poison(c, false);
@@ -87,7 +161,7 @@ struct pt_conn *pt__conn_get(struct pt_worker *w, uint32_t idx, uint32_t gen)
 {
 	uint32_t b = idx / PT_CONN_BLOCK;
 
-	if (b >= w->nblocks)
+	if (b >= w->nblocks || !w->blocks[b])
 		return NULL;
 	struct pt_conn *c = slot(w, w->blocks[b], idx % PT_CONN_BLOCK);
 	return (c->gen & 0xffffff) == gen && (c->flags & PT_C_LIVE) ? c : NULL;
@@ -556,6 +630,7 @@ static void conn_recycle(struct pt_worker *w, struct pt_conn *c)
 	c->gen++;
 	c->free_next = w->conn_free;
 	w->conn_free = c;
+	w->nconn_free++;
 	area_poison(c, true);
 }
 
@@ -722,14 +797,17 @@ void pt__conn_close_all(struct pt_worker *w, int how)
 void pt__conns_free(struct pt_worker *w)
 {
 	for (unsigned b = 0; b < w->nblocks; b++) {
+		if (!w->blocks[b])
+			continue;
 		for (unsigned i = 0; i < PT_CONN_BLOCK; i++)
 			free(slot(w, w->blocks[b], i)->stash);
-		free(w->blocks[b]);
+		block_unmap(w, w->blocks[b]);
 	}
 	free(w->blocks);
 	w->blocks = NULL;
 	w->nblocks = w->blocks_cap = 0;
 	w->conn_free = NULL;
+	w->nconn_free = 0;
 }
 
 /* ---- public API ---- */

@@ -9,6 +9,7 @@
 #include "engine/engine_int.h"
 #include "engine/tls_int.h"
 #include <errno.h>
+#include <malloc.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -190,6 +191,32 @@ void pt__pending(struct pt_conn *c)
 	w->pend_tail = c;
 }
 
+/* Housekeeping, once a second: after a burst, give memory back. When fewer connections than a
+ * quarter block arrived in the last second, wholly free connection blocks go; when no send or
+ * receive completed, the lookaside lists empty; then malloc_trim returns the freed pages (and
+ * whatever the layers above freed in this thread's arena) to the kernel. Under load nothing is
+ * freed: the free lists exist so that the hot path never allocates. */
+#define HOUSEKEEP_MS 1000u
+
+static void housekeep(pt_timer_t *t, void *arg)
+{
+	struct pt_worker *w = arg;
+	uint64_t accepts = w->cnt.accepts, ops = w->cnt.sends + w->cnt.recvs;
+	bool freed = false;
+
+	if (accepts - w->trim_accepts < PT_CONN_BLOCK / 4)
+		freed = pt__conns_trim(w) > 0;
+	if (ops == w->trim_ops && (w->sreq_free || w->txop_free)) {
+		pt__sreq_pool_free(w);
+		freed = true;
+	}
+	if (freed)
+		malloc_trim(0);
+	w->trim_accepts = accepts;
+	w->trim_ops = ops;
+	pt_timer_arm(w, t, HOUSEKEEP_MS);
+}
+
 static void stop_abort(pt_timer_t *t, void *arg)
 {
 	struct pt_worker *w = arg;
@@ -262,6 +289,8 @@ static void *worker_main(void *arg)
 	}
 	pt__fd_reserve(w);
 	pt__accept_set(w, true);
+	pt_timer_init(&w->trim_timer, housekeep, w);
+	pt_timer_arm(w, &w->trim_timer, HOUSEKEEP_MS);
 	worker_report(w, 0);
 	for (;;) {
 		pt__worker_clock(w);

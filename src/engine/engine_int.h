@@ -241,10 +241,16 @@ struct pt_worker {
 	uint64_t now_us;                  /* the same reading, in microseconds */
 	struct pt_wheel wheel;
 	/* connections */
-	char **blocks;                    /* blocks of PT_CONN_BLOCK objects of conn_stride bytes */
+	char **blocks;                    /* blocks of PT_CONN_BLOCK objects of conn_stride bytes;
+	                                     NULL: given back after a burst (pt__conns_trim) */
 	size_t conn_stride;               /* sizeof(struct pt_conn) + conn_area, aligned */
 	unsigned nblocks, blocks_cap;
 	struct pt_conn *conn_free;
+	unsigned nconn_free;              /* slots on conn_free */
+	unsigned trim_nfree;              /* nconn_free when a trim last found no whole block */
+	uint32_t gen_seed;                /* first generation of a new block's slots */
+	pt_timer_t trim_timer;            /* housekeeping: gives memory back after a burst */
+	uint64_t trim_accepts, trim_ops;  /* counters at the last housekeeping tick */
 	struct pt_clist_head lists[PT_L__COUNT];
 	unsigned nconns;                  /* live + closing */
 	unsigned shedding;                /* shed connections still closing */
@@ -322,6 +328,7 @@ void pt__op_done(struct pt_conn *c);          /* one kernel op finally completed
 void pt__conn_process(struct pt_conn *c);     /* deferred work */
 void pt__conn_close_all(struct pt_worker *w, int how);
 void pt__conns_free(struct pt_worker *w);
+size_t pt__conns_trim(struct pt_worker *w);    /* frees wholly free blocks: bytes freed */
 void pt__fd_reserve(struct pt_worker *w);     /* (re)open the spare descriptor if it is used */
 bool pt__accept_near_limit(struct pt_worker *w); /* accept one connection at a time */
 struct pt_conn *pt__conn_outbound(struct pt_worker *w, int fd); /* pt_connect's object, or NULL */

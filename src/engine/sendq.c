@@ -107,6 +107,7 @@ void pt__sreq_pool_free(struct pt_worker *w)
 		w->txop_free = t->next;
 		free(t);
 	}
+	w->nsreq_free = w->ntxop_free = 0;
 }
 
 /* ---- submitting ---- */
