@@ -336,7 +336,7 @@ void pt__h2_request(struct h2conn *h2, struct h2stream *st)
 		return;
 	}
 	r->own = head;
-	int rc = pt_parse_request(head, (size_t)len, &r->head, &h2->s->limits, NULL);
+	int rc = pt__req_parse(r, head, (size_t)len, NULL);
 	if (rc != len) {
 		pt__req_drop(r);
 		refuse(st, rc < 0 ? (unsigned)-rc : 400);

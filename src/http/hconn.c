@@ -201,7 +201,7 @@ static struct pt_http_req *start_request(struct hconn *h, const char *buf, size_
 		*rc = -503;
 		return NULL;
 	}
-	*rc = pt_parse_request(buf, n, &r->head, &h->s->limits, &h->pst);
+	*rc = pt__req_parse(r, buf, n, &h->pst);
 	if (*rc > 0) {
 		size_t len = (size_t)*rc;
 		memset(&h->pst, 0, sizeof h->pst);

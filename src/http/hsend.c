@@ -60,6 +60,7 @@ void pt__hsend_pool_free(struct hworker *hw)
 		hw->hs_free = hs->next;
 		free(hs);
 	}
+	hw->nhs_free = 0;
 }
 
 /* Engine completion of one application send. */

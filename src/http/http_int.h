@@ -31,6 +31,9 @@
 #include "http/parse.h"
 
 #define PT_HEAD_INLINE 512u   /* response heads up to this size need no allocation */
+/* Request header fields held inside the request object: browsers send 8-16, load generators
+ * 1-3; a request with more gets a heap array of exactly its size (pt__req_parse). */
+#define PT_REQ_HDRS 16u
 
 struct pt_route {
 	char *prefix;
@@ -122,9 +125,11 @@ struct pt_http_req {
 	bool body_done, body_reading;
 	pt_http_body_fn body_cb;
 	void *body_arg;
+	/* header fields: inline for the usual request, a heap array beyond PT_REQ_HDRS fields */
+	struct pt_header *hdrs_heap;
+	struct pt_header hdrs[PT_REQ_HDRS];
 	/* ---- the protocol's part ---- */
 	struct h1req h1;
-	struct pt_header hdrs[];          /* max_headers entries */
 };
 
 /* Header facts response.c finds while checking the application's fields. */
@@ -210,6 +215,8 @@ struct hworker {
 	struct h2stream *st_free;         /* HTTP/2 streams and sends for reuse (h2_stream.c) */
 	struct h2out *out_free;
 	unsigned nst_free, nout_free;
+	pt_timer_t trim;                  /* empties the free lists once requests stop (request.c) */
+	uint64_t nreqs, trim_mark;        /* requests made; the count at the last trim check */
 	long date_sec;
 	char date[48];                    /* "Date: ...\r\n" */
 	size_t date_len;
@@ -230,7 +237,6 @@ struct pt_http_server {
 	char server_line[128];            /* "Server: ...\r\n" or "" */
 	size_t server_line_len;
 	struct hworker *hw;               /* one per engine worker */
-	size_t req_size;
 	atomic_bool stopping;
 	atomic_uint h2_conns;             /* HTTP/2 connections open (any thread reads) */
 	struct pt_sync *sync;             /* PT_ROUTE_SYNC pool, or NULL */
@@ -254,6 +260,8 @@ void pt__h2_worker_free(struct hworker *hw);
  * head is empty: the protocol parses into r->head (r->hdrs, s->cfg.max_headers entries). */
 struct pt_http_req *pt__req_new(struct pt_http_server *s, struct hworker *hw, pt_conn_t *c,
 				const struct pt_req_ops *ops, void *proto);
+/* Frees the worker's free lists of requests and sends. The worker's thread, or after it. */
+void pt__req_pool_free(struct hworker *hw);
 /* Frees r at once (a request the application never saw: a bad head). */
 void pt__req_drop(struct pt_http_req *r);
 /* Frees r if nothing needs it any more: not held by the protocol, final send made (or the
@@ -261,6 +269,10 @@ void pt__req_drop(struct pt_http_req *r);
 void pt__req_maybe_free(struct pt_http_req *r);
 /* Hands r to its route's handler (a 404 when none matches; the pool for PT_ROUTE_SYNC). */
 void pt__req_dispatch(struct pt_http_req *r);
+/* pt_parse_request into r->head, growing the header array when the request has more than
+ * PT_REQ_HDRS fields (-503 when that allocation fails). Returns what pt_parse_request does,
+ * never PT_PARSE_FIELDS. r's worker. */
+int pt__req_parse(struct pt_http_req *r, const char *buf, size_t n, struct pt_parse_state *st);
 /* Copies the head out of the receive buffer (before the buffer is reused). 0 or -ENOMEM. */
 int pt__req_own_head(struct pt_http_req *r);
 /* After the final send: the head is no longer available (http.h); clears its slices. */

@@ -70,7 +70,9 @@ struct ctx {
 	const char *buf;
 	const char *end;        /* buf + min(len, max_head): nothing past it is read */
 	const struct pt_parse_limits *l;
-	unsigned max_fields;    /* min(max_headers, capacity of the caller's array) */
+	unsigned max_fields;    /* max_headers: more field lines are 431 */
+	unsigned cap;           /* capacity of the caller's array: fields past it are counted
+	                           only (PT_PARSE_FIELDS) */
 };
 
 void pt_parse_limits_default(struct pt_parse_limits *l)
@@ -436,7 +438,8 @@ static int parse_fields(const struct ctx *x, const char **pp, struct pt_header *
 	struct pt_header scratch;
 
 	for (;;) {
-		struct pt_header *f = *n >= x->max_fields ? NULL : out ? &out[*n] : &scratch;
+		struct pt_header *f = *n >= x->max_fields ? NULL :
+				      out && *n < x->cap ? &out[*n] : &scratch;
 		int r = parse_field_line(x, pp, f);
 		if (r != STEP_OK)
 			return r;
@@ -648,6 +651,8 @@ static int parse_head(const struct ctx *x, struct pt_request_head *h,
 	if (r != STEP_END)
 		return r;
 	h->nheaders = n;
+	if (n > x->cap)
+		return PT_PARSE_FIELDS;
 	*size = (size_t)(p - x->buf);
 	r = check_fields(h, n, x->l);
 	return r < 0 ? r : STEP_END;
@@ -670,14 +675,12 @@ int pt_parse_request(const char *buf, size_t len, struct pt_request_head *h,
 {
 	const size_t max = l->max_head < INT_MAX ? l->max_head : INT_MAX;
 	const size_t avail = len < max ? len : max;
-	struct ctx x = { buf, buf + avail, l, h->nheaders };
+	struct ctx x = { buf, buf + avail, l, l->max_headers, h->nheaders };
 	size_t size = 0;
 	int r = STEP_END;
 
 	if (len == 0)
 		return max ? PT_PARSE_AGAIN : -431;
-	if (l->max_headers < x.max_fields)
-		x.max_fields = l->max_headers;
 	if (st && (st->line > avail || st->fields > x.max_fields))
 		*st = (struct pt_parse_state){ 0, 0 };
 	if (st && st->line)

@@ -117,16 +117,22 @@ struct pt_parse_state {
 };
 
 #define PT_PARSE_AGAIN 0
+/* The head is complete and every field line is valid, but there are more of them than
+ * h->headers holds (and no more than max_headers): h->nheaders is set to the number needed.
+ * Call again with an array that large (the rules between fields are checked then). */
+#define PT_PARSE_FIELDS (-1)
 
 /* Parses the request head at the start of buf[0..len).
  * Returns the head's length in bytes (> 0; the body or the next request starts there),
  * PT_PARSE_AGAIN if the head is incomplete and every byte so far is valid and within
- * limits, or -status: -400, -413, -414, -417, -431, -501 or -505. Syntax and limit
+ * limits, PT_PARSE_FIELDS (h->headers too small, see above), or -status: -400, -413, -414, -417,
+ * -431, -501 or -505. Syntax and limit
  * errors are reported as soon as the bytes that cause them have arrived, rules between
  * fields (Host, Content-Length, Transfer-Encoding, Expect) once the head is complete; a
  * prefix of an input never returns an error the whole input would not return.
  * h->headers and h->nheaders (capacity) are inputs; the rest of *h is output. Fields
- * beyond min(capacity, max_headers) are 431. st may be NULL (each call then re-parses
+ * beyond max_headers are 431; beyond the capacity (but within max_headers),
+ * PT_PARSE_FIELDS. st may be NULL (each call then re-parses
  * from byte 0). Cost: O(len) without st; with st, O(new bytes + the incomplete line).
  * Ownership: nothing is kept; slices in *h point into buf. Thread: any, on its own data. */
 int pt_parse_request(const char *buf, size_t len, struct pt_request_head *h,

@@ -17,12 +17,14 @@
  * pt_http_req_conn and pt_http_req_release (any thread), and calls that pt__req_run forwards
  * to the worker (call.c).
  *
- * Memory: request objects come from a per-worker free list (each is about 4 KiB with its
- * header array, so only REQ_FREE_MAX are kept; none under ASan).
+ * Memory: request objects come from a per-worker free list (REQ_FREE_MAX kept; none under
+ * ASan). Each holds PT_REQ_HDRS header fields inline; a request with more gets a heap array
+ * of its own size, freed with it, so memory follows the request, not max_headers.
  */
 #include "http/http_int.h"
 #include "util/util.h"
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -30,6 +32,46 @@
 #define REQ_FREE_MAX 64u
 
 /* ---- memory ---- */
+
+void pt__req_pool_free(struct hworker *hw)
+{
+	while (hw->req_free) {
+		struct pt_http_req *r = hw->req_free;
+		hw->req_free = r->next;
+		free(r);
+	}
+	hw->nreq_free = 0;
+	pt__hsend_pool_free(hw);
+}
+
+/* After a burst the free lists hold objects scattered over the heap, and they pin its pages
+ * (issue 19): a second without a new request empties them and gives the pages back. Armed by
+ * the first request after a trim, so an idle worker is not woken. */
+#define TRIM_MS 1000u
+
+static void pool_housekeep(pt_timer_t *t, void *arg)
+{
+	struct hworker *hw = arg;
+
+	if (hw->nreqs != hw->trim_mark) {
+		hw->trim_mark = hw->nreqs;
+		pt_timer_arm(pt_worker_current(), t, TRIM_MS);
+		return;
+	}
+	pt__req_pool_free(hw);
+	pt__h2_worker_free(hw);                  /* HTTP/2 streams and sends kept for reuse */
+	malloc_trim(0);
+}
+
+static void pool_watch(struct hworker *hw, pt_conn_t *c)
+{
+	hw->nreqs++;
+	if (!pt_timer_armed(&hw->trim)) {
+		pt_timer_init(&hw->trim, pool_housekeep, hw);
+		hw->trim_mark = hw->nreqs;
+		pt_timer_arm(pt_conn_worker(c), &hw->trim, TRIM_MS);
+	}
+}
 
 struct pt_http_req *pt__req_new(struct pt_http_server *s, struct hworker *hw, pt_conn_t *c,
 				const struct pt_req_ops *ops, void *proto)
@@ -39,10 +81,11 @@ struct pt_http_req *pt__req_new(struct pt_http_server *s, struct hworker *hw, pt
 	if (r) {
 		hw->req_free = r->next;
 		hw->nreq_free--;
-	} else if (!(r = malloc(s->req_size))) {
+	} else if (!(r = malloc(sizeof *r))) {
 		return NULL;
 	}
-	memset(r, 0, offsetof(struct pt_http_req, h1.headbuf));
+	memset(r, 0, offsetof(struct pt_http_req, hdrs));
+	memset(&r->h1, 0, offsetof(struct h1req, headbuf));
 	r->s = s;
 	r->hw = hw;
 	r->c = c;
@@ -50,8 +93,24 @@ struct pt_http_req *pt__req_new(struct pt_http_server *s, struct hworker *hw, pt
 	r->proto = proto;
 	r->out_left = -1;
 	r->head.headers = r->hdrs;
-	r->head.nheaders = s->cfg.max_headers;
+	r->head.nheaders = PT_REQ_HDRS;
+	pool_watch(hw, c);
 	return r;
+}
+
+int pt__req_parse(struct pt_http_req *r, const char *buf, size_t n, struct pt_parse_state *st)
+{
+	int rc = pt_parse_request(buf, n, &r->head, &r->s->limits, st);
+
+	if (rc != PT_PARSE_FIELDS)
+		return rc;
+	free(r->hdrs_heap);                      /* a head parsed again (never in practice) */
+	if (!(r->hdrs_heap = malloc(r->head.nheaders * sizeof *r->hdrs_heap)))
+		return -503;
+	r->head.headers = r->hdrs_heap;
+	rc = pt_parse_request(buf, n, &r->head, &r->s->limits, st);
+	PT_ASSERT(rc != PT_PARSE_FIELDS);
+	return rc;
 }
 
 /* Back to the worker's free list. Worker thread. */
@@ -61,6 +120,7 @@ static void req_free(struct pt_http_req *r)
 
 	PT_ASSERT(!r->pending && !r->kept);      /* no send callback or owner can reach r now */
 	free(r->own);
+	free(r->hdrs_heap);
 	if (!PT_RECYCLE || hw->nreq_free >= REQ_FREE_MAX) {
 		free(r);
 		return;

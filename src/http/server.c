@@ -87,7 +87,6 @@ PT_API pt_http_server_t *pt_http_server_create(const struct pt_http_config *cfg,
 	if (*name)
 		s->server_line_len = (size_t)snprintf(s->server_line, sizeof s->server_line,
 						      "Server: %s\r\n", name);
-	s->req_size = sizeof(struct pt_http_req) + s->cfg.max_headers * sizeof(struct pt_header);
 	if ((rc = pt__fragcache_init(s)) < 0)
 		goto fail;
 	s->cfg.engine.conn_area = sizeof(struct hconn);   /* no allocation per connection */
@@ -264,12 +263,7 @@ PT_API int pt_http_server_stop(pt_http_server_t *s)
 
 void pt__hworker_free(struct hworker *hw)
 {
-	while (hw->req_free) {
-		struct pt_http_req *r = hw->req_free;
-		hw->req_free = r->next;
-		free(r);
-	}
-	pt__hsend_pool_free(hw);
+	pt__req_pool_free(hw);
 	pt__h2_worker_free(hw);
 }
 

@@ -497,7 +497,8 @@ static void test_limit_fields(void **state)
 	assert_true(parse_l(H11 "A: 1\r\nB: 2\r\n\r\n", strlen(H11 "A: 1\r\nB: 2\r\n\r\n"), &h, &l) > 0);
 	assert_int_equal(parse_l(H11 "A: 1\r\nB: 2\r\nC: 3\r\n\r\n",
 				 strlen(H11 "A: 1\r\nB: 2\r\nC: 3\r\n\r\n"), &h, &l), -431);
-	/* The caller's array is a limit too. */
+	/* A caller's array too small (within max_headers): PT_PARSE_FIELDS with the count
+	 * needed; again with an array that large, the head parses. */
 	pt_parse_limits_default(&l);
 	h.headers = few;
 	h.nheaders = 2;
@@ -505,7 +506,19 @@ static void test_limit_fields(void **state)
 					  NULL), strlen(H11 "A: 1\r\n\r\n"));
 	h.nheaders = 2;
 	assert_int_equal(pt_parse_request(H11 "A: 1\r\nB: 2\r\n\r\n",
-					  strlen(H11 "A: 1\r\nB: 2\r\n\r\n"), &h, &l, NULL), -431);
+					  strlen(H11 "A: 1\r\nB: 2\r\n\r\n"), &h, &l, NULL), PT_PARSE_FIELDS);
+	assert_int_equal(h.nheaders, 3);
+	struct pt_header three[3];
+	h.headers = three;
+	assert_int_equal(pt_parse_request(H11 "A: 1\r\nB: 2\r\n\r\n",
+					  strlen(H11 "A: 1\r\nB: 2\r\n\r\n"), &h, &l, NULL),
+			 strlen(H11 "A: 1\r\nB: 2\r\n\r\n"));
+	assert_int_equal(h.nheaders, 3);
+	/* ... but a bad field after the capacity is still an error, not PT_PARSE_FIELDS */
+	h.headers = few;
+	h.nheaders = 2;
+	assert_int_equal(pt_parse_request(H11 "A: 1\r\nB : 2\r\n\r\n",
+					  strlen(H11 "A: 1\r\nB : 2\r\n\r\n"), &h, &l, NULL), -400);
 	/* One field line: max_field bytes from name to value end. */
 	l.max_field = 10;
 	const char *fit = H11 "Abc: 67890\r\n\r\n", *over = H11 "Abc: 678901\r\n\r\n";
