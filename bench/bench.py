@@ -106,8 +106,11 @@ SCENARIOS = dict([
        servers=["portico", "nginx"], ceiling=None, timeout=30),
     _s("S6b", "100 MiB file, 8 connections, our client reading 1 MiB per recv", tool="bigread",
        path="/100m.bin", conns=8, metric="mbps", servers=["portico", "nginx"], ceiling=None),
-    _s("S7", "10 000 idle keep-alive connections: server RSS growth per connection",
-       tool="idle", conns=10000, metric="rss_per_conn_bytes"),
+    _s("S7", "10 000 idle keep-alive connections: server RSS growth per connection (the worse "
+       "of reading each response at once and reading them only after all are open), and RSS "
+       "over the pre-burst figure 10 s after they closed",
+       tool="idle", conns=10000, metric="rss_per_conn_bytes",
+       servers=["portico", "portico-epoll", "nginx"], ceiling=None),
     _s("S8", "HTTP layer alone: hello handler vs nginx `return 200`, keep-alive, 100 conns",
        path="/", servers=["hello", "nginx", "limit"]),
     _s("S8p", "HTTP layer alone, 16 requests pipelined per connection", path="/",
@@ -291,23 +294,55 @@ def measure_load(ctx, scen, run):
     return m
 
 
+IDLE_PATTERNS = (("eager", []), ("late", ["-L"]))   # bench/idle.c: each response read at once,
+                                                    # or only once every connection is open
+GIVEBACK_S = 10         # issue 19: RSS within 10 % of the pre-burst figure this long after
+
+
 def measure_idle(ctx, scen, run):
-    """S7: RSS of the server's processes before and after N idle keep-alive connections."""
+    """S7: RSS of the server's processes before and after N idle keep-alive connections, with
+    both client patterns in turn on the same server (issue 19), and how much of it is given
+    back GIVEBACK_S seconds after the connections closed (giveback_over_pct: RSS then over the
+    pre-burst figure, the worse pattern). The metric is the worse pattern's bytes/connection."""
     n = 1000 if ctx.args.smoke else scen["conns"]
+    patterns = IDLE_PATTERNS[:1] if ctx.args.smoke else IDLE_PATTERNS
     time.sleep(0.2)
-    rss0 = bp.rss_bytes(run.refresh_pids())
+    rss_start = bp.rss_bytes(run.refresh_pids())
+    m = dict(errors=0, non2xx=0, rss_before=rss_start)
+    for name, flags in patterns:
+        rss0 = bp.rss_bytes(run.refresh_pids())
+        ok, failed, rss1 = _idle_burst(ctx, scen, run, n, flags)
+        wait = 2.5 if ctx.args.smoke else GIVEBACK_S
+        time.sleep(wait)
+        rss2 = bp.rss_bytes(run.refresh_pids())
+        m["errors"] += failed
+        m[f"rss_per_conn_{name}"] = (rss1 - rss0) / ok if ok else None
+        m[f"rss_after_{name}"] = rss1
+        m[f"giveback_over_pct_{name}"] = 100.0 * (rss2 - rss0) / rss0 if rss0 else None
+        m["conns"] = ok
+    per = [m[f"rss_per_conn_{p}"] for p, _ in patterns if m[f"rss_per_conn_{p}"] is not None]
+    over = [m[f"giveback_over_pct_{p}"] for p, _ in patterns
+            if m[f"giveback_over_pct_{p}"] is not None]
+    m["rss_per_conn_bytes"] = max(per) if per else None
+    m["giveback_over_pct"] = max(over) if over else None
+    m["giveback_s"] = wait
+    return m
+
+
+def _idle_burst(ctx, scen, run, n, flags):
+    """One burst of n idle connections (bench/idle.c): (ok, failed, settled RSS while they are
+    open). The connections are closed when it returns."""
     errlog = open(os.path.join(ctx.tmp, "idle.err"), "wb")
-    p = bp.start([ctx.tool("idle"), "-c", str(n), "-p", run.srv.path_for(scen["path"]),
-                  "-T", "60", f"127.0.0.1:{run.port}"], ctx.client_cpu, subprocess.PIPE, errlog,
-                 stdin=subprocess.PIPE)
+    p = bp.start([ctx.tool("idle"), "-c", str(n)] + flags +
+                 ["-p", run.srv.path_for(scen["path"]), "-T", "60", f"127.0.0.1:{run.port}"],
+                 ctx.client_cpu, subprocess.PIPE, errlog, stdin=subprocess.PIPE)
     try:
         line = _read_line(p.stdout, 90)
         if not line.startswith("ready"):
             raise RuntimeError(f"idle client: no 'ready' line within 90 s (got {line!r})")
         ok, failed = (int(x) for x in line.split()[1:3])
         rss1 = _settled_rss(run, 0.3 if ctx.args.smoke else 3.0)   # idle: steady state, every server alike
-        return dict(rss_per_conn_bytes=(rss1 - rss0) / ok if ok else None, errors=failed,
-                    non2xx=0, conns=ok, rss_before=rss0, rss_after=rss1)
+        return ok, failed, rss1
     finally:
         p.stdin.close()             # EOF: the client closes its connections and exits
         try:
@@ -658,6 +693,12 @@ def progress(rnd, rounds, key, name, m):
             f"{m['settle_s']:g} s; after the flood: {m['after_flood']}")
         return
     unit = {"rps": " req/s", "mbps": " MB/s", "rss_per_conn_bytes": " B/conn"}[metric]
+    if metric == "rss_per_conn_bytes":
+        unit += " (" + ", ".join(f"{p} {rep.num(m.get('rss_per_conn_' + p))}"
+                                 for p, _ in IDLE_PATTERNS if m.get("rss_per_conn_" + p)
+                                 is not None) + \
+            f"; {rep.num(m.get('giveback_over_pct'))} % over the start {m.get('giveback_s')} s " \
+            "after closing)"
     extra = "" if m.get("cpu_us_per_req") is None else f", CPU {m['cpu_us_per_req']:.2f} µs/req"
     cli = "" if m.get("client_cpu_pct") is None else f", client {m['client_cpu_pct']:.0f} %"
     err = f", errors {m.get('errors')}" + (f" non-2xx {m['non2xx']}" if m.get("non2xx") else "")
@@ -765,7 +806,8 @@ def bench(args):
     errs = {k: {n: [] for n in names} for k, names in todo.items()}
     for rnd in range(1, args.rounds + 1):
         for key, names in todo.items():
-            for name in names:
+            # the servers' order alternates from round to round, so none is always first
+            for name in (names if rnd % 2 else list(reversed(names))):
                 if servers[name].missing:
                     continue
                 try:
@@ -788,7 +830,8 @@ def bench(args):
     doc = {"scenarios": results, "machine": machine_info(build), "tls": tls_info,
            "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
            "settings": {"rounds": args.rounds, "duration_s": args.duration, "smoke": args.smoke,
-                        "quick": args.quick},
+                        "quick": args.quick, "server_order": "alternating (reversed on even "
+                                                             "rounds)"},
            "scenario_titles": {k: scens[k]["title"] for k in todo},
            "failures": failures,
            "pids_started": [p.pid for p in bp.STARTED]}

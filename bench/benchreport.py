@@ -42,6 +42,9 @@ def summarize(scen, runs, failures, skipped=None):
     v = _vals(runs, main)
     out[main + "_min"] = min(v) if v else None
     out[main + "_max"] = max(v) if v else None
+    if main == "rss_per_conn_bytes":    # S7 (issue 19): per client pattern, and the give-back
+        for k in ("rss_per_conn_eager", "rss_per_conn_late", "giveback_over_pct"):
+            out[k] = _med(runs, k)
     if scen.get("also"):                # a second throughput shown beside the main one
         out[scen["also"]] = _med(runs, scen["also"])
     if scen.get("tool") == "tlsload":   # handshake scenarios (T3): what the client saw
@@ -182,6 +185,12 @@ def row_cells(key, scen, name, row):
         notes.append(f"{len(row['failures'])} run(s) failed")
     if p99 is None and main in ("rps", "mbps") and scen["tool"] == "wrk":
         notes.append("p99 n/a (wrk)")
+    if main == "rss_per_conn_bytes":
+        for k, what in (("rss_per_conn_eager", "eager"), ("rss_per_conn_late", "late")):
+            if row.get(k) is not None:
+                notes.append(f"{what} {num(row[k])} B")
+        if row.get("giveback_over_pct") is not None:
+            notes.append(f"after close {num(row['giveback_over_pct'])} % over the start")
     if scen.get("tool") == "tlsload":
         if row.get("capacity_hps"):
             notes.append(f"capacity {num(row['capacity_hps'])}/s of server CPU"

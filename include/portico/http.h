@@ -65,7 +65,8 @@ struct pt_http_config {
 	const char *server_header;   /* Server: value; NULL = "portico"; "" = none */
 	size_t max_head;             /* request line + headers: 16 KiB (431 beyond, 414 target) */
 	size_t max_target;           /* 8 KiB (414) */
-	unsigned max_headers;        /* 100 (431) */
+	unsigned max_headers;        /* 100 (431); a request holds 16 inline and allocates only
+	                                what it has beyond that, so this costs nothing until used */
 	uint64_t max_body;           /* request body: 0 = 1 GiB (413) */
 	uint64_t max_drain;          /* unread body bytes discarded to keep the connection: 1 MiB */
 	struct pt_http_timeouts timeouts;
