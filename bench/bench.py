@@ -49,7 +49,7 @@ HERE = os.path.join(ROOT, "bench")
 DISTURBED_PCT = 20      # other busy time, % of one CPU over the run, that makes a run disturbed
 MAX_REPEATS = 2
 
-FILES_3 = ["portico", "nginx", "limit"]
+FILES_3 = ["portico", "nginx", "limit", "limit-uring"]  # limit-uring: an io_uring ceiling
 TLS_3 = ["portico-tls", "nginx-tls", "h2o-tls"]
 H2_3 = ["portico-tls", "nginx-h2", "h2o-tls"]
 

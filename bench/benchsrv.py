@@ -271,6 +271,8 @@ def definitions(build, docroot):
         Server("portico-defer", "files", b("portico"),
                portico + ["--defer-accept", "1", docroot]),
         Server("limit", "hello", b("bench", "limit"), [b("bench", "limit")] + listen),
+        Server("limit-uring", "hello", b("bench", "limit"), [b("bench", "limit")] + listen +
+               ["-u"]),   # issue 19: the same ceiling on io_uring
         Server("hello", "hello", b("examples", "hello"), [b("examples", "hello")] + listen),
         Server("echo", "echo", b("examples", "echo"), [b("examples", "echo")] + listen),
         Server("echo-epoll", "echo", b("examples", "echo"), [b("examples", "echo")] + listen,
@@ -435,7 +437,7 @@ def check(run, files):
     hello = (len(HELLO), hashlib.sha256(HELLO).hexdigest())
     if srv.kind == "files":             # every file, and nginx's S8 "return 200" location
         want = dict(files, **({"/return": hello} if srv.name == "nginx" else {}))
-    elif srv.name == "limit":           # S1-S4 and S7 ask for /hello.txt, S8 for /
+    elif srv.name.startswith("limit"):  # S1-S4 and S7 ask for /hello.txt, S8 for /
         want = {"/hello.txt": hello, "/": hello}
     else:                               # the hello example: S8 only
         want = {"/": hello}

@@ -12,7 +12,11 @@
  * periodic stream and a connection needs no buffer, only "bytes owed" and "bytes sent so far":
  * the next write starts at offset sent % RESP_LEN of a block of RESP_BATCH copies.
  *
- * Usage: limit -l 127.0.0.1:PORT [-w N]   (PORT 0 picks one; prints "listening on ADDR:PORT")
+ * With -u the loop is io_uring instead (issue 19: the ceiling of an io_uring server): a
+ * multishot accept, a multishot receive per connection into a provided-buffer ring, and one
+ * send in flight per connection, the same counting and the same canned responses.
+ *
+ * Usage: limit -l 127.0.0.1:PORT [-w N] [-u]   (PORT 0 picks one; prints "listening on ADDR:PORT")
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -20,6 +24,7 @@
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +33,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <liburing.h>
 
 #include "benchutil.h"
 
@@ -51,12 +57,16 @@ struct conn {
 	uint8_t match;          /* bytes of "\r\n\r\n" matched at the end of the last read */
 	uint8_t closing;        /* close once owed == 0 */
 	uint8_t use_close;      /* this connection's stream is resp_close */
-	uint8_t want_out;       /* EPOLLOUT registered */
+	uint8_t want_out;       /* EPOLLOUT registered (-u: a send in flight) */
+	uint16_t gen;           /* -u: this fd's connection number, in each completion */
 };
 
 struct loop {
 	int lfd;
 	int ep;
+	struct io_uring ring;   /* -u */
+	struct io_uring_buf_ring *br;
+	char *bufs;
 	struct conn *conns;     /* indexed by fd; sized to RLIMIT_NOFILE, shared by all threads */
 	const struct block *blk[2];
 };
@@ -227,6 +237,204 @@ static void *run_loop(void *arg)
 	return NULL;
 }
 
+/* ---- -u: the io_uring loop ---- */
+
+#define U_BUFS 256u
+#define U_BUF_SIZE (16 * 1024)
+enum { U_ACCEPT = 1, U_RECV, U_SEND };
+
+static inline uint64_t u_ud(struct loop *l, unsigned type, int fd)
+{
+	return ((uint64_t)type << 48) | ((uint64_t)l->conns[fd].gen << 32) | (uint32_t)fd;
+}
+
+static struct io_uring_sqe *u_sqe(struct loop *l)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&l->ring);
+
+	if (!sqe) {
+		io_uring_submit(&l->ring);
+		sqe = io_uring_get_sqe(&l->ring);
+	}
+	return sqe;
+}
+
+static void u_accept(struct loop *l)
+{
+	struct io_uring_sqe *sqe = u_sqe(l);
+
+	io_uring_prep_multishot_accept(sqe, l->lfd, NULL, NULL, SOCK_CLOEXEC);
+	io_uring_sqe_set_data64(sqe, (uint64_t)U_ACCEPT << 48);
+}
+
+static void u_recv(struct loop *l, int fd)
+{
+	struct io_uring_sqe *sqe = u_sqe(l);
+
+	io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = 0;
+	io_uring_sqe_set_data64(sqe, u_ud(l, U_RECV, fd));
+}
+
+static void u_buf_return(struct loop *l, unsigned bid)
+{
+	io_uring_buf_ring_add(l->br, l->bufs + (size_t)bid * U_BUF_SIZE, U_BUF_SIZE,
+			      (unsigned short)bid, io_uring_buf_ring_mask(U_BUFS), 0);
+	io_uring_buf_ring_advance(l->br, 1);
+}
+
+/* One send of what is owed, if none is in flight (want_out marks one in flight here). */
+static void u_send(struct loop *l, int fd)
+{
+	struct conn *c = &l->conns[fd];
+	const struct block *b = l->blk[c->use_close];
+
+	if (c->want_out || !c->owed)
+		return;
+	size_t off = c->sent % b->resp_len, n = b->len - off;
+	if (n > c->owed)
+		n = c->owed;
+	struct io_uring_sqe *sqe = u_sqe(l);
+	io_uring_prep_send(sqe, fd, b->buf + off, n, MSG_NOSIGNAL);
+	io_uring_sqe_set_data64(sqe, u_ud(l, U_SEND, fd));
+	c->want_out = 1;
+}
+
+/* Synchronous: shutdown ends the multishot receive (its final completion then carries an
+ * old generation and is ignored, but for its buffer). */
+static void u_close(struct loop *l, int fd)
+{
+	uint16_t gen = l->conns[fd].gen;
+
+	memset(&l->conns[fd], 0, sizeof(l->conns[fd]));
+	l->conns[fd].gen = (uint16_t)(gen + 1);
+	shutdown(fd, SHUT_RDWR);
+	close(fd);
+}
+
+static void u_on_recv(struct loop *l, int fd, bool live, struct io_uring_cqe *cqe)
+{
+	struct conn *c = &l->conns[fd];
+
+	if (cqe->flags & IORING_CQE_F_BUFFER) {
+		unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+		if (cqe->res > 0 && live) {
+			const char *buf = l->bufs + (size_t)bid * U_BUF_SIZE;
+			unsigned reqs = count_requests(buf, (size_t)cqe->res, &c->match);
+			if (memmem(buf, (size_t)cqe->res, "Connection: close", 17)) {
+				c->closing = 1;
+				if (c->owed == 0 && c->sent % l->blk[0]->resp_len == 0) {
+					c->use_close = 1;
+					c->sent = 0;
+				}
+			}
+			c->owed += (uint64_t)reqs * l->blk[c->use_close]->resp_len;
+			u_send(l, fd);
+		}
+		u_buf_return(l, bid);
+	}
+	if (!live)
+		return;
+	if (cqe->res == -ENOBUFS && !(cqe->flags & IORING_CQE_F_MORE))
+		u_recv(l, fd);              /* the ring ran dry: the data waits in the socket */
+	else if (cqe->res <= 0 && !(c->want_out))
+		u_close(l, fd);             /* EOF or error */
+	else if (cqe->res <= 0)
+		c->closing = 1;             /* close once the send in flight ends */
+	else if (!(cqe->flags & IORING_CQE_F_MORE))
+		u_recv(l, fd);
+}
+
+static void u_on_send(struct loop *l, int fd, int res)
+{
+	struct conn *c = &l->conns[fd];
+
+	c->want_out = 0;
+	if (res < 0) {
+		u_close(l, fd);
+		return;
+	}
+	c->owed -= (uint64_t)res;
+	c->sent += (uint64_t)res;
+	if (c->owed)
+		u_send(l, fd);
+	else if (c->closing)
+		u_close(l, fd);
+}
+
+static void u_on_accept(struct loop *l, struct io_uring_cqe *cqe)
+{
+	int fd = cqe->res, one = 1;
+
+	if (!(cqe->flags & IORING_CQE_F_MORE))
+		u_accept(l);
+	if (fd < 0)
+		return;
+	if ((size_t)fd >= g_nconns) {
+		close(fd);
+		return;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	uint16_t gen = l->conns[fd].gen;
+	memset(&l->conns[fd], 0, sizeof(l->conns[fd]));
+	l->conns[fd].gen = (uint16_t)(gen + 1);
+	u_recv(l, fd);
+}
+
+static int u_init(struct loop *l)
+{
+	struct io_uring_params p = { .flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN };
+	int err = io_uring_queue_init_params(4096, &l->ring, &p);
+
+	if (err < 0) {
+		memset(&p, 0, sizeof(p));
+		if ((err = io_uring_queue_init_params(4096, &l->ring, &p)) < 0)
+			return err;
+	}
+	size_t brlen = U_BUFS * sizeof(struct io_uring_buf);
+	if (posix_memalign((void **)&l->br, 4096, brlen) || !(l->bufs = malloc((size_t)U_BUFS * U_BUF_SIZE)))
+		return -ENOMEM;
+	struct io_uring_buf_reg reg = { .ring_addr = (uintptr_t)l->br, .ring_entries = U_BUFS };
+	if ((err = io_uring_register_buf_ring(&l->ring, &reg, 0)) < 0)
+		return err;
+	io_uring_buf_ring_init(l->br);
+	for (unsigned i = 0; i < U_BUFS; i++)
+		u_buf_return(l, i);
+	u_accept(l);
+	return 0;
+}
+
+static void *run_uring(void *arg)
+{
+	struct loop *l = arg;
+	struct io_uring_cqe *cqe;
+
+	if (u_init(l) < 0) {
+		fprintf(stderr, "limit: io_uring setup failed\n");
+		exit(1);
+	}
+	for (;;) {
+		if (io_uring_submit_and_wait(&l->ring, 1) < 0 && errno != EINTR)
+			continue;
+		unsigned head, n = 0;
+		io_uring_for_each_cqe(&l->ring, head, cqe) {
+			int fd = (int)(uint32_t)cqe->user_data;
+			bool live = (cqe->user_data >> 48) != U_ACCEPT &&
+				    l->conns[fd].gen == (uint16_t)(cqe->user_data >> 32);
+			switch (cqe->user_data >> 48) {
+			case U_ACCEPT: u_on_accept(l, cqe); break;
+			case U_RECV: u_on_recv(l, fd, live, cqe); break;
+			case U_SEND: if (live) u_on_send(l, fd, cqe->res); break;
+			default: break;
+			}
+			n++;
+		}
+		io_uring_cq_advance(&l->ring, n);
+	}
+	return NULL;
+}
+
 static int open_listener(struct sockaddr_in *sa)
 {
 	int one = 1;
@@ -266,18 +474,21 @@ static int init_loop(struct loop *l, struct sockaddr_in *sa, const struct block 
 int main(int argc, char **argv)
 {
 	const char *addr = "127.0.0.1:8080";
-	int workers = 1, opt;
+	int workers = 1, opt, use_uring = 0;
+	void *(*loop_fn)(void *) = run_loop;
 	struct sockaddr_in sa;
 	struct rlimit rl;
 	static struct block blk[2];
 
-	while ((opt = getopt(argc, argv, "l:w:")) != -1) {
+	while ((opt = getopt(argc, argv, "l:w:u")) != -1) {
 		if (opt == 'l')
 			addr = optarg;
+		else if (opt == 'u')
+			use_uring = 1;
 		else if (opt == 'w')
 			workers = atoi(optarg) > 0 ? atoi(optarg) : 1;
 		else {
-			fprintf(stderr, "usage: %s -l ADDR:PORT [-w THREADS]\n", argv[0]);
+			fprintf(stderr, "usage: %s -l ADDR:PORT [-w THREADS] [-u]\n", argv[0]);
 			return 2;
 		}
 	}
@@ -313,13 +524,15 @@ int main(int argc, char **argv)
 	printf("listening on %s:%u\n", host, ntohs(sa.sin_port));
 	fflush(stdout);
 
+	if (use_uring)
+		loop_fn = run_uring;
 	for (int i = 1; i < workers; i++) {
 		pthread_t t;
-		if (pthread_create(&t, NULL, run_loop, &loops[i]) != 0) {
+		if (pthread_create(&t, NULL, loop_fn, &loops[i]) != 0) {
 			fprintf(stderr, "limit: cannot start thread %d\n", i);
 			return 1;
 		}
 	}
-	run_loop(&loops[0]);
+	loop_fn(&loops[0]);
 	return 1;
 }
