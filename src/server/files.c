@@ -509,10 +509,13 @@ static void redirect_https(struct rq *q)
 static bool redirect_rule(struct rq *q, const char *norm, size_t nlen)
 {
 	struct pt_http_str qs = pt_http_req_query(q->r);
+	unsigned code;
+
+	if (pt_rules_redirect(q->site, norm, qs, NULL, 0, &code) == 0)
+		return false;       /* no rule matches (every request asks): no buffer */
 	size_t cap = PT_RULES_LOCATION_MAX(nlen, qs.n);
 	char *loc = malloc(cap);
-	unsigned code;
-	int n = loc ? pt_rules_redirect(q->site, norm, qs, loc, cap, &code) : 0;
+	int n = loc ? pt_rules_redirect(q->site, norm, qs, loc, cap, &code) : -ENOMEM;
 
 	if (n > 0)
 		simple(q, code, "Location", loc);
