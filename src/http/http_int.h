@@ -257,7 +257,7 @@ void pt__h2_worker_free(struct hworker *hw);
 
 /* ---- request.c: the request object ---- */
 /* A new request on connection c, attached to the protocol's proto, or NULL (no memory). The
- * head is empty: the protocol parses into r->head (r->hdrs, s->cfg.max_headers entries). */
+ * head is empty: the protocol parses into r->head with pt__req_parse. */
 struct pt_http_req *pt__req_new(struct pt_http_server *s, struct hworker *hw, pt_conn_t *c,
 				const struct pt_req_ops *ops, void *proto);
 /* Frees the worker's free lists of requests and sends. The worker's thread, or after it. */
