@@ -40,7 +40,7 @@ all_dead() {
 	return 0
 }
 
-timeout -k 5 75 bench/run.sh --smoke --out "$tmp/smoke.json" >"$tmp/out" 2>&1
+timeout -k 5 180 bench/run.sh --smoke --out "$tmp/smoke.json" >"$tmp/out" 2>&1
 rc=$?
 if [ $rc -eq 0 ]; then
 	echo "ok 1 - harness ran every scenario (--smoke)"
