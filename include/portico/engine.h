@@ -75,7 +75,8 @@ struct pt_engine_config {
 	size_t max_send_queue;     /* queued, unsent bytes per connection before sends are refused
 	                              with -EAGAIN (on_drain follows); 0 = 4 MiB */
 	size_t max_worker_buffered;/* bytes of BUFFER copies per worker; 0 = 64 MiB */
-	unsigned shutdown_ms;      /* pt_engine_stop: wait this long for sends to finish; 0 = 5000 */
+	unsigned shutdown_ms;      /* graceful stop: connections still open this long after it
+	                              began are reset; 0 = 5000 */
 	size_t memlock_budget;     /* bytes of locked memory the io_uring rings of all workers may
 	                              use (checked at start; rings shrink to fit, or the start fails
 	                              with the KiB needed); 0 = RLIMIT_MEMLOCK (raised to its hard
@@ -107,6 +108,13 @@ struct pt_conn_ops {
 	void (*on_drain)(pt_conn_t *c);
 	/* Last callback. All operations have completed; free the user state here. */
 	void (*on_close)(pt_conn_t *c);
+	/* The engine began a graceful stop (pt_engine_stop_begin): finish what the connection is
+	 * doing and close it (pt_conn_close) when the peer can no longer lose anything by it.
+	 * Runs at most once per connection, from the worker loop; also for a connection accepted
+	 * or done with its TLS handshake after the stop began, right after on_accept. Whatever
+	 * is still open shutdown_ms after the stop began is reset. NULL: the engine closes the
+	 * connection gracefully at once (queued sends finish, then the FIN). */
+	void (*on_stop)(pt_conn_t *c);
 };
 
 /* A new connection was accepted on a listener. Set ops and the user pointer here. Return 0 to
@@ -461,9 +469,18 @@ PT_API pt_engine_t *pt_engine_create(const struct pt_engine_config *cfg, int *er
  * every worker is running, else -errno (the reason is logged) and no worker is left running. */
 PT_API int pt_engine_start(pt_engine_t *e);
 
-/* Graceful stop: stops accepting, lets queued sends finish up to shutdown_ms, closes every
- * connection (on_close runs for each, on its worker), joins the threads. Any thread except a
- * worker. Idempotent. 0 or -errno. */
+/* Begins a graceful stop and returns at once. Each worker stops accepting and closes its
+ * listening sockets, after taking the connections the kernel had already queued on them (the
+ * kernel moves those still arriving to another socket on the port, such as a new instance's,
+ * when net.ipv4.tcp_migrate_req is 1; socket-activated sockets stay open, with their queue, for
+ * the next process). Every connection then gets on_stop (or is closed gracefully without one),
+ * connections accepted meanwhile included; shutdown_ms after this call, whatever is still open
+ * is reset. Any thread. Idempotent. 0 or -errno. */
+PT_API int pt_engine_stop_begin(pt_engine_t *e);
+
+/* Graceful stop: pt_engine_stop_begin if not done yet, then waits until every connection has
+ * closed (on_close runs for each, on its worker; at most shutdown_ms after the stop began) and
+ * joins the threads. Any thread except a worker. Idempotent. 0 or -errno. */
 PT_API int pt_engine_stop(pt_engine_t *e);
 
 /* Stops if needed, then frees everything, including listeners. */

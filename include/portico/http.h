@@ -83,7 +83,13 @@ struct pt_http_config {
 	                                timeouts.header_wait; 0 = off */
 	const char *proxy_trusted;   /* required with proxy_protocol: "CIDR[,CIDR...]" of the
 	                                balancers allowed to send it (copied by each listen) */
+	unsigned stop_grace_ms;      /* graceful stop: a keep-alive connection between requests
+	                                stays open this long for a request that may be on its way
+	                                (answered with Connection: close); 0 = 1000, at most
+	                                engine.shutdown_ms; PT_HTTP_GRACE_OFF: closed at once */
 };
+
+#define PT_HTTP_GRACE_OFF 0xffffffffu
 
 /* Fills cfg with defaults (all zero). Any thread. */
 PT_API void pt_http_config_init(struct pt_http_config *cfg);
@@ -238,7 +244,13 @@ PT_API int pt_http_listen_port(pt_http_server_t *s, int idx);
 PT_API int pt_http_route(pt_http_server_t *s, const char *prefix, pt_http_handler_fn fn,
 			 void *arg, unsigned flags);
 PT_API int pt_http_server_start(pt_http_server_t *s);
-/* Graceful stop (see pt_engine_stop). Any thread but a worker. */
+/* Graceful stop. The listeners close (pt_engine_stop_begin) and no connection is closed under
+ * a client that may be sending: a request in progress is answered with Connection: close, and
+ * so is the next request on a keep-alive connection that arrives within stop_grace_ms of the
+ * connection falling idle; connections silent that long are closed. HTTP/2 connections get a
+ * GOAWAY, a round trip later the final GOAWAY naming the last stream taken, and close when
+ * those streams are done. Whatever is still open engine.shutdown_ms after the call is reset.
+ * Returns when every connection is closed. Any thread but a worker. Idempotent. */
 PT_API int pt_http_server_stop(pt_http_server_t *s);
 PT_API void pt_http_server_destroy(pt_http_server_t *s);
 PT_API pt_engine_t *pt_http_server_engine(pt_http_server_t *s);

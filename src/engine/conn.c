@@ -439,7 +439,7 @@ void pt__accepted(struct pt_worker *w, struct pt_wlisten *wl, int fd)
 	struct pt_engine *e = w->e;
 	struct pt_conn *c;
 
-	if (w->stopping || !(c = conn_alloc(w))) {
+	if (w->stop_abort || !(c = conn_alloc(w))) {  /* stopping: served, then told (stop.c) */
 		close(fd);
 		return;
 	}
@@ -478,6 +478,8 @@ void pt__accepted(struct pt_worker *w, struct pt_wlisten *wl, int fd)
 	}
 	if (w->be->conn_start(w, c) < 0)
 		pt_conn_close(c, PT_CLOSE_ABORT);
+	else if (!(c->flags & PT_C_PREACCEPT))
+		pt__stop_owe(c);
 }
 
 /* An outbound connection object for pt_connect (connect.c): on the busy list (never shed),
@@ -515,6 +517,7 @@ bool pt__conn_accept_app(struct pt_conn *c, struct pt_listener *l)
 	if (l->opts.on_accept(c, l->opts.arg) < 0)
 		return false;
 	c->flags &= ~PT_C_PREACCEPT;
+	pt__stop_owe(c);
 	return true;
 }
 
@@ -741,6 +744,8 @@ void pt__conn_process(struct pt_conn *c)
 		return;
 	}
 	deliver_owed(c);
+	if ((c->flags & (PT_C_STOP_OWED | PT_C_CLOSING)) == PT_C_STOP_OWED)
+		pt__stop_deliver(c);
 	if (c->flags & PT_C_CLOSING) {
 		pt__pending(c);
 		return;

@@ -230,7 +230,7 @@ static void stop_on_worker(pt_worker_t *w, void *arg)
 	w->stopping = true;
 	pt__accept_set(w, false);
 	pt_timer_cancel(&w->accept_timer);
-	pt__conn_close_all(w, PT_CLOSE_GRACEFUL);
+	pt__stop_conns(w);
 	pt_timer_init(&w->stop_timer, stop_abort, w);
 	pt_timer_arm(w, &w->stop_timer, w->e->cfg.shutdown_ms);
 }
@@ -384,6 +384,18 @@ PT_API int pt_engine_start(pt_engine_t *e)
 	return err;
 }
 
+PT_API int pt_engine_stop_begin(pt_engine_t *e)
+{
+	if (!e)
+		return -EINVAL;
+	if (!e->started || e->stopped)
+		return 0;
+	atomic_store(&e->final_stop, true);
+	if (!atomic_exchange(&e->stop_begun, true))
+		post_stop(e, e->nworkers);
+	return 0;
+}
+
 PT_API int pt_engine_stop(pt_engine_t *e)
 {
 	if (!e)
@@ -392,8 +404,7 @@ PT_API int pt_engine_stop(pt_engine_t *e)
 		return 0;
 	if (pt__current_worker() && pt__current_worker()->e == e)
 		return -EDEADLK;
-	atomic_store(&e->final_stop, true);
-	post_stop(e, e->nworkers);
+	pt_engine_stop_begin(e);
 	join_workers(e, e->nworkers);
 	e->stopped = true;
 	return 0;

@@ -116,6 +116,7 @@ enum {
 	PT_C_SHED      = 1u << 18,  /* closed to make room (counted in shedding) */
 	PT_C_PROXY     = 1u << 20,  /* PROXY header awaited (with PT_C_PREACCEPT): proxy_conn.c */
 	PT_C_CONNECTING= 1u << 21,  /* outbound, connect in progress (connect.c) */
+	PT_C_STOP_OWED = 1u << 19,  /* the engine stops: on_stop (or a graceful close) is due */
 };
 
 struct pt_conn {
@@ -303,6 +304,7 @@ struct pt_engine {
 	unsigned setup_flags;             /* io_uring flags that worked (for the log) */
 	bool backend_auto;                /* chosen by probing: may still fall back to epoll */
 	atomic_bool final_stop;           /* pt_engine_stop (not a failed start): close listeners */
+	atomic_bool stop_begun;           /* pt_engine_stop_begin ran: the stop posts are out */
 };
 
 /* engine.c */
@@ -366,6 +368,13 @@ void pt__proxy_rx(struct pt_conn *c, const void *data, size_t len);
 void pt__proxy_eof(struct pt_conn *c);        /* the peer closed before the header ended */
 void pt__proxy_timeout(struct pt_conn *c);    /* the header deadline passed */
 void pt__proxy_free(struct pt_conn *c);       /* the connection is finished */
+/* stop.c: the graceful stop of connections, and the handover hint */
+void pt__stop_conns(struct pt_worker *w);     /* owe on_stop to every accepted connection */
+void pt__stop_owe(struct pt_conn *c);         /* ... to c, if the worker stops (after accept) */
+void pt__stop_deliver(struct pt_conn *c);     /* deferred work: on_stop, or a graceful close */
+/* Before binding sa: another socket listens there (a handover) while the kernel would reset
+ * the connections queued on a listener that closes: say how to avoid it, once. */
+void pt__handover_hint(struct pt_engine *e, const struct sockaddr *sa, socklen_t len);
 
 /* post.c */
 void pt__posts_run(struct pt_worker *w);

@@ -156,6 +156,7 @@ PT_API int pt_engine_listen(pt_engine_t *e, const char *addr, const struct pt_li
 		return -EINVAL;
 	if ((err = parse_addr(addr, &ss, &len)) < 0)
 		return err;
+	pt__handover_hint(e, (struct sockaddr *)&ss, len);
 	struct pt_listener *l = listener_new(e, o);
 	if (!l)
 		return -ENOMEM;
@@ -226,15 +227,36 @@ void pt__listeners_free(struct pt_engine *e)
 	e->nlisteners = 0;
 }
 
-/* Stopping: a listener this worker no longer accepts on is closed at once, so the kernel
- * refuses new clients (or hands them to another instance on the port) instead of queueing
- * them until the process exits. Shared (socket-activated) sockets close at destroy. */
+/* Bounds the connections taken from a closing listener's queue (its backlog is bounded too,
+ * but clients keep arriving while it is read). */
+#define ACCEPT_REST_MAX 4096u
+
+/* The connections the kernel has queued on a listener about to close are accepted and served
+ * (the application is told the engine stops): closing would reset them. What arrives between
+ * the last accept4 and the close is reset too, unless net.ipv4.tcp_migrate_req is 1: then the
+ * kernel moves it (and handshakes in progress) to another listener on the port. */
+static void accept_rest(struct pt_worker *w, struct pt_wlisten *wl)
+{
+	for (unsigned i = 0; i < ACCEPT_REST_MAX && !w->stop_abort; i++) {
+		int fd = accept4(wl->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd >= 0)
+			pt__accepted(w, wl, fd);
+		else if (errno != EINTR && errno != ECONNABORTED)
+			return;
+	}
+}
+
+/* Stopping: a listener this worker no longer accepts on is closed at once, after taking what
+ * is queued on it, so the kernel refuses new clients (or hands them to another instance on the
+ * port) instead of queueing them until the process exits. Shared (socket-activated) sockets
+ * stay open with their queue for the next process, and close at destroy. */
 void pt__listeners_close_stopped(struct pt_worker *w)
 {
 	for (unsigned i = 0; i < w->nwl; i++) {
 		struct pt_wlisten *wl = &w->wl[i];
 		if (wl->armed || wl->fd < 0 || wl->l->shared_fd >= 0)
 			continue;
+		accept_rest(w, wl);
 		close(wl->fd);
 		wl->l->fds[w->index] = -1;
 		wl->fd = -1;

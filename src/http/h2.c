@@ -559,10 +559,17 @@ static void on_close(pt_conn_t *c)
 	h2_free(h2);
 }
 
+/* The engine stops: nothing to do here, the server's two GOAWAYs (server.c) end the
+ * connection once its streams are done (pt__h2_flush); shutdown_ms bounds them. */
+static void on_stop(pt_conn_t *c)
+{
+}
+
 static const struct pt_conn_ops h2_conn_ops = {
 	.on_data = on_data,
 	.on_eof = on_eof,
 	.on_timeout = on_timeout,
 	.on_drain = on_drain,
 	.on_close = on_close,
+	.on_stop = on_stop,
 };

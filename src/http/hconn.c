@@ -559,12 +559,19 @@ static void on_close(pt_conn_t *c)
 	free(h->in);                             /* h itself lives in the connection object */
 }
 
+/* The server stops: see pt__phase_stop (the next response head says Connection: close). */
+static void on_stop(pt_conn_t *c)
+{
+	pt__phase_stop(pt_conn_user(c));
+}
+
 const struct pt_conn_ops pt__http_conn_ops = {
 	.on_data = on_data,
 	.on_eof = on_eof,
 	.on_timeout = pt__phase_timeout,
 	.on_drain = on_drain,
 	.on_close = on_close,
+	.on_stop = on_stop,
 };
 
 void pt__hconn_init(struct hconn *h, struct pt_http_server *s, pt_conn_t *c)

@@ -238,6 +238,7 @@ struct pt_http_server {
 	size_t server_line_len;
 	struct hworker *hw;               /* one per engine worker */
 	atomic_bool stopping;
+	unsigned grace_ms;                /* stop_grace_ms in effect (0: close idle at once) */
 	atomic_uint h2_conns;             /* HTTP/2 connections open (any thread reads) */
 	struct pt_sync *sync;             /* PT_ROUTE_SYNC pool, or NULL */
 	struct pt_fragcache *frags;
@@ -348,6 +349,9 @@ void pt__phase_input(struct hconn *h, size_t len);
 void pt__phase_timeout(pt_conn_t *c);
 /* Closing while the peer may still be sending: read and discard, then close (PH_LINGER). */
 void pt__phase_linger(struct hconn *h);
+/* The server stops (pt_conn_ops.on_stop): a connection between requests waits for one more
+ * only for the grace period; one in the middle of a request is left to finish it. */
+void pt__phase_stop(struct hconn *h);
 
 /* ---- fragment.c (any thread) ---- */
 /* Creates / frees s's fragment cache. 0 or -ENOMEM. */

@@ -67,6 +67,16 @@ static void limits_from(struct pt_http_server *s)
 		s->limits.max_field = s->cfg.max_head;
 }
 
+/* The grace period of a stop: 1 s unless set, never beyond the stop's own deadline. */
+static void grace_from(struct pt_http_server *s)
+{
+	unsigned shutdown = s->cfg.engine.shutdown_ms ? s->cfg.engine.shutdown_ms : 5000;
+	unsigned g = s->cfg.stop_grace_ms;
+
+	g = g == PT_HTTP_GRACE_OFF ? 0 : g ? g : 1000;
+	s->grace_ms = g < shutdown ? g : shutdown;
+}
+
 PT_API pt_http_server_t *pt_http_server_create(const struct pt_http_config *cfg, int *err)
 {
 	int dummy, rc;
@@ -83,6 +93,7 @@ PT_API pt_http_server_t *pt_http_server_create(const struct pt_http_config *cfg,
 	if ((rc = check(&s->cfg)) < 0)
 		goto fail;
 	limits_from(s);
+	grace_from(s);
 	const char *name = s->cfg.server_header ? s->cfg.server_header : "portico";
 	if (*name)
 		s->server_line_len = (size_t)snprintf(s->server_line, sizeof s->server_line,
@@ -228,26 +239,30 @@ static void goaway_step1(pt_worker_t *w, void *arg)
 	pt__h2_goaway_all(arg, 1);
 }
 
-/* HTTP/2's graceful stop (RFC 9113 6.8): a GOAWAY that still admits requests in flight, a
- * round trip, then the final GOAWAY naming the last stream processed. */
-static void h2_goaway(struct pt_http_server *s)
+static void h2_goaway_step(struct pt_http_server *s, int step)
 {
-	unsigned n = pt_engine_workers(s->e);
+	for (unsigned i = 0; i < pt_engine_workers(s->e); i++)
+		pt_post(pt_engine_worker(s->e, i), &s->hw[i].goaway_post[step],
+			step ? goaway_step1 : goaway_step0, &s->hw[i]);
+}
 
-	if (!atomic_load(&s->h2_conns))
-		return;
-	for (int step = 0; step < 2; step++) {
-		for (unsigned i = 0; i < n; i++)
-			pt_post(pt_engine_worker(s->e, i), &s->hw[i].goaway_post[step],
-				step ? goaway_step1 : goaway_step0, &s->hw[i]);
-		if (!step)
-			usleep(100 * 1000);
+/* The stop (http.h): from here on every response head says Connection: close (hsend.c); the
+ * engine closes the listeners and tells each connection (on_stop): HTTP/1.1 ones finish their
+ * request or wait out the grace period (timeouts.c), HTTP/2 ones end by HTTP/2's graceful stop
+ * (RFC 9113 6.8): a GOAWAY that still admits requests in flight, a round trip, then the final
+ * GOAWAY naming the last stream processed; each closes when its streams are done (h2.c), so a
+ * download in progress completes. The engine's deadline (shutdown_ms) bounds all of it. */
+static void stop_begin(struct pt_http_server *s)
+{
+	bool h2 = atomic_load(&s->h2_conns) > 0;
+
+	if (h2)
+		h2_goaway_step(s, 0);
+	pt_engine_stop_begin(s->e);
+	if (h2) {
+		usleep(100 * 1000);
+		h2_goaway_step(s, 1);
 	}
-	/* streams still running finish (the connections close by themselves once they have):
-	 * the engine's stop would only flush what is queued in it, cutting longer responses */
-	unsigned waited = 0, limit = s->cfg.engine.shutdown_ms ? s->cfg.engine.shutdown_ms : 5000;
-	for (; atomic_load(&s->h2_conns) && waited < limit; waited += 10)
-		usleep(10 * 1000);
 }
 
 PT_API int pt_http_server_stop(pt_http_server_t *s)
@@ -255,7 +270,7 @@ PT_API int pt_http_server_stop(pt_http_server_t *s)
 	if (!s)
 		return -EINVAL;
 	if (!atomic_exchange(&s->stopping, true))
-		h2_goaway(s);
+		stop_begin(s);
 	int err = pt_engine_stop(s->e);
 	pt__sync_stop(s);
 	return err;

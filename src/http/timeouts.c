@@ -67,6 +67,8 @@ static void arm(struct hconn *h, enum hphase ph, unsigned ms, bool restart)
 	pt_conn_set_timeout(h->c, ms);
 }
 
+static void idle_grace(struct hconn *h);
+
 /* ---- EntityBody and the body rate ---- */
 
 /* PH_BODY runs on a rate window: EntityBody counts from the last body byte (HTTP.SYS resets it
@@ -157,8 +159,46 @@ void pt__phase_update(struct hconn *h)
 		pt_conn_set_timeout(h->c, 0);
 	} else if (h->in_len) {
 		arm(h, PH_HEAD, t->header_wait, false);
+	} else if (h->phase != PH_NEW && atomic_load_explicit(&h->s->stopping, memory_order_relaxed)) {
+		if (h->phase != PH_IDLE)
+			idle_grace(h);                /* a response ended during a stop */
 	} else if (h->phase != PH_NEW) {
 		arm(h, PH_IDLE, t->idle_connection, false);
+	}
+}
+
+/* ---- the graceful stop ---- */
+
+/* A connection between requests while the server stops: a client may have sent its next
+ * request already (it cannot know yet), so the connection waits for it this long, at most,
+ * and that request is answered with Connection: close. */
+static void idle_grace(struct hconn *h)
+{
+	unsigned g = h->s->grace_ms, idle = h->s->cfg.timeouts.idle_connection;
+
+	if (!g) {
+		h->closing = true;
+		pt_conn_close(h->c, PT_CLOSE_GRACEFUL);
+		return;
+	}
+	arm(h, PH_IDLE, g < idle ? g : idle, true);
+}
+
+void pt__phase_stop(struct hconn *h)
+{
+	if (h->closing || h->phase == PH_LINGER || h->live || h->in_len)
+		return;                           /* a request in progress ends the connection */
+	if (h->phase == PH_IDLE) {
+		idle_grace(h);
+	} else if (h->phase == PH_NEW) {      /* accepted, nothing received: HeaderWait runs */
+		unsigned age = pt_conn_age_ms(h->c), wait = h->s->cfg.timeouts.header_wait;
+		unsigned left = age < wait ? wait - age : 1;
+		if (!h->s->grace_ms) {
+			h->closing = true;
+			pt_conn_close(h->c, PT_CLOSE_GRACEFUL);
+		} else if (h->s->grace_ms < left) {
+			pt_conn_set_timeout(h->c, h->s->grace_ms);
+		}
 	}
 }
 

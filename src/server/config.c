@@ -158,6 +158,9 @@ static const struct opt opts[] = {
 	  "it is disconnected (default " PT_DEFAULT_STR(PT_DEFAULT_MIN_SEND_RATE) ")" },
 	{ "shutdown-timeout", 0, K_MS, 0, FIELD(shutdown_ms), 0, 1, MS_MAX, NULL, "SEC",
 	  "on stop, wait this long for responses (default 5)" },
+	{ "stop-grace", 0, K_MS, 0, FIELD(stop_grace_ms), 0, 0, MS_MAX, NULL, "SEC",
+	  "on stop, keep an idle keep-alive connection this long for a request that may be on "
+	  "its way, answered with Connection: close (default 1, at most --shutdown-timeout)" },
 	{ "defer-accept", 0, K_UINT, 0, FIELD(defer_accept_sec), 0, 0, 3600, NULL, "SEC",
 	  "accept a connection only once it has sent data, or after SEC (default 0: off)" },
 	{ "tls-cert", 0, K_PATHS, 0, LIST(tls_cert), 0, NLIST(tls_cert), check_path, "FILE",
@@ -208,7 +211,7 @@ static const struct pt_server_config defaults = {
 	.header_timeout_ms = PT_DEFAULT_TIMEOUT_MS, .idle_timeout_ms = PT_DEFAULT_TIMEOUT_MS,
 	.body_timeout_ms = PT_DEFAULT_TIMEOUT_MS, .drain_timeout_ms = PT_DEFAULT_TIMEOUT_MS,
 	.queue_timeout_ms = PT_DEFAULT_TIMEOUT_MS,
-	.min_send_rate = PT_DEFAULT_MIN_SEND_RATE, .shutdown_ms = 5000,
+	.min_send_rate = PT_DEFAULT_MIN_SEND_RATE, .shutdown_ms = 5000, .stop_grace_ms = 1000,
 	.tls_min_version = PT_TLS_1_2, .tls_max_version = PT_TLS_1_3, .hsts = PT_CONFIG_OFF, .http2 = true,
 	.compress_cache = 64 * MIB, .access_log_format = "combined",
 };

@@ -88,6 +88,7 @@ struct pt_server_config {
 	unsigned queue_timeout_ms;        /* RequestQueue: 120 s */
 	unsigned min_send_rate;           /* MinSendRate, bytes/s: 150; PT_CONFIG_RATE_OFF */
 	unsigned shutdown_ms;             /* graceful stop: 5 s */
+	unsigned stop_grace_ms;           /* graceful stop: keep-alive wait for a last request, 1 s */
 	unsigned defer_accept_sec;        /* TCP_DEFER_ACCEPT: 0 = off */
 
 	/* TLS (pt_config_check_tls checks that these agree) */

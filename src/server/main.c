@@ -89,6 +89,7 @@ static void http_config(const struct pt_server_config *c, struct pt_http_config 
 	h->backlog = (int)c->backlog;
 	h->proxy_protocol = c->proxy_protocol ? PT_PROXY_V1 | PT_PROXY_V2 : 0;
 	h->proxy_trusted = c->trusted_proxies;
+	h->stop_grace_ms = c->stop_grace_ms ? c->stop_grace_ms : PT_HTTP_GRACE_OFF;
 	h->timeouts = (struct pt_http_timeouts){
 		.header_wait = c->header_timeout_ms, .idle_connection = c->idle_timeout_ms,
 		.entity_body = c->body_timeout_ms, .drain_entity_body = c->drain_timeout_ms,

@@ -1,0 +1,87 @@
+/*
+ * The graceful stop of connections, and the hint for handing an address over.
+ *
+ * When a worker stops (engine.c), every accepted connection is owed one on_stop: a flag and a
+ * place on the pending list, so the callback runs from the loop, after input already received
+ * was delivered, and never while the worker lists are walked (an application that changes a
+ * connection's state there would move it between them). Connections the worker still accepts
+ * while its listeners close (listen.c), and TLS connections whose handshake ends during the
+ * stop, are owed it as soon as the application has seen them (on_accept). A connection whose
+ * ops have no on_stop is closed gracefully instead, which is what every connection got before
+ * on_stop existed. Worker thread only, except the hint (the thread that adds listeners).
+ */
+#include "engine/engine_int.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <unistd.h>
+
+void pt__stop_owe(struct pt_conn *c)
+{
+	if (!c->w->stopping || !(c->flags & PT_C_LIVE) ||
+	    (c->flags & (PT_C_CLOSING | PT_C_PREACCEPT | PT_C_STOP_OWED)))
+		return;
+	c->flags |= PT_C_STOP_OWED;
+	pt__pending(c);
+}
+
+void pt__stop_conns(struct pt_worker *w)
+{
+	for (enum pt_clist l = PT_L_SILENT; l < PT_L_CLOSING; l++)
+		for (struct pt_conn *c = w->lists[l].head; c; c = c->l_next)
+			pt__stop_owe(c);
+}
+
+void pt__stop_deliver(struct pt_conn *c)
+{
+	c->flags &= ~PT_C_STOP_OWED;
+	if (c->ops && c->ops->on_stop)
+		c->ops->on_stop(c);
+	else
+		pt_conn_close(c, PT_CLOSE_GRACEFUL);
+}
+
+/* ---- the handover hint ---- */
+
+/* net.ipv4.tcp_migrate_req (Linux 5.14): 1 when set, 0 when not, -1 when the kernel lacks it. */
+static int migrate_req(void)
+{
+	char v = 0;
+	int fd = open("/proc/sys/net/ipv4/tcp_migrate_req", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	ssize_t n = read(fd, &v, 1);
+	close(fd);
+	return n == 1 ? v != '0' : -1;
+}
+
+/* Whether a socket already listens on sa: binding it without SO_REUSEPORT says so (only a
+ * listening socket refuses SO_REUSEADDR). Port 0 picks a free port: nobody is there. */
+static bool someone_listens(const struct sockaddr *sa, socklen_t len)
+{
+	int one = 1, fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	bool taken;
+
+	if (fd < 0)
+		return false;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (sa->sa_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+	taken = bind(fd, sa, len) < 0 && errno == EADDRINUSE;
+	close(fd);
+	return taken;
+}
+
+void pt__handover_hint(struct pt_engine *e, const struct sockaddr *sa, socklen_t len)
+{
+	const struct sockaddr_in *in4 = (const struct sockaddr_in *)sa;
+
+	if (in4->sin_port == 0 || !someone_listens(sa, len) || migrate_req() != 0)
+		return;
+	pt__log(e, 1, "another socket listens on port %u (a handover?): the connections queued on "
+		"a listener when it closes are reset while sysctl net.ipv4.tcp_migrate_req is 0; "
+		"set it to 1 so that the kernel moves them to the listener that stays",
+		(unsigned)ntohs(in4->sin_port));
+}
