@@ -1015,7 +1015,10 @@ def run_all(tmp):
         section("cli", check_cli, tmp, root)
 
     # Server A: defaults, plus Cache-Control and an access log.
-    a = Server(tmp, "a", root, ["--cache-control", cc, "--access-log", log])
+    # --shutdown-timeout 60: the 20 MiB download at the graceful stop below must finish even
+    # at 1 MB/s (HTTP/2 under ASan on a loaded machine reads at a few MB/s)
+    a = Server(tmp, "a", root, ["--cache-control", cc, "--access-log", log,
+                                "--shutdown-timeout", "60"])
     first = "portico: serving %s at %s://127.0.0.1:%d/" % (root, SCHEME, a.port)
     t(a.announce.startswith(first) if not TLS else "\n" + first + "\n" in "\n" + a.announce,
       "start-up line names the docroot and port", a.announce)
