@@ -12,9 +12,9 @@ the servers run on CPU 1 with one worker. At 40% of the run the handover starts:
            it), with net.ipv4.tcp_migrate_req=1 as docs/OPERATIONS.md asks.
   nginx    the binary upgrade of its documentation: USR2 to the master (a new master starts
            from the same binary and inherits the listening sockets), then QUIT to the old
-           master (graceful shutdown of the old workers). If the new master does not come up,
-           the run says so and fails (nginx-light can upgrade from the bench's config: the
-           binary is started by its full path).
+           master (graceful shutdown of the old workers). nginx runs daemonized here (started
+           by its full path): with daemon off it ignores USR2 while its starter is its parent.
+           If the new master does not come up, the run says so and fails.
 
 Reported per server: requests failed during the run (wrk's socket errors: connect, read, write,
 timeout; and non-2xx answers), the throughput dip (the lowest 100 ms bucket within 2 s after the
@@ -40,10 +40,15 @@ import sys
 import tempfile
 import time
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchproc as bp          # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.environ.get("PT_RELEASE_BUILD") or os.path.join(ROOT, "build")
 SERVER_CPU, CLIENT_CPU = "1", "0"
 PROCS = []
+NGINX_MASTERS = []          # daemonized: not our children
 
 LUA = r"""
 local ffi = require("ffi")
@@ -135,14 +140,6 @@ def wait_line(path, text, timeout=10):
     raise RuntimeError("no %r in %s" % (text, path))
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def wrk(port, conns, close, secs, lua, out):
     argv = ["taskset", "-c", CLIENT_CPU, "wrk", "-t1", "-c%d" % conns, "-d%ds" % secs,
             "--timeout", "5s", "-s", lua]
@@ -186,42 +183,74 @@ def handover_portico(tmp, port, docroot, log):
     return go
 
 
+def pid_gone(pid, timeout):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if not os.path.exists("/proc/%d" % pid):
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def read_pid(path):
+    try:
+        return int(open(path).read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def handover_nginx(tmp, port, docroot, log):
+    """nginx daemonized, as in production: its binary upgrade ignores USR2 while the process
+    that started it is still its parent (ngx_parent), which rules out daemon off."""
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     conf = os.path.join(tmp, "nginx.conf")
     with open(conf, "w") as f:
         f.write(NGINX_CONF.format(tmp=tmp, port=port, docroot=docroot))
     pidfile = os.path.join(tmp, "nginx.pid")
-    old = start([nginx, "-p", tmp + "/", "-e", os.path.join(tmp, "nginx-error.log"), "-c", conf,
-                 "-g", "daemon off;"], open(os.path.join(tmp, "nginx.out"), "wb"))
+    launcher = start([nginx, "-p", tmp + "/", "-e", os.path.join(tmp, "nginx-error.log"),
+                      "-c", conf], open(os.path.join(tmp, "nginx.out"), "wb"))
+    launcher.wait(10)
     wait_port(port)
+    old = read_pid(pidfile)
+    if old is None:
+        raise RuntimeError("nginx: no pid file")
+    NGINX_MASTERS.append(old)
     time.sleep(0.3)
 
     def go():
         t0 = time.monotonic()
-        old.send_signal(signal.SIGUSR2)           # a new master from the same binary
-        end = time.monotonic() + 10
-        new_pid = None
-        while time.monotonic() < end and new_pid is None:
-            try:
-                pid = int(open(pidfile).read().split()[0])
-                if pid != old.pid and os.path.exists(pidfile + ".oldbin"):
-                    new_pid = pid
-            except (OSError, ValueError, IndexError):
-                pass
-            time.sleep(0.02)
-        if new_pid is None:
+        os.kill(old, signal.SIGUSR2)              # a new master from the same binary
+        end, new = time.monotonic() + 10, None
+        while time.monotonic() < end and new is None:
+            pid = read_pid(pidfile)
+            if pid not in (None, old) and os.path.exists(pidfile + ".oldbin"):
+                new = pid
+            time.sleep(0.01)
+        if new is None:
             raise RuntimeError("nginx: no new master after USR2: %s" % open(
                 os.path.join(tmp, "nginx-error.log")).read()[-500:])
+        NGINX_MASTERS.append(new)
         time.sleep(0.2)                           # its worker is up
-        old.send_signal(signal.SIGQUIT)           # the old master shuts down gracefully
-        old.wait(30)
-        return t0, time.monotonic() - t0, old.returncode, new_pid
+        os.kill(old, signal.SIGQUIT)              # the old master shuts down gracefully
+        gone = pid_gone(old, 30)
+        return t0, time.monotonic() - t0, 0 if gone else "still running", new
     return go
 
 
+def kill_masters():
+    for pid in NGINX_MASTERS:
+        for sig in (signal.SIGQUIT, signal.SIGKILL):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                break
+            if pid_gone(pid, 5):
+                break
+    NGINX_MASTERS.clear()
+
+
 def run(name, tmp, docroot, secs):
-    port = free_port()
+    port = bp.free_port()
     lua = os.path.join(tmp, "buckets.lua")
     with open(lua, "w") as f:
         f.write(LUA)
@@ -235,14 +264,7 @@ def run(name, tmp, docroot, secs):
         w.wait(secs + 30)
     # the new server: stop it
     if isinstance(new, int):                      # nginx's new master: not our child
-        for sig in (signal.SIGQUIT, signal.SIGKILL):
-            try:
-                os.kill(new, sig)
-            except ProcessLookupError:
-                break
-            end = time.monotonic() + 5
-            while time.monotonic() < end and os.path.exists("/proc/%d" % new):
-                time.sleep(0.05)
+        kill_masters()
     else:
         new.send_signal(signal.SIGTERM)
         new.wait(30)
@@ -293,6 +315,7 @@ def main():
                 except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
                     r = {"error": str(e)}
                 finally:
+                    kill_masters()
                     for p in PROCS:
                         if p.poll() is None:
                             p.kill()

@@ -213,6 +213,11 @@ class Load:
             s.close()
             self.count(1, True, self.check(path, status, head, body))
 
+    def verdict(self, minimum, what):
+        t(not self.failed and not self.connect_errors and self.ok > minimum,
+          "%s: zero failed requests, zero connect errors, every response byte-exact (%s)"
+          % (what, self.summary()), (self.failed[:10], self.connect_errors[:10]))
+
     def summary(self):
         return "%d ok (%d with Connection: close), %d failed, %d connect errors" % (
             self.ok, self.closes, len(self.failed), len(self.connect_errors))
@@ -246,6 +251,12 @@ def read_response(s, buf):
 T0 = time.monotonic()
 
 
+def last_exits(srv, what):
+    srv.term()
+    rc, _, err = srv.wait()
+    t(rc == 0 and sanitizer_clean(err), "%s: the last instance exits 0" % what, (rc, err[-2000:]))
+
+
 # ---- 1. SO_REUSEPORT handover, five times ----------------------------------------------------
 
 def check_handover(tmp, root, files):
@@ -271,13 +282,8 @@ def check_handover(tmp, root, files):
           "(%.2f s; %d requests in the round)" % (i, secs, load.ok - ok0), (rc, err[-2000:]))
         old = new
     load.finish()
-    t(not load.failed and not load.connect_errors and load.ok > 1000,
-      "handover x5 under 50 keep-alive and 20 new-connection clients: zero failed requests, "
-      "zero connect errors, every response byte-exact (%s)" % load.summary(),
-      (load.failed[:10], load.connect_errors[:10]))
-    old.term()
-    rc, _, err = old.wait()
-    t(rc == 0 and sanitizer_clean(err), "handover: the last instance exits 0", (rc, err[-2000:]))
+    load.verdict(1000, "handover x5 under 50 keep-alive and 20 new-connection clients")
+    last_exits(old, "handover")
 
 
 # ---- 2. a slow download in progress ----------------------------------------------------------
@@ -397,14 +403,8 @@ def check_activation(tmp, root, files):
         t(load.ok > ok0, "socket activation %d: requests are served across the restart (%d)"
           % (i, load.ok - ok0))
     load.finish()
-    t(not load.failed and not load.connect_errors and load.ok > 300,
-      "socket activation, two restarts on the socket the test holds under load: zero failed "
-      "requests, zero connect errors, every response byte-exact (%s)" % load.summary(),
-      (load.failed[:10], load.connect_errors[:10]))
-    srv.term()
-    rc, _, err = srv.wait()
-    t(rc == 0 and sanitizer_clean(err), "socket activation: the last instance exits 0",
-      (rc, err[-2000:]))
+    load.verdict(300, "socket activation, two restarts on the socket the test holds under load")
+    last_exits(srv, "socket activation")
     ls.close()
 
 
