@@ -130,6 +130,7 @@ static void test_defaults(void **state)
 	assert_int_equal(g_c.queue_timeout_ms, 120000);
 	assert_int_equal(g_c.min_send_rate, 150);
 	assert_int_equal(g_c.shutdown_ms, 5000);
+	assert_int_equal(g_c.stop_grace_ms, 1000);
 	assert_int_equal(g_c.defer_accept_sec, 0);
 	assert_string_equal(g_c.config_file, "");
 	assert_int_equal(g_c.nlisten_tls, 0);
@@ -218,6 +219,11 @@ static void test_units(void **state)
 	assert_int_equal(g_c.header_timeout_ms, 7000);
 	assert_int_equal(g_c.queue_timeout_ms, 1);
 	assert_int_equal(g_c.shutdown_ms, 30000);
+	assert_int_equal(args("--stop-grace", "2.5", NULL), 0);
+	assert_int_equal(g_c.stop_grace_ms, 2500);
+	assert_int_equal(args("--stop-grace", "0", NULL), 0);    /* idle connections close at once */
+	assert_int_equal(g_c.stop_grace_ms, 0);
+	bad("--stop-grace", "--stop-grace", "-1", NULL);
 	bad("--idle-timeout", "--idle-timeout", "0.0005", NULL);     /* below a millisecond */
 	bad("--idle-timeout", "--idle-timeout", "0", NULL);
 	bad("--idle-timeout", "--idle-timeout", ".5", NULL);
