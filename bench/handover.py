@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""`make bench`, scenario H1 (issue 22): handing an address over to a new server process under
+"""`make bench`, scenario R1 (issue 22): handing an address over to a new server process under
 load. Python 3 stdlib, wrk, nginx.
 
 Load: wrk with 50 keep-alive connections and a second wrk with 20 connections that each make one
@@ -290,14 +290,14 @@ def run(name, tmp, docroot, secs):
 def main():
     why = private_netns() if os.geteuid() == 0 else "not root"
     if why:
-        print("bench H1 (handover): skipped: %s" % why)
+        print("bench R1 (handover): skipped: %s" % why)
         return 0
     secs = int(float(os.environ.get("DURATION", "10")))
     rounds = int(os.environ.get("ROUNDS", "2"))
     servers = [s for s in os.environ.get("SERVERS", "").split() if s in ("portico", "nginx")]
     servers = servers or ["portico", "nginx"]
     if not os.access(os.path.join(BUILD, "portico"), os.X_OK):
-        raise SystemExit("bench H1: %s/portico missing: run make" % BUILD)
+        raise SystemExit("bench R1: %s/portico missing: run make" % BUILD)
     results = {s: [] for s in servers}
     try:
         for rnd in range(1, rounds + 1):
@@ -323,12 +323,12 @@ def main():
                     PROCS.clear()
                     shutil.rmtree(tmp, True)
                 results[name].append(r)
-                print("  [%d/%d] H1 %-8s %s" % (rnd, rounds, name, r), flush=True)
+                print("  [%d/%d] R1 %-8s %s" % (rnd, rounds, name, r), flush=True)
     finally:
         for p in PROCS:
             if p.poll() is None:
                 p.kill()
-    print("\nH1 handover under 50 keep-alive + 20 new-connection clients (%d s, %d rounds):"
+    print("\nR1 handover under 50 keep-alive + 20 new-connection clients (%d s, %d rounds):"
           % (secs, rounds))
     print("%-8s %10s %14s %16s %16s %10s" % ("server", "failed", "req/s before", "dip min 100ms",
                                             "dip mean 2 s", "old exit"))
