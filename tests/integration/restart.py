@@ -16,6 +16,8 @@ PT_BUILD) hands its address over without failing a request.
  5. SIGHUP config reloads under the same load: zero failures.
  6. The start-up warning when another socket listens on the address and
     net.ipv4.tcp_migrate_req is 0 (none when it is 1).
+ 7. HTTP/2 (h2c): a download across SIGTERM completes after a GOAWAY that names its stream,
+    then the connection closes; an idle connection gets GOAWAY and is closed.
 
 The script runs in a network namespace of its own (unshare, root), where it brings loopback up
 and sets net.ipv4.tcp_migrate_req=1, as docs/OPERATIONS.md asks of a handover; without the
@@ -451,6 +453,42 @@ def check_hint(tmp, root):
       res)
 
 
+# ---- 7. HTTP/2 ---------------------------------------------------------------------------------
+
+def check_h2(tmp, root, big):
+    try:
+        from h2client import H2Conn
+    except ImportError as e:
+        skip("HTTP/2: a download across SIGTERM", "python3-h2 missing: %s" % e)
+        return
+    srv = Server(tmp, "h2", server_args(root, 0, ["--h2c"]))
+    dl, idle = H2Conn(srv.port, timeout=20), H2Conn(srv.port, timeout=20)
+    r0 = idle.get("/f1.bin")
+    sid = dl.request("GET", "/big.bin")
+    r = dl.streams[sid]
+    dl.wait(lambda: len(r.body) >= 1 << 20, 20)
+    srv.term()
+    t_idle = idle.closed(10) and time.monotonic() - srv.t_sig
+    while not r.done() and not dl.eof:               # read on, slowly
+        dl.pump(1.0)
+        time.sleep(0.002)
+    done = time.monotonic() - srv.t_sig
+    g = dl.goaway
+    t(r.status == 200 and bytes(r.body) == big and g is not None and g.error_code == 0 and
+      g.last_stream_id >= sid, "HTTP/2: a 20 MiB download across SIGTERM completes byte-exact "
+      "after GOAWAY NO_ERROR naming its stream (%.2f s after the signal)" % done,
+      (r.status, len(r.body), r.reset, g))
+    t(dl.closed(5), "HTTP/2: the connection closes once its stream is done")
+    t(r0.status == 200 and bytes(r0.body) == FILES["/f1.bin"] and idle.goaway is not None and
+      t_idle is not False and t_idle < 3, "HTTP/2: an idle connection gets GOAWAY and is closed "
+      "(%s s after the signal)" % (round(t_idle, 2) if t_idle else t_idle), idle.goaway)
+    dl.close()
+    idle.close()
+    rc, secs, err = srv.wait()
+    t(rc == 0 and sanitizer_clean(err), "HTTP/2: exit 0 %.2f s after the signal" % secs,
+      (rc, err[-2000:]))
+
+
 FILES = {}
 
 
@@ -478,7 +516,8 @@ def main():
                 ("idle", check_idle, (tmp, root)),
                 ("activation", check_activation, (tmp, root, FILES)),
                 ("reload", check_reload, (tmp, root, FILES)),
-                ("hint", check_hint, (tmp, root))]
+                ("hint", check_hint, (tmp, root)),
+                ("h2", check_h2, (tmp, root, big))]
     try:
         for name, fn, args in sections:
             t0 = time.monotonic()
