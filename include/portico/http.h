@@ -247,7 +247,7 @@ PT_API int pt_http_server_start(pt_http_server_t *s);
 /* Graceful stop. The listeners close (pt_engine_stop_begin) and no connection is closed under
  * a client that may be sending: a request in progress is answered with Connection: close, and
  * so is the next request on a keep-alive connection that arrives within stop_grace_ms of the
- * connection falling idle; connections silent that long are closed. HTTP/2 connections get a
+ * client acknowledging the last response; connections silent that long are closed. HTTP/2 connections get a
  * GOAWAY, a round trip later the final GOAWAY naming the last stream taken, and close when
  * those streams are done. Whatever is still open engine.shutdown_ms after the call is reset.
  * Returns when every connection is closed. Any thread but a worker. Idempotent. */

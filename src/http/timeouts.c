@@ -16,6 +16,8 @@
  */
 #include "http/http_int.h"
 #include <errno.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 
 #define RATE_WINDOW_MS 2000u
 
@@ -169,19 +171,53 @@ void pt__phase_update(struct hconn *h)
 
 /* ---- the graceful stop ---- */
 
-/* A connection between requests while the server stops: a client may have sent its next
- * request already (it cannot know yet), so the connection waits for it this long, at most,
- * and that request is answered with Connection: close. */
-static void idle_grace(struct hconn *h)
+/* While the client has not acknowledged the whole of the last response, the grace period has
+ * not begun: it still reads that response (a large one can sit in the socket buffers for
+ * seconds), and its next request comes only after it. Checked this often until it has. */
+#define GRACE_POLL_MS 50u
+
+static bool unacked(const struct hconn *h)
+{
+	int n = 0;
+
+	return ioctl(pt_conn_fd(h->c), SIOCOUTQ, &n) == 0 && n > 0;
+}
+
+static unsigned grace_ms(const struct hconn *h)
 {
 	unsigned g = h->s->grace_ms, idle = h->s->cfg.timeouts.idle_connection;
 
-	if (!g) {
+	return g < idle ? g : idle;
+}
+
+/* A connection between requests while the server stops: a client may have sent its next
+ * request already (it cannot know yet), so the connection waits for it this long, at most,
+ * from the moment the client has the last response, and that request is answered with
+ * Connection: close. */
+static void idle_grace(struct hconn *h)
+{
+	if (!h->s->grace_ms) {
 		h->closing = true;
 		pt_conn_close(h->c, PT_CLOSE_GRACEFUL);
 		return;
 	}
-	arm(h, PH_IDLE, g < idle ? g : idle, true);
+	h->grace_drain = unacked(h);
+	arm(h, PH_IDLE, h->grace_drain ? GRACE_POLL_MS : grace_ms(h), true);
+}
+
+/* PH_IDLE's deadline while waiting for the acknowledgement: poll again, or begin the grace
+ * period. false: the deadline is the real one (close). */
+static bool grace_tick(struct hconn *h)
+{
+	if (!h->grace_drain)
+		return false;
+	if (unacked(h)) {
+		pt_conn_set_timeout(h->c, GRACE_POLL_MS);
+		return true;
+	}
+	h->grace_drain = false;
+	pt_conn_set_timeout(h->c, grace_ms(h));
+	return true;
 }
 
 void pt__phase_stop(struct hconn *h)
@@ -237,6 +273,8 @@ void pt__phase_timeout(pt_conn_t *c)
 		return;
 	}
 	if (h->phase == PH_BODY && body_tick(h))
+		return;
+	if (h->phase == PH_IDLE && grace_tick(h))
 		return;
 	pt__hconn_body_abort(h, -ETIMEDOUT);
 	h->closing = true;
