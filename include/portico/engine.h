@@ -77,6 +77,9 @@ struct pt_engine_config {
 	size_t max_worker_buffered;/* bytes of BUFFER copies per worker; 0 = 64 MiB */
 	unsigned shutdown_ms;      /* graceful stop: connections still open this long after it
 	                              began are reset; 0 = 5000 */
+	unsigned stop_grace_ms;    /* graceful stop: a TLS handshake in progress when it begins
+	                              gets at most this long more to finish (then on_stop, as
+	                              for any connection); 0 = 1000 */
 	size_t memlock_budget;     /* bytes of locked memory the io_uring rings of all workers may
 	                              use (checked at start; rings shrink to fit, or the start fails
 	                              with the KiB needed); 0 = RLIMIT_MEMLOCK (raised to its hard

@@ -74,6 +74,8 @@ static void config_defaults(struct pt_engine_config *c)
 		c->max_worker_buffered = 64u << 20;
 	if (!c->shutdown_ms)
 		c->shutdown_ms = 5000;
+	if (!c->stop_grace_ms)
+		c->stop_grace_ms = 1000;
 }
 
 static int config_check(const struct pt_engine_config *c)

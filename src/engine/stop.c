@@ -26,11 +26,17 @@ void pt__stop_owe(struct pt_conn *c)
 	pt__pending(c);
 }
 
+/* A TLS handshake in progress may finish (its client may be about to send a request), but
+ * within stop_grace_ms rather than the handshake timeout: a client that connected and sends
+ * nothing must not hold the stop until shutdown_ms. It is owed on_stop once accepted. */
 void pt__stop_conns(struct pt_worker *w)
 {
 	for (enum pt_clist l = PT_L_SILENT; l < PT_L_CLOSING; l++)
 		for (struct pt_conn *c = w->lists[l].head; c; c = c->l_next)
-			pt__stop_owe(c);
+			if (c->flags & PT_C_PREACCEPT)
+				pt_timer_arm(w, &c->timer, w->e->cfg.stop_grace_ms);
+			else
+				pt__stop_owe(c);
 }
 
 void pt__stop_deliver(struct pt_conn *c)

@@ -75,6 +75,8 @@ static void grace_from(struct pt_http_server *s)
 
 	g = g == PT_HTTP_GRACE_OFF ? 0 : g ? g : 1000;
 	s->grace_ms = g < shutdown ? g : shutdown;
+	if (!s->cfg.engine.stop_grace_ms)          /* TLS handshakes in progress: the same */
+		s->cfg.engine.stop_grace_ms = s->grace_ms ? s->grace_ms : 1;
 }
 
 PT_API pt_http_server_t *pt_http_server_create(const struct pt_http_config *cfg, int *err)

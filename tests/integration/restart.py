@@ -18,6 +18,8 @@ PT_BUILD) hands its address over without failing a request.
     net.ipv4.tcp_migrate_req is 0 (none when it is 1).
  7. HTTP/2 (h2c): a download across SIGTERM completes after a GOAWAY that names its stream,
     then the connection closes; an idle connection gets GOAWAY and is closed.
+ 8. TLS: a keep-alive request within the grace period is answered with Connection: close; a
+    client that connected and never began its handshake does not hold the stop.
 
 The script runs in a network namespace of its own (unshare, root), where it brings loopback up
 and sets net.ipv4.tcp_migrate_req=1, as docs/OPERATIONS.md asks of a handover; without the
@@ -101,7 +103,8 @@ class Server:
                 break
             time.sleep(0.02)
         self.port = announced_port(read_text(out), "http")
-        if self.port is None:
+        self.tls_port = announced_port(read_text(out), "https")
+        if self.port is None and self.tls_port is None:
             raise RuntimeError("%s did not start: %r %r" % (name, read_text(out),
                                                              read_text(self.err)[-2000:]))
 
@@ -489,6 +492,41 @@ def check_h2(tmp, root, big):
       (rc, err[-2000:]))
 
 
+# ---- 8. TLS ------------------------------------------------------------------------------------
+
+def check_tls(tmp, root):
+    import ssl
+    from ptest import make_certs
+    certs = make_certs(os.path.join(tmp, "certs"))
+    srv = Server(tmp, "tls", ["--listen-tls", "127.0.0.1:0", "--tls-cert", certs["a"][0],
+                              "--tls-key", certs["a"][1], "--http2=off"] +
+                 server_args(root, 0), wait=20)
+    ctx = ssl.create_default_context(cafile=certs["ca"])
+    port = srv.tls_port
+    c = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10),
+                        server_hostname="localhost")
+    c.sendall(b"GET /f2.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+    first = read_response(c, b"")
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)   # never starts TLS
+    time.sleep(0.2)
+    srv.term()
+    time.sleep(0.3)
+    try:
+        c.sendall(b"GET /f3.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+        status, head, body, rest = read_response(c, b"")
+        r = (status, b"connection: close" in head.lower(), body == FILES["/f3.bin"])
+    except (OSError, EOFError, ValueError) as e:
+        r = repr(e)
+    t(first[0] == 200 and r == (200, True, True), "TLS: a request on a keep-alive connection "
+      "within --stop-grace after SIGTERM is answered with Connection: close", r)
+    rc, secs, err = srv.wait()
+    t(rc == 0 and sanitizer_clean(err) and secs <= GRACE + 2.5, "TLS: a client that connected "
+      "and never began its handshake does not hold the stop beyond --stop-grace (exit 0 "
+      "after %.2f s)" % secs, (rc, err[-2000:]))
+    c.close()
+    raw.close()
+
+
 FILES = {}
 
 
@@ -517,7 +555,8 @@ def main():
                 ("activation", check_activation, (tmp, root, FILES)),
                 ("reload", check_reload, (tmp, root, FILES)),
                 ("hint", check_hint, (tmp, root)),
-                ("h2", check_h2, (tmp, root, big))]
+                ("h2", check_h2, (tmp, root, big)),
+                ("tls", check_tls, (tmp, root))]
     try:
         for name, fn, args in sections:
             t0 = time.monotonic()
