@@ -187,8 +187,10 @@ struct hconn {
 	bool linger;                      /* closing while the peer may still be sending: read and
 	                                     discard before closing (timeouts.c) */
 	bool eof;
-	bool grace_drain;                 /* PH_IDLE while stopping: the grace period waits for the
-	                                     client to acknowledge the last response (timeouts.c) */
+	bool grace_armed;                 /* PH_IDLE while stopping: the grace period runs, or waits
+	                                     (grace_drain) for the client to acknowledge the last
+	                                     response (timeouts.c) */
+	bool grace_drain;
 	bool in_consume;                  /* consume() is on the stack */
 	bool resume;                      /* input waits for the loop (on_drain) */
 	bool tx_wait;                     /* dispatching waits for the send queue to empty */

@@ -59,6 +59,7 @@ void pt__phase_set(struct hconn *h, enum hphase ph)
 	}
 	pt_conn_set_state(h->c, phase_state(ph));
 	h->phase = ph;
+	h->grace_armed = false;
 }
 
 static void arm(struct hconn *h, enum hphase ph, unsigned ms, bool restart)
@@ -70,6 +71,7 @@ static void arm(struct hconn *h, enum hphase ph, unsigned ms, bool restart)
 }
 
 static void idle_grace(struct hconn *h);
+static unsigned grace_ms(const struct hconn *h);
 
 /* ---- EntityBody and the body rate ---- */
 
@@ -159,10 +161,11 @@ void pt__phase_update(struct hconn *h)
 	} else if (r) {
 		pt__phase_set(h, PH_HANDLER);         /* the application decides how long it takes */
 		pt_conn_set_timeout(h->c, 0);
-	} else if (h->in_len) {
-		arm(h, PH_HEAD, t->header_wait, false);
+	} else if (h->in_len) {                   /* stopping: a head gets the grace period */
+		arm(h, PH_HEAD, h->s->grace_ms && atomic_load_explicit(&h->s->stopping,
+			memory_order_relaxed) ? grace_ms(h) : t->header_wait, false);
 	} else if (h->phase != PH_NEW && atomic_load_explicit(&h->s->stopping, memory_order_relaxed)) {
-		if (h->phase != PH_IDLE)
+		if (h->phase != PH_IDLE || !h->grace_armed)
 			idle_grace(h);                /* a response ended during a stop */
 	} else if (h->phase != PH_NEW) {
 		arm(h, PH_IDLE, t->idle_connection, false);
@@ -176,11 +179,16 @@ void pt__phase_update(struct hconn *h)
  * seconds), and its next request comes only after it. Checked this often until it has. */
 #define GRACE_POLL_MS 50u
 
-static bool unacked(const struct hconn *h)
+/* Bytes of responses the client has not acknowledged: queued in the engine, or in the kernel
+ * (sent or not). */
+static uint32_t unacked(const struct hconn *h)
 {
+	size_t q = pt_conn_send_queued(h->c);
 	int n = 0;
 
-	return ioctl(pt_conn_fd(h->c), SIOCOUTQ, &n) == 0 && n > 0;
+	if (ioctl(pt_conn_fd(h->c), SIOCOUTQ, &n) == 0 && n > 0)
+		q += (size_t)n;
+	return q < UINT32_MAX ? (uint32_t)q : UINT32_MAX;
 }
 
 static unsigned grace_ms(const struct hconn *h)
@@ -201,17 +209,29 @@ static void idle_grace(struct hconn *h)
 		pt_conn_close(h->c, PT_CLOSE_GRACEFUL);
 		return;
 	}
-	h->grace_drain = unacked(h);
-	arm(h, PH_IDLE, h->grace_drain ? GRACE_POLL_MS : grace_ms(h), true);
+	uint32_t q = unacked(h);
+	h->grace_drain = q > 0;
+	h->body_win = q;                          /* PH_IDLE: bytes unacknowledged, and since */
+	h->win_start = now32(h);                  /* when that number stands */
+	pt__phase_set(h, PH_IDLE);
+	h->grace_armed = true;
+	pt_conn_set_timeout(h->c, h->grace_drain ? GRACE_POLL_MS : grace_ms(h));
 }
 
 /* PH_IDLE's deadline while waiting for the acknowledgement: poll again, or begin the grace
- * period. false: the deadline is the real one (close). */
+ * period, once the client has it all or has taken nothing for a grace period (it does not
+ * read: a stalled client must not hold the stop until shutdown_ms). false: the deadline is
+ * the real one (close). */
 static bool grace_tick(struct hconn *h)
 {
 	if (!h->grace_drain)
 		return false;
-	if (unacked(h)) {
+	uint32_t q = unacked(h), now = now32(h);
+	if (q != h->body_win) {
+		h->body_win = q;
+		h->win_start = now;
+	}
+	if (q && now - h->win_start < grace_ms(h)) {
 		pt_conn_set_timeout(h->c, GRACE_POLL_MS);
 		return true;
 	}
@@ -222,9 +242,15 @@ static bool grace_tick(struct hconn *h)
 
 void pt__phase_stop(struct hconn *h)
 {
-	if (h->closing || h->phase == PH_LINGER || h->live || h->in_len)
-		return;                           /* a request in progress ends the connection */
-	if (h->phase == PH_IDLE) {
+	if (h->closing || h->phase == PH_LINGER)
+		return;
+	for (const struct pt_http_req *r = h->live; r; r = r->next)
+		if (!r->final_sent)
+			return;                   /* a request in progress ends the connection */
+	if (h->phase == PH_HEAD) {            /* a head arriving: it gets the grace period */
+		if (h->s->grace_ms)
+			pt_conn_set_timeout(h->c, grace_ms(h));
+	} else if (h->phase == PH_IDLE && !h->in_len) {  /* a response may still be on its way */
 		idle_grace(h);
 	} else if (h->phase == PH_NEW) {      /* accepted, nothing received: HeaderWait runs */
 		unsigned age = pt_conn_age_ms(h->c), wait = h->s->cfg.timeouts.header_wait;
