@@ -28,15 +28,20 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/socket.h>
 #include <sys/types.h>
+#ifdef _WIN32                /* Windows (mingw-w64): Winsock 2; files are C runtime descriptors */
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#define PT_API
+#else
+#include <sys/socket.h>
 #include <sys/uio.h>
+#define PT_API __attribute__((visibility("default")))
+#endif
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-#define PT_API __attribute__((visibility("default")))
 
 typedef struct pt_engine pt_engine_t;
 typedef struct pt_worker pt_worker_t;
@@ -49,6 +54,7 @@ enum pt_backend_kind {
 	PT_BACKEND_AUTO = 0, /* io_uring when it works here, else epoll (one log line says why) */
 	PT_BACKEND_URING,    /* io_uring or fail with the reason */
 	PT_BACKEND_EPOLL,
+	PT_BACKEND_IOCP,     /* Windows: I/O completion ports (the only backend there) */
 };
 
 enum pt_full_policy {

@@ -15,14 +15,10 @@
 #include "engine/engine_int.h"
 #include "engine/fault.h"
 #include "engine/tls_int.h"
+#include "engine/plat.h"
 #include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 static void conn_timer_fn(pt_timer_t *t, void *arg);
 
@@ -57,15 +53,13 @@ static char *block_map(struct pt_worker *w)
 {
 	if (pt__fault(PT_FAULT_ALLOC))
 		return NULL;
-	void *p = mmap(NULL, block_bytes(w), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-		       -1, 0);
-	return p == MAP_FAILED ? NULL : p;
+	return pt__mem_map(block_bytes(w));
 }
 
 static void block_unmap(struct pt_worker *w, char *blk)
 {
 	PT_UNPOISON(blk, block_bytes(w));
-	munmap(blk, block_bytes(w));
+	pt__mem_unmap(blk, block_bytes(w));
 }
 
 static int grow_blocks(struct pt_worker *w)
@@ -386,7 +380,7 @@ void pt__fd_reserve(struct pt_worker *w)
 	const char *env = getenv("PORTICO_FD_RESERVE");
 
 	if (w->reserve_fd < 0 && !(env && !strcmp(env, "0")))
-		w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		w->reserve_fd = pt__fd_spare();
 }
 
 #define FD_SHED_BATCH 4u
@@ -413,7 +407,7 @@ void pt__accept_error(struct pt_worker *w, struct pt_wlisten *wl, int err)
 			shed(w, v, fds ? "out of descriptors" : "out of memory"), n++;
 		w->fd_short = true;               /* finish() resumes accepting */
 		if (fds && w->reserve_fd >= 0) {
-			close(w->reserve_fd);
+			pt__fd_close(w->reserve_fd);
 			w->reserve_fd = -1;
 			CNT_ADD(w, fd_reserve_used, 1);
 			pt__accept_set(w, true);      /* uring: re-arm; epoll: still armed */
@@ -440,7 +434,7 @@ void pt__accepted(struct pt_worker *w, struct pt_wlisten *wl, int fd)
 	struct pt_conn *c;
 
 	if (w->stop_abort || !(c = conn_alloc(w))) {  /* stopping: served, then told (stop.c) */
-		close(fd);
+		pt__sock_close(fd);
 		return;
 	}
 	c->fd = fd;                       /* TCP_NODELAY comes from the listener */
@@ -646,11 +640,9 @@ static void finish(struct pt_conn *c)
 	pt__tls_free(c);
 	pt__proxy_free(c);
 	w->be->conn_closed(w, c);
-	if (c->flags & PT_C_ABORT) {
-		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
-		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-	}
-	close(c->fd);
+	if (c->flags & PT_C_ABORT)
+		pt__sock_linger0(c->fd);
+	pt__sock_close(c->fd);
 	if (c->flags & PT_C_SHED)
 		w->shedding--;
 	list_unlink(w, c);
@@ -676,9 +668,7 @@ static void finish(struct pt_conn *c)
  * the peer; only then is lingering (reading and discarding until the peer's FIN) worth it. */
 static bool input_pending(int fd)
 {
-	char b;
-
-	return recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+	return pt__sock_has_input(fd);
 }
 
 /* Graceful close: flush, FIN, then linger while the peer still sends, up to the deadline. */
@@ -693,7 +683,7 @@ static void close_graceful_step(struct pt_conn *c)
 	}
 	if (!(c->flags & PT_C_SHUT_WR)) {
 		c->flags |= PT_C_SHUT_WR | PT_C_LINGER;
-		shutdown(c->fd, SHUT_WR);
+		pt__sock_shutdown_wr(c->fd);
 	}
 	if ((c->flags & PT_C_EOF) || !input_pending(c->fd)) {
 		begin_final(c);

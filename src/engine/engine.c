@@ -8,16 +8,13 @@
  */
 #include "engine/engine_int.h"
 #include "engine/tls_int.h"
+#include "engine/plat.h"
 #include <errno.h>
-#include <malloc.h>
-#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
-#include <unistd.h>
 
 void pt__log(struct pt_engine *e, int level, const char *fmt, ...)
 {
@@ -39,22 +36,10 @@ PT_API void pt_engine_config_init(struct pt_engine_config *cfg)
 		memset(cfg, 0, sizeof *cfg);
 }
 
-static unsigned cpu_count(void)
-{
-	cpu_set_t set;
-
-	if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
-		return (unsigned)CPU_COUNT(&set);
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
-	return n > 0 ? (unsigned)n : 1;
-}
-
 static void config_defaults(struct pt_engine_config *c)
 {
-	struct rlimit rl;
-
 	if (!c->workers)
-		c->workers = cpu_count();
+		c->workers = pt__cpu_count();
 	if (!c->ring_entries)
 		c->ring_entries = 1024;
 	if (!c->recv_buf_size)
@@ -62,9 +47,8 @@ static void config_defaults(struct pt_engine_config *c)
 	if (!c->recv_buf_count)
 		c->recv_buf_count = 1024;
 	if (!c->max_conns) {
-		c->max_conns = 1000;
-		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
-			c->max_conns = (unsigned)(rl.rlim_cur * 9 / 10);
+		unsigned long lim = pt__fd_limit();
+		c->max_conns = lim ? (unsigned)(lim * 9 / 10) : 1000;
 	}
 	if (!c->low_watermark_pct || c->low_watermark_pct > 100)
 		c->low_watermark_pct = 90;
@@ -82,45 +66,9 @@ static int config_check(const struct pt_engine_config *c)
 {
 	if (c->workers > 1024 || c->ring_entries > 32768 || c->recv_buf_count > 32768 ||
 	    (c->recv_buf_count & (c->recv_buf_count - 1)) || c->recv_buf_size < 64 ||
-	    c->recv_buf_size > (1u << 20) || c->backend > PT_BACKEND_EPOLL ||
+	    c->recv_buf_size > (1u << 20) || c->backend > PT_BACKEND_IOCP ||
 	    c->full_policy > PT_FULL_PAUSE || c->conn_area > 4096)
 		return -EINVAL;
-	return 0;
-}
-
-/* Backend selection: config, then PORTICO_BACKEND, then probing. */
-static int choose_backend(struct pt_engine *e)
-{
-	enum pt_backend_kind kind = e->cfg.backend;
-	const char *env = getenv("PORTICO_BACKEND");
-	char why[256] = "";
-
-	if (kind == PT_BACKEND_AUTO && env && *env) {
-		if (!strcmp(env, "uring") || !strcmp(env, "io_uring"))
-			kind = PT_BACKEND_URING;
-		else if (!strcmp(env, "epoll"))
-			kind = PT_BACKEND_EPOLL;
-		else if (strcmp(env, "auto")) {
-			pt__log(e, 0, "PORTICO_BACKEND=%s: expected uring, epoll or auto", env);
-			return -EINVAL;
-		}
-	}
-	if (kind == PT_BACKEND_EPOLL) {
-		e->be = &pt__epoll_backend;
-		return 0;
-	}
-	int err = pt__uring_backend.probe(e, why, sizeof why);
-	if (err == 0) {
-		e->be = &pt__uring_backend;
-		e->backend_auto = kind == PT_BACKEND_AUTO;
-		return 0;
-	}
-	if (kind == PT_BACKEND_URING) {
-		pt__log(e, 0, "io_uring backend unavailable: %s", why);
-		return err;
-	}
-	pt__log(e, 2, "io_uring unavailable (%s); using the epoll backend", why);
-	e->be = &pt__epoll_backend;
 	return 0;
 }
 
@@ -137,7 +85,7 @@ PT_API pt_engine_t *pt_engine_create(const struct pt_engine_config *cfg, int *er
 	if (cfg)
 		e->cfg = *cfg;
 	config_defaults(&e->cfg);
-	if ((rc = config_check(&e->cfg)) < 0 || (rc = choose_backend(e)) < 0)
+	if ((rc = config_check(&e->cfg)) < 0 || (rc = pt__backend_choose(e)) < 0)
 		goto fail;
 	e->nworkers = e->cfg.workers;
 	if (!(e->workers = calloc(e->nworkers, sizeof *e->workers))) {
@@ -213,7 +161,7 @@ static void housekeep(pt_timer_t *t, void *arg)
 		freed = true;
 	}
 	if (freed)
-		malloc_trim(0);
+		pt__mem_trim();
 	w->trim_accepts = accepts;
 	w->trim_ops = ops;
 	pt_timer_arm(w, t, HOUSEKEEP_MS);
@@ -315,7 +263,7 @@ static void *worker_main(void *arg)
 	pt__conns_free(w);
 	pt__tls_worker_free(w);
 	if (w->reserve_fd >= 0)
-		close(w->reserve_fd);
+		pt__fd_close(w->reserve_fd);
 	w->be->worker_fini(w);
 	pt__sreq_pool_free(w);
 	free(w->wl);
@@ -369,11 +317,9 @@ PT_API int pt_engine_start(pt_engine_t *e)
 		return -EINVAL;
 	e->started = true;
 	int err = start_workers(e);
-	if (err && e->backend_auto && (err == -ENOMEM || err == -EPERM || err == -EINVAL)) {
-		/* the probe passed but a worker's ring did not fit (memlock, often): use epoll */
-		pt__log(e, 1, "io_uring workers failed (%s); falling back to the epoll backend",
-			strerror(-err));
-		e->be = &pt__epoll_backend;
+	const struct pt_backend *fb = err ? pt__backend_fallback(e, err) : NULL;
+	if (fb) {
+		e->be = fb;
 		for (unsigned i = 0; i < e->nworkers; i++) {
 			e->workers[i].be = e->be;
 			e->workers[i].start_err = 0;
@@ -420,7 +366,7 @@ PT_API void pt_engine_destroy(pt_engine_t *e)
 	pt__listeners_free(e);
 	for (unsigned i = 0; i < e->nworkers; i++)
 		if (e->workers[i].wake_fd >= 0)
-			close(e->workers[i].wake_fd);
+			pt__fd_close(e->workers[i].wake_fd);
 	pthread_mutex_destroy(&e->start_lock);
 	pthread_cond_destroy(&e->start_cond);
 	free(e->workers);

@@ -7,14 +7,16 @@
  * zero and it is closing; kernel completions carry (type, slot index, generation) so a late one
  * for a recycled slot is recognised and dropped.
  *
- * The backend seam: struct pt_backend is the only place io_uring and epoll differ. The core
- * (engine.c, conn.c, sendq.c, timer.c, listen.c) never tests which backend runs.
+ * The backend seam: struct pt_backend is the only place io_uring, epoll and IOCP differ. The
+ * core (engine.c, conn.c, sendq.c, timer.c, listen.c) never tests which backend runs; what
+ * differs between Linux and Windows outside the backends is in plat.h.
  */
 #ifndef PT_ENGINE_INT_H
 #define PT_ENGINE_INT_H
 
 #include <portico/engine.h>
 #include "util/cidr.h"
+#include "engine/plat.h"
 #include "util/util.h"
 #include <pthread.h>
 #include <stdatomic.h>
@@ -212,6 +214,11 @@ struct pt_backend {
 	 * backend calls pt__tx_done later), -EAGAIN when the socket is full (the backend waits for
 	 * writability and calls pt__tx_writable), or -errno. */
 	ssize_t (*send)(struct pt_worker *w, struct pt_conn *c, int msg_flags);
+	/* Send up to len bytes of file fd from off: the file chunk at c's send cursor. Returns
+	 * bytes sent now (> 0), 0 when the file ended first, -EINPROGRESS when submitted (the
+	 * backend calls pt__tx_done later, with c->tx NULL), -EAGAIN when the socket is full,
+	 * -EINTR to try again, or -errno. */
+	ssize_t (*send_file)(struct pt_worker *w, struct pt_conn *c, int fd, off_t off, size_t len);
 	/* Wait until c is writable, then call pt__tx_writable (file chunks). */
 	void (*wait_writable)(struct pt_worker *w, struct pt_conn *c);
 	/* Cancel every kernel operation of c; each ends through its normal completion. */
@@ -229,6 +236,13 @@ struct pt_backend {
 
 extern const struct pt_backend pt__uring_backend;
 extern const struct pt_backend pt__epoll_backend;
+extern const struct pt_backend pt__iocp_backend;
+
+/* backend_linux.c / iocp.c: the platform's choice of backend (config, PORTICO_BACKEND,
+ * probing), 0 or -errno; and the one to fall back to when the chosen one's workers failed to
+ * start with err, or NULL. Creator's thread. */
+int pt__backend_choose(struct pt_engine *e);
+const struct pt_backend *pt__backend_fallback(struct pt_engine *e, int err);
 
 /* ---- worker ---- */
 struct pt_worker {

@@ -339,6 +339,11 @@ static int ep_poll(struct pt_worker *w, int timeout_ms)
 	return 0;
 }
 
+static ssize_t ep_send_file(struct pt_worker *w, struct pt_conn *c, int fd, off_t off, size_t len)
+{
+	return pt__file_send(c->fd, fd, off, len);   /* synchronous; EAGAIN waits for room */
+}
+
 const struct pt_backend pt__epoll_backend = {
 	.name = "epoll",
 	.probe = ep_probe,
@@ -350,6 +355,7 @@ const struct pt_backend pt__epoll_backend = {
 	.rx_stop = ep_rx_stop,
 	.rx_start = ep_rx_start,
 	.send = ep_send,
+	.send_file = ep_send_file,
 	.wait_writable = ep_wait_writable,
 	.cancel = ep_cancel,
 	.conn_closed = ep_conn_closed,

@@ -6,14 +6,10 @@
  */
 #include "engine/engine_int.h"
 #include "engine/fault.h"
-#include <arpa/inet.h>
+#include "engine/plat.h"
 #include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 /* "1.2.3.4:80" or "[::1]:80" into ss. 0 or -EINVAL. */
 static int parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len)
@@ -70,26 +66,25 @@ int pt__listen_socket(const struct sockaddr *sa, socklen_t len, const struct pt_
 
 	if ((err = pt__fault(PT_FAULT_SOCKET)) < 0)
 		return err;
-	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int fd = pt__sock_stream(sa->sa_family);
 	if (fd < 0)
-		return -errno;
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-	    (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0))
+		return fd;
+	if ((err = pt__sock_opt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one)) < 0 ||
+	    (reuseport && (err = pt__sock_reuseport(fd)) < 0))
 		goto fail;
-	if (sa->sa_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0)
+	if (sa->sa_family == AF_INET6 &&
+	    (err = pt__sock_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one)) < 0)
 		goto fail;
 	/* accepted sockets inherit it: no setsockopt per connection */
-	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0)
+	if ((err = pt__sock_opt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one)) < 0)
 		goto fail;
-	if (o->defer_accept_sec > 0 &&
-	    setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &o->defer_accept_sec, sizeof(int)) < 0)
+	if (o->defer_accept_sec > 0 && (err = pt__sock_defer_accept(fd, o->defer_accept_sec)) < 0)
 		goto fail;
-	if (bind(fd, sa, len) < 0 || listen(fd, o->backlog > 0 ? o->backlog : 4096) < 0)
+	if ((err = pt__sock_bind_listen(fd, sa, len, o->backlog > 0 ? o->backlog : 4096)) < 0)
 		goto fail;
 	return fd;
 fail:
-	err = -errno;
-	close(fd);
+	pt__sock_close(fd);
 	return err;
 }
 
@@ -98,8 +93,10 @@ static int bound_port(int fd)
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof ss;
 
-	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
-		return -errno;
+	int err = pt__sock_name(fd, &ss, &len);
+
+	if (err < 0)
+		return err;
 	if (ss.ss_family == AF_INET6)
 		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
 	return ntohs(((struct sockaddr_in *)&ss)->sin_port);
@@ -120,10 +117,10 @@ static int add_listener(struct pt_engine *e, struct pt_listener *l)
 static void listener_free(struct pt_engine *e, struct pt_listener *l)
 {
 	if (l->shared_fd >= 0)
-		close(l->shared_fd);
+		pt__sock_close(l->shared_fd);
 	for (unsigned i = 0; l->fds && i < e->nworkers; i++)
 		if (l->fds[i] >= 0)
-			close(l->fds[i]);
+			pt__sock_close(l->fds[i]);
 	free(l->fds);
 	free(l);
 }
@@ -162,7 +159,13 @@ PT_API int pt_engine_listen(pt_engine_t *e, const char *addr, const struct pt_li
 		return -ENOMEM;
 	if ((err = pt__proxy_listen_opts(l)) < 0)
 		goto fail;
-	for (unsigned i = 0; i < e->nworkers; i++) {
+	if (!PT_PLAT_REUSEPORT) {   /* one socket that every worker accepts on (Windows) */
+		if ((err = pt__listen_socket((struct sockaddr *)&ss, len, o, false)) < 0)
+			goto fail;
+		l->shared_fd = err;
+		l->port = bound_port(err);
+	}
+	for (unsigned i = 0; PT_PLAT_REUSEPORT && i < e->nworkers; i++) {
 		err = pt__listen_socket((struct sockaddr *)&ss, len, o, true);
 		if (err < 0)
 			goto fail;
@@ -186,22 +189,20 @@ PT_API int pt_engine_listen_fd(pt_engine_t *e, int fd, const struct pt_listen_op
 
 	if (!e || !o || !o->on_accept || fd < 0 || e->started) {
 		if (fd >= 0)
-			close(fd);
+			pt__sock_close(fd);
 		return err;
 	}
 	/* systemd passes blocking sockets by default (NonBlocking=no): the epoll backend accepts
 	 * until EAGAIN and would block in accept4 */
-	int fl = fcntl(fd, F_GETFL);
-	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
-		err = -errno;
-		close(fd);
+	if ((err = pt__sock_nonblock(fd)) < 0) {
+		pt__sock_close(fd);
 		return err;
 	}
 	int one = 1;                             /* inherited by accepted sockets (not TCP: no-op) */
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	pt__sock_opt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	struct pt_listener *l = listener_new(e, o);
 	if (!l) {
-		close(fd);
+		pt__sock_close(fd);
 		return -ENOMEM;
 	}
 	l->shared_fd = fd;
@@ -257,7 +258,7 @@ void pt__listeners_close_stopped(struct pt_worker *w)
 		if (wl->armed || wl->fd < 0 || wl->l->shared_fd >= 0)
 			continue;
 		accept_rest(w, wl);
-		close(wl->fd);
+		pt__sock_close(wl->fd);
 		wl->l->fds[w->index] = -1;
 		wl->fd = -1;
 	}

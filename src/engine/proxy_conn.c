@@ -170,7 +170,7 @@ PT_API int pt_conn_socket_peer(const pt_conn_t *c, struct sockaddr_storage *ss, 
 	if (!c || !ss || !len)
 		return -EINVAL;
 	*len = sizeof *ss;
-	return getpeername(c->fd, (struct sockaddr *)ss, len) < 0 ? -errno : 0;
+	return pt__sock_peer(c->fd, ss, len);
 }
 
 PT_API int pt_conn_peer(const pt_conn_t *c, struct sockaddr_storage *ss, socklen_t *len)

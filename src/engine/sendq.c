@@ -18,11 +18,10 @@
 #include "engine/engine_int.h"
 #include "engine/fault.h"
 #include "engine/tls_int.h"
+#include "engine/plat.h"
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/sendfile.h>
-#include <sys/socket.h>
 
 /* ---- lookaside lists ---- */
 
@@ -431,7 +430,7 @@ static int tx_file(struct pt_conn *c, size_t *budget)
 	int f = pt__fault(PT_FAULT_SEND);      /* test builds; EINTR waits (a rule may repeat it) */
 	if (f)
 		return f == -EINTR ? -EAGAIN : f;
-	ssize_t n = sendfile(c->fd, ch->file.fd, &off, want);
+	ssize_t n = c->w->be->send_file(c->w, c, ch->file.fd, off, want);
 	if (n > 0) {
 		tx_advance(c, (size_t)n);
 		*budget = *budget > (size_t)n ? *budget - (size_t)n : 0;
@@ -439,7 +438,11 @@ static int tx_file(struct pt_conn *c, size_t *budget)
 	}
 	if (n == 0)
 		return -EIO;           /* the file is shorter than the range: the stream is broken */
-	return errno == EINTR ? 0 : -errno;
+	if (n == -EINPROGRESS) {       /* submitted: pt__tx_done follows */
+		c->flags |= PT_C_TX_BUSY;
+		return 1;
+	}
+	return n == -EINTR ? 0 : (int)n;
 }
 
 static int tx_mem(struct pt_conn *c, size_t *budget)
@@ -548,7 +551,8 @@ void pt__tx_run(struct pt_conn *c)
 	pt__tx_notify(c);
 }
 
-/* The kernel send of c->tx completed with res (bytes or -errno). */
+/* The kernel send of c->tx (NULL: a file send the backend submitted with its own context)
+ * completed with res (bytes or -errno). */
 void pt__tx_done(struct pt_conn *c, ssize_t res)
 {
 	struct pt_worker *w = c->w;
@@ -558,7 +562,8 @@ void pt__tx_done(struct pt_conn *c, ssize_t res)
 	c->flags &= ~PT_C_TX_BUSY;
 	CNT_ADD(w, sends, 1);
 	if (c->flags & PT_C_FINAL) {               /* closing: whatever happened, fail the rest */
-		txop_put(w, t);
+		if (t)
+			txop_put(w, t);
 		t = NULL;
 		tx_error(c, res < 0 ? (int)res : -ECANCELED);
 	} else if (res >= 0 && tx_tls_mode(c) && c->tls->fly) {
@@ -570,7 +575,8 @@ void pt__tx_done(struct pt_conn *c, ssize_t res)
 		c->flags |= PT_C_TX_BUSY;
 		w->be->wait_writable(w, c);
 	} else if (res < 0 && res != -EINTR) {
-		txop_put(w, t);
+		if (t)
+			txop_put(w, t);
 		t = NULL;
 		tx_error(c, (int)res);
 	}                                          /* -EINTR: send again */

@@ -771,6 +771,11 @@ static int uring_poll(struct pt_worker *w, int timeout_ms)
 	return 0;
 }
 
+static ssize_t uring_send_file(struct pt_worker *w, struct pt_conn *c, int fd, off_t off, size_t len)
+{
+	return pt__file_send(c->fd, fd, off, len);   /* synchronous; EAGAIN waits for room */
+}
+
 const struct pt_backend pt__uring_backend = {
 	.name = "io_uring",
 	.probe = uring_probe,
@@ -782,6 +787,7 @@ const struct pt_backend pt__uring_backend = {
 	.rx_stop = uring_rx_stop,
 	.rx_start = uring_rx_start,
 	.send = uring_send,
+	.send_file = uring_send_file,
 	.wait_writable = uring_wait_writable,
 	.cancel = uring_cancel,
 	.conn_closed = uring_conn_closed,
