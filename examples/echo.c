@@ -1,9 +1,10 @@
 /*
  * echo: the smallest server on the Portico engine. Every byte a client sends comes back.
  *
- *   echo [-l ADDR:PORT] [-w WORKERS] [--backend uring|epoll|auto] [--max-conns N] [--when-full shed|pause] [--zc]
+ *   echo [-l ADDR:PORT] [-w WORKERS] [--backend uring|epoll|iocp|auto] [--max-conns N] [--when-full shed|pause] [--zc]
  *
- * Prints "listening on ADDR:PORT" when ready; SIGINT/SIGTERM stop it gracefully.
+ * Prints "listening on ADDR:PORT" when ready; SIGINT/SIGTERM stop it gracefully (Windows:
+ * Ctrl+C, or the end of standard input).
  * Backpressure: when a client does not read, its send queue fills, pt_conn_send refuses with
  * -EAGAIN, and the server pauses receiving from that client until on_drain, so memory stays
  * bounded however much the client sends.
@@ -81,16 +82,70 @@ static int on_accept(pt_conn_t *c, void *arg)
 	return 0;
 }
 
+#ifdef _WIN32
+/* Windows: Ctrl+C / Ctrl+Break / console close (the console control handler), or the end of
+ * standard input (how a test harness without console events stops it), stop gracefully. */
+#include <windows.h>
+
+static HANDLE stop_event;
+
+static BOOL WINAPI on_console(DWORD ev)
+{
+	SetEvent(stop_event);
+	return TRUE;
+}
+
+static DWORD WINAPI stdin_watch(void *arg)
+{
+	char b[64];
+
+	while (fgets(b, sizeof b, stdin))
+		;
+	SetEvent(stop_event);
+	return 0;
+}
+
+static void stop_prepare(void)
+{
+	stop_event = CreateEventW(NULL, TRUE, FALSE, NULL);
+	SetConsoleCtrlHandler(on_console, TRUE);
+	CloseHandle(CreateThread(NULL, 0, stdin_watch, NULL, 0, NULL));
+}
+
+static void stop_wait(void)
+{
+	WaitForSingleObject(stop_event, INFINITE);
+}
+#else
+static sigset_t stop_set;
+
+static void stop_prepare(void)
+{
+	sigemptyset(&stop_set);
+	sigaddset(&stop_set, SIGINT);
+	sigaddset(&stop_set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &stop_set, NULL);   /* workers inherit the mask; main waits */
+	signal(SIGPIPE, SIG_IGN);
+}
+
+static void stop_wait(void)
+{
+	int sig;
+
+	sigwait(&stop_set, &sig);
+}
+#endif
+
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: echo [-l ADDR:PORT] [-w WORKERS] [--backend uring|epoll|auto] [--max-conns N] [--when-full shed|pause] [--zc]\n");
+	fprintf(f, "usage: echo [-l ADDR:PORT] [-w WORKERS] [--backend uring|epoll|iocp|auto] [--max-conns N] [--when-full shed|pause] [--zc]\n");
 }
 
 int main(int argc, char **argv)
 {
 	struct pt_engine_config cfg;
 	const char *addr = "127.0.0.1:7000";
-	int err, sig;
+	int err;
 
 	pt_engine_config_init(&cfg);
 	for (int i = 1; i < argc; i++) {
@@ -117,6 +172,7 @@ int main(int argc, char **argv)
 			i++;
 			if (!strcmp(v, "uring")) cfg.backend = PT_BACKEND_URING;
 			else if (!strcmp(v, "epoll")) cfg.backend = PT_BACKEND_EPOLL;
+			else if (!strcmp(v, "iocp")) cfg.backend = PT_BACKEND_IOCP;
 			else if (strcmp(v, "auto")) { fprintf(stderr, "echo: bad --backend '%s'\n", v); return 2; }
 		} else {
 			fprintf(stderr, "echo: unknown option '%s'\n", a);
@@ -129,12 +185,7 @@ int main(int argc, char **argv)
 	if (send_flags == PT_SEND_ZC)
 		send_flags = PT_SEND_COPY | PT_SEND_ZC;
 
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);   /* workers inherit the mask; main waits */
-	signal(SIGPIPE, SIG_IGN);
+	stop_prepare();
 
 	pt_engine_t *e = pt_engine_create(&cfg, &err);
 	if (!e) {
@@ -153,7 +204,7 @@ int main(int argc, char **argv)
 	printf("listening on %s:%d (%s backend, %u workers)\n", host, pt_engine_listen_port(e, li),
 	       pt_engine_backend(e), pt_engine_workers(e));
 	fflush(stdout);
-	sigwait(&set, &sig);
+	stop_wait();
 	pt_engine_stop(e);
 	struct pt_counters n;                      /* what the governor did, for the record */
 	pt_engine_counters(e, -1, &n);

@@ -115,6 +115,7 @@ enum {
 	PT_C_LINGER    = 1u << 14,  /* FIN sent, discarding input until the peer's FIN */
 	PT_C_EOF_DONE  = 1u << 15,  /* on_eof delivered */
 	PT_C_WANT_EMPTY= 1u << 16,  /* on_drain owed when the send queue is empty */
+	PT_C_BE_RX     = 1u << 17,  /* backend: a receive is posted (IOCP: zero-byte WSARecv) */
 	PT_C_SHED      = 1u << 18,  /* closed to make room (counted in shedding) */
 	PT_C_PROXY     = 1u << 20,  /* PROXY header awaited (with PT_C_PREACCEPT): proxy_conn.c */
 	PT_C_CONNECTING= 1u << 21,  /* outbound, connect in progress (connect.c) */

@@ -8,6 +8,7 @@
 #include "engine/fault.h"
 #include <errno.h>
 #include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>

@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>

@@ -21,7 +21,10 @@
 #define PT_TLS_INT_H
 
 #include "engine/engine_int.h"
-#include <openssl/ssl.h>
+
+/* OpenSSL's SSL, named without its header so that the core (conn.c, sendq.c, engine.c) builds
+ * where OpenSSL is not available (the Windows build: win/tls_win.c) */
+struct ssl_st;
 
 #define PT_TLS_REC_MAX 16384u          /* plaintext bytes per full record */
 #define PT_TLS_REC_SMALL 1369u         /* one TCP segment with the record overhead */
@@ -44,7 +47,7 @@ struct pt_tls_buf {
 struct pt_tls_gen;
 
 struct pt_tls_conn {
-	SSL *ssl;
+	struct ssl_st *ssl;
 	struct pt_tls_gen *gen;           /* held while the connection lives (SNI and ticket
 	                                     callbacks read it; reloads free it after) */
 	struct pt_listener *l;            /* whose on_accept runs after the handshake */
@@ -82,7 +85,7 @@ struct pt_tls_worker {
 /* tls_ctx.c */
 struct pt_tls_gen *pt__tls_gen_get(struct pt_tls *t);   /* a counted reference */
 void pt__tls_gen_put(struct pt_tls_gen *g);
-SSL *pt__tls_ssl_new(struct pt_tls_gen *g);
+struct ssl_st *pt__tls_ssl_new(struct pt_tls_gen *g);
 bool pt__tls_use_ktls(const struct pt_tls_gen *g);
 unsigned pt__tls_hs_timeout(const struct pt_tls_gen *g);
 unsigned pt__tls_max_handshakes(const struct pt_tls_gen *g);

@@ -1,0 +1,879 @@
+/*
+ * The IOCP backend: the engine on Windows I/O completion ports, as the seed describes them.
+ *
+ * Ports: one completion port per worker. The core's rule is that a connection belongs to one
+ * worker thread (no locks on the hot path), which one port shared by all threads cannot give:
+ * any thread would dequeue any socket's completions. So each worker waits on its own port
+ * (GetQueuedCompletionStatusEx, its timeout driven by the timing wheel), exactly as each Linux
+ * worker waits on its own io_uring. The one exception is the listening socket, which Windows
+ * lets belong to one port only: it is associated with worker 0's port, every worker posts its
+ * own AcceptEx calls on it, and worker 0 forwards a completion that belongs to another worker
+ * to that worker's port with PostQueuedCompletionStatus (the accepted socket is then
+ * associated with its owner's port). A worker with accepts posted holds worker 0 (so worker 0
+ * outlives every forwarded completion).
+ *
+ * Accept: AcceptEx with a receive buffer (the connection is handed over with its first bytes,
+ * so a connection that never sends never costs a connection object), SO_UPDATE_ACCEPT_CONTEXT,
+ * a pool of posted accepts per worker and listener refilled to ACCEPT_HIGH when it falls below
+ * ACCEPT_LOW. Once a second the worker asks each posted accept socket for SO_CONNECT_TIME and
+ * closes those connected for longer than the reap time without a byte (the seed's stale
+ * AcceptEx sockets).
+ *
+ * Receive: a zero-byte WSARecv while idle (no buffer pinned), then non-blocking recv() into the
+ * worker's buffer until it would block, then the next zero-byte WSARecv.
+ *
+ * Send: the core hands one gathered send (c->tx) at a time; it goes out as up to SEND_SPLIT
+ * WSASends outstanding at once (Winsock completes sends on a socket in order), bounded by
+ * WORKER_SENDS outstanding per worker; the core is told when all of them have completed. File
+ * chunks: TransmitFile for a file range, TransmitPackets for a file range followed by more
+ * chunks of the same request (memory or file).
+ *
+ * The completion rule: an operation that fails at once posts no completion on Windows, so the
+ * backend posts one itself (PostQueuedCompletionStatus with the error), and every operation
+ * still reports through the port. Cancellation: CancelIoEx; cancelled operations complete with
+ * ERROR_OPERATION_ABORTED.
+ */
+#include "engine/engine_int.h"
+#include "engine/fault.h"
+#include <io.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <winternl.h>
+#include <string.h>
+
+#define RX_BYTES (64u << 10)           /* the worker's receive buffer */
+#define READ_BUDGET (256u << 10)       /* per connection per completion */
+#define ACCEPT_LOW 4u                  /* refill the pool below this many posted accepts */
+#define ACCEPT_HIGH 16u                /* ... up to this many */
+#define ACCEPT_DATA 2048u              /* the first receive of AcceptEx */
+#define ACCEPT_ADDR ((DWORD)sizeof(struct sockaddr_in6) + 16)
+#define REAP_SEC 10u                   /* connected without a byte: reaped (defer_accept_sec
+                                          overrides) */
+#define SEND_SPLIT 4u                  /* WSASends outstanding per connection */
+#define SEND_PIECE (64u << 10)         /* smallest piece worth a WSASend of its own */
+#define WORKER_SENDS 1024u             /* WSASends outstanding per worker */
+#define TP_MAX 16u                     /* TransmitPackets elements per call */
+#define MAX_EVENTS 256u
+
+enum { K_OP = 0, K_WAKE = 1, K_FAILED = 2 };   /* completion keys */
+enum { OP_ACCEPT = 1, OP_FIRST, OP_RECV0, OP_SEND, OP_FILE };
+
+struct iop {
+	OVERLAPPED ov;                    /* first: the OVERLAPPED is the operation */
+	struct iop *next;                 /* free list; the accept pool */
+	struct iop *lead;                 /* OP_SEND: the first piece, which counts for all */
+	uint8_t kind;
+	unsigned worker;                  /* the worker that posted it */
+	uint32_t idx, gen;                /* the connection; OP_ACCEPT: idx = listener slot */
+	int err;                          /* K_FAILED: the immediate failure, -errno */
+	unsigned left;                    /* OP_SEND lead: pieces not yet completed */
+	size_t sum;                       /* OP_SEND lead: bytes of completed pieces */
+	int send_err;                     /* OP_SEND lead: first error */
+	SOCKET s;                         /* OP_ACCEPT: the socket to accept into */
+	union {
+		char abuf[ACCEPT_DATA + 2 * ACCEPT_ADDR];
+		WSABUF buf[PT_TX_IOV];
+		TRANSMIT_PACKETS_ELEMENT tp[TP_MAX];
+	};
+};
+
+struct pool {                             /* posted accepts of one listener on one worker */
+	struct iop *head;
+	unsigned n;
+	bool on;                          /* refilling */
+};
+
+struct iocp_w {
+	HANDLE port;
+	char *rx;
+	struct iop *free;
+	unsigned nfree;
+	unsigned sends;                   /* WSASends outstanding on this worker */
+	unsigned accepts;                 /* accepts posted, all listeners */
+	bool holding;                     /* accepts posted: holds this worker and worker 0 (whose
+	                                     port gets them) until they have all completed */
+	struct pool *pools;               /* one per listener slot */
+	struct iop *cur_accept;           /* the accept being handed to pt__accepted */
+	struct pt_conn *ready;            /* to read (resumed), or to tell writable */
+	pt_timer_t reap;
+	OVERLAPPED_ENTRY ev[MAX_EVENTS];
+};
+
+/* Winsock extension functions: the same in every process (asked once, kept per worker). */
+static LPFN_ACCEPTEX pAcceptEx;
+static LPFN_TRANSMITFILE pTransmitFile;
+static LPFN_TRANSMITPACKETS pTransmitPackets;
+static INIT_ONCE ext_once = INIT_ONCE_STATIC_INIT;
+static int ext_err;
+
+static inline struct iocp_w *I(struct pt_worker *w)
+{
+	return w->bd;
+}
+
+static inline SOCKET S(int fd)
+{
+	return (SOCKET)(intptr_t)fd;
+}
+
+static int ext_get(SOCKET s, GUID id, void *fn, size_t len)
+{
+	DWORD n;
+
+	return WSAIoctl(s, SIO_GET_EXTENSION_FUNCTION_POINTER, &id, sizeof id, fn, (DWORD)len, &n,
+			NULL, NULL) ? pt__sock_err() : 0;
+}
+
+/* AcceptEx and TransmitFile are required; TransmitPackets is used where the system has it
+ * (Wine 8 answers WSAEINVAL for it: a file range followed by more chunks then goes out as
+ * TransmitFile calls and WSASends, one chunk at a time). */
+static BOOL CALLBACK ext_load(PINIT_ONCE once, PVOID p, PVOID *ctx)
+{
+	int fd = pt__sock_stream(AF_INET);
+
+	if (fd < 0) {
+		ext_err = fd;
+		return TRUE;
+	}
+	if (!(ext_err = ext_get(S(fd), (GUID)WSAID_ACCEPTEX, &pAcceptEx, sizeof pAcceptEx)))
+		ext_err = ext_get(S(fd), (GUID)WSAID_TRANSMITFILE, &pTransmitFile,
+				  sizeof pTransmitFile);
+	if (ext_get(S(fd), (GUID)WSAID_TRANSMITPACKETS, &pTransmitPackets, sizeof pTransmitPackets))
+		pTransmitPackets = NULL;
+	pt__sock_close(fd);
+	return TRUE;
+}
+
+static int iocp_probe(struct pt_engine *e, char *why, size_t n)
+{
+	int err = pt__wsa_init();
+
+	if (!err) {
+		InitOnceExecuteOnce(&ext_once, ext_load, NULL, NULL);
+		err = ext_err;
+	}
+	if (err)
+		snprintf(why, n, "AcceptEx or TransmitFile unavailable: %s", strerror(-err));
+	else if (!pTransmitPackets)
+		pt__log(e, 2, "TransmitPackets unavailable: chunk lists go out chunk by chunk");
+	return err;
+}
+
+/* ---- operation contexts (lookaside list) ---- */
+
+static struct iop *iop_get(struct pt_worker *w, int kind)
+{
+	struct iocp_w *p = I(w);
+	struct iop *o = p->free;
+
+	if (pt__fault(PT_FAULT_ALLOC))
+		return NULL;
+	if (o) {
+		p->free = o->next;
+		p->nfree--;
+	} else if (!(o = malloc(sizeof *o))) {
+		return NULL;
+	}
+	memset(&o->ov, 0, sizeof o->ov);
+	o->next = o->lead = NULL;
+	o->kind = (uint8_t)kind;
+	o->worker = w->index;
+	o->err = 0;
+	o->s = INVALID_SOCKET;
+	return o;
+}
+
+static void iop_put(struct pt_worker *w, struct iop *o)
+{
+	struct iocp_w *p = I(w);
+
+	if (!PT_RECYCLE || p->nfree >= PT_TXOP_FREE_MAX) {
+		free(o);
+		return;
+	}
+	o->next = p->free;
+	p->free = o;
+	p->nfree++;
+}
+
+/* An operation that failed at once still completes through the port (the completion rule). */
+static void post_failed(struct pt_worker *w, struct iop *o, int err)
+{
+	o->err = err;
+	PostQueuedCompletionStatus(I(w)->port, 0, K_FAILED, &o->ov);
+}
+
+/* The result of a WSA call that may complete later: 0 pending or done (a completion follows),
+ * else the error, posted as the operation's completion. */
+static void submitted(struct pt_worker *w, struct iop *o, int rc, int wsa_err)
+{
+	if (rc == 0 || wsa_err == WSA_IO_PENDING)
+		return;
+	post_failed(w, o, pt__err_wsa(wsa_err));
+}
+
+static void op_count(struct pt_worker *w, struct pt_conn *c, struct iop *o)
+{
+	o->idx = c->idx;
+	o->gen = c->gen;
+	c->inflight++;
+	CNT_ADD(w, ops_inflight, 1);
+}
+
+/* ---- worker ---- */
+
+static void reap_fn(pt_timer_t *t, void *arg);
+
+static void iocp_fini(struct pt_worker *w)
+{
+	struct iocp_w *p = I(w);
+
+	if (!p)
+		return;
+	pt_timer_cancel(&p->reap);
+	__atomic_store_n(&w->bd, NULL, __ATOMIC_RELEASE);
+	if (p->port)
+		CloseHandle(p->port);
+	while (p->free) {
+		struct iop *o = p->free;
+		p->free = o->next;
+		free(o);
+	}
+	free(p->pools);
+	free(p->rx);
+	free(p);
+}
+
+static int iocp_init(struct pt_worker *w)
+{
+	struct iocp_w *p = pt__calloc(1, sizeof *p);
+
+	if (!p)
+		return -ENOMEM;
+	w->zc_ok = false;
+	p->port = CreateIoCompletionPort(INVALID_HANDLE_VALUE, NULL, 0, 1);
+	p->rx = pt__malloc(RX_BYTES);
+	p->pools = pt__calloc(w->nwl ? w->nwl : 1, sizeof *p->pools);
+	if (!p->port || !p->rx || !p->pools) {
+		int err = p->port ? -ENOMEM : pt__err_win(GetLastError());
+		w->bd = p;
+		iocp_fini(w);
+		return err;
+	}
+	pt_timer_init(&p->reap, reap_fn, w);
+	/* worker 0's port receives every listening socket's completions (see the top) */
+	for (unsigned i = 0; w->index == 0 && i < w->nwl; i++)
+		if (w->wl[i].fd >= 0 &&
+		    !CreateIoCompletionPort((HANDLE)S(w->wl[i].fd), p->port, K_OP, 0)) {
+			int err = pt__err_win(GetLastError());
+			w->bd = p;
+			iocp_fini(w);
+			return err;
+		}
+	__atomic_store_n(&w->bd, p, __ATOMIC_RELEASE);   /* other workers wait for worker 0's */
+	return 0;
+}
+
+/* ---- accept ---- */
+
+static struct iocp_w *worker0(struct pt_worker *w)
+{
+	return __atomic_load_n(&w->e->workers[0].bd, __ATOMIC_ACQUIRE);
+}
+
+/* Accepts posted keep this worker and worker 0 running (pt_worker_hold) until they complete. */
+static int acc_hold(struct pt_worker *w)
+{
+	struct iocp_w *p = I(w);
+	struct pt_worker *w0 = &w->e->workers[0];
+
+	if (p->holding)
+		return 0;
+	if (pt_worker_hold(w) < 0)
+		return -ESHUTDOWN;
+	if (w != w0 && pt_worker_hold(w0) < 0) {
+		pt_worker_release(w);
+		return -ESHUTDOWN;
+	}
+	p->holding = true;
+	return 0;
+}
+
+static void acc_release(struct pt_worker *w)
+{
+	struct iocp_w *p = I(w);
+
+	if (!p->holding || p->accepts)
+		return;
+	p->holding = false;
+	if (w->index != 0)
+		pt_worker_release(&w->e->workers[0]);
+	pt_worker_release(w);
+}
+
+static int accept_post(struct pt_worker *w, struct pt_wlisten *wl)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+	int err;
+
+	if ((err = pt__sock_name(wl->fd, &ss, &len)) < 0)
+		return err;
+	if ((err = acc_hold(w)) < 0)
+		return err;
+	int fd = pt__sock_stream(ss.ss_family);
+	if (fd < 0) {
+		acc_release(w);
+		return fd;
+	}
+	struct iop *o = iop_get(w, OP_ACCEPT);
+	if (!o) {
+		pt__sock_close(fd);
+		acc_release(w);
+		return -ENOMEM;
+	}
+	unsigned slot = (unsigned)(wl - w->wl);
+	struct pool *pl = &I(w)->pools[slot];
+	o->s = S(fd);
+	o->idx = slot;
+	o->next = pl->head;
+	pl->head = o;
+	pl->n++;
+	I(w)->accepts++;
+	DWORD got = 0;
+	BOOL ok = pAcceptEx(S(wl->fd), o->s, o->abuf, ACCEPT_DATA, ACCEPT_ADDR, ACCEPT_ADDR, &got,
+			    &o->ov);
+	submitted(w, o, ok ? 0 : -1, ok ? 0 : WSAGetLastError());
+	return 0;
+}
+
+static void pool_fill(struct pt_worker *w, struct pt_wlisten *wl)
+{
+	struct pool *pl = &I(w)->pools[wl - w->wl];
+
+	if (!pl->on || pl->n >= ACCEPT_LOW)
+		return;
+	while (pl->n < ACCEPT_HIGH && accept_post(w, wl) == 0) {
+	}
+}
+
+static int iocp_accept_start(struct pt_worker *w, struct pt_wlisten *wl)
+{
+	struct iocp_w *p = I(w);
+
+	for (int i = 0; i < 10000 && !worker0(w); i++)   /* worker 0 is starting: <= 10 s */
+		Sleep(1);
+	if (!worker0(w))
+		return -ESHUTDOWN;
+	p->pools[wl - w->wl].on = true;
+	pool_fill(w, wl);
+	if (!pt_timer_armed(&p->reap))
+		pt_timer_arm(w, &p->reap, 1000);
+	return 0;
+}
+
+/* Pausing stops refilling (accepts already posted still bring their clients in, as a listen
+ * backlog would); stopping closes the posted sockets, whose accepts then complete with an
+ * error. wl->armed stays set until the last one has completed. */
+static void iocp_accept_stop(struct pt_worker *w, struct pt_wlisten *wl)
+{
+	struct pool *pl = &I(w)->pools[wl - w->wl];
+
+	pl->on = false;
+	wl->armed = false;
+	if (!w->stopping)
+		return;
+	for (struct iop *o = pl->head; o; o = o->next)
+		if (o->s != INVALID_SOCKET) {
+			closesocket(o->s);
+			o->s = INVALID_SOCKET;
+		}
+}
+
+static void pool_unlink(struct pt_worker *w, struct iop *o)
+{
+	struct iocp_w *p = I(w);
+	struct pool *pl = &p->pools[o->idx];
+
+	for (struct iop **pp = &pl->head; *pp; pp = &(*pp)->next)
+		if (*pp == o) {
+			*pp = o->next;
+			break;
+		}
+	pl->n--;
+	p->accepts--;
+}
+
+static unsigned reap_sec(const struct pt_wlisten *wl)
+{
+	int d = wl->l->opts.defer_accept_sec;
+
+	return d > 0 ? (unsigned)d : REAP_SEC;
+}
+
+/* SO_CONNECT_TIME: seconds since the client connected, 0xFFFFFFFF while not connected. A
+ * posted accept that has been connected for the reap time without one byte is closed. */
+static void reap_fn(pt_timer_t *t, void *arg)
+{
+	struct pt_worker *w = arg;
+	struct iocp_w *p = I(w);
+
+	for (unsigned i = 0; i < w->nwl; i++)
+		for (struct iop *o = p->pools[i].head; o; o = o->next) {
+			DWORD sec = 0xFFFFFFFF;
+			int len = sizeof sec;
+			if (o->s == INVALID_SOCKET ||
+			    getsockopt(o->s, SOL_SOCKET, SO_CONNECT_TIME, (char *)&sec, &len) ||
+			    sec == 0xFFFFFFFF || sec < reap_sec(&w->wl[i]))
+				continue;
+			closesocket(o->s);          /* its accept completes with an error */
+			o->s = INVALID_SOCKET;
+		}
+	if (!w->stopping)
+		pt_timer_arm(w, t, 1000);
+}
+
+static void on_accept_done(struct pt_worker *w, struct iop *o, DWORD n, int err)
+{
+	struct pt_wlisten *wl = &w->wl[o->idx];
+	SOCKET s = o->s;
+
+	pool_unlink(w, o);
+	if (err || s == INVALID_SOCKET || w->stopping) {
+		if (s != INVALID_SOCKET)
+			closesocket(s);
+		iop_put(w, o);
+		if (err == -ENOBUFS || err == -ENOMEM)
+			pt__accept_error(w, wl, err);
+		else
+			pool_fill(w, wl);
+		acc_release(w);
+		return;
+	}
+	SOCKET ls = S(wl->fd);
+	BOOL one = TRUE;
+	setsockopt(s, SOL_SOCKET, SO_UPDATE_ACCEPT_CONTEXT, (char *)&ls, sizeof ls);
+	setsockopt(s, IPPROTO_TCP, TCP_NODELAY, (char *)&one, sizeof one);
+	o->ov.InternalHigh = n;               /* the first bytes, for iocp_conn_start */
+	I(w)->cur_accept = o;
+	pt__accepted(w, wl, (int)(intptr_t)s);
+	if (I(w)->cur_accept) {               /* refused, or no connection object */
+		I(w)->cur_accept = NULL;
+		iop_put(w, o);
+	}
+	pool_fill(w, wl);
+	acc_release(w);
+}
+
+/* ---- receive ---- */
+
+static bool want_rx(const struct pt_conn *c)
+{
+	return (c->flags & PT_C_RX_ARMED) && !(c->flags & (PT_C_PAUSED | PT_C_EOF | PT_C_FINAL));
+}
+
+/* A zero-byte WSARecv: completes when data (or EOF, or an error) is there, holding no buffer. */
+static void recv0_post(struct pt_worker *w, struct pt_conn *c)
+{
+	if ((c->flags & PT_C_BE_RX) || !want_rx(c))
+		return;
+	struct iop *o = iop_get(w, OP_RECV0);
+	if (!o) {
+		c->flags &= ~PT_C_RX_ARMED;
+		pt__rx_end(c, -ENOMEM);
+		return;
+	}
+	op_count(w, c, o);
+	c->flags |= PT_C_BE_RX;
+	WSABUF b = { 0, NULL };
+	DWORD fl = 0;
+	int rc = WSARecv(S(c->fd), &b, 1, NULL, &fl, &o->ov, NULL);
+	submitted(w, o, rc, rc ? WSAGetLastError() : 0);
+}
+
+/* Data is waiting: read it into the worker's buffer until the socket would block. */
+static void do_read(struct pt_worker *w, struct pt_conn *c)
+{
+	size_t budget = READ_BUDGET;
+
+	while (want_rx(c) && budget) {
+		int n = recv(S(c->fd), I(w)->rx, RX_BYTES, 0);
+		if (n > 0) {
+			CNT_ADD(w, recvs, 1);
+			budget = budget > (size_t)n ? budget - (size_t)n : 0;
+			pt__rx_data(c, I(w)->rx, (size_t)n);
+			continue;
+		}
+		int e = n == 0 ? 0 : WSAGetLastError();
+		if (e == WSAEWOULDBLOCK || e == WSAEINTR)
+			break;
+		c->flags &= ~PT_C_RX_ARMED;
+		pt__rx_end(c, n == 0 ? 0 : pt__err_wsa(e));
+		return;
+	}
+	recv0_post(w, c);                     /* budget spent: the zero-byte receive completes at
+	                                         once, so other connections get their turn */
+}
+
+/* The ready list holds a reference (inflight), as the epoll backend's does. */
+static void make_ready(struct pt_worker *w, struct pt_conn *c)
+{
+	if (c->flags & PT_C_STARVED)
+		return;
+	c->flags |= PT_C_STARVED;
+	c->inflight++;
+	CNT_ADD(w, ops_inflight, 1);
+	c->starve_next = I(w)->ready;
+	I(w)->ready = c;
+}
+
+static void serve_ready(struct pt_worker *w)
+{
+	struct pt_conn *c = I(w)->ready;
+
+	I(w)->ready = NULL;
+	while (c) {
+		struct pt_conn *next = c->starve_next;
+		c->starve_next = NULL;
+		c->flags &= ~PT_C_STARVED;
+		if (c->flags & PT_C_TX_BUSY && !c->tx)
+			pt__tx_writable(c);
+		if (!(c->flags & PT_C_BE_RX))
+			do_read(w, c);
+		pt__op_done(c);
+		c = next;
+	}
+}
+
+static void iocp_rx_start(struct pt_worker *w, struct pt_conn *c)
+{
+	if (c->flags & PT_C_FINAL)
+		return;
+	c->flags |= PT_C_RX_ARMED;
+	make_ready(w, c);   /* bytes may be waiting already: read them from the loop */
+}
+
+static void iocp_rx_stop(struct pt_worker *w, struct pt_conn *c)
+{
+	c->flags &= ~PT_C_RX_ARMED;       /* a posted zero-byte receive takes nothing: it stays */
+}
+
+static int iocp_conn_start(struct pt_worker *w, struct pt_conn *c)
+{
+	struct iop *o = I(w)->cur_accept;
+
+	if (!CreateIoCompletionPort((HANDLE)S(c->fd), I(w)->port, K_OP, 0))
+		return pt__err_win(GetLastError());
+	if (!(c->flags & PT_C_PAUSED))
+		c->flags |= PT_C_RX_ARMED;
+	if (o) {                           /* AcceptEx's first bytes: delivered from the loop */
+		I(w)->cur_accept = NULL;
+		o->kind = OP_FIRST;
+		op_count(w, c, o);
+		PostQueuedCompletionStatus(I(w)->port, (DWORD)o->ov.InternalHigh, K_OP, &o->ov);
+	}
+	return 0;
+}
+
+static void on_first(struct pt_worker *w, struct pt_conn *c, struct iop *o, DWORD n)
+{
+	if (n == 0) {                      /* connected and closed without a byte */
+		c->flags &= ~PT_C_RX_ARMED;
+		pt__rx_end(c, 0);
+		return;
+	}
+	CNT_ADD(w, recvs, 1);
+	pt__rx_data(c, o->abuf, n);
+	if (want_rx(c))
+		do_read(w, c);
+}
+
+/* ---- send ---- */
+
+/* Cuts c->tx's gather list into up to `pieces` WSASends of about equal size. */
+static unsigned send_cut(struct pt_txop *t, struct iop **ops, unsigned pieces)
+{
+	size_t target = t->len / pieces + 1, i = 0, off = 0;
+	unsigned k = 0;
+
+	for (unsigned p = 0; p < pieces && i < t->msg.msg_iovlen; p++, k++) {
+		struct iop *o = ops[p];
+		size_t got = 0;
+		unsigned nb = 0;
+		while (i < t->msg.msg_iovlen && nb < PT_TX_IOV && (got < target || p == pieces - 1)) {
+			size_t take = t->iov[i].iov_len - off;
+			if (p < pieces - 1 && got + take > target)
+				take = target - got;
+			o->buf[nb].buf = (char *)t->iov[i].iov_base + off;
+			o->buf[nb++].len = (ULONG)take;
+			got += take;
+			off += take;
+			if (off == t->iov[i].iov_len) {
+				i++;
+				off = 0;
+			}
+		}
+		o->left = nb;             /* WSABUF count, until posted */
+	}
+	return k;
+}
+
+static ssize_t iocp_send(struct pt_worker *w, struct pt_conn *c, int flags)
+{
+	struct iocp_w *p = I(w);
+	struct pt_txop *t = c->tx;
+	unsigned pieces = (unsigned)(t->len / SEND_PIECE);
+	struct iop *ops[SEND_SPLIT];
+	int f = pt__fault(PT_FAULT_SEND);
+
+	if (f)
+		return f == -EINTR ? -EAGAIN : f;
+	pieces = pieces < 1 ? 1 : pieces > SEND_SPLIT ? SEND_SPLIT : pieces;
+	if (p->sends + pieces > WORKER_SENDS)
+		pieces = 1;                   /* the worker's bound: one at a time */
+	for (unsigned i = 0; i < pieces; i++)
+		if (!(ops[i] = iop_get(w, OP_SEND))) {
+			while (i--)
+				iop_put(w, ops[i]);
+			return -ENOMEM;
+		}
+	pieces = send_cut(t, ops, pieces);
+	struct iop *lead = ops[0];
+	lead->sum = 0;
+	lead->send_err = 0;
+	for (unsigned i = 0; i < pieces; i++) {
+		struct iop *o = ops[i];
+		DWORD nb = o->left;
+		o->lead = lead;
+		op_count(w, c, o);
+		p->sends++;
+		int rc = WSASend(S(c->fd), o->buf, nb, NULL, 0, &o->ov, NULL);
+		submitted(w, o, rc, rc ? WSAGetLastError() : 0);
+	}
+	lead->left = pieces;
+	return 0;
+}
+
+/* One WSASend piece completed. The core hears of the send when the last one has. */
+static void on_send(struct pt_worker *w, struct pt_conn *c, struct iop *o, DWORD n, int err)
+{
+	struct iop *lead = o->lead;
+
+	I(w)->sends--;
+	CNT_ADD(w, sends, 1);
+	if (err && !lead->send_err)
+		lead->send_err = err;
+	lead->sum += n;
+	bool last = --lead->left == 0;
+	if (last && c)
+		pt__tx_done(c, lead->send_err ? lead->send_err : (ssize_t)lead->sum);
+	if (o != lead)
+		iop_put(w, o);
+	if (last)
+		iop_put(w, lead);
+}
+
+/* The file chunk at c's cursor, and following chunks of the same request while they fit:
+ * TransmitFile for a lone range, TransmitPackets for a list. */
+static ssize_t iocp_send_file(struct pt_worker *w, struct pt_conn *c, int fd, off_t off, size_t len)
+{
+	struct pt_sreq *r = c->sq_send;
+	HANDLE h = (HANDLE)_get_osfhandle(fd);
+	struct iop *o;
+	int f = pt__fault(PT_FAULT_SEND);
+
+	if (f)
+		return f == -EINTR ? -EAGAIN : f;
+	if (h == INVALID_HANDLE_VALUE)
+		return -EBADF;
+	if (!(o = iop_get(w, OP_FILE)))
+		return -ENOMEM;
+	op_count(w, c, o);
+	unsigned k = 0;
+	o->tp[k].dwElFlags = TP_ELEMENT_FILE;
+	o->tp[k].cLength = (ULONG)len;
+	o->tp[k].nFileOffset.QuadPart = off;
+	o->tp[k++].hFile = h;
+	bool whole = len == r->chunks[r->cur].file.len - r->off;
+	for (unsigned i = r->cur + 1; pTransmitPackets && whole && i < r->n && k < TP_MAX; i++) {
+		const struct pt_chunk *ch = &r->chunks[i];
+		if (ch->kind == PT_CHUNK_MEM && ch->mem.len <= PT_SENDFILE_MAX) {
+			o->tp[k].dwElFlags = TP_ELEMENT_MEMORY;
+			o->tp[k].cLength = (ULONG)ch->mem.len;
+			o->tp[k++].pBuffer = (void *)ch->mem.base;
+		} else if (ch->kind == PT_CHUNK_FILE && ch->file.len <= PT_SENDFILE_MAX &&
+			   (HANDLE)_get_osfhandle(ch->file.fd) != INVALID_HANDLE_VALUE) {
+			o->tp[k].dwElFlags = TP_ELEMENT_FILE;
+			o->tp[k].cLength = (ULONG)ch->file.len;
+			o->tp[k].nFileOffset.QuadPart = ch->file.offset;
+			o->tp[k++].hFile = (HANDLE)_get_osfhandle(ch->file.fd);
+		} else {
+			break;
+		}
+	}
+	BOOL ok;
+	if (k == 1) {
+		o->ov.Offset = (DWORD)(uint64_t)off;
+		o->ov.OffsetHigh = (DWORD)((uint64_t)off >> 32);
+		ok = pTransmitFile(S(c->fd), h, (DWORD)len, 0, &o->ov, NULL, 0);
+	} else {
+		ok = pTransmitPackets(S(c->fd), o->tp, k, 0, &o->ov, 0);
+	}
+	submitted(w, o, ok ? 0 : -1, ok ? 0 : WSAGetLastError());
+	return -EINPROGRESS;
+}
+
+static void on_file(struct pt_worker *w, struct pt_conn *c, DWORD n, int err)
+{
+	CNT_ADD(w, sends, 1);
+	if (c)
+		pt__tx_done(c, err ? err : n ? (ssize_t)n : -EIO);   /* 0 bytes: the file was short */
+}
+
+/* Sends complete through the port; nothing waits for room. A backend-level retry (an injected
+ * EAGAIN in test builds) comes back from the loop. */
+static void iocp_wait_writable(struct pt_worker *w, struct pt_conn *c)
+{
+	make_ready(w, c);
+}
+
+static void iocp_cancel(struct pt_worker *w, struct pt_conn *c)
+{
+	CancelIoEx((HANDLE)S(c->fd), NULL);   /* each operation completes, aborted */
+}
+
+static void iocp_conn_closed(struct pt_worker *w, struct pt_conn *c)
+{
+	/* closesocket ends the port association */
+}
+
+static void iocp_wake(struct pt_worker *w)
+{
+	struct iocp_w *p = __atomic_load_n(&w->bd, __ATOMIC_ACQUIRE);
+
+	if (p)
+		PostQueuedCompletionStatus(p->port, 0, K_WAKE, NULL);
+}
+
+/* ---- dispatch ---- */
+
+static void dispatch(struct pt_worker *w, OVERLAPPED_ENTRY *ev)
+{
+	struct iop *o = (struct iop *)ev->lpOverlapped;
+	DWORD n = ev->dwNumberOfBytesTransferred;
+	int err = 0;
+
+	if (!o)
+		return;                       /* K_WAKE */
+	if (o->worker != w->index) {          /* worker 0: another worker's accept */
+		struct iocp_w *to = __atomic_load_n(&w->e->workers[o->worker].bd, __ATOMIC_ACQUIRE);
+		if (to)
+			PostQueuedCompletionStatus(to->port, n, ev->lpCompletionKey, &o->ov);
+		return;
+	}
+	if (ev->lpCompletionKey == K_FAILED)
+		err = o->err;
+	else if (o->ov.Internal != 0)         /* NTSTATUS: ask Winsock for the error */
+		err = pt__err_win(RtlNtStatusToDosError((NTSTATUS)o->ov.Internal));
+	if (o->kind == OP_ACCEPT) {
+		on_accept_done(w, o, n, err);
+		return;
+	}
+	struct pt_conn *c = pt__conn_get(w, o->idx, o->gen);
+	switch (o->kind) {
+	case OP_FIRST:
+		if (c && !err)
+			on_first(w, c, o, n);
+		iop_put(w, o);
+		break;
+	case OP_RECV0:
+		iop_put(w, o);
+		if (!c)
+			break;
+		c->flags &= ~PT_C_BE_RX;
+		if (err && err != -ECANCELED) {
+			c->flags &= ~PT_C_RX_ARMED;
+			pt__rx_end(c, err);
+		} else if (!err) {
+			do_read(w, c);
+		}
+		break;
+	case OP_SEND:
+		on_send(w, c, o, n, err);
+		break;
+	case OP_FILE:
+		on_file(w, c, n, err);
+		iop_put(w, o);
+		break;
+	}
+	if (c)
+		pt__op_done(c);
+}
+
+static int iocp_poll(struct pt_worker *w, int timeout_ms)
+{
+	struct iocp_w *p = I(w);
+	ULONG n = 0;
+
+	if (p->ready) {
+		serve_ready(w);
+		timeout_ms = (p->ready || w->pend_head || pt__posts_waiting(w)) ? 0 : pt__wheel_timeout(w);
+	}
+	BOOL ok = GetQueuedCompletionStatusEx(p->port, p->ev, MAX_EVENTS, &n,
+					      timeout_ms < 0 ? INFINITE : (DWORD)timeout_ms, FALSE);
+	pt__worker_clock(w);
+	if (!ok) {
+		DWORD e = GetLastError();
+		return e == WAIT_TIMEOUT || e == WAIT_IO_COMPLETION ? 0 : pt__err_win(e);
+	}
+	for (ULONG i = 0; i < n; i++)
+		dispatch(w, &p->ev[i]);
+	return 0;
+}
+
+/* ---- the choice of backend on Windows: IOCP, the only one ---- */
+
+int pt__backend_choose(struct pt_engine *e)
+{
+	const char *env = getenv("PORTICO_BACKEND");
+	char why[256] = "";
+	bool env_other = e->cfg.backend == PT_BACKEND_AUTO && env && *env && strcmp(env, "auto") &&
+			 strcmp(env, "iocp");
+
+	if (e->cfg.backend == PT_BACKEND_URING || e->cfg.backend == PT_BACKEND_EPOLL || env_other) {
+		pt__log(e, 0, "backend %s: Windows has only the iocp backend",
+			env_other ? env : e->cfg.backend == PT_BACKEND_URING ? "uring" : "epoll");
+		return -ENOTSUP;
+	}
+	int err = pt__iocp_backend.probe(e, why, sizeof why);
+	if (err < 0) {
+		pt__log(e, 0, "IOCP backend unavailable: %s", why);
+		return err;
+	}
+	e->be = &pt__iocp_backend;
+	return 0;
+}
+
+const struct pt_backend *pt__backend_fallback(struct pt_engine *e, int err)
+{
+	return NULL;
+}
+
+const struct pt_backend pt__iocp_backend = {
+	.name = "iocp",
+	.probe = iocp_probe,
+	.worker_init = iocp_init,
+	.worker_fini = iocp_fini,
+	.accept_start = iocp_accept_start,
+	.accept_stop = iocp_accept_stop,
+	.conn_start = iocp_conn_start,
+	.rx_stop = iocp_rx_stop,
+	.rx_start = iocp_rx_start,
+	.send = iocp_send,
+	.send_file = iocp_send_file,
+	.wait_writable = iocp_wait_writable,
+	.cancel = iocp_cancel,
+	.conn_closed = iocp_conn_closed,
+	.poll = iocp_poll,
+	.wake = iocp_wake,
+};
