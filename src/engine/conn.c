@@ -918,3 +918,8 @@ PT_API int pt_conn_resume_recv(pt_conn_t *c)
 	pt__pending(c);
 	return 0;
 }
+
+PT_API unsigned pt_conn_age_ms(const pt_conn_t *c)
+{
+	return c ? (uint32_t)c->w->now_ms - c->accept_ms : 0;
+}

@@ -678,8 +678,3 @@ PT_API int pt_conn_tls_info(const pt_conn_t *c, struct pt_tls_info *info)
 	info->handshake_us = t->handshake_us;
 	return 0;
 }
-
-PT_API unsigned pt_conn_age_ms(const pt_conn_t *c)
-{
-	return c ? (uint32_t)c->w->now_ms - c->accept_ms : 0;
-}

@@ -15,6 +15,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
+#ifndef CLOCK_MONOTONIC_COARSE          /* Windows (mingw-w64): QueryPerformanceCounter */
+#define CLOCK_MONOTONIC_COARSE CLOCK_MONOTONIC
+#endif
 
 /* ---- invariants and recycling ---------------------------------------------------------------
  * PT_ASSERT(x) states an invariant where a comment would say "cannot happen" (libuv). It is

@@ -60,11 +60,6 @@ PT_API int pt_conn_tls_info(const pt_conn_t *c, struct pt_tls_info *info)
 	return c && info ? -ENOTCONN : -EINVAL;
 }
 
-PT_API unsigned pt_conn_age_ms(const pt_conn_t *c)
-{
-	return c ? (uint32_t)c->w->now_ms - c->accept_ms : 0;
-}
-
 /* The transport hooks: only reachable with c->tls set, which never happens here. */
 int pt__tls_accept(struct pt_conn *c, struct pt_listener *l)
 {
