@@ -309,6 +309,15 @@ static void script_short(pt_conn_t *c)
 	pt_conn_close(c, PT_CLOSE_GRACEFUL);
 }
 
+static char *g_big;
+static size_t g_big_len;
+
+static void script_big(pt_conn_t *c)
+{
+	pt_conn_send(c, g_big, g_big_len, 0, record_cb, (void *)0);
+	pt_conn_close(c, PT_CLOSE_GRACEFUL);
+}
+
 static bool file_setup(void)
 {
 	char path[MAX_PATH];
@@ -368,6 +377,38 @@ static void t_transmit_mixed(void)
 static void t_transmit_short(void)
 {
 	transmit_case(script_short, g_file + g_file_len - 10, 10, -EIO);
+}
+
+/* One 4 MiB memory send: the backend cuts it into 4 WSASends outstanding at once. */
+static void t_big_send(void)
+{
+	g_big_len = 4u << 20;
+	g_big = pattern(g_big_len, 3);
+	transmit_case(script_big, g_big, g_big_len, (ssize_t)g_big_len);
+	free(g_big);
+}
+
+/* Connects and closes without a byte: AcceptEx completes with 0 bytes, so the application
+ * sees a connection that ends at once (or none); nothing leaks and the server goes on. */
+static void t_connect_close(void)
+{
+	int port;
+	pt_engine_t *e = start(1, 0, NULL, &port);
+	CHECK(e);
+	if (!e)
+		return;
+	for (int i = 0; i < 10; i++)
+		closesocket(dial(port));
+	Sleep(500);
+	printf("# connect+close: %d accepted, %d closed\n", atomic_load(&g_accepted),
+	       atomic_load(&g_closed));
+	CHECK(wait_for(&g_closed, atomic_load(&g_accepted), 5000));
+	SOCKET s = dial(port);
+	char b[2];
+	send_all(s, "ok", 2);
+	CHECK(recv(s, b, 2, 0) == 2);
+	closesocket(s);
+	pt_engine_destroy(e);
 }
 
 static void timer_fn(pt_timer_t *t, void *arg)
@@ -488,6 +529,8 @@ int main(void)
 	run("file range (TransmitFile) byte-exact", t_transmit_file);
 	run("memory + file + memory + file list byte-exact", t_transmit_mixed);
 	run("a short file fails the send with -EIO", t_transmit_short);
+	run("a 4 MiB send as several WSASends, byte-exact", t_big_send);
+	run("clients that connect and close without a byte", t_connect_close);
 	run("timers (completion-port timeout) and posts to two workers", t_timers_and_posts);
 	run("close from the client: on_close", t_client_close);
 	run("silent client reaped by SO_CONNECT_TIME, never accepted", t_reap_silent);

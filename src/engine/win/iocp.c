@@ -659,8 +659,7 @@ static void on_send(struct pt_worker *w, struct pt_conn *c, struct iop *o, DWORD
 {
 	struct iop *lead = o->lead;
 
-	I(w)->sends--;
-	CNT_ADD(w, sends, 1);
+	I(w)->sends--;                        /* pt__tx_done counts the send */
 	if (err && !lead->send_err)
 		lead->send_err = err;
 	lead->sum += n;
@@ -725,7 +724,6 @@ static ssize_t iocp_send_file(struct pt_worker *w, struct pt_conn *c, int fd, of
 
 static void on_file(struct pt_worker *w, struct pt_conn *c, DWORD n, int err)
 {
-	CNT_ADD(w, sends, 1);
 	if (c)
 		pt__tx_done(c, err ? err : n ? (ssize_t)n : -EIO);   /* 0 bytes: the file was short */
 }
