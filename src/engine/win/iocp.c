@@ -12,7 +12,7 @@
  * associated with its owner's port). A worker with accepts posted holds worker 0 (so worker 0
  * outlives every forwarded completion).
  *
- * Accept: AcceptEx with a receive buffer (the connection is handed over with its first bytes,
+ * Accept (iocp_accept.c): AcceptEx with a receive buffer (the connection is handed over with its first bytes,
  * so a connection that never sends never costs a connection object), SO_UPDATE_ACCEPT_CONTEXT,
  * a pool of posted accepts per worker and listener refilled to ACCEPT_HIGH when it falls below
  * ACCEPT_LOW. Once a second the worker asks each posted accept socket for SO_CONNECT_TIME and
@@ -33,88 +33,20 @@
  * still reports through the port. Cancellation: CancelIoEx; cancelled operations complete with
  * ERROR_OPERATION_ABORTED.
  */
-#include "engine/engine_int.h"
+#include "engine/win/iocp_int.h"
 #include "engine/fault.h"
 #include <io.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <winternl.h>
 #include <string.h>
-
-#define RX_BYTES (64u << 10)           /* the worker's receive buffer */
-#define READ_BUDGET (256u << 10)       /* per connection per completion */
-#define ACCEPT_LOW 4u                  /* refill the pool below this many posted accepts */
-#define ACCEPT_HIGH 16u                /* ... up to this many */
-#define ACCEPT_DATA 2048u              /* the first receive of AcceptEx */
-#define ACCEPT_ADDR ((DWORD)sizeof(struct sockaddr_in6) + 16)
-#define REAP_SEC 10u                   /* connected without a byte: reaped (defer_accept_sec
-                                          overrides) */
-#define SEND_SPLIT 4u                  /* WSASends outstanding per connection */
-#define SEND_PIECE (64u << 10)         /* smallest piece worth a WSASend of its own */
-#define WORKER_SENDS 1024u             /* WSASends outstanding per worker */
-#define TP_MAX 16u                     /* TransmitPackets elements per call */
-#define MAX_EVENTS 256u
-
-enum { K_OP = 0, K_WAKE = 1, K_FAILED = 2 };   /* completion keys */
-enum { OP_ACCEPT = 1, OP_FIRST, OP_RECV0, OP_SEND, OP_FILE };
-
-struct iop {
-	OVERLAPPED ov;                    /* first: the OVERLAPPED is the operation */
-	struct iop *next;                 /* free list; the accept pool */
-	struct iop *lead;                 /* OP_SEND: the first piece, which counts for all */
-	uint8_t kind;
-	unsigned worker;                  /* the worker that posted it */
-	uint32_t idx, gen;                /* the connection; OP_ACCEPT: idx = listener slot */
-	int err;                          /* K_FAILED: the immediate failure, -errno */
-	unsigned left;                    /* OP_SEND lead: pieces not yet completed */
-	size_t sum;                       /* OP_SEND lead: bytes of completed pieces */
-	int send_err;                     /* OP_SEND lead: first error */
-	SOCKET s;                         /* OP_ACCEPT: the socket to accept into */
-	union {
-		char abuf[ACCEPT_DATA + 2 * ACCEPT_ADDR];
-		WSABUF buf[PT_TX_IOV];
-		TRANSMIT_PACKETS_ELEMENT tp[TP_MAX];
-	};
-};
-
-struct pool {                             /* posted accepts of one listener on one worker */
-	struct iop *head;
-	unsigned n;
-	bool on;                          /* refilling */
-};
-
-struct iocp_w {
-	HANDLE port;
-	char *rx;
-	struct iop *free;
-	unsigned nfree;
-	unsigned sends;                   /* WSASends outstanding on this worker */
-	unsigned accepts;                 /* accepts posted, all listeners */
-	bool holding;                     /* accepts posted: holds this worker and worker 0 (whose
-	                                     port gets them) until they have all completed */
-	struct pool *pools;               /* one per listener slot */
-	struct iop *cur_accept;           /* the accept being handed to pt__accepted */
-	struct pt_conn *ready;            /* to read (resumed), or to tell writable */
-	pt_timer_t reap;
-	OVERLAPPED_ENTRY ev[MAX_EVENTS];
-};
+#include <winternl.h>
 
 /* Winsock extension functions: the same in every process (asked once, kept per worker). */
-static LPFN_ACCEPTEX pAcceptEx;
+LPFN_ACCEPTEX pt__AcceptEx;
 static LPFN_TRANSMITFILE pTransmitFile;
 static LPFN_TRANSMITPACKETS pTransmitPackets;
 static INIT_ONCE ext_once = INIT_ONCE_STATIC_INIT;
 static int ext_err;
-
-static inline struct iocp_w *I(struct pt_worker *w)
-{
-	return w->bd;
-}
-
-static inline SOCKET S(int fd)
-{
-	return (SOCKET)(intptr_t)fd;
-}
 
 static int ext_get(SOCKET s, GUID id, void *fn, size_t len)
 {
@@ -135,7 +67,7 @@ static BOOL CALLBACK ext_load(PINIT_ONCE once, PVOID p, PVOID *ctx)
 		ext_err = fd;
 		return TRUE;
 	}
-	if (!(ext_err = ext_get(S(fd), (GUID)WSAID_ACCEPTEX, &pAcceptEx, sizeof pAcceptEx)))
+	if (!(ext_err = ext_get(S(fd), (GUID)WSAID_ACCEPTEX, &pt__AcceptEx, sizeof pt__AcceptEx)))
 		ext_err = ext_get(S(fd), (GUID)WSAID_TRANSMITFILE, &pTransmitFile,
 				  sizeof pTransmitFile);
 	if (ext_get(S(fd), (GUID)WSAID_TRANSMITPACKETS, &pTransmitPackets, sizeof pTransmitPackets))
@@ -161,7 +93,7 @@ static int iocp_probe(struct pt_engine *e, char *why, size_t n)
 
 /* ---- operation contexts (lookaside list) ---- */
 
-static struct iop *iop_get(struct pt_worker *w, int kind)
+struct iop *pt__iop_get(struct pt_worker *w, int kind)
 {
 	struct iocp_w *p = I(w);
 	struct iop *o = p->free;
@@ -183,7 +115,7 @@ static struct iop *iop_get(struct pt_worker *w, int kind)
 	return o;
 }
 
-static void iop_put(struct pt_worker *w, struct iop *o)
+void pt__iop_put(struct pt_worker *w, struct iop *o)
 {
 	struct iocp_w *p = I(w);
 
@@ -205,7 +137,7 @@ static void post_failed(struct pt_worker *w, struct iop *o, int err)
 
 /* The result of a WSA call that may complete later: 0 pending or done (a completion follows),
  * else the error, posted as the operation's completion. */
-static void submitted(struct pt_worker *w, struct iop *o, int rc, int wsa_err)
+void pt__iocp_submitted(struct pt_worker *w, struct iop *o, int rc, int wsa_err)
 {
 	if (rc == 0 || wsa_err == WSA_IO_PENDING)
 		return;
@@ -221,8 +153,6 @@ static void op_count(struct pt_worker *w, struct pt_conn *c, struct iop *o)
 }
 
 /* ---- worker ---- */
-
-static void reap_fn(pt_timer_t *t, void *arg);
 
 static void iocp_fini(struct pt_worker *w)
 {
@@ -260,7 +190,7 @@ static int iocp_init(struct pt_worker *w)
 		iocp_fini(w);
 		return err;
 	}
-	pt_timer_init(&p->reap, reap_fn, w);
+	pt_timer_init(&p->reap, pt__iocp_reap, w);
 	/* worker 0's port receives every listening socket's completions (see the top) */
 	for (unsigned i = 0; w->index == 0 && i < w->nwl; i++)
 		if (w->wl[i].fd >= 0 &&
@@ -272,197 +202,6 @@ static int iocp_init(struct pt_worker *w)
 		}
 	__atomic_store_n(&w->bd, p, __ATOMIC_RELEASE);   /* other workers wait for worker 0's */
 	return 0;
-}
-
-/* ---- accept ---- */
-
-static struct iocp_w *worker0(struct pt_worker *w)
-{
-	return __atomic_load_n(&w->e->workers[0].bd, __ATOMIC_ACQUIRE);
-}
-
-/* Accepts posted keep this worker and worker 0 running (pt_worker_hold) until they complete. */
-static int acc_hold(struct pt_worker *w)
-{
-	struct iocp_w *p = I(w);
-	struct pt_worker *w0 = &w->e->workers[0];
-
-	if (p->holding)
-		return 0;
-	if (pt_worker_hold(w) < 0)
-		return -ESHUTDOWN;
-	if (w != w0 && pt_worker_hold(w0) < 0) {
-		pt_worker_release(w);
-		return -ESHUTDOWN;
-	}
-	p->holding = true;
-	return 0;
-}
-
-static void acc_release(struct pt_worker *w)
-{
-	struct iocp_w *p = I(w);
-
-	if (!p->holding || p->accepts)
-		return;
-	p->holding = false;
-	if (w->index != 0)
-		pt_worker_release(&w->e->workers[0]);
-	pt_worker_release(w);
-}
-
-static int accept_post(struct pt_worker *w, struct pt_wlisten *wl)
-{
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof ss;
-	int err;
-
-	if ((err = pt__sock_name(wl->fd, &ss, &len)) < 0)
-		return err;
-	if ((err = acc_hold(w)) < 0)
-		return err;
-	int fd = pt__sock_stream(ss.ss_family);
-	if (fd < 0) {
-		acc_release(w);
-		return fd;
-	}
-	struct iop *o = iop_get(w, OP_ACCEPT);
-	if (!o) {
-		pt__sock_close(fd);
-		acc_release(w);
-		return -ENOMEM;
-	}
-	unsigned slot = (unsigned)(wl - w->wl);
-	struct pool *pl = &I(w)->pools[slot];
-	o->s = S(fd);
-	o->idx = slot;
-	o->next = pl->head;
-	pl->head = o;
-	pl->n++;
-	I(w)->accepts++;
-	DWORD got = 0;
-	BOOL ok = pAcceptEx(S(wl->fd), o->s, o->abuf, ACCEPT_DATA, ACCEPT_ADDR, ACCEPT_ADDR, &got,
-			    &o->ov);
-	submitted(w, o, ok ? 0 : -1, ok ? 0 : WSAGetLastError());
-	return 0;
-}
-
-static void pool_fill(struct pt_worker *w, struct pt_wlisten *wl)
-{
-	struct pool *pl = &I(w)->pools[wl - w->wl];
-
-	if (!pl->on || pl->n >= ACCEPT_LOW)
-		return;
-	while (pl->n < ACCEPT_HIGH && accept_post(w, wl) == 0) {
-	}
-}
-
-static int iocp_accept_start(struct pt_worker *w, struct pt_wlisten *wl)
-{
-	struct iocp_w *p = I(w);
-
-	for (int i = 0; i < 10000 && !worker0(w); i++)   /* worker 0 is starting: <= 10 s */
-		Sleep(1);
-	if (!worker0(w))
-		return -ESHUTDOWN;
-	p->pools[wl - w->wl].on = true;
-	pool_fill(w, wl);
-	if (!pt_timer_armed(&p->reap))
-		pt_timer_arm(w, &p->reap, 1000);
-	return 0;
-}
-
-/* Pausing stops refilling (accepts already posted still bring their clients in, as a listen
- * backlog would); stopping closes the posted sockets, whose accepts then complete with an
- * error. wl->armed stays set until the last one has completed. */
-static void iocp_accept_stop(struct pt_worker *w, struct pt_wlisten *wl)
-{
-	struct pool *pl = &I(w)->pools[wl - w->wl];
-
-	pl->on = false;
-	wl->armed = false;
-	if (!w->stopping)
-		return;
-	for (struct iop *o = pl->head; o; o = o->next)
-		if (o->s != INVALID_SOCKET) {
-			closesocket(o->s);
-			o->s = INVALID_SOCKET;
-		}
-}
-
-static void pool_unlink(struct pt_worker *w, struct iop *o)
-{
-	struct iocp_w *p = I(w);
-	struct pool *pl = &p->pools[o->idx];
-
-	for (struct iop **pp = &pl->head; *pp; pp = &(*pp)->next)
-		if (*pp == o) {
-			*pp = o->next;
-			break;
-		}
-	pl->n--;
-	p->accepts--;
-}
-
-static unsigned reap_sec(const struct pt_wlisten *wl)
-{
-	int d = wl->l->opts.defer_accept_sec;
-
-	return d > 0 ? (unsigned)d : REAP_SEC;
-}
-
-/* SO_CONNECT_TIME: seconds since the client connected, 0xFFFFFFFF while not connected. A
- * posted accept that has been connected for the reap time without one byte is closed. */
-static void reap_fn(pt_timer_t *t, void *arg)
-{
-	struct pt_worker *w = arg;
-	struct iocp_w *p = I(w);
-
-	for (unsigned i = 0; i < w->nwl; i++)
-		for (struct iop *o = p->pools[i].head; o; o = o->next) {
-			DWORD sec = 0xFFFFFFFF;
-			int len = sizeof sec;
-			if (o->s == INVALID_SOCKET ||
-			    getsockopt(o->s, SOL_SOCKET, SO_CONNECT_TIME, (char *)&sec, &len) ||
-			    sec == 0xFFFFFFFF || sec < reap_sec(&w->wl[i]))
-				continue;
-			closesocket(o->s);          /* its accept completes with an error */
-			o->s = INVALID_SOCKET;
-		}
-	if (!w->stopping)
-		pt_timer_arm(w, t, 1000);
-}
-
-static void on_accept_done(struct pt_worker *w, struct iop *o, DWORD n, int err)
-{
-	struct pt_wlisten *wl = &w->wl[o->idx];
-	SOCKET s = o->s;
-
-	pool_unlink(w, o);
-	if (err || s == INVALID_SOCKET || w->stopping) {
-		if (s != INVALID_SOCKET)
-			closesocket(s);
-		iop_put(w, o);
-		if (err == -ENOBUFS || err == -ENOMEM)
-			pt__accept_error(w, wl, err);
-		else
-			pool_fill(w, wl);
-		acc_release(w);
-		return;
-	}
-	SOCKET ls = S(wl->fd);
-	BOOL one = TRUE;
-	setsockopt(s, SOL_SOCKET, SO_UPDATE_ACCEPT_CONTEXT, (char *)&ls, sizeof ls);
-	setsockopt(s, IPPROTO_TCP, TCP_NODELAY, (char *)&one, sizeof one);
-	o->ov.InternalHigh = n;               /* the first bytes, for iocp_conn_start */
-	I(w)->cur_accept = o;
-	pt__accepted(w, wl, (int)(intptr_t)s);
-	if (I(w)->cur_accept) {               /* refused, or no connection object */
-		I(w)->cur_accept = NULL;
-		iop_put(w, o);
-	}
-	pool_fill(w, wl);
-	acc_release(w);
 }
 
 /* ---- receive ---- */
@@ -477,7 +216,7 @@ static void recv0_post(struct pt_worker *w, struct pt_conn *c)
 {
 	if ((c->flags & PT_C_BE_RX) || !want_rx(c))
 		return;
-	struct iop *o = iop_get(w, OP_RECV0);
+	struct iop *o = pt__iop_get(w, OP_RECV0);
 	if (!o) {
 		c->flags &= ~PT_C_RX_ARMED;
 		pt__rx_end(c, -ENOMEM);
@@ -488,7 +227,7 @@ static void recv0_post(struct pt_worker *w, struct pt_conn *c)
 	WSABUF b = { 0, NULL };
 	DWORD fl = 0;
 	int rc = WSARecv(S(c->fd), &b, 1, NULL, &fl, &o->ov, NULL);
-	submitted(w, o, rc, rc ? WSAGetLastError() : 0);
+	pt__iocp_submitted(w, o, rc, rc ? WSAGetLastError() : 0);
 }
 
 /* Data is waiting: read it into the worker's buffer until the socket would block. */
@@ -632,9 +371,9 @@ static ssize_t iocp_send(struct pt_worker *w, struct pt_conn *c, int flags)
 	if (p->sends + pieces > WORKER_SENDS)
 		pieces = 1;                   /* the worker's bound: one at a time */
 	for (unsigned i = 0; i < pieces; i++)
-		if (!(ops[i] = iop_get(w, OP_SEND))) {
+		if (!(ops[i] = pt__iop_get(w, OP_SEND))) {
 			while (i--)
-				iop_put(w, ops[i]);
+				pt__iop_put(w, ops[i]);
 			return -ENOMEM;
 		}
 	pieces = send_cut(t, ops, pieces);
@@ -648,7 +387,7 @@ static ssize_t iocp_send(struct pt_worker *w, struct pt_conn *c, int flags)
 		op_count(w, c, o);
 		p->sends++;
 		int rc = WSASend(S(c->fd), o->buf, nb, NULL, 0, &o->ov, NULL);
-		submitted(w, o, rc, rc ? WSAGetLastError() : 0);
+		pt__iocp_submitted(w, o, rc, rc ? WSAGetLastError() : 0);
 	}
 	lead->left = pieces;
 	return 0;
@@ -667,9 +406,9 @@ static void on_send(struct pt_worker *w, struct pt_conn *c, struct iop *o, DWORD
 	if (last && c)
 		pt__tx_done(c, lead->send_err ? lead->send_err : (ssize_t)lead->sum);
 	if (o != lead)
-		iop_put(w, o);
+		pt__iop_put(w, o);
 	if (last)
-		iop_put(w, lead);
+		pt__iop_put(w, lead);
 }
 
 /* The file chunk at c's cursor, and following chunks of the same request while they fit:
@@ -685,7 +424,7 @@ static ssize_t iocp_send_file(struct pt_worker *w, struct pt_conn *c, int fd, of
 		return f == -EINTR ? -EAGAIN : f;
 	if (h == INVALID_HANDLE_VALUE)
 		return -EBADF;
-	if (!(o = iop_get(w, OP_FILE)))
+	if (!(o = pt__iop_get(w, OP_FILE)))
 		return -ENOMEM;
 	op_count(w, c, o);
 	unsigned k = 0;
@@ -718,7 +457,7 @@ static ssize_t iocp_send_file(struct pt_worker *w, struct pt_conn *c, int fd, of
 	} else {
 		ok = pTransmitPackets(S(c->fd), o->tp, k, 0, &o->ov, 0);
 	}
-	submitted(w, o, ok ? 0 : -1, ok ? 0 : WSAGetLastError());
+	pt__iocp_submitted(w, o, ok ? 0 : -1, ok ? 0 : WSAGetLastError());
 	return -EINPROGRESS;
 }
 
@@ -774,7 +513,7 @@ static void dispatch(struct pt_worker *w, OVERLAPPED_ENTRY *ev)
 	else if (o->ov.Internal != 0)         /* NTSTATUS: ask Winsock for the error */
 		err = pt__err_win(RtlNtStatusToDosError((NTSTATUS)o->ov.Internal));
 	if (o->kind == OP_ACCEPT) {
-		on_accept_done(w, o, n, err);
+		pt__iocp_accept_done(w, o, n, err);
 		return;
 	}
 	struct pt_conn *c = pt__conn_get(w, o->idx, o->gen);
@@ -782,10 +521,10 @@ static void dispatch(struct pt_worker *w, OVERLAPPED_ENTRY *ev)
 	case OP_FIRST:
 		if (c && !err)
 			on_first(w, c, o, n);
-		iop_put(w, o);
+		pt__iop_put(w, o);
 		break;
 	case OP_RECV0:
-		iop_put(w, o);
+		pt__iop_put(w, o);
 		if (!c)
 			break;
 		c->flags &= ~PT_C_BE_RX;
@@ -801,7 +540,7 @@ static void dispatch(struct pt_worker *w, OVERLAPPED_ENTRY *ev)
 		break;
 	case OP_FILE:
 		on_file(w, c, n, err);
-		iop_put(w, o);
+		pt__iop_put(w, o);
 		break;
 	}
 	if (c)
@@ -862,8 +601,8 @@ const struct pt_backend pt__iocp_backend = {
 	.probe = iocp_probe,
 	.worker_init = iocp_init,
 	.worker_fini = iocp_fini,
-	.accept_start = iocp_accept_start,
-	.accept_stop = iocp_accept_stop,
+	.accept_start = pt__iocp_accept_start,
+	.accept_stop = pt__iocp_accept_stop,
 	.conn_start = iocp_conn_start,
 	.rx_stop = iocp_rx_stop,
 	.rx_start = iocp_rx_start,
