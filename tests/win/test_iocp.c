@@ -318,21 +318,34 @@ static void script_big(pt_conn_t *c)
 	pt_conn_close(c, PT_CLOSE_GRACEFUL);
 }
 
+static char g_path[MAX_PATH];
+
+/* The test file, in the temporary directory; removed by file_cleanup (Windows cannot delete
+ * a file that is open without FILE_SHARE_DELETE, which _open does not ask for). */
 static bool file_setup(void)
 {
-	char path[MAX_PATH];
+	char dir[MAX_PATH];
 
-	snprintf(path, sizeof path, "pt-test-%lu.bin", (unsigned long)GetCurrentProcessId());
+	if (!GetTempPathA(sizeof dir, dir))
+		return false;
+	snprintf(g_path, sizeof g_path, "%spt-test-%lu.bin", dir, (unsigned long)GetCurrentProcessId());
 	g_file_len = 5u << 20;
 	g_file = pattern(g_file_len, 7);
-	int fd = _open(path, _O_CREAT | _O_TRUNC | _O_RDWR | _O_BINARY, 0600);
-	if (fd < 0 || _write(fd, g_file, (unsigned)g_file_len) != (int)g_file_len)
+	int fd = _open(g_path, _O_CREAT | _O_TRUNC | _O_RDWR | _O_BINARY, 0600);
+	if (fd < 0)
 		return false;
+	bool ok = _write(fd, g_file, (unsigned)g_file_len) == (int)g_file_len;
 	_close(fd);
-	g_file_fd = _open(path, _O_RDONLY | _O_BINARY);
-	_unlink(path);       /* stays readable while open (FILE_SHARE_DELETE is not needed:
-	                        Windows deletes it at the last close) */
+	g_file_fd = ok ? _open(g_path, _O_RDONLY | _O_BINARY) : -1;
 	return g_file_fd >= 0;
+}
+
+static void file_cleanup(void)
+{
+	if (g_file_fd >= 0)
+		_close(g_file_fd);
+	_unlink(g_path);
+	free(g_file);
 }
 
 static void transmit_case(void (*scr)(pt_conn_t *), const char *want, size_t n, ssize_t res)
@@ -535,6 +548,7 @@ int main(void)
 	run("close from the client: on_close", t_client_close);
 	run("silent client reaped by SO_CONNECT_TIME, never accepted", t_reap_silent);
 	run("stop with 20 connections open", t_shutdown_open);
+	file_cleanup();
 	printf("1..%d\n", ntest);
 	return nfail != 0;
 }
