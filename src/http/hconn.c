@@ -15,7 +15,8 @@
  * sending (a body nobody reads), the connection lingers (timeouts.c) before the engine's
  * graceful close, so that the response is not destroyed by a reset. Worker thread only.
  */
-#include "http/h2_int.h"
+#include "http/http_int.h"
+#include "util/util.h"
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

@@ -375,4 +375,17 @@ void pt__sync_stop(struct pt_http_server *s);
 /* Queues r for the pool (the pool keeps it), or answers 503 (queue full). Worker thread. */
 void pt__sync_dispatch(struct pt_http_req *r, const struct pt_route *rt);
 
+/* ---- HTTP/2 entry points (h2.c; the HTTP/1.1 side calls them without nghttp2's header) ---- */
+/* Makes c an HTTP/2 connection: from on_accept after ALPN "h2" (data NULL), or from the
+ * HTTP/1.1 input path when an h2c client preface arrived (data: the bytes so far, preface
+ * included). 0 or -ENOMEM (c is left as it was). Worker thread. */
+int pt__h2_start(struct pt_http_server *s, pt_conn_t *c, const void *data, size_t len);
+/* Whether data (len bytes, possibly fewer than 24) is a prefix of the client preface. */
+bool pt__h2_preface(const void *data, size_t len);
+/* Graceful stop, on the worker: step 0 tells every HTTP/2 client of hw that the server is
+ * going away (GOAWAY with the largest stream id: requests in flight are still taken), step 1
+ * a round trip later sends the final GOAWAY (the last stream processed); connections close
+ * when their streams are done. */
+void pt__h2_goaway_all(struct hworker *hw, int step);
+
 #endif

@@ -18,7 +18,11 @@
  */
 #include "http/parse.h"
 #include "util/defaults.h"
+#ifdef _WIN32
+#include <ws2tcpip.h>                 /* inet_pton (Windows: Winsock) */
+#else
 #include <arpa/inet.h>
+#endif
 
 #include <limits.h>
 #include <string.h>

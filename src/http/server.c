@@ -3,7 +3,8 @@
  * per-worker state (free lists, Date cache). Connections are handled in hconn.c, requests in
  * request.c, responses in response.c and hsend.c (see http_int.h for the map).
  */
-#include "http/h2_int.h"
+#include "http/http_int.h"
+#include "util/util.h"
 #include "util/defaults.h"
 #include <errno.h>
 #include <stdio.h>
@@ -107,7 +108,7 @@ PT_API pt_http_server_t *pt_http_server_create(const struct pt_http_config *cfg,
 		goto fail;
 	pt_engine_set_user(s->e, s);
 	size_t hwsize = pt_engine_workers(s->e) * sizeof *s->hw;   /* a multiple of 64 */
-	if (!(s->hw = aligned_alloc(_Alignof(struct hworker), hwsize))) {
+	if (!(s->hw = pt__aligned_alloc(_Alignof(struct hworker), hwsize))) {
 		rc = -ENOMEM;
 		goto fail;
 	}
@@ -295,7 +296,7 @@ PT_API void pt_http_server_destroy(pt_http_server_t *s)
 	for (unsigned i = 0; i < s->nroutes; i++)
 		free(s->routes[i].prefix);
 	free(s->routes);
-	free(s->hw);
+	pt__aligned_free(s->hw);
 	pt__fragcache_free(s);
 	free(s);
 }

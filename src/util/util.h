@@ -15,8 +15,35 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
-#ifndef CLOCK_MONOTONIC_COARSE          /* Windows (mingw-w64): QueryPerformanceCounter */
-#define CLOCK_MONOTONIC_COARSE CLOCK_MONOTONIC
+#include <string.h>
+
+/* ---- what the Windows C runtime (mingw-w64) lacks ----------------------------------------- */
+#ifdef _WIN32
+#include <malloc.h>
+#ifndef CLOCK_MONOTONIC_COARSE
+#define CLOCK_MONOTONIC_COARSE CLOCK_MONOTONIC    /* QueryPerformanceCounter */
+#endif
+#ifndef CLOCK_REALTIME_COARSE
+#define CLOCK_REALTIME_COARSE CLOCK_REALTIME
+#endif
+/* aligned memory has its own free on Windows */
+#define pt__aligned_alloc(align, n) _aligned_malloc((n), (align))
+#define pt__aligned_free(p) _aligned_free(p)
+
+static inline void *memmem(const void *h, size_t hl, const void *n, size_t nl)
+{
+	const char *p = h;
+
+	if (!nl)
+		return (void *)h;
+	for (; hl >= nl; p++, hl--)
+		if (*p == *(const char *)n && !memcmp(p, n, nl))
+			return (void *)p;
+	return NULL;
+}
+#else
+#define pt__aligned_alloc(align, n) aligned_alloc((align), (n))
+#define pt__aligned_free(p) free(p)
 #endif
 
 /* ---- invariants and recycling ---------------------------------------------------------------
