@@ -205,22 +205,25 @@ clean:
 -include $(shell find build -name '*.d' 2>/dev/null)
 
 # ---- Windows: the engine on I/O completion ports, cross-built with mingw-w64, run under Wine ----
-# make win          build/win: libportico.a (engine only: no TLS, no HTTP layer yet), echo.exe and
-#                   the Windows engine tests (tests/win/*.c, TAP)
+# make win          build/win: libportico.a (the engine and the HTTP/1.1 layer; no TLS, no HTTP/2:
+#                   Debian has no OpenSSL or nghttp2 for mingw-w64), echo.exe, hello.exe and the
+#                   Windows tests (tests/win/*.c)
 # make test-windows install the packages (scripts/deps.sh windows), build, run tests/win/run.sh
 WIN_CC     ?= x86_64-w64-mingw32-gcc
 WB         := build/win
 WIN_CFLAGS := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter \
-	-D_FILE_OFFSET_BITS=64 -D_WIN32_WINNT=0x0601 -Iinclude -Isrc -DPT_VERSION='"$(VERSION)"' \
+	-D_FILE_OFFSET_BITS=64 -D_WIN32_WINNT=0x0601 -D_POSIX_THREAD_SAFE_FUNCTIONS=200112L -Iinclude -Isrc -DPT_VERSION='"$(VERSION)"' \
 	-O2 -g -DPT_TESTING=1 -MMD -MP
 WIN_LIBS   := -static -lws2_32 -lmswsock -lntdll -lpthread
 WIN_CORE   := conn engine listen sendq timer post fault
-WIN_SRC    := $(WIN_CORE:%=src/engine/%.c) $(sort $(wildcard src/engine/win/*.c))
+WIN_HTTP   := $(filter-out src/http/h2%,$(wildcard src/http/*.c))
+WIN_SRC    := $(WIN_CORE:%=src/engine/%.c) $(sort $(wildcard src/engine/win/*.c)) \
+	$(sort $(WIN_HTTP) $(wildcard src/http/win/*.c))
 WIN_OBJ    := $(WIN_SRC:%.c=$(WB)/obj/%.o)
 WIN_TESTS  := $(patsubst tests/win/%.c,$(WB)/tests/%.exe,$(wildcard tests/win/test_*.c))
 
 .PHONY: win test-windows
-win: $(WB)/libportico.a $(WB)/examples/echo.exe $(WIN_TESTS)
+win: $(WB)/libportico.a $(WB)/examples/echo.exe $(WB)/examples/hello.exe $(WIN_TESTS)
 
 $(WB)/obj/%.o: %.c
 	@mkdir -p $(@D)

@@ -10,8 +10,8 @@
  * bounded however much the client sends.
  */
 #include <portico/engine.h>
+#include "stop.h"
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,59 +82,6 @@ static int on_accept(pt_conn_t *c, void *arg)
 	return 0;
 }
 
-#ifdef _WIN32
-/* Windows: Ctrl+C / Ctrl+Break / console close (the console control handler), or the end of
- * standard input (how a test harness without console events stops it), stop gracefully. */
-#include <windows.h>
-
-static HANDLE stop_event;
-
-static BOOL WINAPI on_console(DWORD ev)
-{
-	SetEvent(stop_event);
-	return TRUE;
-}
-
-static DWORD WINAPI stdin_watch(void *arg)
-{
-	char b[64];
-
-	while (fgets(b, sizeof b, stdin))
-		;
-	SetEvent(stop_event);
-	return 0;
-}
-
-static void stop_prepare(void)
-{
-	stop_event = CreateEventW(NULL, TRUE, FALSE, NULL);
-	SetConsoleCtrlHandler(on_console, TRUE);
-	CloseHandle(CreateThread(NULL, 0, stdin_watch, NULL, 0, NULL));
-}
-
-static void stop_wait(void)
-{
-	WaitForSingleObject(stop_event, INFINITE);
-}
-#else
-static sigset_t stop_set;
-
-static void stop_prepare(void)
-{
-	sigemptyset(&stop_set);
-	sigaddset(&stop_set, SIGINT);
-	sigaddset(&stop_set, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &stop_set, NULL);   /* workers inherit the mask; main waits */
-	signal(SIGPIPE, SIG_IGN);
-}
-
-static void stop_wait(void)
-{
-	int sig;
-
-	sigwait(&stop_set, &sig);
-}
-#endif
 
 static void usage(FILE *f)
 {

@@ -3,10 +3,11 @@
  *
  *   hello [-l ADDR:PORT] [-w WORKERS]
  *
- * Prints "listening on ADDR:PORT" when ready; SIGINT/SIGTERM stop it gracefully.
+ * Prints "listening on ADDR:PORT" when ready; SIGINT/SIGTERM stop it gracefully (Windows:
+ * Ctrl+C, or the end of standard input).
  */
 #include <portico/http.h>
-#include <signal.h>
+#include "stop.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +26,7 @@ int main(int argc, char **argv)
 {
 	struct pt_http_config cfg;
 	const char *addr = "127.0.0.1:8080";
-	int err, sig;
+	int err;
 
 	pt_http_config_init(&cfg);
 	for (int i = 1; i + 1 < argc; i += 2) {
@@ -38,12 +39,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	stop_prepare();
 
 	pt_http_server_t *s = pt_http_server_create(&cfg, &err);
 	if (!s) {
@@ -58,7 +54,7 @@ int main(int argc, char **argv)
 	}
 	printf("listening on %.*s:%d\n", (int)(strrchr(addr, ':') - addr), addr, pt_http_listen_port(s, li));
 	fflush(stdout);
-	sigwait(&set, &sig);
+	stop_wait();
 	pt_http_server_destroy(s);
 	return 0;
 }
