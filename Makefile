@@ -223,7 +223,8 @@ WIN_OBJ    := $(WIN_SRC:%.c=$(WB)/obj/%.o)
 WIN_TESTS  := $(patsubst tests/win/%.c,$(WB)/tests/%.exe,$(wildcard tests/win/test_*.c))
 
 .PHONY: win test-windows
-win: $(WB)/libportico.a $(WB)/examples/echo.exe $(WB)/examples/hello.exe $(WIN_TESTS)
+win: $(WB)/libportico.a $(WB)/examples/echo.exe $(WB)/examples/hello.exe $(WIN_TESTS) \
+	$(WB)/tests/integration/http_testsrv.exe
 
 $(WB)/obj/%.o: %.c
 	@mkdir -p $(@D)
@@ -237,6 +238,10 @@ $(WB)/examples/%.exe: examples/%.c $(WB)/libportico.a
 	$(WIN_CC) $(WIN_CFLAGS) -o $@ $< $(WB)/libportico.a $(WIN_LIBS)
 
 $(WB)/tests/%.exe: tests/win/%.c $(WB)/libportico.a
+	@mkdir -p $(@D)
+	$(WIN_CC) $(WIN_CFLAGS) -Itests -o $@ $< $(WB)/libportico.a $(WIN_LIBS)
+
+$(WB)/tests/integration/%.exe: tests/integration/%.c $(WB)/libportico.a
 	@mkdir -p $(@D)
 	$(WIN_CC) $(WIN_CFLAGS) -Itests -o $@ $< $(WB)/libportico.a $(WIN_LIBS)
 

@@ -32,11 +32,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "../../examples/stop.h"   /* signals; Windows: console events or the end of input */
+#ifndef O_BINARY
+#define O_BINARY 0
+#endif
 
 static int file_fd = -1;
 static pt_http_server_t *srv;
@@ -291,9 +294,9 @@ static void prefix(pt_http_req_t *r, void *arg)
 int main(int argc, char **argv)
 {
 	struct pt_http_config cfg;
-	int err, sig;
+	int err;
 
-	if (argc < 2 || (file_fd = open(argv[1], O_RDONLY)) < 0) {
+	if (argc < 2 || (file_fd = open(argv[1], O_RDONLY | O_BINARY)) < 0) {
 		fprintf(stderr, "usage: http_testsrv FILE [MAX_CONNS]\n");
 		return 2;
 	}
@@ -319,12 +322,7 @@ int main(int argc, char **argv)
 		cfg.timeouts.entity_body = 10000;
 		cfg.timeouts.min_send_rate = 1000;
 	}
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	stop_prepare();
 	if (!(srv = pt_http_server_create(&cfg, &err)))
 		return 1;
 	static const struct { const char *p; pt_http_handler_fn fn; void *arg; unsigned fl; } routes[] = {
@@ -368,7 +366,7 @@ int main(int argc, char **argv)
 		return 1;
 	printf("listening on 127.0.0.1:%d%s\n", pt_http_listen_port(srv, li), tls ? " (tls)" : "");
 	fflush(stdout);
-	sigwait(&set, &sig);
+	stop_wait();
 	pt_http_server_destroy(srv);
 	if (tls)
 		pt_tls_destroy(tls);

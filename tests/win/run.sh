@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The Windows build under Wine (make test-windows): the engine tests of the Windows build
-# (build/win/tests/*.exe, TAP), then the echo example (echo.exe on the IOCP backend) driven
+# (build/win/tests/*.exe, TAP), the HTTP layer's black-box test (tests/integration/http_api.py
+# against http_testsrv.exe), then the echo example (echo.exe on the IOCP backend) driven
 # from the Linux side over loopback by the Linux echo_stress client: many clients byte-exact,
 # pipelining, clients that vanish, a client that never reads, shutdown with connections open.
 # Wine runs in its own prefix under /tmp (created on first use: wineboot takes ~15 s), with
@@ -97,6 +98,19 @@ stop_echo() { # fd pid secs: close its input, wait for the exit status (124: kil
 	wait "$2" 2>/dev/null
 	return 124
 }
+
+# ---- the HTTP layer on IOCP: tests/integration/http_api.py against http_testsrv.exe ----
+log=$tmp/http_api.log
+PT_WINE=1 timeout -k 5 180 python3 tests/integration/http_api.py >"$log" 2>&1
+rc=$?
+while IFS= read -r line; do
+	case "$line" in
+	"ok "*) tap 0 "http_api: ${line#ok * - }" ;;
+	"not ok "*) tap 1 "http_api: ${line#not ok * - }" ;;
+	"#"*) echo "$line" ;;
+	esac
+done <"$log"
+[ $rc -eq 0 ] || tap 1 "http_api.py exits 0 (exit $rc)"
 
 if ! start_echo srvA; then
 	tap 1 "echo.exe starts under wine and prints its port within 30 s"
