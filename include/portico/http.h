@@ -76,7 +76,8 @@ struct pt_http_config {
 	int defer_accept_sec;        /* TCP_DEFER_ACCEPT on listeners: 0 = off */
 	bool h2c;                    /* plaintext listeners also take HTTP/2 with prior knowledge
 	                                (a connection that opens with the client preface); over
-	                                TLS, HTTP/2 is chosen by ALPN ("h2" in the context's list) */
+	                                TLS, HTTP/2 is chosen by ALPN ("h2" in the context's list).
+	                                The Windows build has no HTTP/2: -ENOTSUP at create */
 	int backlog;                 /* listen(2) backlog: 0 = 4096 */
 	unsigned proxy_protocol;     /* PT_PROXY_V1 | PT_PROXY_V2 on every listener: connections
 	                                open with a PROXY header (engine.h), read within

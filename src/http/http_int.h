@@ -387,5 +387,7 @@ bool pt__h2_preface(const void *data, size_t len);
  * a round trip later sends the final GOAWAY (the last stream processed); connections close
  * when their streams are done. */
 void pt__h2_goaway_all(struct hworker *hw, int step);
+/* Whether this build has HTTP/2 (h2.c: yes; the Windows build: no, see win/h2_none.c). */
+bool pt__h2_available(void);
 
 #endif

@@ -54,6 +54,8 @@ static int check(const struct pt_http_config *c)
 		return -EINVAL;
 	if (c->server_header && (strlen(c->server_header) > 100 || strpbrk(c->server_header, "\r\n")))
 		return -EINVAL;
+	if (c->h2c && !pt__h2_available())
+		return -ENOTSUP;             /* a build without HTTP/2 (Windows) */
 	return 0;
 }
 

@@ -6,6 +6,7 @@
  * byte. Cases mirror tests/unit/engine/ where they apply on Windows.
  */
 #include <portico/engine.h>
+#include <portico/http.h>
 #include <fcntl.h>
 #include <io.h>
 #include <stdatomic.h>
@@ -529,6 +530,25 @@ static void t_shutdown_open(void)
 	pt_engine_destroy(e);
 }
 
+/* What the Windows build does not have is refused, never faked. */
+static void t_refused(void)
+{
+	struct pt_http_config hc;
+	struct pt_tls_config tc;
+	char msg[200] = "";
+	int err = 0;
+
+	pt_http_config_init(&hc);
+	hc.h2c = true;
+	CHECK(!pt_http_server_create(&hc, &err) && err == -ENOTSUP);
+	pt_tls_config_init(&tc);
+	CHECK(!pt_tls_create(&tc, msg, sizeof msg) && strstr(msg, "Windows"));
+	struct pt_engine_config ec;
+	pt_engine_config_init(&ec);
+	ec.backend = PT_BACKEND_EPOLL;
+	CHECK(!pt_engine_create(&ec, &err) && err == -ENOTSUP);
+}
+
 int main(void)
 {
 	WSADATA d;
@@ -548,6 +568,7 @@ int main(void)
 	run("close from the client: on_close", t_client_close);
 	run("silent client reaped by SO_CONNECT_TIME, never accepted", t_reap_silent);
 	run("stop with 20 connections open", t_shutdown_open);
+	run("HTTP/2, TLS and the Linux backends are refused, not faked", t_refused);
 	file_cleanup();
 	printf("1..%d\n", ntest);
 	return nfail != 0;

@@ -1,12 +1,16 @@
 /*
  * HTTP/2 in the Windows build: not available. Debian packages no libnghttp2 for mingw-w64 and
  * Portico takes its dependencies from Debian only, so h2.c and h2_stream.c are not built.
- * There is no TLS there either (no ALPN "h2"); a client that sends the HTTP/2 preface to a
- * listener with cfg.h2c is disconnected (the start fails, the connection is reset): nothing
- * pretends to speak HTTP/2.
+ * There is no TLS there either (no ALPN "h2"), and a configuration asking for h2c is refused
+ * by pt_http_server_create with -ENOTSUP: nothing pretends to speak HTTP/2.
  */
 #include "http/http_int.h"
 #include <errno.h>
+
+bool pt__h2_available(void)
+{
+	return false;
+}
 
 int pt__h2_start(struct pt_http_server *s, pt_conn_t *c, const void *data, size_t len)
 {
