@@ -21,3 +21,8 @@ void pt__h2_goaway_all(struct hworker *hw, int step)
 {
 	/* no HTTP/2 connections exist */
 }
+
+void pt__h2_worker_free(struct hworker *hw)
+{
+	/* no HTTP/2 streams were ever allocated: nothing is on the free lists */
+}
