@@ -4,9 +4,15 @@
  */
 #include "engine/proxy.h"
 #include <portico/engine.h>
+#ifdef _WIN32
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#else
 #include <arpa/inet.h>
-#include <errno.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
+#endif
+#include <errno.h>
 #include <string.h>
 
 /* spec 2.2: the twelve bytes no HTTP, TLS or version 1 stream can start with */

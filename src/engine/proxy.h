@@ -16,7 +16,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#ifdef _WIN32
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#else
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
+#endif
 
 #define PT_PROXY_HDR_MAX 4096u         /* a longer header is refused (nginx refuses the same) */
 #define PT_PROXY_V1_MAX 107u           /* the longest version 1 line, CRLF included (spec 2.1) */

@@ -9,12 +9,17 @@
 #ifndef PT_UTIL_CIDR_H
 #define PT_UTIL_CIDR_H
 
+#ifdef _WIN32
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#else
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
+#endif
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #define PT_CIDR_MAX 32                 /* prefixes in one list */
 
