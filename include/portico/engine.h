@@ -296,6 +296,10 @@ PT_API int pt_conn_send(pt_conn_t *c, const void *buf, size_t len, unsigned flag
 
 /* Queued bytes not yet handed to the kernel. */
 PT_API size_t pt_conn_send_queued(const pt_conn_t *c);
+/* Bytes of c's output the peer has not acknowledged: queued here, plus what the kernel holds
+ * (sent or not; Linux SIOCOUTQ; Windows has no such query and counts the queue only). Worker
+ * thread. */
+PT_API size_t pt_conn_unacked(const pt_conn_t *c);
 /* Asks for one on_drain when every queued byte has been handed to the kernel (at once, from
  * the loop, if nothing is queued). Useful after PT_SEND_COPY sends, whose callbacks run before
  * their bytes leave. 0 or -EINVAL. */

@@ -239,10 +239,10 @@ void pt__listeners_free(struct pt_engine *e)
 static void accept_rest(struct pt_worker *w, struct pt_wlisten *wl)
 {
 	for (unsigned i = 0; i < ACCEPT_REST_MAX && !w->stop_abort; i++) {
-		int fd = accept4(wl->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = pt__sock_accept(wl->fd);
 		if (fd >= 0)
 			pt__accepted(w, wl, fd);
-		else if (errno != EINTR && errno != ECONNABORTED)
+		else if (fd != -EINTR && fd != -ECONNABORTED)
 			return;
 	}
 }

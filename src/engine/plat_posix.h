@@ -13,6 +13,8 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdbool.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/sendfile.h>
@@ -136,6 +138,53 @@ static inline void *pt__mem_map(size_t n)
 static inline void pt__mem_unmap(void *p, size_t n)
 {
 	munmap(p, n);
+}
+
+/* One connection waiting on listening socket fd, non-blocking: its descriptor, or -errno. */
+static inline int pt__sock_accept(int fd)
+{
+	int c = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+	return c >= 0 ? c : -errno;
+}
+
+/* net.ipv4.tcp_migrate_req (Linux 5.14): 1 when set, 0 when not, -1 when the system has no
+ * such setting. */
+static inline int pt__migrate_req(void)
+{
+	char v = 0;
+	int fd = open("/proc/sys/net/ipv4/tcp_migrate_req", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	ssize_t n = read(fd, &v, 1);
+	close(fd);
+	return n == 1 ? v != '0' : -1;
+}
+
+/* Whether a socket already listens on sa: binding it without SO_REUSEPORT says so (only a
+ * listening socket refuses SO_REUSEADDR). */
+static inline bool pt__addr_listened(const struct sockaddr *sa, socklen_t len)
+{
+	int one = 1, fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	bool taken;
+
+	if (fd < 0)
+		return false;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (sa->sa_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+	taken = bind(fd, sa, len) < 0 && errno == EADDRINUSE;
+	close(fd);
+	return taken;
+}
+
+/* Bytes in fd's send buffer not yet acknowledged by the peer, or -errno. */
+static inline int pt__sock_outq(int fd)
+{
+	int n = 0;
+
+	return ioctl(fd, SIOCOUTQ, &n) == 0 ? n : -errno;
 }
 
 /* Returns the heap's free pages to the kernel. */

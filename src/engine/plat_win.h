@@ -66,6 +66,13 @@ void pt__sock_linger0(int fd);
 void pt__sock_shutdown_wr(int fd);
 bool pt__sock_has_input(int fd);
 unsigned pt__cpu_count(void);
+int pt__sock_accept(int fd);
+int pt__sock_outq(int fd);          /* -ENOTSUP: no such query */
+int pt__migrate_req(void);         /* -1: Windows has no such setting */
+bool pt__addr_listened(const struct sockaddr *sa, socklen_t len);
+void *pt__mem_map(size_t n);
+void pt__mem_unmap(void *p, size_t n);
+void pt__mem_trim(void);
 unsigned long pt__fd_limit(void);
 
 #endif

@@ -266,6 +266,16 @@ PT_API size_t pt_conn_send_queued(const pt_conn_t *c)
 	return c ? c->sq_bytes : 0;
 }
 
+PT_API size_t pt_conn_unacked(const pt_conn_t *c)
+{
+	int n;
+
+	if (!c)
+		return 0;
+	n = pt__sock_outq(c->fd);
+	return c->sq_bytes + (n > 0 ? (size_t)n : 0);
+}
+
 PT_API uint64_t pt_conn_bytes_sent(const pt_conn_t *c)
 {
 	return c ? c->sent : 0;

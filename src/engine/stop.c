@@ -12,10 +12,7 @@
  */
 #include "engine/engine_int.h"
 #include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <string.h>
-#include <unistd.h>
 
 void pt__stop_owe(struct pt_conn *c)
 {
@@ -50,41 +47,11 @@ void pt__stop_deliver(struct pt_conn *c)
 
 /* ---- the handover hint ---- */
 
-/* net.ipv4.tcp_migrate_req (Linux 5.14): 1 when set, 0 when not, -1 when the kernel lacks it. */
-static int migrate_req(void)
-{
-	char v = 0;
-	int fd = open("/proc/sys/net/ipv4/tcp_migrate_req", O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return -1;
-	ssize_t n = read(fd, &v, 1);
-	close(fd);
-	return n == 1 ? v != '0' : -1;
-}
-
-/* Whether a socket already listens on sa: binding it without SO_REUSEPORT says so (only a
- * listening socket refuses SO_REUSEADDR). Port 0 picks a free port: nobody is there. */
-static bool someone_listens(const struct sockaddr *sa, socklen_t len)
-{
-	int one = 1, fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	bool taken;
-
-	if (fd < 0)
-		return false;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-	if (sa->sa_family == AF_INET6)
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-	taken = bind(fd, sa, len) < 0 && errno == EADDRINUSE;
-	close(fd);
-	return taken;
-}
-
 void pt__handover_hint(struct pt_engine *e, const struct sockaddr *sa, socklen_t len)
 {
 	const struct sockaddr_in *in4 = (const struct sockaddr_in *)sa;
 
-	if (in4->sin_port == 0 || !someone_listens(sa, len) || migrate_req() != 0)
+	if (in4->sin_port == 0 || !pt__addr_listened(sa, len) || pt__migrate_req() != 0)
 		return;
 	pt__log(e, 1, "another socket listens on port %u (a handover?): the connections queued on "
 		"a listener when it closes are reset while sysctl net.ipv4.tcp_migrate_req is 0; "

@@ -24,7 +24,6 @@
 #include "http/http_int.h"
 #include "util/util.h"
 #include <errno.h>
-#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -62,7 +61,7 @@ static void pool_housekeep(pt_timer_t *t, void *arg)
 	}
 	pt__req_pool_free(hw);
 	pt__h2_worker_free(hw);                  /* HTTP/2 streams and sends kept for reuse */
-	malloc_trim(0);
+	pt__heap_trim();
 }
 
 static void pool_watch(struct hworker *hw, pt_conn_t *c)

@@ -16,8 +16,6 @@
  */
 #include "http/http_int.h"
 #include <errno.h>
-#include <linux/sockios.h>
-#include <sys/ioctl.h>
 
 #define RATE_WINDOW_MS 2000u
 
@@ -183,11 +181,8 @@ void pt__phase_update(struct hconn *h)
  * (sent or not). */
 static uint32_t unacked(const struct hconn *h)
 {
-	size_t q = pt_conn_send_queued(h->c);
-	int n = 0;
+	size_t q = pt_conn_unacked(h->c);
 
-	if (ioctl(pt_conn_fd(h->c), SIOCOUTQ, &n) == 0 && n > 0)
-		q += (size_t)n;
 	return q < UINT32_MAX ? (uint32_t)q : UINT32_MAX;
 }
 

@@ -29,6 +29,8 @@
 /* aligned memory has its own free on Windows */
 #define pt__aligned_alloc(align, n) _aligned_malloc((n), (align))
 #define pt__aligned_free(p) _aligned_free(p)
+/* free heap pages back to the system */
+#define pt__heap_trim() _heapmin()
 
 static inline void *memmem(const void *h, size_t hl, const void *n, size_t nl)
 {
@@ -42,8 +44,10 @@ static inline void *memmem(const void *h, size_t hl, const void *n, size_t nl)
 	return NULL;
 }
 #else
+#include <malloc.h>
 #define pt__aligned_alloc(align, n) aligned_alloc((align), (n))
 #define pt__aligned_free(p) free(p)
+#define pt__heap_trim() malloc_trim(0)
 #endif
 
 /* ---- invariants and recycling ---------------------------------------------------------------

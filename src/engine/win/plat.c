@@ -5,6 +5,7 @@
 #include "engine/plat.h"
 #include <fcntl.h>
 #include <io.h>
+#include <malloc.h>
 
 static const struct { int wsa; int err; } wsa_map[] = {
 	{ WSAEWOULDBLOCK, EAGAIN },      { WSAEINTR, EINTR },
@@ -192,4 +193,58 @@ unsigned pt__cpu_count(void)
 unsigned long pt__fd_limit(void)
 {
 	return 0;
+}
+
+int pt__sock_accept(int fd)
+{
+	SOCKET s = accept((SOCKET)(intptr_t)fd, NULL, NULL);
+
+	if (s == INVALID_SOCKET)
+		return pt__sock_err();
+	int c = (int)(intptr_t)s, err = pt__sock_nonblock(c);
+	if (err < 0) {
+		closesocket(s);
+		return err;
+	}
+	return c;
+}
+
+int pt__migrate_req(void)
+{
+	return -1;
+}
+
+/* Binding without SO_REUSEADDR fails with WSAEADDRINUSE while a socket listens there. */
+bool pt__addr_listened(const struct sockaddr *sa, socklen_t len)
+{
+	SOCKET s = socket(sa->sa_family, SOCK_STREAM, IPPROTO_TCP);
+	bool taken;
+
+	if (s == INVALID_SOCKET)
+		return false;
+	taken = bind(s, sa, len) == SOCKET_ERROR && WSAGetLastError() == WSAEADDRINUSE;
+	closesocket(s);
+	return taken;
+}
+
+void *pt__mem_map(size_t n)
+{
+	return VirtualAlloc(NULL, n, MEM_COMMIT | MEM_RESERVE, PAGE_READWRITE);
+}
+
+void pt__mem_unmap(void *p, size_t n)
+{
+	(void)n;
+	VirtualFree(p, 0, MEM_RELEASE);
+}
+
+void pt__mem_trim(void)
+{
+	_heapmin();
+}
+
+int pt__sock_outq(int fd)
+{
+	(void)fd;
+	return -ENOTSUP;
 }
