@@ -4,6 +4,7 @@
 #ifndef PT_ENGINE_PLAT_POSIX_H
 #define PT_ENGINE_PLAT_POSIX_H
 
+#include "util/util.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -190,7 +191,7 @@ static inline int pt__sock_outq(int fd)
 /* Returns the heap's free pages to the kernel. */
 static inline void pt__mem_trim(void)
 {
-	malloc_trim(0);
+	pt__heap_trim();                   /* util.h: not under ASan */
 }
 
 /* CPUs this process may run on. */

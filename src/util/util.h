@@ -47,7 +47,10 @@ static inline void *memmem(const void *h, size_t hl, const void *n, size_t nl)
 #include <malloc.h>
 #define pt__aligned_alloc(align, n) aligned_alloc((align), (n))
 #define pt__aligned_free(p) free(p)
-#define pt__heap_trim() malloc_trim(0)
+/* under ASan the heap is ASan's (which gives pages back itself): glibc's trim would only touch
+ * glibc's arenas, which ASan's threads do not use, and it upsets glibc's arena accounting at
+ * thread exit */
+#define pt__heap_trim() do { if (!PT_ASAN) malloc_trim(0); } while (0)
 #endif
 
 /* ---- invariants and recycling ---------------------------------------------------------------
