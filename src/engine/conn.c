@@ -428,17 +428,12 @@ static void reject(struct pt_conn *c)
 	pt__pending(c);
 }
 
-void pt__accepted(struct pt_worker *w, struct pt_wlisten *wl, int fd)
+/* A fresh connection object for descriptor fd: counted, on list l, its timer ready. */
+static void conn_init(struct pt_worker *w, struct pt_conn *c, int fd, uint32_t flags,
+		      enum pt_clist l)
 {
-	struct pt_engine *e = w->e;
-	struct pt_conn *c;
-
-	if (w->stop_abort || !(c = conn_alloc(w))) {  /* stopping: served, then told (stop.c) */
-		pt__sock_close(fd);
-		return;
-	}
-	c->fd = fd;                       /* TCP_NODELAY comes from the listener */
-	c->flags = PT_C_LIVE;
+	c->fd = fd;
+	c->flags = flags;
 	c->ops = NULL;
 	c->user = NULL;
 	c->inflight = 0;
@@ -448,11 +443,22 @@ void pt__accepted(struct pt_worker *w, struct pt_wlisten *wl, int fd)
 		memset(pt_conn_area(c), 0, w->e->cfg.conn_area);
 	pt_timer_init(&c->timer, conn_timer_fn, c);
 	c->state = PT_CONN_BUSY;
-	list_append(w, c, PT_L_SILENT);
+	list_append(w, c, l);
 	w->nconns++;
-	atomic_fetch_add_explicit(&e->conns, 1, memory_order_relaxed);
-	CNT_ADD(w, accepts, 1);
+	atomic_fetch_add_explicit(&w->e->conns, 1, memory_order_relaxed);
 	CNT_ADD(w, conns, 1);
+}
+
+void pt__accepted(struct pt_worker *w, struct pt_wlisten *wl, int fd)
+{
+	struct pt_conn *c;
+
+	if (w->stop_abort || !(c = conn_alloc(w))) {  /* stopping: served, then told (stop.c) */
+		pt__sock_close(fd);
+		return;
+	}
+	conn_init(w, c, fd, PT_C_LIVE, PT_L_SILENT);   /* TCP_NODELAY comes from the listener */
+	CNT_ADD(w, accepts, 1);
 	limit_reached(w, c);   /* at the limit now: make room, or pause further accepts */
 	if (wl->l->opts.proxy_protocol) {
 		if (pt__proxy_accept(c, wl->l) < 0) {   /* untrusted source: closed, counted */
@@ -484,21 +490,7 @@ struct pt_conn *pt__conn_outbound(struct pt_worker *w, int fd)
 
 	if (!c)
 		return NULL;
-	c->fd = fd;
-	c->flags = PT_C_LIVE | PT_C_CONNECTING | PT_C_PAUSED | PT_C_GOT_DATA;
-	c->ops = NULL;
-	c->user = NULL;
-	c->inflight = 0;
-	c->sent = 0;
-	c->accept_ms = (uint32_t)w->now_ms;
-	if (w->e->cfg.conn_area)
-		memset(pt_conn_area(c), 0, w->e->cfg.conn_area);
-	pt_timer_init(&c->timer, conn_timer_fn, c);
-	c->state = PT_CONN_BUSY;
-	list_append(w, c, PT_L_BUSY);
-	w->nconns++;
-	atomic_fetch_add_explicit(&w->e->conns, 1, memory_order_relaxed);
-	CNT_ADD(w, conns, 1);
+	conn_init(w, c, fd, PT_C_LIVE | PT_C_CONNECTING | PT_C_PAUSED | PT_C_GOT_DATA, PT_L_BUSY);
 	return c;
 }
 
