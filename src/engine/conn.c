@@ -53,12 +53,16 @@ static char *block_map(struct pt_worker *w)
 {
 	if (pt__fault(PT_FAULT_ALLOC))
 		return NULL;
-	return pt__mem_map(block_bytes(w));
+	char *blk = pt__mem_map(block_bytes(w));
+	if (blk)
+		PT_LSAN_ROOT(blk, block_bytes(w));
+	return blk;
 }
 
 static void block_unmap(struct pt_worker *w, char *blk)
 {
 	PT_UNPOISON(blk, block_bytes(w));
+	PT_LSAN_UNROOT(blk, block_bytes(w));
 	pt__mem_unmap(blk, block_bytes(w));
 }
 
@@ -663,7 +667,25 @@ static bool input_pending(int fd)
 	return pt__sock_has_input(fd);
 }
 
-/* Graceful close: flush, FIN, then linger while the peer still sends, up to the deadline. */
+/* The peer has not acknowledged all we sent: it may still send (an HTTP/2 client's
+ * WINDOW_UPDATE for the data it is reading), and closing now would answer that with RST, which
+ * makes its kernel drop what it has not read yet. Input wakes the close up; so does this timer,
+ * every ACKWAIT_POLL_MS, to see whether the acknowledgements arrived (the close deadline still
+ * bounds it). */
+#define ACKWAIT_POLL_MS 20u
+
+static void ack_wait(struct pt_conn *c)
+{
+	int32_t left = (int32_t)(c->close_by - (uint32_t)c->w->now_ms);
+
+	if (left <= 0)
+		return;                        /* the deadline timer is due */
+	c->flags |= PT_C_ACKWAIT;
+	pt_timer_arm(c->w, &c->timer, (unsigned)left < ACKWAIT_POLL_MS ? (unsigned)left : ACKWAIT_POLL_MS);
+}
+
+/* Graceful close: flush, FIN, then linger while the peer still sends or has not acknowledged
+ * everything, up to the deadline. */
 static void close_graceful_step(struct pt_conn *c)
 {
 	pt__tx_run(c);
@@ -677,12 +699,15 @@ static void close_graceful_step(struct pt_conn *c)
 		c->flags |= PT_C_SHUT_WR | PT_C_LINGER;
 		pt__sock_shutdown_wr(c->fd);
 	}
-	if ((c->flags & PT_C_EOF) || !input_pending(c->fd)) {
+	bool input = !(c->flags & PT_C_EOF) && input_pending(c->fd);
+	if ((c->flags & PT_C_EOF) || (!input && pt__sock_outq(c->fd) <= 0)) {
 		begin_final(c);
 		return;
 	}
 	c->flags &= ~PT_C_PAUSED;
 	c->w->be->rx_start(c->w, c);           /* read to see the FIN, discarding data */
+	if (!input)
+		ack_wait(c);
 }
 
 static void process_closing(struct pt_conn *c)
@@ -753,6 +778,14 @@ static void conn_timer_fn(pt_timer_t *t, void *arg)
 {
 	struct pt_conn *c = arg;
 
+	if (c->flags & PT_C_ACKWAIT) {   /* closing: look at the acknowledgements again */
+		c->flags &= ~PT_C_ACKWAIT;
+		if ((int32_t)(c->close_by - (uint32_t)c->w->now_ms) > 0) {
+			pt_timer_arm(c->w, &c->timer, c->close_by - (uint32_t)c->w->now_ms);
+			pt__pending(c);
+			return;
+		}
+	}
 	if (c->flags & PT_C_CLOSING) {   /* the close deadline: stop being polite */
 		c->flags |= PT_C_ABORT;
 		pt__pending(c);
@@ -811,6 +844,7 @@ PT_API int pt_conn_close(pt_conn_t *c, int how)
 	if (!(c->flags & PT_C_CLOSING)) {
 		c->flags |= PT_C_CLOSING;
 		relist(c);
+		c->close_by = (uint32_t)(c->w->now_ms + c->w->e->cfg.shutdown_ms);
 		pt_timer_arm(c->w, &c->timer, c->w->e->cfg.shutdown_ms);
 	}
 	if (how == PT_CLOSE_ABORT)

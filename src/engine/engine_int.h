@@ -120,6 +120,7 @@ enum {
 	PT_C_PROXY     = 1u << 20,  /* PROXY header awaited (with PT_C_PREACCEPT): proxy_conn.c */
 	PT_C_CONNECTING= 1u << 21,  /* outbound, connect in progress (connect.c) */
 	PT_C_STOP_OWED = 1u << 19,  /* the engine stops: on_stop (or a graceful close) is due */
+	PT_C_ACKWAIT   = 1u << 22,  /* closing: FIN sent, the peer has not acknowledged all data */
 };
 
 struct pt_conn {
@@ -150,6 +151,7 @@ struct pt_conn {
 	uint32_t stash_len, stash_cap;
 	struct pt_tls_conn *tls;          /* TLS transport state, or NULL (plaintext) */
 	uint32_t accept_ms;               /* worker clock at accept (low 32 bits) */
+	uint32_t close_by;                /* closing: when the close must be over (same clock) */
 	struct pt_proxy_conn *px;         /* PROXY listener: header state and the client address */
 };
 

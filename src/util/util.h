@@ -97,9 +97,17 @@ __attribute__((noreturn, cold)) static inline void pt__assert_fail(const char *w
 #include <sanitizer/asan_interface.h>
 #define PT_POISON(p, n)   ASAN_POISON_MEMORY_REGION((p), (n))
 #define PT_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+/* LeakSanitizer scans the heap, stacks and globals, not our own mappings: what a connection
+ * block points to (a TLS state, a PROXY state) would look leaked while the connection lives.
+ * Register such mappings as roots. */
+#include <sanitizer/lsan_interface.h>
+#define PT_LSAN_ROOT(p, n)   __lsan_register_root_region((p), (n))
+#define PT_LSAN_UNROOT(p, n) __lsan_unregister_root_region((p), (n))
 #else
 #define PT_POISON(p, n)   ((void)(p), (void)(n))
 #define PT_UNPOISON(p, n) ((void)(p), (void)(n))
+#define PT_LSAN_ROOT(p, n)   ((void)(p), (void)(n))
+#define PT_LSAN_UNROOT(p, n) ((void)(p), (void)(n))
 #endif
 
 /* ---- monotonic clock ------------------------------------------------------------------------ */
