@@ -430,7 +430,7 @@ static ssize_t file_window(struct pt_conn *c, struct cursor *k, size_t want, siz
 		size_t avail = ch->file.len - k->off;
 		size_t n = budget > want ? budget : want;
 		n = n < avail ? n : avail;
-		n = n < PT_TLS_FILL ? n : PT_TLS_FILL;
+		n = n < sizeof c->w->tlsw->ra ? n : sizeof c->w->tlsw->ra;
 		ssize_t got = pread(ch->file.fd, ra, n, ch->file.offset + (off_t)k->off);
 		if (got <= 0)
 			return got == 0 ? -EIO : (errno == EINTR ? 0 : -errno);
@@ -516,16 +516,33 @@ static ssize_t record_plain(struct pt_conn *c, struct cursor *k, size_t rec, siz
 	return (ssize_t)n;
 }
 
-/* Encrypts up to PT_TLS_FILL plaintext bytes from the send cursor into the open buffer. */
+/* Bytes queued at the cursor, counted up to limit. */
+static size_t cursor_rest(struct cursor k, size_t limit)
+{
+	size_t n = 0;
+
+	while (n < limit && cursor_settle(&k)) {
+		n += pt__chunk_len(&k.r->chunks[k.i]) - k.off;
+		k.off = pt__chunk_len(&k.r->chunks[k.i]);
+	}
+	return n;
+}
+
+/* Encrypts PT_TLS_FILL plaintext bytes from the send cursor into the open buffer, or all that
+ * is queued when that is at most PT_TLS_TAIL more: a response's last bytes (a 64 KiB file
+ * after its header) then leave in the same send, not in one of their own. */
 static int encrypt(struct pt_conn *c)
 {
 	struct pt_tls_conn *t = c->tls;
 	struct cursor k = { .r = c->sq_send, .i = c->sq_send->cur, .off = c->sq_send->off };
 	struct pt_sreq *last = k.r;
-	size_t total = 0;
+	size_t total = 0, limit = cursor_rest(k, PT_TLS_FILL + PT_TLS_TAIL + 1);
 
-	while (total < PT_TLS_FILL) {
+	if (limit > PT_TLS_FILL + PT_TLS_TAIL)
+		limit = PT_TLS_FILL;
+	while (total < limit) {
 		size_t rec = record_size(t, c->w->now_ms);
+		rec = rec < limit - total ? rec : limit - total;
 		if (out_reserve(t, 0) < 0)
 			return -ENOMEM;
 		if (t->out->cap - t->out->len < rec + PT_TLS_REC_OVERHEAD && total)
@@ -533,7 +550,7 @@ static int encrypt(struct pt_conn *c)
 		if (out_reserve(t, rec + PT_TLS_REC_OVERHEAD) < 0)
 			return -ENOMEM;
 		const unsigned char *p = NULL;
-		ssize_t n = record_plain(c, &k, rec, PT_TLS_FILL - total, &p);
+		ssize_t n = record_plain(c, &k, rec, limit - total, &p);
 		if (n <= 0) {
 			if (n < 0)
 				return (int)n;

@@ -30,7 +30,8 @@ struct ssl_st;
 #define PT_TLS_REC_SMALL 1369u         /* one TCP segment with the record overhead */
 #define PT_TLS_REC_OVERHEAD 256u       /* bound on header + nonce + tag + padding */
 #define PT_TLS_FILL (4u * PT_TLS_REC_MAX) /* plaintext encrypted per ciphertext buffer */
-#define PT_TLS_BUF_CAP (4u * (PT_TLS_REC_MAX + PT_TLS_REC_OVERHEAD))
+#define PT_TLS_TAIL 4096u              /* the last bytes of the queue may join a full buffer */
+#define PT_TLS_BUF_CAP (4u * (PT_TLS_REC_MAX + PT_TLS_REC_OVERHEAD) + PT_TLS_TAIL + PT_TLS_REC_OVERHEAD)
 #define PT_TLS_SMALL_UNTIL (64u * 1024) /* small records for the first bytes of a connection */
 #define PT_TLS_IDLE_MS 1000u           /* ... and again after this long without a send */
 #define PT_TLS_BUF_FREE_MAX 64u        /* ciphertext buffers kept per worker for reuse */
@@ -75,7 +76,7 @@ struct pt_tls_conn {
 struct pt_tls_worker {
 	unsigned char plain[PT_TLS_REC_MAX];     /* SSL_read output */
 	unsigned char rec[PT_TLS_REC_MAX];       /* a record gathered from small pieces */
-	unsigned char ra[PT_TLS_FILL];           /* file bytes read ahead: one pread per buffer */
+	unsigned char ra[PT_TLS_FILL + PT_TLS_TAIL]; /* file bytes read ahead: one pread per buffer */
 	struct pt_tls_buf *buf_free;
 	unsigned nbuf_free;
 	struct pt_tls_conn *hs_head, *hs_tail;   /* handshakes in progress, oldest first */
