@@ -27,6 +27,7 @@ struct pt_fcache {
 	struct fentry *tab[BUCKETS];
 	struct fentry *fifo_head, *fifo_tail;   /* eviction order */
 	unsigned count, max;
+	uint64_t copied;                        /* bytes read by pt_fcache_bytes, linked entries */
 	int rootfd;
 	const struct pt_fcache_opts *o;
 	struct pt_fcache_stats *stats;          /* or NULL: not counted */
@@ -97,6 +98,9 @@ static void unlink_entry(struct pt_fcache *fc, struct fentry *e)
 	else
 		fc->fifo_tail = e->fifo_prev;
 	fc->count--;
+	e->linked = false;
+	if (e->data && !e->small)
+		fc->copied -= (uint64_t)e->st.st_size;
 	STAT(fc, entries, -1);
 	STAT(fc, bytes, -held(e));
 	pt_fentry_unref(e);                     /* the cache's own reference */
@@ -111,21 +115,33 @@ void pt_fcache_free(struct pt_fcache *fc)
 	free(fc);
 }
 
-/* Reads a small regular file whole (the response cache). Leaves data NULL on any doubt. */
-static void load_small(struct fentry *e, size_t max)
+/* Reads a regular file of at most max bytes whole. Leaves data NULL on any doubt. */
+static bool load(struct fentry *e, size_t max)
 {
 	if (!S_ISREG(e->st.st_mode) || (uint64_t)e->st.st_size > max || e->st.st_size == 0)
-		return;
+		return false;
 	size_t n = (size_t)e->st.st_size;
 	char *buf = malloc(n);
 	if (!buf)
-		return;
+		return false;
 	ssize_t k = pread(e->fd, buf, n, 0);
 	if (k != (ssize_t)n) {
 		free(buf);
-		return;
+		return false;
 	}
 	e->data = buf;
+	return true;
+}
+
+const char *pt_fcache_bytes(struct pt_fcache *fc, struct fentry *e)
+{
+	if (e->data || e->err || !e->linked || fc->copied + (uint64_t)e->st.st_size > fc->o->copy_budget)
+		return e->data;
+	if (load(e, fc->o->copy_max)) {
+		fc->copied += (uint64_t)e->st.st_size;
+		STAT(fc, bytes, held(e));
+	}
+	return e->data;
 }
 
 /* Which of name.br, name.zst, name.gz exist as regular files. */
@@ -178,7 +194,7 @@ static struct fentry *entry_open(struct pt_fcache *fc, const char *name, size_t 
 		e->with_variants = with_variants;
 		if (fc->o->precompressed && with_variants)
 			e->avail = variants(fc->rootfd, e->path, n, fc->o->follow_symlinks);
-		load_small(e, fc->o->small_max);
+		e->small = load(e, fc->o->small_max);
 	}
 	return e;
 }
@@ -224,6 +240,7 @@ static void insert(struct pt_fcache *fc, struct fentry *e)
 	else
 		fc->fifo_head = e;
 	fc->fifo_tail = e;
+	e->linked = true;
 	STAT(fc, entries, 1);
 	STAT(fc, bytes, held(e));
 	if (++fc->count > fc->max)

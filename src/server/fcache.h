@@ -20,6 +20,9 @@ struct pt_fcache_opts {
 	bool precompressed;         /* look for name.br / .zst / .gz */
 	unsigned ttl_ms;            /* revalidate entries older than this (1000) */
 	size_t small_max;           /* files up to this size are kept in memory (64 KiB) */
+	size_t copy_max;            /* larger files up to this size may be too, for sends that
+				     * copy anyway (pt_fcache_bytes) */
+	size_t copy_budget;         /* bytes of such files per worker */
 	unsigned max_entries;       /* per worker (4096) */
 };
 
@@ -39,6 +42,8 @@ struct fentry {
 	unsigned avail;                         /* PT_ENC_* variants present */
 	bool with_variants;                     /* avail is kept up to date */
 	char *data;                             /* whole content for small files, or NULL */
+	bool small;                             /* data: read because the file is small */
+	bool linked;                            /* in the cache (not evicted or replaced) */
 	size_t path_len;
 	char path[];                            /* normalized path, NUL-terminated */
 };
@@ -69,5 +74,11 @@ static inline bool pt_fcache_transient(int err)
 	return err == -EMFILE || err == -ENFILE || err == -ENOMEM;
 }
 void pt_fentry_unref(struct fentry *e);
+/* e's bytes in memory for a connection whose sends copy them anyway (TLS encrypted in user
+ * space; HTTP/2 over TLS): a read from memory instead of a pread per 64 KiB or per frame.
+ * Read now if e is a cached regular file of at most copy_max bytes and the worker's
+ * copy_budget has room, else NULL (send the file range). The bytes live as long as e. fc's
+ * worker only. */
+const char *pt_fcache_bytes(struct pt_fcache *fc, struct fentry *e);
 
 #endif

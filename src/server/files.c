@@ -45,6 +45,7 @@ struct rq {                     /* the request being answered */
 	uint64_t t0;                /* the worker's clock at the handler call (us), with f->obs */
 	struct pt_wmetrics *wm;     /* the worker's counters, or NULL */
 	bool stale;                 /* the connection predates the configuration: close it */
+	bool copy;                  /* the connection's sends copy the bytes (TLS in user space) */
 };
 
 struct reply {                  /* the response being assembled */
@@ -86,6 +87,16 @@ static bool is_tls(pt_http_req_t *r)
 	pt_conn_t *c = pt_http_req_conn(r);
 
 	return c && pt_conn_is_tls(c);
+}
+
+/* Whether r's connection encrypts in user space, so file bytes are read and copied anyway:
+ * then bytes in memory beat a file range (a pread per 64 KiB, or per HTTP/2 frame); without
+ * TLS or with kernel TLS, sendfile sends larger files without a copy. */
+static bool sends_copy(pt_http_req_t *r)
+{
+	struct pt_tls_info ti;
+
+	return is_tls(r) && pt_conn_tls_info(pt_http_req_conn(r), &ti) == 0 && !ti.ktls;
 }
 
 /* The fields every response of the site gets: HSTS on TLS (RFC 6797 7.2: never over
@@ -158,20 +169,22 @@ static void zsent(pt_http_req_t *r, void *arg, ssize_t res)
 	pt_zbuf_unref(arg);
 }
 
-static struct pt_http_chunk entry_chunk(const struct fentry *e, uint64_t off, uint64_t len)
+static struct pt_http_chunk entry_chunk(const struct rq *q, const struct fentry *e, uint64_t off,
+				       uint64_t len)
 {
-	if (e->data)
+	if (e->data && (e->small || q->copy))
 		return (struct pt_http_chunk){ .kind = PT_HTTP_CHUNK_MEM, .mem = { e->data + off, len } };
 	return (struct pt_http_chunk){ .kind = PT_HTTP_CHUNK_FILE,
 				       .file = { e->fd, (off_t)off, (int64_t)len } };
 }
 
-static struct pt_http_chunk body_chunk(const struct rep *p, uint64_t off, uint64_t len)
+static struct pt_http_chunk body_chunk(const struct rq *q, const struct rep *p, uint64_t off,
+				      uint64_t len)
 {
 	if (p->zb)
 		return (struct pt_http_chunk){ .kind = PT_HTTP_CHUNK_MEM,
 					       .mem = { p->zb->data + off, len } };
-	return entry_chunk(p->e, off, len);
+	return entry_chunk(q, p->e, off, len);
 }
 
 /* Sends with a reference on what the chunks point into, dropped when the send completes. */
@@ -202,7 +215,7 @@ static bool error_page(struct rq *q, unsigned status, const char *xname, const c
 
 	if (ok) {
 		struct rep p = { .e = e };
-		struct pt_http_chunk c = entry_chunk(e, 0, (uint64_t)e->st.st_size);
+		struct pt_http_chunk c = entry_chunk(q, e, 0, (uint64_t)e->st.st_size);
 		add(&rp, "Content-Type", e->mime);
 		if (xname)
 			add(&rp, xname, xvalue);
@@ -303,7 +316,7 @@ static void multipart(struct rq *q, const struct rep *p, struct reply *rp,
 	for (unsigned i = 0; i < n; i++) {
 		c[k++] = (struct pt_http_chunk){ .kind = PT_HTTP_CHUNK_MEM,
 						 .mem = { buf + parts[i].off, parts[i].len } };
-		c[k++] = body_chunk(p, rg[i].first, rg[i].last - rg[i].first + 1);
+		c[k++] = body_chunk(q, p, rg[i].first, rg[i].last - rg[i].first + 1);
 	}
 	c[k++] = (struct pt_http_chunk){ .kind = PT_HTTP_CHUNK_MEM, .mem = { buf + parts[n].off, parts[n].len } };
 	/* the part heads live in buf: BUFFER copies them (the file parts are not memory) */
@@ -362,18 +375,21 @@ static void send_ranges(struct rq *q, struct rep *p, struct reply *rp, const cha
 	struct pt_range rg[MAX_RANGES];
 	int n = use_range && rv.p ? pt_range_parse(rv.p, rv.n, p->size, rg, MAX_RANGES) : 0;
 
+	if (q->copy && !p->zb && q->fc)
+		pt_fcache_bytes(q->fc, p->e);
+
 	if (n == -416) {
 		snprintf(rp->crange, sizeof rp->crange, "bytes */%llu", (unsigned long long)p->size);
 		simple(q, 416, "Content-Range", rp->crange);
 	} else if (n == 1) {
 		pt_range_content_range(rp->crange, sizeof rp->crange, &rg[0], p->size);
 		add(rp, "Content-Range", rp->crange);
-		struct pt_http_chunk c = body_chunk(p, rg[0].first, rg[0].last - rg[0].first + 1);
+		struct pt_http_chunk c = body_chunk(q, p, rg[0].first, rg[0].last - rg[0].first + 1);
 		send_held(q, p, 206, rp, &c, 1, 0);
 	} else if (n > 1) {
 		multipart(q, p, rp, rg, (unsigned)n, ctype);
 	} else {
-		struct pt_http_chunk c = body_chunk(p, 0, p->size);
+		struct pt_http_chunk c = body_chunk(q, p, 0, p->size);
 		send_held(q, p, 200, rp, &c, p->size ? 1 : 0, 0);
 	}
 }
@@ -611,11 +627,12 @@ void pt_files_handle(pt_http_req_t *r, void *arg)
 	const struct pt_snapshot *snap = pt_vhosts_for_conn(&f->vh, w,
 		now - pt_conn_age_ms(pt_http_req_conn(r)), now, &stale);
 	struct pt_http_str host = pt_http_req_authority(r);
-	struct rq q = { f, r, pt_snapshot_site(snap, host.p, host.n), NULL, w, 0, NULL, stale };
+	struct rq q = { f, r, pt_snapshot_site(snap, host.p, host.n), NULL, w, 0, NULL, stale, false };
 	char norm[PATH_MAX];
 	size_t nlen;
 
 	q.fc = pt_site_cache(q.site, w);
+	q.copy = sends_copy(r);
 	if (f->obs)
 		q.t0 = pt_obs_start(f->obs, w, wk);
 	if (f->metrics && (q.wm = pt_metrics_worker(f->metrics, w)) && q.fc)
