@@ -520,7 +520,9 @@ static int submit_head(struct h2stream *st, unsigned status, const struct pt_htt
 
 	if (!v || !low)
 		goto out;
-	snprintf(code, sizeof code, "%03u", status % 1000);
+	status %= 1000;
+	code[0] = (char)('0' + status / 100), code[1] = (char)('0' + status / 10 % 10);
+	code[2] = (char)('0' + status % 10);
 	v[k++] = nv(":status", 7, code, 3);
 	pt__date_refresh(hw);
 	v[k++] = nv("date", 4, hw->date + 6, hw->date_len - 8);      /* "Date: " ... CRLF */
@@ -538,8 +540,7 @@ static int submit_head(struct h2stream *st, unsigned status, const struct pt_htt
 		at += (unsigned)nl;
 	}
 	if (cl >= 0 && status != 204 && status != 304)
-		v[k++] = nv("content-length", 14, len,
-			    (size_t)snprintf(len, sizeof len, "%lld", (long long)cl));
+		v[k++] = nv("content-length", 14, len, pt__fmt_u64(len, (uint64_t)cl));
 	nghttp2_data_provider prd = { .source.ptr = st, .read_callback = pt__h2_read_cb };
 	rc = nghttp2_submit_response(h2->ng, st->id, v, k, data ? &prd : NULL) == 0 ? 0 : -EPROTO;
 out:
