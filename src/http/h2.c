@@ -362,7 +362,11 @@ int pt__h2_start(struct pt_http_server *s, pt_conn_t *c, const void *data, size_
 	h2->s = s;
 	h2->c = c;
 	h2->hw = pt__hw(s, c);
-	if (nghttp2_session_server_new2(&h2->ng, cbs, h2, opts) != 0 || submit_settings(h2) != 0) {
+	if (!h2->hw->h2mem && (h2->hw->h2mem = malloc(sizeof *h2->hw->h2mem)))
+		pt__h2_mem_init(h2->hw->h2mem);
+	if (!h2->hw->h2mem ||
+	    nghttp2_session_server_new3(&h2->ng, cbs, h2, opts, &h2->hw->h2mem->mem) != 0 ||
+	    submit_settings(h2) != 0) {
 		h2_free(h2);
 		return -ENOMEM;
 	}

@@ -136,6 +136,17 @@ struct h2conn {
 	bool preface_done;
 };
 
+/* h2_mem.c: the nghttp2 allocator of one worker's sessions (worker thread only) */
+#define H2M_CLASSES 7u                /* 64 ... 4096 bytes */
+struct h2pool {
+	nghttp2_mem mem;              /* passed to nghttp2_session_server_new3 */
+	struct h2m_free *free[H2M_CLASSES];
+	unsigned nfree[H2M_CLASSES];
+};
+void pt__h2_mem_init(struct h2pool *p);
+/* Gives the kept blocks back to malloc (the pool stays usable). */
+void pt__h2_mem_trim(struct h2pool *p);
+
 /* h2.c (its entry points for the HTTP/1.1 side are in http_int.h) */
 /* Runs nghttp2's output while the connection can take it. */
 void pt__h2_flush(struct h2conn *h2);

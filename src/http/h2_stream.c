@@ -90,6 +90,8 @@ void pt__h2_worker_free(struct hworker *hw)
 		free(o);
 	}
 	hw->nst_free = hw->nout_free = 0;
+	if (hw->h2mem)
+		pt__h2_mem_trim(hw->h2mem);
 }
 
 /* ---- streams ---- */

@@ -219,6 +219,8 @@ struct hworker {
 	struct h2stream *st_free;         /* HTTP/2 streams and sends for reuse (h2_stream.c) */
 	struct h2out *out_free;
 	unsigned nst_free, nout_free;
+	struct h2pool *h2mem;             /* nghttp2's memory (h2_mem.c), made with the first
+					     HTTP/2 connection */
 	pt_timer_t trim;                  /* empties the free lists once requests stop (request.c) */
 	uint64_t nreqs, trim_mark;        /* requests made; the count at the last trim check */
 	long date_sec;

@@ -285,6 +285,8 @@ void pt__hworker_free(struct hworker *hw)
 {
 	pt__req_pool_free(hw);
 	pt__h2_worker_free(hw);
+	free(hw->h2mem);
+	hw->h2mem = NULL;
 }
 
 PT_API void pt_http_server_destroy(pt_http_server_t *s)
