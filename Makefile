@@ -222,9 +222,24 @@ WIN_SRC    := $(WIN_CORE:%=src/engine/%.c) $(sort $(wildcard src/engine/win/*.c)
 WIN_OBJ    := $(WIN_SRC:%.c=$(WB)/obj/%.o)
 WIN_TESTS  := $(patsubst tests/win/%.c,$(WB)/tests/%.exe,$(wildcard tests/win/test_*.c))
 
+# portico.exe: src/server/ without its Linux-only files (the openat2 walk, signals, the
+# brotli/zstd codecs), plus src/server/win/: the POSIX interfaces the C runtime lacks
+# (win/posix.h, force-included; win/include/ holds the missing POSIX headers), the docroot walk
+# with NtCreateFile, the console control handler, gzip only (Debian's libz-mingw-w64-dev)
+WIN_SRV_LINUX := src/server/path_open.c src/server/sys_posix.c src/server/compress_more.c
+WIN_SRV_SRC := $(filter-out $(WIN_SRV_LINUX),$(sort $(wildcard src/server/*.c))) \
+	$(sort $(wildcard src/server/win/*.c))
+WIN_SRV_OBJ := $(WIN_SRV_SRC:%.c=$(WB)/obj/%.o)
+$(WIN_SRV_OBJ): WIN_CFLAGS += -Isrc/server/win/include -include src/server/win/posix.h
+
 .PHONY: win test-windows
 win: $(WB)/libportico.a $(WB)/examples/echo.exe $(WB)/examples/hello.exe $(WIN_TESTS) \
-	$(WB)/tests/integration/http_testsrv.exe
+	$(WB)/tests/integration/http_testsrv.exe $(WB)/portico.exe
+
+$(WB)/obj/src/server/status.o: src/server/status.html
+
+$(WB)/portico.exe: $(WIN_SRV_OBJ) $(WB)/libportico.a
+	$(WIN_CC) $(WIN_CFLAGS) -o $@ $(WIN_SRV_OBJ) $(WB)/libportico.a -lz $(WIN_LIBS)
 
 $(WB)/obj/%.o: %.c
 	@mkdir -p $(@D)
@@ -250,4 +265,4 @@ test-windows:
 	@$(MAKE) --no-print-directory win
 	@tests/win/run.sh
 
--include $(WIN_OBJ:.o=.d)
+-include $(WIN_OBJ:.o=.d) $(WIN_SRV_OBJ:.o=.d)

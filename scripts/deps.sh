@@ -9,7 +9,7 @@ for set in "$@"; do
 	build) ;;
 	test) want+=(libcmocka-dev clang libclang-rt-14-dev python3 curl media-types openssl testssl.sh brotli zstd python3-h2 python3-hyperframe python3-hpack nghttp2-client chromium python3-prometheus-client fonts-dejavu-core) ;;
 	fuzz) want+=(clang libclang-rt-14-dev) ;;
-	windows) want+=(gcc-mingw-w64-x86-64 wine64 wine python3) ;;
+	windows) want+=(gcc-mingw-w64-x86-64 libz-mingw-w64-dev wine64 wine python3 curl) ;;
 	bench) want+=(nginx-light wrk python3 curl util-linux openssl h2o nghttp2-client gnuplot-nox haproxy) ;;
 	deploy) want+=(haproxy iproute2 python3) ;;
 	*) echo "deps.sh: unknown set '$set'" >&2; exit 2 ;;

@@ -8,20 +8,19 @@
  * times as long for 2%, and the identity body is served until the copy is ready); larger
  * ones get gzip 6, brotli 6 and zstd 11 (about 10x faster) so that a big bundle does not hold a
  * compression thread for seconds.
+ *
+ * gzip is here; brotli and zstd are in compress_more.c, which the Windows build replaces with
+ * win/compress.c (Debian has zlib for mingw-w64, not brotli or zstd).
  */
 #include "server/compress.h"
 #include "server/encoding.h"
 
-#include <brotli/encode.h>
 #include <errno.h>
+#include <stdint.h>
 #include <zlib.h>
-#include <zstd.h>
-#include <zstd_errors.h>
 
 #define BIG (1u << 20)
 #define GZIP_LEVEL(n) ((n) <= BIG ? 9 : 6)
-#define BROTLI_QUALITY(n) ((n) <= BIG ? 10 : 6)
-#define ZSTD_LEVEL(n) ((n) <= BIG ? 19 : 11)
 
 static ssize_t gzip_buf(const void *in, size_t n, void *out, size_t cap)
 {
@@ -43,35 +42,12 @@ static ssize_t gzip_buf(const void *in, size_t n, void *out, size_t cap)
 	return r;
 }
 
-static ssize_t brotli_buf(const void *in, size_t n, void *out, size_t cap)
-{
-	size_t len = cap;
-
-	if (!BrotliEncoderCompress(BROTLI_QUALITY(n), BROTLI_DEFAULT_WINDOW, BROTLI_MODE_GENERIC, n,
-				   in, &len, out))
-		return -E2BIG;  /* the library does not tell "too small" from "no memory" */
-	return (ssize_t)len;
-}
-
-static ssize_t zstd_buf(const void *in, size_t n, void *out, size_t cap)
-{
-	size_t len = ZSTD_compress(out, cap, in, n, ZSTD_LEVEL(n));
-
-	if (ZSTD_isError(len))
-		return ZSTD_getErrorCode(len) == ZSTD_error_memory_allocation ? -ENOMEM : -E2BIG;
-	return (ssize_t)len;
-}
-
 ssize_t pt_compress(unsigned enc, const void *in, size_t n, void *out, size_t cap)
 {
 	switch (enc) {
 	case PT_ENC_GZIP:
 		return gzip_buf(in, n, out, cap);
-	case PT_ENC_BR:
-		return brotli_buf(in, n, out, cap);
-	case PT_ENC_ZSTD:
-		return zstd_buf(in, n, out, cap);
 	default:
-		return -EINVAL;
+		return pt__compress_more(enc, in, n, out, cap);
 	}
 }

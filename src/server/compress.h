@@ -15,4 +15,11 @@
  * the codec's own scratch memory; any thread, concurrently; blocking (CPU). */
 ssize_t pt_compress(unsigned enc, const void *in, size_t n, void *out, size_t cap);
 
+/* The codings pt_compress produces in this build (PT_ENC_* bits): all three on Linux, gzip
+ * only on Windows (win/compress.c: Debian has zlib for mingw-w64, not brotli or zstd). */
+extern const unsigned pt_compress_encs;
+
+/* The codings other than gzip (compress_more.c; on Windows win/compress.c: -EINVAL). */
+ssize_t pt__compress_more(unsigned enc, const void *in, size_t n, void *out, size_t cap);
+
 #endif

@@ -4,6 +4,7 @@
  * which only turns text into a struct pt_server_config.
  */
 #include "server/config.h"
+#include "server/path.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -92,22 +93,12 @@ int pt_config_check_tls(const struct pt_server_config *c, unsigned tls_listeners
 
 int pt_config_open_dir(const char *dir, char *err, size_t errlen)
 {
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), e;
+	bool enter;
+	int fd = pt_path_open_dir(dir, &enter);
 
-	if (fd < 0) {
-		e = errno;
-		snprintf(err, errlen, "docroot '%s': %s", dir, strerror(e));
-		return -e;
-	}
-	/* serving needs search permission, listing and index lookups need read (checked
-	 * by the open above) */
-	if (faccessat(fd, ".", X_OK, AT_EACCESS) < 0) {
-		e = errno;
-		snprintf(err, errlen, "docroot '%s': cannot enter the directory: %s", dir,
-			 strerror(e));
-		close(fd);
-		return -e;
-	}
+	if (fd < 0)
+		snprintf(err, errlen, "docroot '%s': %s%s", dir,
+			 enter ? "cannot enter the directory: " : "", strerror(-fd));
 	return fd;
 }
 

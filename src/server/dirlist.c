@@ -2,6 +2,7 @@
  * Directory listings (see dirlist.h), moved out of files.c unchanged.
  */
 #include "server/dirlist.h"
+#include "server/path.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -95,18 +96,13 @@ static void write_page(FILE *out, const char *path, char **names, size_t n)
 
 int pt_dirlist_page(int dirfd, const char *path, char **page, size_t *len)
 {
-	/* a new open file description: a dup() would share (and exhaust) the cached offset */
-	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), e = errno;
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	DIR *d = pt_path_opendir(dirfd);
 	char **names;
 	size_t n;
 	FILE *out;
 
-	if (!d) {
-		if (fd >= 0)
-			close(fd);
-		return fd >= 0 ? -ENOMEM : -e;
-	}
+	if (!d)
+		return -errno;
 	names = read_names(d, &n);
 	closedir(d);
 	if (n)

@@ -19,6 +19,7 @@
  * 301 to the https URL.
  */
 #include "server/files.h"
+#include "server/compress.h"
 #include "server/alog.h"
 #include "server/counter.h"
 #include "server/dirlist.h"
@@ -357,7 +358,7 @@ static void choose_copy(struct rq *q, struct fentry *base, struct rep *p)
 		return;
 	p->vary = true;
 	ae = pt_http_req_header(q->r, "Accept-Encoding");
-	enc = pt_enc_choose(ae.p, ae.n, PT_ENC_ALL);
+	enc = pt_enc_choose(ae.p, ae.n, pt_compress_encs);
 	if (!enc)
 		return;
 	zb = pt_zcache_get(q->f->zc, &base->st, base->etag, enc, base->fd);

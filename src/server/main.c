@@ -27,30 +27,17 @@
 #include "server/mime.h"
 #include "server/obs.h"
 #include "server/reload.h"
+#include "server/sys.h"
 #include "server/vhost.h"
 #include "server/zcache.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
-#include <pwd.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
-
-static void raise_nofile(void)
-{
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
-}
 
 /* Opens (or, on SIGHUP, reopens) the error log onto stderr. */
 static int open_error_log(const struct pt_server_config *c)
@@ -179,23 +166,6 @@ static int socket_activation(pt_http_server_t *s, struct pt_server_config *c,
 	return 0;
 }
 
-static int drop_privileges(const char *user)
-{
-	struct passwd *pw = getpwnam(user);
-
-	if (!pw) {
-		fprintf(stderr, "portico: --user %s: no such user\n", user);
-		return -1;
-	}
-	/* the user's own groups (from the group database), not root's, not none */
-	if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
-	    setuid(pw->pw_uid) < 0) {
-		fprintf(stderr, "portico: --user %s: %s\n", user, strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
 static int listen_addr(pt_http_server_t *s, const char *addr, pt_tls_t *tls)
 {
 	int li = tls ? pt_http_listen_tls(s, addr, tls) : pt_http_listen(s, addr);
@@ -292,23 +262,18 @@ static void log_counters(pt_http_server_t *s, bool tls)
 	fflush(stderr);
 }
 
-/* Serves SIGHUP and SIGUSR1 until a stop signal: returns it (SIGTERM or SIGINT). */
+/* Serves SIGHUP and SIGUSR1 (or their Windows twins, sys.h) until a stop: returns it
+ * (PT_SYS_STOP or PT_SYS_INTERRUPT). */
 static int wait_for_stop(pt_http_server_t *s, struct pt_alog *alog,
 			 const struct pt_server_config *c, struct pt_reload *rl)
 {
-	sigset_t set;
-	int sig = 0;
+	int ev, err;
 
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGUSR1);
-	int err;
 	for (;;) {
-		if (sigwait(&set, &sig) != 0 || (sig != SIGHUP && sig != SIGUSR1))
-			return sig;
-		if (sig == SIGUSR1) {
+		ev = pt_sys_wait();
+		if (ev != PT_SYS_RELOAD && ev != PT_SYS_COUNTERS)
+			return ev;
+		if (ev == PT_SYS_COUNTERS) {
 			log_counters(s, rl->tls != NULL);
 			continue;
 		}
@@ -326,32 +291,13 @@ static int wait_for_stop(pt_http_server_t *s, struct pt_alog *alog,
  * graceful stop follows. Another SIGTERM or a SIGINT cuts the delay short. */
 static void drain(struct pt_files *f, const struct pt_server_config *c)
 {
-	struct timespec end, now, left;
-	sigset_t set;
-
 	if (!c->drain_delay_ms)
 		return;
 	atomic_store(&f->draining, true);
 	fprintf(stderr, "portico: draining for %u.%03u s (/healthz answers 503), then stopping\n",
 		c->drain_delay_ms / 1000, c->drain_delay_ms % 1000);
 	fflush(stderr);
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	clock_gettime(CLOCK_MONOTONIC, &end);
-	end.tv_sec += c->drain_delay_ms / 1000;
-	end.tv_nsec += (long)(c->drain_delay_ms % 1000) * 1000000;
-	if (end.tv_nsec >= 1000000000)
-		end.tv_sec++, end.tv_nsec -= 1000000000;
-	for (;;) {
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		left.tv_sec = end.tv_sec - now.tv_sec;
-		left.tv_nsec = end.tv_nsec - now.tv_nsec;
-		if (left.tv_nsec < 0)
-			left.tv_sec--, left.tv_nsec += 1000000000;
-		if (left.tv_sec < 0 || sigtimedwait(&set, NULL, &left) >= 0 || errno != EINTR)
-			return;                        /* over, a second signal, or timed out */
-	}
+	pt_sys_wait_stop(c->drain_delay_ms);
 }
 
 /* The counters, the request observation and the admin listener (--admin), bound now.
@@ -512,7 +458,7 @@ static int serve(struct pt_server_config *c, struct pt_reload *rl)
 	files.alog = alog;
 	if ((*c->access_log && !alog) || listen_all(s, c, &act, tls) < 0 ||
 	    setup_files(&files, rl, workers) < 0 || setup_obs(&files, c, s, &admin) < 0 ||
-	    (*c->user && drop_privileges(c->user) < 0) ||
+	    (*c->user && pt_sys_drop_user(c->user) < 0) ||
 	    pt_http_route(s, "/", pt_files_handle, &files, 0) < 0)
 		goto out;
 	files_https(&files, s, c, tls);
@@ -524,7 +470,7 @@ static int serve(struct pt_server_config *c, struct pt_reload *rl)
 	announce(s, c, tls);
 	if (start_admin(admin, c) < 0)
 		goto out;
-	if (wait_for_stop(s, alog, c, rl) == SIGTERM)
+	if (wait_for_stop(s, alog, c, rl) == PT_SYS_STOP)
 		drain(&files, c);
 	pt_http_server_stop(s);                    /* the admin listener answers meanwhile */
 	rc = 0;
@@ -585,15 +531,7 @@ int main(int argc, char **argv)
 	else if (rc == 0 && open_error_log(c) < 0)
 		rc = 1;
 	else if (rc == 0 && (rc = check_docroots(c)) == 0) {
-		sigset_t set;          /* blocked in every thread; the main thread waits for them */
-		sigemptyset(&set);
-		sigaddset(&set, SIGINT);
-		sigaddset(&set, SIGTERM);
-		sigaddset(&set, SIGHUP);
-		sigaddset(&set, SIGUSR1);
-		pthread_sigmask(SIG_BLOCK, &set, NULL);
-		signal(SIGPIPE, SIG_IGN);
-		raise_nofile();
+		pt_sys_prepare();      /* before any thread: the workers inherit the signal mask */
 		rc = serve(c, &rl);
 	}
 	pt_config_free(c);

@@ -31,7 +31,7 @@ struct pt_metrics *pt_metrics_new(unsigned workers)
 
 	if (!m)
 		return NULL;
-	m->w = aligned_alloc(64, workers * sizeof *m->w);
+	m->w = pt__aligned_alloc(64, workers * sizeof *m->w);
 	if (!m->w) {
 		free(m);
 		return NULL;
@@ -49,7 +49,7 @@ void pt_metrics_free(struct pt_metrics *m)
 {
 	if (!m)
 		return;
-	free(m->w);
+	pt__aligned_free(m->w);
 	free(m);
 }
 

@@ -45,7 +45,7 @@ struct pt_obs *pt_obs_new(unsigned workers, struct pt_metrics *m, struct pt_alog
 	*err = 0;
 	if (!m && !pt_alog_is_json(l))
 		return NULL;
-	if (!(o = calloc(1, sizeof *o)) || !(o->w = aligned_alloc(64, workers * sizeof *o->w))) {
+	if (!(o = calloc(1, sizeof *o)) || !(o->w = pt__aligned_alloc(64, workers * sizeof *o->w))) {
 		free(o);
 		*err = -ENOMEM;
 		return NULL;
@@ -67,7 +67,7 @@ void pt_obs_free(struct pt_obs *o)
 			o->w[i].free = q->next;
 			free(q);
 		}
-	free(o->w);
+	pt__aligned_free(o->w);
 	free(o);
 }
 

@@ -8,7 +8,10 @@
  *     ambiguous (NUL, encoded '/' or '\', raw '\', control bytes, invalid or overlong UTF-8)
  *     and removes dot-segments (RFC 3986 5.2.4), refusing a ".." that would climb above "/".
  *  2. pt_path_open() opens the result relative to a directory descriptor of the docroot with
- *     openat2(RESOLVE_BENEATH), so even a symlink planted inside the tree cannot escape.
+ *     openat2(RESOLVE_BENEATH), so even a symlink planted inside the tree cannot escape
+ *     (path_open.c). Windows has no openat2: win/path_open.c walks the path one component
+ *     at a time with NtCreateFile relative to the parent's handle, never following a
+ *     reparse point, and refuses the names Windows would alias (see there).
  *
  * Policy, chosen here and documented for the server:
  *  - Every rejection by pt_path_normalize is -400: the request is malformed or deliberately
@@ -25,6 +28,7 @@
 #ifndef PT_SERVER_PATH_H
 #define PT_SERVER_PATH_H
 
+#include <dirent.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/stat.h>
@@ -71,5 +75,14 @@ int pt_path_normalize(const char *target_path, size_t len, char *out, size_t out
  * -> 500. Thread: any; blocking (it does file-system lookups). */
 int pt_path_open(int rootfd, const char *rel, bool follow_symlinks, int *fd_out,
 		 struct stat *st);
+
+/* Opens the directory dir (a docroot) for pt_path_open: a descriptor the caller owns, or
+ * -errno. It must be readable and searchable: when it opens but cannot be entered,
+ * *cannot_enter is set. Thread: any; blocking. */
+int pt_path_open_dir(const char *dir, bool *cannot_enter);
+
+/* A new directory stream on the directory dirfd (from pt_path_open: its own position, so
+ * listing it twice lists everything twice), to closedir(); or NULL with errno set. */
+DIR *pt_path_opendir(int dirfd);
 
 #endif

@@ -19,13 +19,22 @@
 
 #define ULL(x) ((unsigned long long)(x))
 
-__asm__(".section .rodata\n"
+/* the assembler of PE (Windows) knows neither .previous nor .pushsection: there the page goes
+ * in .rdata and the assembly returns to .text (top-level asm comes before any function) */
+#ifdef _WIN32
+#define RODATA ".section .rdata,\"dr\"\n"
+#define RODATA_END ".text\n"
+#else
+#define RODATA ".section .rodata\n"
+#define RODATA_END ".previous\n"
+#endif
+__asm__(RODATA
 	".balign 16\n"
 	"pt__status_html:\n"
 	".incbin \"src/server/status.html\"\n"
 	"pt__status_html_end:\n"
 	".byte 0\n"
-	".previous\n");
+	RODATA_END);
 extern const char pt__status_html[] __asm__("pt__status_html")
 	__attribute__((visibility("hidden")));
 extern const char pt__status_html_end[] __asm__("pt__status_html_end")

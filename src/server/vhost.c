@@ -3,6 +3,7 @@
  * SIGHUP makes (see vhost.h for the rules on threads and lifetimes).
  */
 #include "server/vhost.h"
+#include "util/util.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -236,7 +237,7 @@ struct pt_fcache *pt_site_cache(const struct pt_site *site, unsigned w)
 int pt_vhosts_init(struct pt_vhosts *v, struct pt_snapshot *s, unsigned nworkers,
 		   unsigned keep_ms)
 {
-	v->slots = aligned_alloc(64, nworkers * sizeof(*v->slots));
+	v->slots = pt__aligned_alloc(64, nworkers * sizeof(*v->slots));
 	if (!v->slots)
 		return -ENOMEM;
 	memset(v->slots, 0, nworkers * sizeof(*v->slots));
@@ -351,7 +352,7 @@ void pt_vhosts_fini(struct pt_vhosts *v)
 		leave(&v->slots[i]);
 	pt_snapshot_unref(v->current);
 	pt_snapshot_unref(v->prev);
-	free(v->slots);
+	pt__aligned_free(v->slots);
 	v->slots = NULL;
 	pthread_mutex_destroy(&v->lock);
 }

@@ -5,6 +5,7 @@
  */
 #include "server/https.c"
 #include "server/config_check.c"
+#include "server/path_open.c"
 
 #include <setjmp.h>
 #include <stdarg.h>

@@ -9,6 +9,7 @@
 #include "server/prom.c"
 #include "server/status.c"
 #include "server/compress.c"
+#include "server/compress_more.c"
 #include "server/zcache.c"
 #include "server/encoding.c"
 

@@ -9,6 +9,7 @@
  * fallback walk used on kernels without openat2.
  */
 #include "server/path.c"
+#include "server/path_open.c"
 
 #include <setjmp.h>
 #include <stdarg.h>

@@ -12,6 +12,7 @@
 #include "server/conffile.c"
 #include "server/site.c"
 #include "server/path.c"
+#include "server/path_open.c"
 
 #include <setjmp.h>
 #include <stdarg.h>

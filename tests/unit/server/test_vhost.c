@@ -14,6 +14,7 @@
 #include "server/conffile.c"
 #include "server/site.c"
 #include "server/path.c"
+#include "server/path_open.c"
 #include "server/fcache.c"
 #include "server/cond.c"
 #include "server/mime.c"

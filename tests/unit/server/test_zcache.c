@@ -8,6 +8,7 @@
  * stays valid; freeing with work queued leaks nothing.
  */
 #include "server/compress.c"
+#include "server/compress_more.c"
 #include "server/zcache.c"
 #include "server/encoding.c"
 
