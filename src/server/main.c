@@ -521,6 +521,7 @@ int main(int argc, char **argv)
 {
 	struct pt_server_config *c = calloc(1, sizeof(*c));   /* large: not on the stack */
 	struct pt_reload rl = { .argc = argc, .argv = argv };
+	char err[256];
 	int rc;
 
 	if (!c)
@@ -528,7 +529,10 @@ int main(int argc, char **argv)
 	rc = parse(c, argc, argv);
 	if (rc == 0 && c->check_only)
 		rc = pt_check_config(c);
-	else if (rc == 0 && open_error_log(c) < 0)
+	else if (rc == 0 && pt_sys_check(c, err, sizeof err) < 0) {
+		fprintf(stderr, "portico: %s\n", err);
+		rc = 1;
+	} else if (rc == 0 && open_error_log(c) < 0)
 		rc = 1;
 	else if (rc == 0 && (rc = check_docroots(c)) == 0) {
 		pt_sys_prepare();      /* before any thread: the workers inherit the signal mask */

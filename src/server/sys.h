@@ -13,7 +13,9 @@
 #ifndef PT_SERVER_SYS_H
 #define PT_SERVER_SYS_H
 
+#include "server/config.h"
 #include <stdbool.h>
+#include <stddef.h>
 
 /* STOP: a graceful stop after --drain-delay (SIGTERM); INTERRUPT: a graceful stop at once
  * (SIGINT) */
@@ -29,6 +31,10 @@ int pt_sys_wait(void);
 /* Waits up to ms for a stop event: true if one came (it is consumed), false at the end of
  * the time. Main thread. */
 bool pt_sys_wait_stop(unsigned ms);
+
+/* Refuses the options this build cannot honour: 0, or -1 with err naming the option (the
+ * Windows build: --listen-tls, --h2c, --user). Any thread. */
+int pt_sys_check(const struct pt_server_config *c, char *err, size_t errlen);
 
 /* Gives up root for user (after binding, before the workers start): 0, or -1 after printing
  * why. Main thread. */

@@ -26,6 +26,7 @@ import tempfile
 import threading
 import time
 import traceback
+import urllib.parse
 from datetime import datetime, timezone
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
@@ -36,6 +37,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 B = os.environ.get("PT_BUILD") or os.path.join(REPO, "build", "san")
 PORTICO = os.path.join(B, "portico")
+# PT_PORTICO_CMD (tests/win/portico_win.py): the command that runs the server, split on
+# blanks ("wine build/win/portico.exe"), in place of PORTICO. PT_WINE=1: the server is stopped
+# by closing its standard input (Wine gives a test no console event to send; see sys.h).
+PORTICO_CMD = os.environ.get("PT_PORTICO_CMD", "").split() or [PORTICO]
+WINE = os.environ.get("PT_WINE", "") not in ("", "0")
 BACKEND = os.environ.get("PORTICO_BACKEND", "")
 CURL = "/usr/bin/curl"
 # PT_TLS=1 (tests/integration/tls_suites.py): every server also has a TLS listener, and the
@@ -123,20 +129,20 @@ class Server:
     def __init__(self, tmp, name, docroot, opts=(), env=None):
         self.out = os.path.join(tmp, name + ".stdout")
         self.err = os.path.join(tmp, name + ".stderr")
-        self.args = [PORTICO, "-l", "127.0.0.1:0", "-w", "2"] + list(opts) + [docroot]
+        self.args = PORTICO_CMD + ["-l", "127.0.0.1:0", "-w", "2"] + list(opts) + [docroot]
         if TLS:
-            self.args[1:1] = tls_listen_args("127.0.0.1:0")
+            self.args[len(PORTICO_CMD):len(PORTICO_CMD)] = tls_listen_args("127.0.0.1:0")
         elif H2:
-            self.args[1:1] = ["--h2c"]
+            self.args[len(PORTICO_CMD):len(PORTICO_CMD)] = ["--h2c"]
         self.port = None
         self.announce = ""
         with open(self.out, "wb") as o, open(self.err, "wb") as e:
-            self.p = subprocess.Popen(self.args, stdout=o, stderr=e, stdin=subprocess.DEVNULL,
-                                      env=env)
+            self.p = subprocess.Popen(self.args, stdout=o, stderr=e, env=env,
+                                      stdin=subprocess.PIPE if WINE else subprocess.DEVNULL)
         PROCS.append(self.p)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + (30 if WINE else 10)
         while time.monotonic() < deadline:
-            txt = read_text(self.out)
+            txt = read_text(self.out).replace("\r\n", "\n")
             m = re.search(r"^portico: serving (.*) at http://127\.0\.0\.1:(\d+)/$", txt, re.M)
             if m and "backend," in txt:
                 self.port, self.announce = int(m.group(2)), txt
@@ -153,8 +159,21 @@ class Server:
     def stop(self, sig=signal.SIGTERM, timeout=15):
         """Sends sig, waits; returns (rc, seconds, stderr)."""
         t0 = time.monotonic()
+        if WINE:
+            self.signal(sig)
+            sig = 0
         rc = stop_process(self.p, sig, timeout)
         return rc, time.monotonic() - t0, read_text(self.err)
+
+    def signal(self, sig):
+        """Sends sig; under Wine its standard-input twin (sys.h): SIGTERM/SIGINT close it."""
+        if not WINE:
+            self.p.send_signal(sig)
+        elif sig in (signal.SIGHUP, signal.SIGUSR1):
+            self.p.stdin.write(b"reload\n" if sig == signal.SIGHUP else b"counters\n")
+            self.p.stdin.flush()
+        elif not self.p.stdin.closed:
+            self.p.stdin.close()
 
 
 def etag_of(path):
@@ -423,10 +442,11 @@ def check_dirs(port, autoindex, root):
     t(r.status == 200 and r.h.get("content-type") == "text/html; charset=utf-8"
       and r.body in (want, want_alt), "--autoindex: exact listing of /list/ (names HTML- and URL-escaped, dotfiles hidden, sorted)",
       "%r\n--- want ---\n%r" % (r, want))
-    t(b"<a href=\"a%3Cb%3E%26%22c%27.txt\">a&lt;b&gt;&amp;&quot;c&#39;.txt</a>" in r.body
-      and b"<b>" not in r.body, "--autoindex: a name with <>&\"' is escaped", r.body)
+    if "<" in ODD_NAME:     # (tests/win/portico_win.py: Windows names cannot hold < > ")
+        t(b"<a href=\"a%3Cb%3E%26%22c%27.txt\">a&lt;b&gt;&amp;&quot;c&#39;.txt</a>" in r.body
+          and b"<b>" not in r.body, "--autoindex: a name with <>&\"' is escaped", r.body)
     t(b".hidden" not in r.body, "--autoindex: dotfiles are not listed", r.body)
-    r = fetch(port, "/list/a%3Cb%3E%26%22c%27.txt")
+    r = fetch(port, "/list/" + urllib.parse.quote(ODD_NAME, safe=""))
     t(r.status == 200 and r.body == b"odd name\n", "the escaped link of the odd name resolves", r)
     r = fetch(port, "/")
     t(r.status == 200 and r.body == HOME, "--autoindex: index.html still wins", r)
@@ -866,7 +886,7 @@ def check_log_format(log, port):
 def check_sighup(srv, log):
     rotated = log + ".1"
     os.rename(log, rotated)
-    srv.p.send_signal(signal.SIGHUP)
+    srv.signal(signal.SIGHUP)
     ok = wait_for(lambda: os.path.exists(log), 2)
     t(ok, "SIGHUP: the access log is reopened at its path (file recreated)")
     time.sleep(0.1)
@@ -1141,7 +1161,7 @@ def run_all(tmp):
     th = threading.Thread(target=reader)
     fetch(a.port, "/a.txt?before-term")
     t0 = time.monotonic()
-    a.p.send_signal(signal.SIGTERM)
+    a.signal(signal.SIGTERM)
     th.start()
     t(r.status == 200 and idle.closed(3), "SIGTERM closes an idle keep-alive connection",
       "%.2f s" % (time.monotonic() - t0))

@@ -5,14 +5,16 @@
  * (Windows' O_NOFOLLOW). The same guarantee as on Linux: nothing outside the docroot is
  * ever opened.
  *
- *  - A reparse point (symbolic link, junction, mount point) is never followed, whether or not
- *    --follow-symlinks is given: the component opened is the reparse point itself, and it is
- *    refused (-ELOOP, 404). (Following only those that stay beneath the root, as Linux does
- *    with --follow-symlinks, is not implemented on Windows.)
- *  - Every opened component's final path (GetFinalPathNameByHandleW, links resolved) must be
- *    the docroot's own final path followed by a separator: a link the system resolves behind
- *    the walk's back (Wine shows a Unix symbolic link as the file it points to, with no
- *    reparse-point attribute) is caught there (-EXDEV, 404).
+ *  - Each opened component's final path (GetFinalPathNameByHandleW: links resolved, the
+ *    name as stored) must be its parent's followed by a separator and the name asked for
+ *    (case-insensitively). One that resolved elsewhere is a link: beneath the docroot it is
+ *    refused without --follow-symlinks (-ELOOP, 404) and followed with it; outside the
+ *    docroot it is always refused (-EXDEV, 404). This also catches links the system resolves
+ *    behind the walk's back: Wine shows a Unix symbolic link as the file it points to, with
+ *    no reparse-point attribute.
+ *  - A reparse point (symbolic link, junction, mount point) is opened as itself
+ *    (FILE_OPEN_REPARSE_POINT): refused without --follow-symlinks (-ELOOP); with it, opened
+ *    again through the link and held to the rule above.
  *  - Names Windows would read as something other than the file they spell are refused
  *    before any lookup (-ENOENT, 404): a ':' (alternate data streams "a.txt::$DATA", drive
  *    letters "C:"), the characters < > " | ? * and '\' (already 400 in pt_path_normalize),
@@ -91,48 +93,83 @@ struct walk {
 	unsigned top;
 	wchar_t root[PT_WPATH_MAX];      /* the docroot's final path */
 	int rootlen;
+	wchar_t cur[PT_WPATH_MAX];       /* the current directory's final path */
+	int curlen;
 	wchar_t path[PT_WPATH_MAX];      /* scratch: a component's final path */
+	bool follow;
 };
 
-/* Opens name (UTF-8, n bytes) in the walk's current directory: *h, or -errno. */
-static int walk_open(struct walk *w, const char *name, size_t n, bool last, HANDLE *h)
+/* Opens wname (len UTF-16 units) in the walk's current directory, the reparse point itself
+ * unless through: *h, or -errno. */
+static int walk_open(struct walk *w, wchar_t *wname, int len, bool last, bool through,
+		     HANDLE *h)
 {
-	wchar_t wname[NAME_UNITS];
-	int len = MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, name, (int)n, wname, NAME_UNITS);
-	UNICODE_STRING us;
+	UNICODE_STRING us = { (USHORT)(len * 2), (USHORT)(len * 2), wname };
 	OBJECT_ATTRIBUTES oa;
 	IO_STATUS_BLOCK io;
 	NTSTATUS s;
 
-	if (len <= 0)
-		return len == 0 && GetLastError() == ERROR_INSUFFICIENT_BUFFER ? -ENAMETOOLONG : -ENOENT;
-	us = (UNICODE_STRING){ (USHORT)(len * 2), (USHORT)(len * 2), wname };
 	InitializeObjectAttributes(&oa, &us, OBJ_CASE_INSENSITIVE, w->dir[w->top], NULL);
 	s = NtCreateFile(h, last ? GENERIC_READ | SYNCHRONIZE
 			    : FILE_TRAVERSE | FILE_READ_ATTRIBUTES | SYNCHRONIZE,
 			 &oa, &io, NULL, 0, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
-			 FILE_OPEN, FILE_OPEN_REPARSE_POINT | FILE_SYNCHRONOUS_IO_NONALERT |
+			 FILE_OPEN, (through ? 0 : FILE_OPEN_REPARSE_POINT) | FILE_SYNCHRONOUS_IO_NONALERT |
 			 (last ? 0 : FILE_DIRECTORY_FILE), NULL, 0);
 	return NT_SUCCESS(s) ? 0 : ntstatus_err(s);
 }
 
-/* h was opened as a component: refuses a reparse point, and anything whose final path is
- * not beneath the root. 0 or -errno. */
-static int walk_check(struct walk *w, HANDLE h)
+/* Case-insensitive equality of a[0..n) and b[0..n). */
+static bool same(const wchar_t *a, const wchar_t *b, int n)
 {
-	FILE_ATTRIBUTE_TAG_INFO tag;
-	int n;
+	return CompareStringOrdinal(a, n, b, n, TRUE) == CSTR_EQUAL;
+}
 
-	if (!GetFileInformationByHandleEx(h, FileAttributeTagInfo, &tag, sizeof tag))
-		return pt_werr(GetLastError());
-	if (tag.FileAttributes & FILE_ATTRIBUTE_REPARSE_POINT)
-		return -ELOOP;
-	if ((n = final_path(h, w->path, PT_WPATH_MAX)) < 0)
+/* h was opened as the component wname (len units) of the current directory: refuses what
+ * resolved outside the root, and (without follow) what resolved anywhere but the name asked
+ * for. Then the walk's current path is h's. 0 or -errno. */
+static int walk_check(struct walk *w, HANDLE h, const wchar_t *wname, int len)
+{
+	int n = final_path(h, w->path, PT_WPATH_MAX);
+
+	if (n < 0)
 		return n;
-	if (n <= w->rootlen || w->path[w->rootlen] != L'\\' ||
-	    CompareStringOrdinal(w->path, w->rootlen, w->root, w->rootlen, TRUE) != CSTR_EQUAL)
+	if (n <= w->rootlen || w->path[w->rootlen] != L'\\' || !same(w->path, w->root, w->rootlen))
 		return -EXDEV;
+	if (!w->follow && (n != w->curlen + 1 + len || w->path[w->curlen] != L'\\' ||
+			   !same(w->path, w->cur, w->curlen) ||
+			   !same(w->path + w->curlen + 1, wname, len)))
+		return -ELOOP;
+	memcpy(w->cur, w->path, (size_t)(n + 1) * sizeof *w->path);
+	w->curlen = n;
 	return 0;
+}
+
+/* Opens and checks one component (UTF-8 name, n bytes): *h, or -errno. */
+static int walk_one(struct walk *w, const char *name, size_t n, bool last, HANDLE *h)
+{
+	wchar_t wname[NAME_UNITS];
+	int len = MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, name, (int)n, wname, NAME_UNITS);
+	FILE_ATTRIBUTE_TAG_INFO tag;
+	int r;
+
+	if (len <= 0)
+		return GetLastError() == ERROR_INSUFFICIENT_BUFFER ? -ENAMETOOLONG : -ENOENT;
+	if ((r = walk_open(w, wname, len, last, false, h)) < 0)
+		return r;
+	if (!GetFileInformationByHandleEx(*h, FileAttributeTagInfo, &tag, sizeof tag))
+		r = pt_werr(GetLastError());
+	else if (tag.FileAttributes & FILE_ATTRIBUTE_REPARSE_POINT) {
+		CloseHandle(*h);
+		if (!w->follow)
+			return -ELOOP;
+		if ((r = walk_open(w, wname, len, last, true, h)) < 0)
+			return r;
+	}
+	if (r == 0)
+		r = walk_check(w, *h, wname, len);
+	if (r < 0)
+		CloseHandle(*h);
+	return r;
 }
 
 static int walk(struct walk *w, const char *rel, HANDLE *out)
@@ -154,12 +191,8 @@ static int walk(struct walk *w, const char *rel, HANDLE *out)
 			return -EXDEV;        /* normalized paths have none */
 		if (!name_ok(rel, (size_t)(end - rel)))
 			return -ENOENT;
-		if ((r = walk_open(w, rel, (size_t)(end - rel), last, &h)) < 0)
+		if ((r = walk_one(w, rel, (size_t)(end - rel), last, &h)) < 0)
 			return r;
-		if ((r = walk_check(w, h)) < 0) {
-			CloseHandle(h);
-			return r;
-		}
 		if (last) {
 			*out = h;
 			return 0;
@@ -203,6 +236,9 @@ int pt_path_open(int rootfd, const char *rel, bool follow_symlinks, int *fd_out,
 	else if ((r = w->rootlen = final_path(w->dir[0], w->root, PT_WPATH_MAX)) >= 0) {
 		while (w->rootlen && w->root[w->rootlen - 1] == L'\\')
 			w->rootlen--;         /* a drive's root ends in '\' */
+		memcpy(w->cur, w->root, sizeof w->root);
+		w->curlen = w->rootlen;
+		w->follow = follow_symlinks;
 		if (*rel)
 			r = walk(w, rel, &h);
 		else

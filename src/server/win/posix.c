@@ -158,6 +158,50 @@ int asprintf(char **out, const char *fmt, ...)
 	return n;
 }
 
+#undef strftime
+size_t pt_wstrftime(char *s, size_t max, const char *fmt, const struct tm *tm)
+{
+	char f[256], *o = f;
+
+	for (const char *p = fmt; *p && o < f + sizeof f - 8; p++) {
+		if (p[0] == '%' && p[1] == 'z') {
+			struct tm l = *tm, u = *tm;
+			long off = (long)(_mkgmtime(&u) - mktime(&l)) / 60;   /* tm is local time */
+
+			o += sprintf(o, "%c%02ld%02ld", off < 0 ? '-' : '+', labs(off) / 60, labs(off) % 60);
+			p++;
+		} else if (p[0] == '%' && p[1]) {
+			*o++ = *p++;
+			*o++ = *p;
+		} else
+			*o++ = *p;
+	}
+	*o = '\0';
+	return strftime(s, max, f, tm);
+}
+
+#undef strerror
+char *pt_wstrerror(int e)
+{
+	static const struct { int e; const char *s; } more[] = {
+		{ ENOTSUP, "Operation not supported" }, { EOPNOTSUPP, "Operation not supported" },
+		{ ECONNRESET, "Connection reset by peer" }, { ECONNREFUSED, "Connection refused" },
+		{ ECONNABORTED, "Connection aborted" }, { EADDRINUSE, "Address already in use" },
+		{ EADDRNOTAVAIL, "Cannot assign requested address" }, { ETIMEDOUT, "Timed out" },
+		{ ELOOP, "Too many levels of symbolic links" }, { EAFNOSUPPORT, "Address family not supported" },
+		{ ENOTCONN, "Transport endpoint is not connected" }, { EWOULDBLOCK, "Resource temporarily unavailable" },
+		{ EINPROGRESS, "Operation now in progress" }, { EMSGSIZE, "Message too long" },
+		{ ENETUNREACH, "Network is unreachable" }, { EHOSTUNREACH, "No route to host" },
+		{ ENOBUFS, "No buffer space available" }, { EOVERFLOW, "Value too large" },
+		{ EPROTO, "Protocol error" },
+	};
+
+	for (size_t i = 0; i < sizeof more / sizeof *more; i++)
+		if (more[i].e == e)
+			return (char *)more[i].s;
+	return strerror(e);
+}
+
 /* ---- open_memstream ------------------------------------------------------------------------ */
 
 #define MEMSTREAMS 64

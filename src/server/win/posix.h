@@ -60,6 +60,14 @@ ssize_t pread(int fd, void *buf, size_t n, off_t off);
 long random(void);
 int asprintf(char **out, const char *fmt, ...) __attribute__((format(gnu_printf, 2, 3)));
 
+/* strftime with %z ("+0200"), which msvcrt's gives as a zone name or nothing */
+size_t pt_wstrftime(char *s, size_t max, const char *fmt, const struct tm *tm);
+#define strftime pt_wstrftime
+
+/* strerror that knows the POSIX values msvcrt's does not (ENOTSUP, ECONNRESET, ...) */
+char *pt_wstrerror(int e);
+#define strerror pt_wstrerror
+
 /* open_memstream: a FILE on a temporary file deleted on close; fclose (a macro here) copies
  * its content into a malloc'ed buffer and sets *buf and *len, as POSIX's does. */
 FILE *open_memstream(char **buf, size_t *len);

@@ -112,9 +112,23 @@ bool pt_sys_wait_stop(unsigned ms)
 	return ev != 0;
 }
 
+int pt_sys_check(const struct pt_server_config *c, char *err, size_t errlen)
+{
+	const char *why = c->nlisten_tls ? "--listen-tls: TLS is not in the Windows build (Debian "
+					   "has no OpenSSL for mingw-w64)"
+			  : c->h2c ? "--h2c: HTTP/2 is not in the Windows build (Debian has no "
+				     "nghttp2 for mingw-w64)"
+			  : *c->user ? "--user: not supported on Windows (run the service under the "
+				       "account it should have)"
+			  : NULL;
+
+	if (why)
+		snprintf(err, errlen, "%s", why);
+	return why ? -1 : 0;
+}
+
 int pt_sys_drop_user(const char *user)
 {
-	fprintf(stderr, "portico: --user is not supported on Windows (run the service under the "
-		"account it should have)\n");
+	fprintf(stderr, "portico: --user is not supported on Windows\n");
 	return -1;
 }

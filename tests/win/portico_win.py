@@ -1,0 +1,193 @@
+#!/usr/bin/env python3
+"""portico.exe (the Windows build) under Wine, driven from the Linux side over loopback
+(tests/win/run.sh, make test-windows).
+
+Reuses tests/integration/portico.py, with the server command passed in (PT_PORTICO_CMD=
+"wine build/win/portico.exe", PT_WINE=1: stopped and reloaded through its standard input):
+the same document tree and the same byte-exact checks (files, MIME types, path safety,
+dotfiles, symbolic links in and out of the docroot, directories and listings, conditional
+requests, ranges, precompressed variants, methods, big and small files, changes on disk, curl,
+the access log and its reopening), then what only Windows has: names Windows would read as
+something else (trailing dots and spaces, alternate data streams, drive letters, device
+names, 8.3 short names, backslashes), each 400 or 404 and never a byte from outside the
+docroot; www/ served byte-exact to curl; a graceful stop with a download in progress.
+Two adjustments to the tree, both Windows' rules: the odd file name has no < > " (Windows
+names cannot hold them), and an ETag's time has 100 ns resolution (FILETIME). The FIFO of the
+tree is never asked for (Windows has none; Wine would open the Unix FIFO)."""
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+EXE = os.path.join(REPO, "build", "win", "portico.exe")
+os.environ.setdefault("PT_PORTICO_CMD", "wine " + EXE)
+os.environ["PT_WINE"] = "1"
+sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
+sys.path.insert(0, os.path.join(REPO, "tests", "support"))
+import portico as P  # noqa: E402
+from ptest import t, failures, checks, read_text  # noqa: E402
+
+P.ODD_NAME = "a&b'c.txt"
+
+
+def etag_win(path):
+    st = os.stat(path)
+    return '"%x-%x-%x"' % (st.st_ino, st.st_size, st.st_mtime_ns // 100 * 100)
+
+
+P.etag_of = etag_win
+T0 = time.monotonic()
+
+# (request-target, what it must not be): every one is 400 or 404
+WIN_NAMES = [
+    "/a.txt.", "/a.txt..", "/a.txt%20", "/a.txt.%20", "/a.txt%2e", "/sub./page.txt",
+    "/sub%20/page.txt", "/sub.%20./page.txt", "/index.html.",
+    "/a.txt::$DATA", "/a.txt:$DATA", "/a.txt%3a%3a$DATA", "/a.txt::%24DATA", "/sub:x/page.txt",
+    "/sub::$INDEX_ALLOCATION/page.txt", "/.env::$DATA", "/.env.", "/.env%20",
+    "/C:", "/C:/windows/win.ini", "/c:/windows/win.ini", "/C%3a/windows/win.ini",
+    "/Z:/etc/passwd", "/z:%2fetc%2fpasswd", "/C:..%5cwindows%5cwin.ini",
+    "/NUL", "/nul", "/NUL.txt", "/CON", "/con.html", "/AUX", "/PRN", "/COM1", "/com9.txt",
+    "/LPT1", "/lpt3.log", "/CONIN$", "/CONOUT$", "/COM%C2%B9", "/sub/NUL", "/sub/con/page.txt",
+    "/NUL%20", "/NUL.", "/CON%20.txt",
+    "/SUB~1/page.txt", "/INDEX~1.HTM", "/ENV~1", "/GIT~1/config", "/PRE~1/text.txt",
+    "/..\\outside\\secret.txt", "/sub\\..\\..\\outside\\secret.txt", "/..%5coutside%5csecret.txt",
+    "/%5c%5c.%5cC:%5cwindows%5cwin.ini", "/\\\\?\\C:\\windows\\win.ini",
+    "/%2e%2e/outside/secret.txt", "/sub/%2e%2e/%2e%2e/outside/secret.txt", "/...",
+    "/.../outside/secret.txt", "/sub/.../a.txt", "/dir_out/secret.txt", "/rel_out",
+    "/abs_out", "/passwd_link", "/a.txt%00", "/a%3f.txt", "/a*.txt", "/a%22.txt", "/a%3c.txt",
+    "/a%7c.txt",
+]
+
+
+def check_win_names(port):
+    for target in WIN_NAMES:
+        try:
+            r = P.fetch(port, target)
+        except (EOFError, ConnectionResetError) as e:
+            t(True, "Windows name %r: refused (connection closed by the parser)" % target, e)
+            continue
+        bad = (P.SECRET in r.body or b"root:" in r.body or b"[fonts]" in r.body
+               or b"for 16-bit app support" in r.body or P.A_TXT == r.body)
+        t(r.status in (400, 404) and not bad, "Windows name %r -> %d (400 or 404)" % (target, r.status),
+          (r.status, r.body[:80]))
+    r = P.fetch(port, "/A.TXT")
+    t(r.status == 200 and r.body == P.A_TXT,
+      "lookups are case-insensitive on Windows: /A.TXT serves a.txt", r)
+
+
+def check_www(port):
+    www = os.path.join(REPO, "www")
+    for dirpath, _, files in os.walk(www):
+        for f in sorted(files):
+            path = os.path.join(dirpath, f)
+            rel = os.path.relpath(path, www).replace(os.sep, "/")
+            p = subprocess.run([P.CURL, "-s", "--max-time", "20", "http://127.0.0.1:%d/%s" % (port, rel)],
+                               stdout=subprocess.PIPE, timeout=30)
+            want = open(path, "rb").read()
+            t(p.returncode == 0 and p.stdout == want,
+              "www/%s served byte-exact to curl (%d bytes)" % (rel, len(want)), (p.returncode, len(p.stdout)))
+    p = subprocess.run([P.CURL, "-s", "--max-time", "20", "http://127.0.0.1:%d/" % port],
+                       stdout=subprocess.PIPE, timeout=30)
+    t(p.stdout == open(os.path.join(www, "index.html"), "rb").read(), "www/: / serves index.html", len(p.stdout))
+
+
+def graceful_stop(a, root, log):
+    """A download of 20 MiB in progress when standard input closes (the Windows SIGTERM)."""
+    dl = P.Conn(a.port, timeout=30)
+    dl.send(P.req_bytes("GET", "/big.bin?during-stop"))
+    head = dl.response(head_only=True)
+    got = {}
+
+    def reader():
+        try:
+            got["body"] = dl.read_n(int(head.h.get("content-length", "0")))
+        except Exception as e:
+            got["err"] = repr(e)
+    th = threading.Thread(target=reader)
+    a.signal(P.signal.SIGTERM)
+    th.start()
+    th.join(40)
+    rc, secs, err = a.stop(timeout=30)
+    dl.close()
+    big = P.fbytes(root, "big.bin")
+    t(rc == 0, "end of standard input: graceful stop, exit 0 (%.2f s)" % secs, (rc, err[-2000:]))
+    t(head.status == 200 and hashlib.sha256(got.get("body", b"")).digest() == hashlib.sha256(big).digest(),
+      "the 20 MiB download in progress at the stop finishes byte-exact",
+      (len(got.get("body", b"")), got.get("err")))
+    t("GET /big.bin?during-stop HTTP/1.1\" 200 %d" % len(big) in read_text(log),
+      "the download is in the access log, flushed at exit", read_text(log)[-300:])
+
+
+def cli(tmp):
+    def run(args):
+        p = subprocess.run(P.PORTICO_CMD + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           stdin=subprocess.DEVNULL, timeout=60)
+        return p.returncode, p.stderr.decode("utf-8", "replace").replace("\r\n", "\n")
+    for flag, args in [("--listen-tls", ["--listen-tls", "127.0.0.1:0", "--tls-cert", "c", "--tls-key", "k"]),
+                       ("--h2c", ["--h2c"]), ("--user", ["--user", "nobody"])]:
+        rc, err = run(["-l", "127.0.0.1:0"] + args + [tmp])
+        t(rc == 1 and flag in err, "%s on Windows: exit 1 naming the option" % flag, (rc, err[-400:]))
+    rc, err = run(["-l", "127.0.0.1:0", os.path.join(tmp, "no-such-dir")])
+    t(rc == 1 and "no-such-dir" in err, "a missing docroot: exit 1 naming it", (rc, err[-300:]))
+
+
+def run_all(tmp):
+    root, rootlink, outside = P.build_tree(tmp)
+    log = os.path.join(tmp, "access.log")
+    cc = "public, max-age=60"
+    P.section("cli", cli, tmp)
+    a = P.Server(tmp, "a", root, ["--cache-control", cc, "--access-log", log,
+                                  "--shutdown-timeout", "10", "--min-send-rate", "off"])
+    t("iocp backend" in a.announce, "portico.exe runs on the IOCP backend", a.announce)
+    for name, fn, args in [("basic", P.check_basic, (root, cc)), ("mime", P.check_mime, ()),
+                           ("paths", P.check_paths, ()), ("dotfiles", P.check_dotfiles, ()),
+                           ("symlinks", P.check_symlinks, (False,)), ("dirs", P.check_dirs, (False, root)),
+                           ("conditional", P.check_conditional, (root, cc)),
+                           ("ranges", P.check_ranges, (root,)), ("precompressed", P.check_precompressed, (root,)),
+                           ("methods", P.check_methods, (root,)), ("files", P.check_files, (root,)),
+                           ("curl", P.check_curl, (root,)), ("windows names", check_win_names, ())]:
+        P.section(name, fn, a.port, *args)
+    P.section("log", P.check_log_format, log, a.port)
+    P.section("reload", P.check_sighup, a, log)
+    b = P.Server(tmp, "b", rootlink, ["--autoindex", "--follow-symlinks", "--shutdown-timeout", "1"])
+    for name, fn, args in [("b-paths", P.check_paths, ()), ("b-symlinks", P.check_symlinks, (True,)),
+                           ("b-dirs", P.check_dirs, (True, root)), ("b-dotfiles", P.check_dotfiles, ()),
+                           ("b-windows names", check_win_names, ()), ("b-fresh", P.check_fresh, (root,))]:
+        P.section(name, fn, b.port, *args)
+    rc, secs, err = b.stop()
+    t(rc == 0, "server B: exit 0 at the end of its input (%.2f s)" % secs, (rc, err[-2000:]))
+    w = P.Server(tmp, "www", os.path.join(REPO, "www"), ["--compress", "text/*"])
+    P.section("www", check_www, w.port)
+    rc, secs, err = w.stop()
+    t(rc == 0, "www server: exit 0 at the end of its input", (rc, err[-2000:]))
+    P.section("graceful stop", graceful_stop, a, root, log)
+
+
+def main():
+    if not os.path.exists(EXE):
+        t(False, "build/win/portico.exe exists", EXE)
+        return 1
+    tmp = tempfile.mkdtemp(prefix="pt-portico-win-")
+    try:
+        run_all(tmp)
+    except Exception:
+        t(False, "test run completed", traceback.format_exc())
+    finally:
+        for p in P.PROCS:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("# %d checks in %.1f s" % (checks(), time.monotonic() - T0), flush=True)
+    return 1 if failures() else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
