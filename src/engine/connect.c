@@ -1,8 +1,9 @@
 /*
  * Outbound connections (pt_connect): a non-blocking connect(2) whose completion is the
  * socket becoming writable, seen through the backend's writable-wait (io_uring POLL_ADD, or
- * the EPOLLOUT edge of the epoll registration), so neither backend needs an operation of its
- * own. While the connect runs, the connection object carries internal ops (the deadline and the
+ * the EPOLLOUT edge of the epoll registration), so neither Linux backend needs an operation
+ * of its own. A backend with a connect operation (IOCP: ConnectEx, win/iocp_connect.c)
+ * starts it instead and reports its end the same way. While the connect runs, the connection object carries internal ops (the deadline and the
  * close path report failures) and a small record of the application's callback; once it is
  * done the object is an ordinary connection handed to on_connect.
  *
@@ -10,11 +11,9 @@
  */
 #include "engine/engine_int.h"
 #include "engine/fault.h"
+#include "engine/plat.h"
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdlib.h>
-#include <unistd.h>
 
 #define CONNECT_TIMEOUT_MS 10000u
 
@@ -48,13 +47,9 @@ static const struct pt_conn_ops connecting_ops = { .on_timeout = cg_timeout,
 void pt__connect_done(struct pt_conn *c)
 {
 	struct connecting *g = c->user;
-	int soerr = 0;
-	socklen_t sl = sizeof soerr;
 
-	if (!g->err && getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
-		soerr = errno;
-	if (!g->err && soerr)
-		g->err = -soerr;
+	if (!g->err)
+		g->err = pt__sock_pending_err(c->fd);
 	if (g->err) {
 		pt_conn_close(c, PT_CLOSE_ABORT);     /* cg_close reports it */
 		return;
@@ -74,17 +69,23 @@ void pt__connect_done(struct pt_conn *c)
 	pt_conn_resume_recv(c);
 }
 
+void pt__connect_failed(struct pt_conn *c, int err)
+{
+	struct connecting *g = c->user;
+
+	if (g && !g->err)
+		g->err = err;
+}
+
 static int new_socket(int family, bool no_delay)
 {
 	int err = pt__fault(PT_FAULT_SOCKET), one = 1;
 
 	if (err < 0)
 		return err;
-	int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (no_delay)
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	int fd = pt__sock_stream(family);
+	if (fd >= 0 && no_delay)
+		pt__sock_opt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	return fd;
 }
 
@@ -97,7 +98,8 @@ PT_API int pt_connect(pt_worker_t *w, const struct sockaddr *sa, socklen_t len,
 
 	if (!w || !sa || !o || !o->on_connect || w != pt__current_worker() ||
 	    (sa->sa_family != AF_INET && sa->sa_family != AF_INET6) ||
-	    len < (sa->sa_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6)))
+	    (size_t)len < (sa->sa_family == AF_INET ? sizeof(struct sockaddr_in)
+						    : sizeof(struct sockaddr_in6)))
 		return -EINVAL;
 	if (w->stopping)
 		return -ESHUTDOWN;
@@ -109,7 +111,7 @@ PT_API int pt_connect(pt_worker_t *w, const struct sockaddr *sa, socklen_t len,
 		return fd;
 	}
 	if (!(c = pt__conn_outbound(w, fd))) {
-		close(fd);
+		pt__sock_close(fd);
 		free(g);
 		return -ENOMEM;
 	}
@@ -119,6 +121,13 @@ PT_API int pt_connect(pt_worker_t *w, const struct sockaddr *sa, socklen_t len,
 	if ((err = w->be->conn_start(w, c)) < 0) {   /* epoll: registers it (receiving paused) */
 		g->err = err;
 		pt__pending(c);
+	} else if (w->be->connect) {                 /* IOCP: ConnectEx */
+		c->flags |= PT_C_TX_BUSY;
+		if ((err = w->be->connect(w, c, sa, len)) < 0) {
+			c->flags &= ~PT_C_TX_BUSY;
+			g->err = err;
+			pt__pending(c);
+		}
 	} else if (connect(fd, sa, len) < 0 && errno != EINPROGRESS) {
 		g->err = -errno;                          /* reported from the loop, not here */
 		pt__pending(c);

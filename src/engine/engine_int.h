@@ -222,6 +222,12 @@ struct pt_backend {
 	 * backend calls pt__tx_done later, with c->tx NULL), -EAGAIN when the socket is full,
 	 * -EINTR to try again, or -errno. */
 	ssize_t (*send_file)(struct pt_worker *w, struct pt_conn *c, int fd, off_t off, size_t len);
+	/* Optional: start the outbound connect of c (pt_connect) as one operation of the backend
+	 * (IOCP: ConnectEx). When it ends the backend clears PT_C_TX_BUSY, after
+	 * pt__connect_failed(c, err) if it failed, and makes c pending. 0, or -errno when it
+	 * could not start. Without it connect.c uses connect(2) and wait_writable. */
+	int (*connect)(struct pt_worker *w, struct pt_conn *c, const struct sockaddr *sa,
+		       socklen_t len);
 	/* Wait until c is writable, then call pt__tx_writable (file chunks). */
 	void (*wait_writable)(struct pt_worker *w, struct pt_conn *c);
 	/* Cancel every kernel operation of c; each ends through its normal completion. */
@@ -354,6 +360,7 @@ struct pt_conn *pt__conn_outbound(struct pt_worker *w, int fd); /* pt_connect's 
 
 /* connect.c */
 void pt__connect_done(struct pt_conn *c);     /* the socket became writable (or failed) */
+void pt__connect_failed(struct pt_conn *c, int err); /* backend's connect op failed: -errno */
 
 /* sendq.c */
 void pt__tx_run(struct pt_conn *c);           /* push queued bytes to the kernel */

@@ -180,6 +180,15 @@ static inline bool pt__addr_listened(const struct sockaddr *sa, socklen_t len)
 	return taken;
 }
 
+/* The error pending on socket fd (a failed non-blocking connect) as -errno, 0 if none. */
+static inline int pt__sock_pending_err(int fd)
+{
+	int e = 0;
+	socklen_t l = sizeof e;
+
+	return getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &l) < 0 ? -errno : -e;
+}
+
 /* Bytes in fd's send buffer not yet acknowledged by the peer, or -errno. */
 static inline int pt__sock_outq(int fd)
 {

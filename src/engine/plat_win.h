@@ -68,6 +68,7 @@ bool pt__sock_has_input(int fd);
 unsigned pt__cpu_count(void);
 int pt__sock_accept(int fd);
 int pt__sock_outq(int fd);          /* -ENOTSUP: no such query */
+int pt__sock_pending_err(int fd);
 int pt__migrate_req(void);         /* -1: Windows has no such setting */
 bool pt__addr_listened(const struct sockaddr *sa, socklen_t len);
 void *pt__mem_map(size_t n);

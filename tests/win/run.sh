@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Windows build under Wine (make test-windows): the engine tests of the Windows build
 # (build/win/tests/*.exe, TAP), the HTTP layer's black-box test (tests/integration/http_api.py
-# against http_testsrv.exe), then the echo example (echo.exe on the IOCP backend) driven
+# against http_testsrv.exe), portico.exe against tests/integration/portico.py's checks and the
+# Windows names (tests/win/portico_win.py), then the echo example (echo.exe on the IOCP backend) driven
 # from the Linux side over loopback by the Linux echo_stress client: many clients byte-exact,
 # pipelining, clients that vanish, a client that never reads, shutdown with connections open.
 # Wine runs in its own prefix under /tmp (created on first use: wineboot takes ~15 s), with
@@ -111,6 +112,19 @@ while IFS= read -r line; do
 	esac
 done <"$log"
 [ $rc -eq 0 ] || tap 1 "http_api.py exits 0 (exit $rc)"
+
+# ---- portico.exe: tests/integration/portico.py's checks and the Windows names ----
+log=$tmp/portico_win.log
+timeout -k 5 240 python3 tests/win/portico_win.py >"$log" 2>&1
+rc=$?
+while IFS= read -r line; do
+	case "$line" in
+	"ok "*) tap 0 "portico.exe: ${line#ok * - }" ;;
+	"not ok "*) tap 1 "portico.exe: ${line#not ok * - }" ;;
+	"#"*) echo "$line" ;;
+	esac
+done <"$log"
+[ $rc -eq 0 ] || tap 1 "portico_win.py exits 0 (exit $rc)"
 
 if ! start_echo srvA; then
 	tap 1 "echo.exe starts under wine and prints its port within 30 s"

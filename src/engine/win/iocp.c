@@ -43,6 +43,7 @@
 
 /* Winsock extension functions: the same in every process (asked once, kept per worker). */
 LPFN_ACCEPTEX pt__AcceptEx;
+LPFN_CONNECTEX pt__ConnectEx;         /* NULL: pt_connect refuses with -ENOTSUP */
 static LPFN_TRANSMITFILE pTransmitFile;
 static LPFN_TRANSMITPACKETS pTransmitPackets;
 static INIT_ONCE ext_once = INIT_ONCE_STATIC_INIT;
@@ -72,6 +73,8 @@ static BOOL CALLBACK ext_load(PINIT_ONCE once, PVOID p, PVOID *ctx)
 				  sizeof pTransmitFile);
 	if (ext_get(S(fd), (GUID)WSAID_TRANSMITPACKETS, &pTransmitPackets, sizeof pTransmitPackets))
 		pTransmitPackets = NULL;
+	if (ext_get(S(fd), (GUID)WSAID_CONNECTEX, &pt__ConnectEx, sizeof pt__ConnectEx))
+		pt__ConnectEx = NULL;
 	pt__sock_close(fd);
 	return TRUE;
 }
@@ -144,7 +147,7 @@ void pt__iocp_submitted(struct pt_worker *w, struct iop *o, int rc, int wsa_err)
 	post_failed(w, o, pt__err_wsa(wsa_err));
 }
 
-static void op_count(struct pt_worker *w, struct pt_conn *c, struct iop *o)
+void pt__iocp_op_count(struct pt_worker *w, struct pt_conn *c, struct iop *o)
 {
 	o->idx = c->idx;
 	o->gen = c->gen;
@@ -222,7 +225,7 @@ static void recv0_post(struct pt_worker *w, struct pt_conn *c)
 		pt__rx_end(c, -ENOMEM);
 		return;
 	}
-	op_count(w, c, o);
+	pt__iocp_op_count(w, c, o);
 	c->flags |= PT_C_BE_RX;
 	WSABUF b = { 0, NULL };
 	DWORD fl = 0;
@@ -308,7 +311,7 @@ static int iocp_conn_start(struct pt_worker *w, struct pt_conn *c)
 	if (o) {                           /* AcceptEx's first bytes: delivered from the loop */
 		I(w)->cur_accept = NULL;
 		o->kind = OP_FIRST;
-		op_count(w, c, o);
+		pt__iocp_op_count(w, c, o);
 		PostQueuedCompletionStatus(I(w)->port, (DWORD)o->ov.InternalHigh, K_OP, &o->ov);
 	}
 	return 0;
@@ -384,7 +387,7 @@ static ssize_t iocp_send(struct pt_worker *w, struct pt_conn *c, int flags)
 		struct iop *o = ops[i];
 		DWORD nb = o->left;
 		o->lead = lead;
-		op_count(w, c, o);
+		pt__iocp_op_count(w, c, o);
 		p->sends++;
 		int rc = WSASend(S(c->fd), o->buf, nb, NULL, 0, &o->ov, NULL);
 		pt__iocp_submitted(w, o, rc, rc ? WSAGetLastError() : 0);
@@ -426,7 +429,7 @@ static ssize_t iocp_send_file(struct pt_worker *w, struct pt_conn *c, int fd, of
 		return -EBADF;
 	if (!(o = pt__iop_get(w, OP_FILE)))
 		return -ENOMEM;
-	op_count(w, c, o);
+	pt__iocp_op_count(w, c, o);
 	unsigned k = 0;
 	o->tp[k].dwElFlags = TP_ELEMENT_FILE;
 	o->tp[k].cLength = (ULONG)len;
@@ -542,6 +545,11 @@ static void dispatch(struct pt_worker *w, OVERLAPPED_ENTRY *ev)
 		on_file(w, c, n, err);
 		pt__iop_put(w, o);
 		break;
+	case OP_CONNECT:
+		pt__iop_put(w, o);
+		if (c)
+			pt__iocp_connect_done(w, c, err);
+		break;
 	}
 	if (c)
 		pt__op_done(c);
@@ -608,6 +616,7 @@ const struct pt_backend pt__iocp_backend = {
 	.rx_start = iocp_rx_start,
 	.send = iocp_send,
 	.send_file = iocp_send_file,
+	.connect = pt__iocp_connect,
 	.wait_writable = iocp_wait_writable,
 	.cancel = iocp_cancel,
 	.conn_closed = iocp_conn_closed,

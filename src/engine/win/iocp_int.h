@@ -1,6 +1,6 @@
 /*
  * Internals of the IOCP backend (src/engine/win/), shared by iocp.c (workers, receive, send,
- * dispatch) and iocp_accept.c (the AcceptEx pools). Everything here belongs to one worker's
+ * dispatch), iocp_accept.c (the AcceptEx pools) and iocp_connect.c (ConnectEx). Everything here belongs to one worker's
  * thread, except the extension function pointers (set once per process).
  */
 #ifndef PT_ENGINE_IOCP_INT_H
@@ -23,7 +23,7 @@
 #define MAX_EVENTS 256u
 
 enum { K_OP = 0, K_WAKE = 1, K_FAILED = 2 };   /* completion keys */
-enum { OP_ACCEPT = 1, OP_FIRST, OP_RECV0, OP_SEND, OP_FILE };
+enum { OP_ACCEPT = 1, OP_FIRST, OP_RECV0, OP_SEND, OP_FILE, OP_CONNECT };
 
 struct iop {
 	OVERLAPPED ov;                    /* first: the OVERLAPPED is the operation */
@@ -78,6 +78,7 @@ static inline SOCKET S(int fd)
 }
 
 extern LPFN_ACCEPTEX pt__AcceptEx;
+extern LPFN_CONNECTEX pt__ConnectEx;
 
 /* A per-operation context from the worker's lookaside list (NULL: no memory), and back. */
 struct iop *pt__iop_get(struct pt_worker *w, int kind);
@@ -85,6 +86,14 @@ void pt__iop_put(struct pt_worker *w, struct iop *o);
 /* After a WSA call that may complete later (rc 0 or SOCKET_ERROR with wsa_err): an immediate
  * failure is posted to the worker's port as the operation's completion. */
 void pt__iocp_submitted(struct pt_worker *w, struct iop *o, int rc, int wsa_err);
+
+/* o is c's operation now (c->inflight counts it until pt__op_done). */
+void pt__iocp_op_count(struct pt_worker *w, struct pt_conn *c, struct iop *o);
+
+/* iocp_connect.c */
+int pt__iocp_connect(struct pt_worker *w, struct pt_conn *c, const struct sockaddr *sa,
+		     socklen_t len);
+void pt__iocp_connect_done(struct pt_worker *w, struct pt_conn *c, int err);
 
 /* iocp_accept.c */
 int pt__iocp_accept_start(struct pt_worker *w, struct pt_wlisten *wl);

@@ -47,6 +47,12 @@ int pt__err_win(unsigned long e)
 	case ERROR_INVALID_HANDLE: return -EBADF;
 	case ERROR_INVALID_PARAMETER: return -EINVAL;
 	case ERROR_TOO_MANY_OPEN_FILES: return -EMFILE;
+	/* what an overlapped connect (ConnectEx) ends with, as NTSTATUS -> Win32 */
+	case ERROR_CONNECTION_REFUSED: return -ECONNREFUSED;
+	case ERROR_NETWORK_UNREACHABLE: return -ENETUNREACH;
+	case ERROR_HOST_UNREACHABLE: case ERROR_PROTOCOL_UNREACHABLE:
+	case ERROR_PORT_UNREACHABLE: return -EHOSTUNREACH;
+	case ERROR_SEM_TIMEOUT: return -ETIMEDOUT;
 	default: return pt__err_wsa((int)e);                /* WSA codes are Win32 codes too */
 	}
 }
@@ -241,6 +247,15 @@ void pt__mem_unmap(void *p, size_t n)
 void pt__mem_trim(void)
 {
 	_heapmin();
+}
+
+int pt__sock_pending_err(int fd)
+{
+	int e = 0, l = sizeof e;
+
+	if (getsockopt((SOCKET)(intptr_t)fd, SOL_SOCKET, SO_ERROR, (char *)&e, &l) != 0)
+		return pt__sock_err();
+	return e ? pt__err_wsa(e) : 0;
 }
 
 int pt__sock_outq(int fd)
