@@ -450,7 +450,7 @@ static int serve(struct pt_server_config *c, struct pt_reload *rl)
 		return 1;
 	}
 	unsigned workers = pt_engine_workers(pt_http_server_engine(s));
-	struct pt_mime *mime = pt_mime_load("/etc/mime.types", &err);
+	struct pt_mime *mime = pt_mime_load(pt_sys_mime_types, &err);
 	*rl = (struct pt_reload){ rl->argc, rl->argv, c, mime, workers,
 				  act.ntls ? act.ntls : c->nlisten_tls, tls, &files };
 	if (*c->access_log && !(alog = pt_alog_open(c->access_log, workers, &err)))

@@ -32,6 +32,10 @@ int pt_sys_wait(void);
  * the time. Main thread. */
 bool pt_sys_wait_stop(unsigned ms);
 
+/* The system's MIME types file read before the built-in table: "/etc/mime.types" on Linux,
+ * "" on Windows (which keeps its map in the registry: the built-in table alone). */
+extern const char pt_sys_mime_types[];
+
 /* Refuses the options this build cannot honour: 0, or -1 with err naming the option (the
  * Windows build: --listen-tls, --h2c, --user). Any thread. */
 int pt_sys_check(const struct pt_server_config *c, char *err, size_t errlen);

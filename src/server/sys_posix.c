@@ -77,6 +77,8 @@ bool pt_sys_wait_stop(unsigned ms)
 	}
 }
 
+const char pt_sys_mime_types[] = "/etc/mime.types";
+
 int pt_sys_check(const struct pt_server_config *c, char *err, size_t errlen)
 {
 	return 0;                       /* every option is built on Linux */

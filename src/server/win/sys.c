@@ -112,6 +112,8 @@ bool pt_sys_wait_stop(unsigned ms)
 	return ev != 0;
 }
 
+const char pt_sys_mime_types[] = "";
+
 int pt_sys_check(const struct pt_server_config *c, char *err, size_t errlen)
 {
 	const char *why = c->nlisten_tls ? "--listen-tls: TLS is not in the Windows build (Debian "
