@@ -176,6 +176,33 @@ class Server:
             self.p.stdin.close()
 
 
+class Download:
+    """A GET whose head is read now and whose body a thread of its own reads once start()ed
+    (a big response across a server's stop)."""
+
+    def __init__(self, port, target, hdrs=(), timeout=20):
+        self.c = Conn(port, timeout=timeout)
+        self.c.send(req_bytes("GET", target, hdrs))
+        self.head = self.c.response(head_only=True)
+        self.got = {}
+        self.th = threading.Thread(target=self._read)
+
+    def _read(self):
+        try:
+            self.got["body"] = self.c.read_n(int(self.head.h.get("content-length", "0")))
+        except Exception as e:
+            self.got["err"] = repr(e)
+
+    def start(self):
+        self.th.start()
+
+    def finish(self, secs):
+        """Waits up to secs for the body: (body bytes, error or None)."""
+        self.th.join(secs)
+        self.c.close()
+        return self.got.get("body", b""), self.got.get("err")
+
+
 def etag_of(path):
     st = os.stat(path)
     return '"%x-%x-%x"' % (st.st_ino, st.st_size, st.st_mtime_ns)
@@ -1148,35 +1175,23 @@ def run_all(tmp):
     idle = Conn(a.port)
     idle.send(req_bytes("GET", "/a.txt"))
     r = idle.response()
-    dl = Conn(a.port, timeout=20)
-    dl.send(req_bytes("GET", "/big.bin?during-stop", [("User-Agent", "stopper")]))
-    dl_head = dl.response(head_only=True)
-    got = {}
-
-    def reader():
-        try:
-            got["body"] = dl.read_n(int(dl_head.h.get("content-length", "0")))
-        except Exception as e:
-            got["err"] = repr(e)
-    th = threading.Thread(target=reader)
+    dl = Download(a.port, "/big.bin?during-stop", [("User-Agent", "stopper")])
     fetch(a.port, "/a.txt?before-term")
     t0 = time.monotonic()
     a.signal(signal.SIGTERM)
-    th.start()
+    dl.start()
     t(r.status == 200 and idle.closed(3), "SIGTERM closes an idle keep-alive connection",
       "%.2f s" % (time.monotonic() - t0))
-    th.join(30)
+    body, dl_err = dl.finish(30)
     rc, _, err = a.stop()
     secs = time.monotonic() - t0
     big = fbytes(root, "big.bin")
     t(rc == 0 and sanitizer_clean(err),
       "SIGTERM with a keep-alive connection and a download open: exit 0, no sanitizer report (%.2f s)" % secs,
       (rc, err[-3000:]))
-    body = got.get("body", b"")
-    t(dl_head.status == 200 and hashlib.sha256(body).digest() == hashlib.sha256(big).digest(),
-      "graceful stop lets the 20 MiB download in progress finish byte-exact", (len(body), got.get("err")))
+    t(dl.head.status == 200 and hashlib.sha256(body).digest() == hashlib.sha256(big).digest(),
+      "graceful stop lets the 20 MiB download in progress finish byte-exact", (len(body), dl_err))
     idle.close()
-    dl.close()
     logtxt = read_text(log)
     t("before-term" in logtxt, "access log line written just before SIGTERM is flushed on exit", logtxt[-500:])
     t("GET /big.bin?during-stop %s\" 200 %d" % ("HTTP/2.0" if H2 else "HTTP/1.1", len(big)) in logtxt,

@@ -21,7 +21,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import traceback
 
@@ -103,32 +102,20 @@ def graceful_stop(a, root, log, sigint=False):
     """A download of 20 MiB in progress when standard input closes (the Windows SIGTERM), or
     at SIGINT, which Wine delivers to the program as CTRL_C_EVENT (its console handler)."""
     how = "SIGINT (CTRL_C_EVENT)" if sigint else "end of standard input"
-    dl = P.Conn(a.port, timeout=30)
-    dl.send(P.req_bytes("GET", "/big.bin?during-stop"))
-    head = dl.response(head_only=True)
-    got = {}
-
-    def reader():
-        try:
-            got["body"] = dl.read_n(int(head.h.get("content-length", "0")))
-        except Exception as e:
-            got["err"] = repr(e)
-    th = threading.Thread(target=reader)
+    dl = P.Download(a.port, "/big.bin?during-stop", timeout=30)
     if sigint:
         a.p.send_signal(P.signal.SIGINT)
     else:
         a.signal(P.signal.SIGTERM)
-    th.start()
-    th.join(40)
+    dl.start()
+    body, dl_err = dl.finish(40)
     t0 = time.monotonic()
     rc = P.stop_process(a.p, 0, 30)
     secs = time.monotonic() - t0
-    dl.close()
     big = P.fbytes(root, "big.bin")
     t(rc == 0, "%s: graceful stop, exit 0 (%.2f s)" % (how, secs), (rc, read_text(a.err)[-2000:]))
-    t(head.status == 200 and hashlib.sha256(got.get("body", b"")).digest() == hashlib.sha256(big).digest(),
-      "%s: the 20 MiB download in progress finishes byte-exact" % how,
-      (len(got.get("body", b"")), got.get("err")))
+    t(dl.head.status == 200 and hashlib.sha256(body).digest() == hashlib.sha256(big).digest(),
+      "%s: the 20 MiB download in progress finishes byte-exact" % how, (len(body), dl_err))
     if log:
         t("GET /big.bin?during-stop HTTP/1.1\" 200 %d" % len(big) in read_text(log),
           "the download is in the access log, flushed at exit", read_text(log)[-300:])

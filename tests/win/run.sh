@@ -100,31 +100,26 @@ stop_echo() { # fd pid secs: close its input, wait for the exit status (124: kil
 	return 124
 }
 
-# ---- the HTTP layer on IOCP: tests/integration/http_api.py against http_testsrv.exe ----
-log=$tmp/http_api.log
-PT_WINE=1 timeout -k 5 180 python3 tests/integration/http_api.py >"$log" 2>&1
-rc=$?
-while IFS= read -r line; do
-	case "$line" in
-	"ok "*) tap 0 "http_api: ${line#ok * - }" ;;
-	"not ok "*) tap 1 "http_api: ${line#not ok * - }" ;;
-	"#"*) echo "$line" ;;
-	esac
-done <"$log"
-[ $rc -eq 0 ] || tap 1 "http_api.py exits 0 (exit $rc)"
+# py_tap PREFIX SECS SCRIPT [VAR=VALUE...]: runs a Python test (with those variables), its TAP
+# lines renumbered into ours
+py_tap() {
+	local prefix=$1 secs=$2 script=$3 rc log=$tmp/py$((n + 1)).log; shift 3
+	timeout -k 5 "$secs" env "$@" python3 "$script" >"$log" 2>&1
+	rc=$?
+	while IFS= read -r line; do
+		case "$line" in
+		"ok "*) tap 0 "$prefix: ${line#ok * - }" ;;
+		"not ok "*) tap 1 "$prefix: ${line#not ok * - }" ;;
+		"#"*) echo "$line" ;;
+		esac
+	done <"$log"
+	[ $rc -eq 0 ] || tap 1 "${script##*/} exits 0 (exit $rc)"
+}
 
-# ---- portico.exe: tests/integration/portico.py's checks and the Windows names ----
-log=$tmp/portico_win.log
-timeout -k 5 240 python3 tests/win/portico_win.py >"$log" 2>&1
-rc=$?
-while IFS= read -r line; do
-	case "$line" in
-	"ok "*) tap 0 "portico.exe: ${line#ok * - }" ;;
-	"not ok "*) tap 1 "portico.exe: ${line#not ok * - }" ;;
-	"#"*) echo "$line" ;;
-	esac
-done <"$log"
-[ $rc -eq 0 ] || tap 1 "portico_win.py exits 0 (exit $rc)"
+# the HTTP layer on IOCP: tests/integration/http_api.py against http_testsrv.exe
+py_tap http_api 180 tests/integration/http_api.py PT_WINE=1
+# portico.exe: tests/integration/portico.py's checks and the Windows names
+py_tap portico.exe 240 tests/win/portico_win.py
 
 if ! start_echo srvA; then
 	tap 1 "echo.exe starts under wine and prints its port within 30 s"
