@@ -62,7 +62,7 @@ WIN_NAMES = [
     "/%2e%2e/outside/secret.txt", "/sub/%2e%2e/%2e%2e/outside/secret.txt", "/...",
     "/.../outside/secret.txt", "/sub/.../a.txt", "/dir_out/secret.txt", "/rel_out",
     "/abs_out", "/passwd_link", "/a.txt%00", "/a%3f.txt", "/a*.txt", "/a%22.txt", "/a%3c.txt",
-    "/a%7c.txt",
+    "/a%7c.txt", "/A.TXT", "/Sub/page.txt",
 ]
 
 
@@ -77,9 +77,10 @@ def check_win_names(port):
                or b"for 16-bit app support" in r.body or P.A_TXT == r.body)
         t(r.status in (400, 404) and not bad, "Windows name %r -> %d (400 or 404)" % (target, r.status),
           (r.status, r.body[:80]))
-    r = P.fetch(port, "/A.TXT")
-    t(r.status == 200 and r.body == P.A_TXT,
-      "lookups are case-insensitive on Windows: /A.TXT serves a.txt", r)
+    for target in ["/A.TXT", "/A.txt", "/SUB/page.txt", "/sub/PAGE.TXT", "/.ENV", "/Index.html"]:
+        r = P.fetch(port, target)
+        t(r.status == 404 and P.A_TXT != r.body and P.DOT_SECRET not in r.body,
+          "names match exactly, as on Linux: %s -> 404 (Windows would find it in another case)" % target, r)
 
 
 def check_www(port):

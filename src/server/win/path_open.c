@@ -6,8 +6,7 @@
  * ever opened.
  *
  *  - Each opened component's final path (GetFinalPathNameByHandleW: links resolved, the
- *    name as stored) must be its parent's followed by a separator and the name asked for
- *    (case-insensitively). One that resolved elsewhere is a link: beneath the docroot it is
+ *    name as stored) must be its parent's followed by a separator and the name asked for. One that resolved elsewhere is a link: beneath the docroot it is
  *    refused without --follow-symlinks (-ELOOP, 404) and followed with it; outside the
  *    docroot it is always refused (-EXDEV, 404). This also catches links the system resolves
  *    behind the walk's back: Wine shows a Unix symbolic link as the file it points to, with
@@ -22,7 +21,10 @@
  *    names CON PRN AUX NUL COM0-9 LPT0-9 CONIN$ CONOUT$ with or without an extension, and
  *    "~" followed by a digit (an 8.3 short name such as "GIT~1" aliases ".git", which the
  *    dotfile rule would hide, and rules match the long name).
- *  - Lookups are case-insensitive, as Windows' own are.
+ *  - Names are matched exactly, as on Linux: Windows finds "A.TXT" for "a.txt", and the final
+ *    path shows the stored name, so a name in another case is -ENOENT (404). The server's
+ *    rules (headers, redirects, the dotfile rule) match request paths case-sensitively, and
+ *    a case alias would slip past them.
  * Only files and directories exist for the walk; no FIFO or device can be opened by name.
  */
 #include "server/path.h"
@@ -118,26 +120,31 @@ static int walk_open(struct walk *w, wchar_t *wname, int len, bool last, bool th
 	return NT_SUCCESS(s) ? 0 : ntstatus_err(s);
 }
 
-/* Case-insensitive equality of a[0..n) and b[0..n). */
-static bool same(const wchar_t *a, const wchar_t *b, int n)
+/* Equality of a[0..n) and b[0..n), exact or ignoring case. */
+static bool same(const wchar_t *a, const wchar_t *b, int n, bool nocase)
 {
-	return CompareStringOrdinal(a, n, b, n, TRUE) == CSTR_EQUAL;
+	return CompareStringOrdinal(a, n, b, n, nocase) == CSTR_EQUAL;
 }
 
 /* h was opened as the component wname (len units) of the current directory: refuses what
- * resolved outside the root, and (without follow) what resolved anywhere but the name asked
- * for. Then the walk's current path is h's. 0 or -errno. */
+ * resolved outside the root; what resolved to the name asked for in another case (-ENOENT:
+ * names are matched exactly, as on Linux); and, without follow, what resolved anywhere else
+ * (a link). Then the walk's current path is h's. 0 or -errno. */
 static int walk_check(struct walk *w, HANDLE h, const wchar_t *wname, int len)
 {
 	int n = final_path(h, w->path, PT_WPATH_MAX);
+	bool here;
 
 	if (n < 0)
 		return n;
-	if (n <= w->rootlen || w->path[w->rootlen] != L'\\' || !same(w->path, w->root, w->rootlen))
+	if (n <= w->rootlen || w->path[w->rootlen] != L'\\' ||
+	    !same(w->path, w->root, w->rootlen, false))
 		return -EXDEV;
-	if (!w->follow && (n != w->curlen + 1 + len || w->path[w->curlen] != L'\\' ||
-			   !same(w->path, w->cur, w->curlen) ||
-			   !same(w->path + w->curlen + 1, wname, len)))
+	here = n == w->curlen + 1 + len && w->path[w->curlen] == L'\\' &&
+	       same(w->path, w->cur, w->curlen, false);
+	if (here && !same(w->path + w->curlen + 1, wname, len, false))
+		return same(w->path + w->curlen + 1, wname, len, true) ? -ENOENT : -ELOOP;
+	if (!here && !w->follow)
 		return -ELOOP;
 	memcpy(w->cur, w->path, (size_t)(n + 1) * sizeof *w->path);
 	w->curlen = n;
