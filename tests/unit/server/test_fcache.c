@@ -10,6 +10,7 @@
 #include "server/cond.c"
 #include "server/mime.c"
 #include "server/path.c"
+#include "server/path_open.c"
 #include "server/encoding.c"
 
 #include <fcntl.h>
