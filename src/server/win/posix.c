@@ -111,6 +111,42 @@ int pt_wstat(const char *path, struct pt_wstat *st)
 	return 0;
 }
 
+/* ---- open ---------------------------------------------------------------------------------- */
+
+#undef open
+int pt_wopen(const char *path, int flags, ...)
+{
+	wchar_t *w = malloc(PT_WPATH_MAX * sizeof *w);
+	int acc = flags & (_O_RDONLY | _O_WRONLY | _O_RDWR), r, fd = -1;
+	DWORD access = acc == _O_RDONLY ? GENERIC_READ : acc == _O_WRONLY ? GENERIC_WRITE
+		       : GENERIC_READ | GENERIC_WRITE;
+	DWORD disp = flags & _O_CREAT ? (flags & _O_EXCL ? CREATE_NEW : flags & _O_TRUNC ?
+		     CREATE_ALWAYS : OPEN_ALWAYS) : flags & _O_TRUNC ? TRUNCATE_EXISTING : OPEN_EXISTING;
+	SECURITY_ATTRIBUTES sa = { sizeof sa, NULL, !(flags & _O_NOINHERIT) };
+	HANDLE h = INVALID_HANDLE_VALUE;
+
+	if (flags & _O_APPEND)
+		access = (access & ~(DWORD)GENERIC_WRITE) | FILE_APPEND_DATA | SYNCHRONIZE;
+	if (!w)
+		r = -ENOMEM;
+	else if ((r = pt_wutf16(path, w, PT_WPATH_MAX)) >= 0) {
+		h = CreateFileW(w, access, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+				&sa, disp, FILE_ATTRIBUTE_NORMAL, NULL);
+		r = h == INVALID_HANDLE_VALUE ? pt_werr(GetLastError()) : 0;
+	}
+	free(w);
+	if (r == 0 && (fd = _open_osfhandle((intptr_t)h, (flags & (_O_APPEND | _O_RDONLY | _O_WRONLY |
+					      _O_RDWR)) | _O_BINARY)) < 0) {
+		CloseHandle(h);
+		r = -EMFILE;
+	}
+	if (r < 0) {
+		errno = -r;
+		return -1;
+	}
+	return fd;
+}
+
 /* ---- reading at an offset, random numbers ------------------------------------------------ */
 
 ssize_t pread(int fd, void *buf, size_t n, off_t off)

@@ -56,6 +56,12 @@ struct pt_wstat {
 int pt_wstat(const char *path, struct pt_wstat *st);
 int pt_wfstat(int fd, struct pt_wstat *st);
 
+/* open with every sharing mode (FILE_SHARE_READ | WRITE | DELETE, as POSIX files behave): a
+ * log can be renamed by a rotation tool while the server writes it, as on Linux; O_APPEND
+ * opens for FILE_APPEND_DATA only, so each write lands at the end (atomic append). Binary. */
+int pt_wopen(const char *path, int flags, ...);
+#define open pt_wopen
+
 ssize_t pread(int fd, void *buf, size_t n, off_t off);
 long random(void);
 int asprintf(char **out, const char *fmt, ...) __attribute__((format(gnu_printf, 2, 3)));
