@@ -15,6 +15,7 @@ the end of standard input and at SIGINT (which Wine turns into CTRL_C_EVENT).
 Two adjustments to the tree, both Windows' rules: the odd file name has no < > " (Windows
 names cannot hold them), and an ETag's time has 100 ns resolution (FILETIME). The FIFO of the
 tree is never asked for (Windows has none; Wine would open the Unix FIFO)."""
+import gzip
 import hashlib
 import os
 import shutil
@@ -99,6 +100,25 @@ def check_www(port):
     t(p.stdout == open(os.path.join(www, "index.html"), "rb").read(), "www/: / serves index.html", len(p.stdout))
 
 
+def check_compress(port, root):
+    """--compress on Windows: gzip only (win/compress.c); br or zstd alone get the identity."""
+    text = b"".join(b"compress me %d: the quick brown fox jumps over the lazy dog\n" % i for i in range(2000))
+    P.write(os.path.join(root, "z", "big.txt"), text)
+    deadline, r = time.monotonic() + 15, None
+    while time.monotonic() < deadline:
+        r = P.fetch(port, "/z/big.txt", [("Accept-Encoding", "gzip")])
+        if r.h.get("content-encoding") == "gzip":
+            break
+        time.sleep(0.1)
+    t(r.status == 200 and r.h.get("content-encoding") == "gzip" and gzip.decompress(r.body) == text
+      and len(r.body) < len(text) // 4,
+      "--compress: gzip copy made once, decompressed equal (%d -> %d bytes)" % (len(text), len(r.body)), r)
+    for enc in ["br", "zstd", "br, zstd"]:
+        r = P.fetch(port, "/z/big.txt", [("Accept-Encoding", enc)])
+        t(r.status == 200 and "content-encoding" not in r.h and r.body == text,
+          "--compress, Accept-Encoding %s: the identity body (no brotli or zstd on Windows)" % enc, r)
+
+
 def graceful_stop(a, root, log, sigint=False):
     """A download of 20 MiB in progress when standard input closes (the Windows SIGTERM), or
     at SIGINT, which Wine delivers to the program as CTRL_C_EVENT (its console handler)."""
@@ -165,7 +185,9 @@ def run_all(tmp):
     rc, secs, err = w.stop()
     t(rc == 0, "www server: exit 0 at the end of its input", (rc, err[-2000:]))
     P.section("graceful stop", graceful_stop, a, root, log)
-    c = P.Server(tmp, "c", root, ["--min-send-rate", "off", "--shutdown-timeout", "10"])
+    c = P.Server(tmp, "c", root, ["--min-send-rate", "off", "--shutdown-timeout", "10",
+                                  "--compress", "text/plain"])
+    P.section("compress", check_compress, c.port, root)
     P.section("SIGINT stop", graceful_stop, c, root, None, True)
 
 
