@@ -7,9 +7,10 @@
  * unusable), raise the descriptor limit, load the TLS certificates and keys (exit 1 naming the
  * file when one is unusable), create the server and bind every address (or take systemd's
  * sockets), drop privileges (--user), then start the workers (their rings are created
- * unprivileged). The main thread then only waits for signals: SIGTERM/SIGINT stop
- * gracefully, SIGHUP reopens the log files and reloads the configuration (sites, rules,
- * certificates: all or nothing, see reload()), SIGUSR1 logs the counters. The TLS context
+ * unprivileged). The main thread then only waits for signals (sys.h: on Windows the console
+ * control handler and standard input): SIGTERM/SIGINT stop gracefully, SIGHUP reopens the
+ * log files and reloads the configuration (sites, rules, certificates: all or nothing, see
+ * reload()), SIGUSR1 logs the counters. The TLS context
  * outlives the server: it is destroyed after it.
  *
  * The configuration is parsed twice at start: one copy for the server-wide settings, which
