@@ -206,8 +206,8 @@ clean:
 
 # ---- Windows: the engine on I/O completion ports, cross-built with mingw-w64, run under Wine ----
 # make win          build/win: libportico.a (the engine and the HTTP/1.1 layer; no TLS, no HTTP/2:
-#                   Debian has no OpenSSL or nghttp2 for mingw-w64), portico.exe, echo.exe, hello.exe and the
-#                   Windows tests (tests/win/*.c)
+#                   Debian has no OpenSSL or nghttp2 for mingw-w64), portico.exe, echo.exe,
+#                   hello.exe and the Windows tests (tests/win/*.c)
 # make test-windows install the packages (scripts/deps.sh windows), build, run tests/win/run.sh
 WIN_CC     ?= x86_64-w64-mingw32-gcc
 WB         := build/win
