@@ -18,12 +18,9 @@ tree is never asked for (Windows has none; Wine would open the Unix FIFO)."""
 import gzip
 import hashlib
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
-import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -33,7 +30,7 @@ os.environ["PT_WINE"] = "1"
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 sys.path.insert(0, os.path.join(REPO, "tests", "support"))
 import portico as P  # noqa: E402
-from ptest import t, failures, checks, read_text  # noqa: E402
+from ptest import t, read_text  # noqa: E402
 
 P.ODD_NAME = "a&b'c.txt"
 
@@ -44,7 +41,6 @@ def etag_win(path):
 
 
 P.etag_of = etag_win
-T0 = time.monotonic()
 
 # (request-target, what it must not be): every one is 400 or 404
 WIN_NAMES = [
@@ -191,24 +187,5 @@ def run_all(tmp):
     P.section("SIGINT stop", graceful_stop, c, root, None, True)
 
 
-def main():
-    if not os.path.exists(EXE):
-        t(False, "build/win/portico.exe exists", EXE)
-        return 1
-    tmp = tempfile.mkdtemp(prefix="pt-portico-win-")
-    try:
-        run_all(tmp)
-    except Exception:
-        t(False, "test run completed", traceback.format_exc())
-    finally:
-        for p in P.PROCS:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        shutil.rmtree(tmp, ignore_errors=True)
-    print("# %d checks in %.1f s" % (checks(), time.monotonic() - T0), flush=True)
-    return 1 if failures() else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(P.main(run_all, EXE))

@@ -52,21 +52,25 @@ if [ ! -d "$WINEPREFIX/drive_c" ]; then
 fi
 [ -x "$ES" ] || make --no-print-directory B=build "$ES" >/dev/null || { tap 1 "build echo_stress"; finish; }
 
-# ---- the engine tests of the Windows build (TAP, passed through with our numbering) ----
-for t in "$WB"/tests/*.exe; do
-	[ -e "$t" ] || continue
-	name=${t##*/}
-	log=$tmp/$name.log
-	timeout -k 5 120 wine "$t" >"$log" 2>&1
+# tap_run PREFIX SECS CMD...: runs a TAP program, its lines renumbered into ours (a failing
+# exit is one more failure, with the end of its output)
+tap_run() {
+	local prefix=$1 secs=$2 rc log=$tmp/run$((n + 1)).log; shift 2
+	timeout -k 5 "$secs" "$@" >"$log" 2>&1
 	rc=$?
 	while IFS= read -r line; do
 		case "$line" in
-		"ok "*) tap 0 "$name: ${line#ok * - }" ;;
-		"not ok "*) tap 1 "$name: ${line#not ok * - }" ;;
+		"ok "*) tap 0 "$prefix: ${line#ok * - }" ;;
+		"not ok "*) tap 1 "$prefix: ${line#not ok * - }" ;;
 		"#"*) echo "$line" ;;
 		esac
 	done < <(tr -d '\r' <"$log")
-	[ $rc -eq 0 ] || { tap 1 "$name exits 0 (exit $rc)"; tr -d '\r' <"$log" | tail -20 | sed 's/^/#   /'; }
+	[ $rc -eq 0 ] || { tap 1 "$prefix exits 0 (exit $rc)"; tr -d '\r' <"$log" | tail -20 | sed 's/^/#   /'; }
+}
+
+# ---- the engine tests of the Windows build ----
+for t in "$WB"/tests/*.exe; do
+	[ -e "$t" ] && tap_run "${t##*/}" 120 wine "$t"
 done
 
 # ---- echo.exe from the Linux side ----
@@ -100,26 +104,10 @@ stop_echo() { # fd pid secs: close its input, wait for the exit status (124: kil
 	return 124
 }
 
-# py_tap PREFIX SECS SCRIPT [VAR=VALUE...]: runs a Python test (with those variables), its TAP
-# lines renumbered into ours
-py_tap() {
-	local prefix=$1 secs=$2 script=$3 rc log=$tmp/py$((n + 1)).log; shift 3
-	timeout -k 5 "$secs" env "$@" python3 "$script" >"$log" 2>&1
-	rc=$?
-	while IFS= read -r line; do
-		case "$line" in
-		"ok "*) tap 0 "$prefix: ${line#ok * - }" ;;
-		"not ok "*) tap 1 "$prefix: ${line#not ok * - }" ;;
-		"#"*) echo "$line" ;;
-		esac
-	done <"$log"
-	[ $rc -eq 0 ] || tap 1 "${script##*/} exits 0 (exit $rc)"
-}
-
 # the HTTP layer on IOCP: tests/integration/http_api.py against http_testsrv.exe
-py_tap http_api 180 tests/integration/http_api.py PT_WINE=1
+tap_run http_api 180 env PT_WINE=1 python3 tests/integration/http_api.py
 # portico.exe: tests/integration/portico.py's checks and the Windows names
-py_tap portico.exe 240 tests/win/portico_win.py
+tap_run portico.exe 240 python3 tests/win/portico_win.py
 
 if ! start_echo srvA; then
 	tap 1 "echo.exe starts under wine and prints its port within 30 s"
