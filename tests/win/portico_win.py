@@ -13,8 +13,8 @@ names, 8.3 short names, backslashes), each 400 or 404 and never a byte from outs
 docroot; www/ served byte-exact to curl; a graceful stop with a download in progress, at
 the end of standard input and at SIGINT (which Wine turns into CTRL_C_EVENT).
 Two adjustments to the tree, both Windows' rules: the odd file name has no < > " (Windows
-names cannot hold them), and an ETag's time has 100 ns resolution (FILETIME). The FIFO of the
-tree is never asked for (Windows has none; Wine would open the Unix FIFO)."""
+names cannot hold them), and an ETag's time has 100 ns resolution (FILETIME). The tree's Unix
+FIFO, which Wine opens as a pipe, is 403 as on Linux."""
 import gzip
 import hashlib
 import os
@@ -161,6 +161,7 @@ def run_all(tmp):
     t("iocp backend" in a.announce, "portico.exe runs on the IOCP backend", a.announce)
     for name, fn, args in [("basic", P.check_basic, (root, cc)), ("mime", P.check_mime, ()),
                            ("paths", P.check_paths, ()), ("dotfiles", P.check_dotfiles, ()),
+                           ("special", P.check_special, ()),
                            ("symlinks", P.check_symlinks, (False,)), ("dirs", P.check_dirs, (False, root)),
                            ("conditional", P.check_conditional, (root, cc)),
                            ("ranges", P.check_ranges, (root,)), ("precompressed", P.check_precompressed, (root,)),

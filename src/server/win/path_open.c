@@ -25,7 +25,8 @@
  *    path shows the stored name, so a name in another case is -ENOENT (404). The server's
  *    rules (headers, redirects, the dotfile rule) match request paths case-sensitively, and
  *    a case alias would slip past them.
- * Only files and directories exist for the walk; no FIFO or device can be opened by name.
+ * Only files and directories are opened (GetFileType is FILE_TYPE_DISK): anything else is
+ * -EACCES (403), as on Linux; under Wine a Unix FIFO opens at once as a pipe, and is refused.
  */
 #include "server/path.h"
 #include "server/fault.h"
@@ -254,6 +255,10 @@ int pt_path_open(int rootfd, const char *rel, bool follow_symlinks, int *fd_out,
 	while (w->top > 0)
 		CloseHandle(w->dir[w->top--]);
 	free(w);
+	if (r == 0 && GetFileType(h) != FILE_TYPE_DISK) {
+		CloseHandle(h);           /* a pipe or a device (Wine: a Unix FIFO is a pipe) */
+		r = -EACCES;
+	}
 	if (r < 0)
 		return r;
 	if (!st)
