@@ -193,19 +193,21 @@ static int body_setup(struct pt_http_req *r, const char *rest, size_t n)
 	return 0;
 }
 
-/* A request from the head at buf, or NULL: *rc is then 0 (incomplete) or -status. */
-static struct pt_http_req *start_request(struct hconn *h, const char *buf, size_t n, int *rc)
+/* A request from the head at buf, or NULL: *rc is then 0 (incomplete) or -status. pst: what
+ * is validated of an incomplete head at buf (kept with the buffered input). */
+static struct pt_http_req *start_request(struct hconn *h, const char *buf, size_t n, int *rc,
+					 struct pt_parse_state *pst)
 {
-	struct pt_http_req *r = pt__req_new(h->s, h->hw, h->c, &pt__h1_req_ops, h);
+	struct pt_http_req *r = pt__req_new(h->hw->s, h->hw, h->c, &pt__h1_req_ops, h);
 
 	if (!r) {
 		*rc = -503;
 		return NULL;
 	}
-	*rc = pt__req_parse(r, buf, n, &h->pst);
+	*rc = pt__req_parse(r, buf, n, pst);
 	if (*rc > 0) {
 		size_t len = (size_t)*rc;
-		memset(&h->pst, 0, sizeof h->pst);
+		memset(pst, 0, sizeof *pst);
 		r->head_base = buf;
 		r->head_len = len;
 		int err = body_setup(r, buf + len, n - len);
@@ -247,8 +249,9 @@ static bool must_wait_for_sends(struct hconn *h)
 	return h->tx_wait;
 }
 
-/* Consumes complete requests (and their bodies) from buf; returns the bytes used. */
-static size_t consume(struct hconn *h, const char *buf, size_t n)
+/* Consumes complete requests (and their bodies) from buf; returns the bytes used. pst: the
+ * parse state of an incomplete head where consuming stops. */
+static size_t consume(struct hconn *h, const char *buf, size_t n, struct pt_parse_state *pst)
 {
 	size_t off = 0;
 	int rc;
@@ -266,7 +269,7 @@ static size_t consume(struct hconn *h, const char *buf, size_t n)
 		}
 		if (off == n || must_wait_for_sends(h))
 			break;
-		if (!(r = start_request(h, buf + off, n - off, &rc))) {
+		if (!(r = start_request(h, buf + off, n - off, &rc, pst))) {
 			if (rc < 0)
 				bad_request(h, buf + off, n - off, (unsigned)-rc);
 			break;
@@ -281,33 +284,43 @@ static size_t consume(struct hconn *h, const char *buf, size_t n)
 
 static int in_reserve(struct hconn *h, size_t more)
 {
-	size_t need = h->in_len + more;
+	size_t have = pt__hin_len(h), need = have + more, cap = h->in ? h->in->cap : 0;
 
-	if (need <= h->in_cap)
+	if (need <= cap)
 		return 0;
-	size_t cap = h->in_cap ? h->in_cap : 1024;
+	cap = cap ? cap : 1024 - sizeof(struct hin);
 	while (cap < need)
-		cap *= 2;
+		cap = 2 * cap + sizeof(struct hin);    /* the allocations stay powers of two */
 	if (cap > UINT32_MAX)
 		return -ENOMEM;
-	char *p = realloc(h->in, cap);
+	struct hin *p = realloc(h->in, sizeof *p + cap);
 	if (!p)
 		return -ENOMEM;
+	if (!h->in)
+		*p = (struct hin){ 0 };
 	h->in = p;
-	h->in_cap = (uint32_t)cap;
+	p->cap = (uint32_t)cap;
 	return 0;
 }
 
+/* Drops the first used bytes; an emptied buffer is freed (an idle connection holds none). */
 static void in_drop(struct hconn *h, size_t used)
 {
-	h->in_len -= (uint32_t)used;
-	if (h->in_len)
-		memmove(h->in, h->in + used, h->in_len);
-	else if (h->in_cap > 16384) {       /* do not keep a big buffer on an idle connection */
-		free(h->in);
+	struct hin *in = h->in;
+
+	in->len -= (uint32_t)used;
+	if (in->len) {
+		memmove(in->data, in->data + used, in->len);
+	} else {
+		free(in);
 		h->in = NULL;
-		h->in_cap = 0;
 	}
+}
+
+static void in_free(struct hconn *h)
+{
+	free(h->in);
+	h->in = NULL;
 }
 
 /* Requests alive after this receive call must not point into its buffers. After the final
@@ -332,9 +345,9 @@ static void own_live_heads(struct hconn *h)
 /* Buffered input waiting behind an unfinished request is bounded: stop reading meanwhile. */
 static void flow_control(struct hconn *h)
 {
-	size_t limit = h->s->cfg.max_head + 65536;
+	size_t limit = h->hw->s->cfg.max_head + 65536;
 
-	if (h->in_len > limit)
+	if (pt__hin_len(h) > limit)
 		pt_conn_pause_recv(h->c);
 	else
 		pt_conn_resume_recv(h->c);
@@ -363,33 +376,36 @@ static int process_buffered(struct hconn *h, const char *data, size_t len)
 {
 	if (in_reserve(h, len) < 0)
 		return -ENOMEM;
-	memcpy(h->in + h->in_len, data, len);
-	h->in_len += (uint32_t)len;
-	size_t used = consume(h, h->in, h->in_len);
+	struct hin *in = h->in;
+	memcpy(in->data + in->len, data, len);
+	in->len += (uint32_t)len;
+	size_t used = consume(h, in->data, in->len, &in->pst);
 	own_live_heads(h);
 	in_drop(h, used);
 	return 0;
 }
 
-/* Consumes from the receive buffer; keeps what is left. */
+/* Consumes from the receive buffer; keeps what is left (with the parse state of its head). */
 static int process_direct(struct hconn *h, const char *data, size_t len)
 {
-	size_t used = consume(h, data, len);
+	struct pt_parse_state pst = { 0 };
+	size_t used = consume(h, data, len, &pst);
 
 	own_live_heads(h);
 	if (used == len || h->closing)
 		return 0;
 	if (in_reserve(h, len - used) < 0)
 		return -ENOMEM;
-	memcpy(h->in, data + used, len - used);
-	h->in_len = (uint32_t)(len - used);
+	memcpy(h->in->data, data + used, len - used);
+	h->in->len = (uint32_t)(len - used);
+	h->in->pst = pst;
 	return 0;
 }
 
 static void process(struct hconn *h, const char *data, size_t len)
 {
 	h->in_consume = true;
-	int err = h->in_len ? process_buffered(h, data, len) : process_direct(h, data, len);
+	int err = h->in ? process_buffered(h, data, len) : process_direct(h, data, len);
 	h->in_consume = false;
 	if (err < 0) {
 		h->closing = true;
@@ -414,9 +430,9 @@ static void process(struct hconn *h, const char *data, size_t len)
 static bool h2c_preface(struct hconn *h, const void *data, size_t len)
 {
 	static const char pre[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-	size_t have = h->in_len, all = have + len;
+	size_t have = pt__hin_len(h), all = have + len;
 
-	if (pt_conn_is_tls(h->c) || have >= 24 || !len || (have && memcmp(h->in, pre, have)) ||
+	if (pt_conn_is_tls(h->c) || have >= 24 || !len || (have && memcmp(h->in->data, pre, have)) ||
 	    memcmp(data, pre + have, len < 24 - have ? len : 24 - have))
 		return false;
 	if (all < 24) {                           /* a prefix so far: wait for the rest */
@@ -424,8 +440,8 @@ static bool h2c_preface(struct hconn *h, const void *data, size_t len)
 			pt_conn_close(h->c, PT_CLOSE_ABORT);
 			return true;
 		}
-		memcpy(h->in + h->in_len, data, len);
-		h->in_len += (uint32_t)len;
+		memcpy(h->in->data + h->in->len, data, len);
+		h->in->len += (uint32_t)len;
 		return true;
 	}
 	char *buf = have ? malloc(all) : NULL;
@@ -434,13 +450,11 @@ static bool h2c_preface(struct hconn *h, const void *data, size_t len)
 		return true;
 	}
 	if (buf) {
-		memcpy(buf, h->in, have);
+		memcpy(buf, h->in->data, have);
 		memcpy(buf + have, data, len);
 	}
-	free(h->in);                              /* the area is HTTP/2's from now on */
-	h->in = NULL;
-	h->in_len = h->in_cap = 0;
-	if (pt__h2_start(h->s, h->c, buf ? buf : data, all) < 0)
+	in_free(h);                               /* the area is HTTP/2's from now on */
+	if (pt__h2_start(h->hw->s, h->c, buf ? buf : data, all) < 0)
 		pt_conn_close(h->c, PT_CLOSE_ABORT);
 	free(buf);
 	return true;
@@ -450,7 +464,7 @@ static void on_data(pt_conn_t *c, const void *data, size_t len)
 {
 	struct hconn *h = pt_conn_user(c);
 
-	if (h->s->cfg.h2c && h->phase == PH_NEW && !h->cur && h2c_preface(h, data, len))
+	if (h->hw->s->cfg.h2c && h->phase == PH_NEW && !h->cur && h2c_preface(h, data, len))
 		return;
 	pt__phase_input(h, len);
 	if (!h->closing)
@@ -557,7 +571,7 @@ static void on_close(pt_conn_t *c)
 		h->nlive--;
 		pt__req_lost(r);
 	}
-	free(h->in);                             /* h itself lives in the connection object */
+	in_free(h);                              /* h itself lives in the connection object */
 }
 
 /* The server stops: see pt__phase_stop (the next response head says Connection: close). */
@@ -577,7 +591,7 @@ const struct pt_conn_ops pt__http_conn_ops = {
 
 void pt__hconn_init(struct hconn *h, struct pt_http_server *s, pt_conn_t *c)
 {
-	h->s = s;
+	h->hw->s = s;
 	h->hw = pt__hw(s, c);
 	h->c = c;
 	pt_conn_set_user(c, h);

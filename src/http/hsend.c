@@ -333,7 +333,7 @@ void pt__h1_send_error(struct hconn *h, unsigned status)
 	int n = snprintf(buf, sizeof buf,
 			 "HTTP/1.1 %u %s\r\n%s%sContent-Type: text/plain; charset=utf-8\r\n"
 			 "Content-Length: %zu\r\nConnection: close\r\n\r\n%s\n",
-			 status, reason, h->hw->date, h->s->server_line, strlen(reason) + 1, reason);
+			 status, reason, h->hw->date, h->hw->s->server_line, strlen(reason) + 1, reason);
 	pt_conn_send(h->c, buf, (size_t)n, PT_SEND_COPY, NULL, NULL);
 	h->closing = true;
 }

@@ -173,15 +173,22 @@ struct hsend {                        /* one engine transmit made for the applic
 
 enum hphase { PH_NEW, PH_IDLE, PH_HEAD, PH_BODY, PH_DRAIN, PH_HANDLER, PH_SENDING, PH_LINGER };
 
+/* Buffered input (hconn.in): only while a head is incomplete or requests wait behind an
+ * unfinished one; an idle connection holds none (issue 19: bytes per idle connection). */
+struct hin {
+	uint32_t len, cap;                /* bytes held, bytes of data[] */
+	struct pt_parse_state pst;        /* the incomplete head at data[0]: validated so far */
+	char data[];
+};
+
+/* An HTTP/1.1 connection: the engine's connection area (64 bytes, checked in server.c). The
+ * server is hw->s. */
 struct hconn {
-	struct pt_http_server *s;
 	struct hworker *hw;
 	pt_conn_t *c;
-	char *in;                         /* buffered input */
-	uint32_t in_len, in_cap;
+	struct hin *in;                   /* buffered input, or NULL */
 	struct pt_http_req *cur;          /* request whose input is being consumed */
 	struct pt_http_req *live;         /* requests not yet freed (oldest first) */
-	struct pt_parse_state pst;
 	uint8_t phase;                    /* the timer phase armed now */
 	bool closing;                     /* no more requests: close after the responses */
 	bool linger;                      /* closing while the peer may still be sending: read and
@@ -211,6 +218,7 @@ struct h2conn;
 
 struct hworker {
 	struct pt_http_counters cnt;       /* written by this worker only (hw_count) */
+	struct pt_http_server *s;
 	struct h2conn *h2conns;           /* the worker's HTTP/2 connections (graceful stop) */
 	pt_post_t goaway_post[2];         /* the two GOAWAY steps of a graceful stop */
 	struct pt_http_req *req_free;
@@ -318,6 +326,11 @@ const char *pt__reason(unsigned status);
 void pt__date_refresh(struct hworker *hw);
 
 /* ---- hconn.c: HTTP/1.1 input ---- */
+/* Bytes of buffered input. */
+static inline size_t pt__hin_len(const struct hconn *h)
+{
+	return h->in ? h->in->len : 0;
+}
 extern const struct pt_conn_ops pt__http_conn_ops;
 extern const struct pt_req_ops pt__h1_req_ops;
 /* Sets up h on a new connection c (on_accept). */

@@ -106,6 +106,7 @@ PT_API pt_http_server_t *pt_http_server_create(const struct pt_http_config *cfg,
 	if ((rc = pt__fragcache_init(s)) < 0)
 		goto fail;
 	s->cfg.engine.conn_area = sizeof(struct hconn);   /* no allocation per connection */
+	_Static_assert(sizeof(struct hconn) <= 64, "an idle HTTP/1.1 connection's state grew (issue 19)");
 	if (!(s->e = pt_engine_create(&s->cfg.engine, &rc)))
 		goto fail;
 	pt_engine_set_user(s->e, s);
@@ -115,6 +116,8 @@ PT_API pt_http_server_t *pt_http_server_create(const struct pt_http_config *cfg,
 		goto fail;
 	}
 	memset(s->hw, 0, hwsize);
+	for (unsigned i = 0; i < pt_engine_workers(s->e); i++)
+		s->hw[i].s = s;
 	*err = 0;
 	return s;
 fail:

@@ -78,14 +78,14 @@ static unsigned grace_ms(const struct hconn *h);
  * partial: sheddable before busy ones when the engine must make room. */
 static unsigned body_tick_ms(const struct hconn *h)
 {
-	unsigned eb = h->s->cfg.timeouts.entity_body;
+	unsigned eb = h->hw->s->cfg.timeouts.entity_body;
 
 	return eb < RATE_WINDOW_MS ? eb : RATE_WINDOW_MS;
 }
 
 static bool body_tick(struct hconn *h)
 {
-	const struct pt_http_timeouts *t = &h->s->cfg.timeouts;
+	const struct pt_http_timeouts *t = &h->hw->s->cfg.timeouts;
 	uint32_t now = now32(h), quiet = now - h->last_in, span = now - h->win_start;
 
 	if (quiet >= t->entity_body)
@@ -115,7 +115,7 @@ static bool linger_over(struct hconn *h)
 {
 	uint32_t now = now32(h), quiet = now - h->last_in;
 
-	unsigned drain = h->s->cfg.timeouts.drain_entity_body;
+	unsigned drain = h->hw->s->cfg.timeouts.drain_entity_body;
 
 	if (quiet >= LINGER_QUIET_MS || now - h->win_start >= (drain < LINGER_MAX_MS ? drain : LINGER_MAX_MS))
 		return true;
@@ -129,7 +129,7 @@ void pt__phase_input(struct hconn *h, size_t len)
 		return;
 	h->last_in = now32(h);
 	h->body_win = len > UINT32_MAX - h->body_win ? UINT32_MAX : h->body_win + (uint32_t)len;
-	if (h->phase == PH_LINGER && h->body_win > h->s->cfg.max_drain)
+	if (h->phase == PH_LINGER && h->body_win > h->hw->s->cfg.max_drain)
 		pt_conn_close(h->c, PT_CLOSE_GRACEFUL);   /* read enough: stop */
 }
 
@@ -142,7 +142,7 @@ static bool responses_pending(const struct hconn *h)
 
 void pt__phase_update(struct hconn *h)
 {
-	const struct pt_http_timeouts *t = &h->s->cfg.timeouts;
+	const struct pt_http_timeouts *t = &h->hw->s->cfg.timeouts;
 	struct pt_http_req *r = h->cur;
 
 	if (h->phase == PH_LINGER || (h->closing && !responses_pending(h)))
@@ -159,10 +159,10 @@ void pt__phase_update(struct hconn *h)
 	} else if (r) {
 		pt__phase_set(h, PH_HANDLER);         /* the application decides how long it takes */
 		pt_conn_set_timeout(h->c, 0);
-	} else if (h->in_len) {                   /* stopping: a head gets the grace period */
-		arm(h, PH_HEAD, h->s->grace_ms && atomic_load_explicit(&h->s->stopping,
+	} else if (pt__hin_len(h)) {                   /* stopping: a head gets the grace period */
+		arm(h, PH_HEAD, h->hw->s->grace_ms && atomic_load_explicit(&h->hw->s->stopping,
 			memory_order_relaxed) ? grace_ms(h) : t->header_wait, false);
-	} else if (h->phase != PH_NEW && atomic_load_explicit(&h->s->stopping, memory_order_relaxed)) {
+	} else if (h->phase != PH_NEW && atomic_load_explicit(&h->hw->s->stopping, memory_order_relaxed)) {
 		if (h->phase != PH_IDLE || !h->grace_armed)
 			idle_grace(h);                /* a response ended during a stop */
 	} else if (h->phase != PH_NEW) {
@@ -188,7 +188,7 @@ static uint32_t unacked(const struct hconn *h)
 
 static unsigned grace_ms(const struct hconn *h)
 {
-	unsigned g = h->s->grace_ms, idle = h->s->cfg.timeouts.idle_connection;
+	unsigned g = h->hw->s->grace_ms, idle = h->hw->s->cfg.timeouts.idle_connection;
 
 	return g < idle ? g : idle;
 }
@@ -199,7 +199,7 @@ static unsigned grace_ms(const struct hconn *h)
  * Connection: close. */
 static void idle_grace(struct hconn *h)
 {
-	if (!h->s->grace_ms) {
+	if (!h->hw->s->grace_ms) {
 		h->closing = true;
 		pt_conn_close(h->c, PT_CLOSE_GRACEFUL);
 		return;
@@ -243,18 +243,18 @@ void pt__phase_stop(struct hconn *h)
 		if (!r->final_sent)
 			return;                   /* a request in progress ends the connection */
 	if (h->phase == PH_HEAD) {            /* a head arriving: it gets the grace period */
-		if (h->s->grace_ms)
+		if (h->hw->s->grace_ms)
 			pt_conn_set_timeout(h->c, grace_ms(h));
-	} else if (h->phase == PH_IDLE && !h->in_len) {  /* a response may still be on its way */
+	} else if (h->phase == PH_IDLE && !pt__hin_len(h)) {  /* a response may still be on its way */
 		idle_grace(h);
 	} else if (h->phase == PH_NEW) {      /* accepted, nothing received: HeaderWait runs */
-		unsigned age = pt_conn_age_ms(h->c), wait = h->s->cfg.timeouts.header_wait;
+		unsigned age = pt_conn_age_ms(h->c), wait = h->hw->s->cfg.timeouts.header_wait;
 		unsigned left = age < wait ? wait - age : 1;
-		if (!h->s->grace_ms) {
+		if (!h->hw->s->grace_ms) {
 			h->closing = true;
 			pt_conn_close(h->c, PT_CLOSE_GRACEFUL);
-		} else if (h->s->grace_ms < left) {
-			pt_conn_set_timeout(h->c, h->s->grace_ms);
+		} else if (h->hw->s->grace_ms < left) {
+			pt_conn_set_timeout(h->c, h->hw->s->grace_ms);
 		}
 	}
 }
@@ -265,7 +265,7 @@ void pt__phase_stop(struct hconn *h)
 static void sending_tick(struct hconn *h)
 {
 	uint64_t sent = pt_conn_bytes_sent(h->c);
-	uint64_t need = (uint64_t)h->s->cfg.timeouts.min_send_rate * RATE_WINDOW_MS / 1000;
+	uint64_t need = (uint64_t)h->hw->s->cfg.timeouts.min_send_rate * RATE_WINDOW_MS / 1000;
 
 	if (sent - h->rate_mark >= need) {            /* fast enough: next window */
 		h->rate_mark = sent;
