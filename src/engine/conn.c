@@ -93,6 +93,7 @@ static int grow_blocks(struct pt_worker *w)
 		c->gen = gen;
 		c->w = w;
 		c->fd = -1;
+		c->q = &w->txq_none;
 		c->free_next = w->conn_free;
 		w->conn_free = c;
 		area_poison(c, true);
@@ -150,7 +151,7 @@ static struct pt_conn *conn_alloc(struct pt_worker *w)
 	w->conn_free = c->free_next;
 	w->nconn_free--;
 	c->free_next = NULL;
-	PT_ASSERT(c->fd == -1 && !c->flags && !c->sq_head && !c->l_prev && !c->l_next);
+	PT_ASSERT(c->fd == -1 && !c->flags && !c->q->sq_head && !c->l_prev && !c->l_next);
 	area_poison(c, false);
 	return c;
 }
@@ -609,15 +610,13 @@ static void conn_recycle(struct pt_worker *w, struct pt_conn *c)
 {
 	/* nothing may reach c once it is free: no deferred work, deadline, send or kernel op */
 	PT_ASSERT(!(c->flags & (PT_C_LIVE | PT_C_PENDING)) && !pt_timer_armed(&c->timer));
-	PT_ASSERT(!c->sq_head && !c->tx && c->inflight == 0);
+	PT_ASSERT(!c->q->sq_head && !c->q->tx && c->inflight == 0);
 	free(c->stash);
 	c->stash = NULL;
 	c->stash_len = c->stash_cap = 0;
 	c->fd = -1;
 	c->flags = 0;
-	c->sq_head = c->sq_tail = c->sq_notify = c->sq_send = NULL;
-	c->sq_bytes = 0;
-	c->tx = NULL;
+	pt__txq_release(c);
 	c->ops = NULL;
 	c->user = NULL;
 	c->gen++;
@@ -689,7 +688,7 @@ static void ack_wait(struct pt_conn *c)
 static void close_graceful_step(struct pt_conn *c)
 {
 	pt__tx_run(c);
-	if (c->sq_head || (c->flags & PT_C_TX_BUSY) || (c->flags & PT_C_FINAL))
+	if (c->q->sq_head || (c->flags & PT_C_TX_BUSY) || (c->flags & PT_C_FINAL))
 		return;
 	if (c->tls && pt__tls_shutdown(c)) {   /* close_notify (or an alert) still to send */
 		pt__pending(c);
@@ -763,8 +762,8 @@ void pt__conn_process(struct pt_conn *c)
 		return;
 	}
 	pt__tx_run(c);
-	bool drained = (c->flags & PT_C_WANT_DRAIN) && c->sq_bytes <= c->w->e->cfg.max_send_queue / 2;
-	bool empty = (c->flags & PT_C_WANT_EMPTY) && c->sq_bytes == 0;
+	bool drained = (c->flags & PT_C_WANT_DRAIN) && c->q->sq_bytes <= c->w->e->cfg.max_send_queue / 2;
+	bool empty = (c->flags & PT_C_WANT_EMPTY) && c->q->sq_bytes == 0;
 	if ((drained || empty) && !(c->flags & PT_C_CLOSING)) {
 		c->flags &= ~(drained ? PT_C_WANT_DRAIN : 0u) & ~(empty ? PT_C_WANT_EMPTY : 0u);
 		if (c->ops && c->ops->on_drain)

@@ -96,6 +96,17 @@ struct pt_txop {
 	ssize_t zc_res;                   /* result held until the zero-copy notification */
 };
 
+/* The send queue of a connection (sendq.c), allocated while it has requests queued or a kernel
+ * send in flight; an idle connection points at its worker's empty txq_none (read-only), so
+ * readers never test for NULL (issue 19: bytes per idle connection). */
+struct pt_txq {
+	struct pt_sreq *sq_head, *sq_tail;/* send requests in order */
+	struct pt_sreq *sq_notify;        /* first request whose callback has not run */
+	struct pt_sreq *sq_send;          /* first request with bytes not handed to the kernel */
+	size_t sq_bytes;                  /* bytes not handed to the kernel */
+	struct pt_txop *tx;               /* kernel send in flight */
+};
+
 /* ---- connections ---- */
 enum {
 	PT_C_LIVE      = 1u << 0,   /* accepted and kept (on_close owed) */
@@ -141,12 +152,8 @@ struct pt_conn {
 	struct pt_conn *l_prev, *l_next;  /* the worker list holding c, oldest first */
 	struct pt_conn *starve_next;      /* backend: waiting for receive buffers */
 	pt_timer_t timer;                 /* application deadline */
-	struct pt_sreq *sq_head, *sq_tail;/* send requests in order */
-	struct pt_sreq *sq_notify;        /* first request whose callback has not run */
-	struct pt_sreq *sq_send;          /* first request with bytes not handed to the kernel */
-	size_t sq_bytes;                  /* bytes not handed to the kernel */
+	struct pt_txq *q;                 /* send queue, or &w->txq_none (never NULL) */
 	uint64_t sent;                    /* bytes handed to the kernel */
-	struct pt_txop *tx;               /* kernel send in flight */
 	char *stash;                      /* received while paused, delivered on resume */
 	uint32_t stash_len, stash_cap;
 	struct pt_tls_conn *tls;          /* TLS transport state, or NULL (plaintext) */
@@ -286,6 +293,7 @@ struct pt_worker {
 	struct pt_sreq *sreq_free;
 	struct pt_txop *txop_free;
 	unsigned nsreq_free, ntxop_free;
+	struct pt_txq txq_none;           /* every idle connection's empty send queue (all zero) */
 	size_t buffered;                  /* PT_SEND_COPY bytes held */
 	struct pt_tls_worker *tlsw;       /* TLS buffers, from the first TLS connection on */
 	/* listeners */
@@ -370,6 +378,7 @@ void pt__tx_notify(struct pt_conn *c);        /* run callbacks that are due, in 
 void pt__tx_fail(struct pt_conn *c, int err); /* fail everything queued */
 size_t pt__chunk_len(const struct pt_chunk *ch);
 void pt__sreq_pool_free(struct pt_worker *w);
+void pt__txq_release(struct pt_conn *c);      /* an empty queue goes back: c->q = txq_none */
 
 /* timer.c */
 void pt__wheel_init(struct pt_wheel *wh, uint64_t now_ms);

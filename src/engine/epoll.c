@@ -171,7 +171,7 @@ static ssize_t ep_send(struct pt_worker *w, struct pt_conn *c, int flags)
 
 	if (f)                              /* test builds: as if sendmsg had failed with f */
 		return f == -EINTR ? -EAGAIN : f;
-	ssize_t n = sendmsg(c->fd, &c->tx->msg, flags);
+	ssize_t n = sendmsg(c->fd, &c->q->tx->msg, flags);
 
 	if (n >= 0) {
 		CNT_ADD(w, sends, 1);

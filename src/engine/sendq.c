@@ -94,6 +94,29 @@ static void txop_put(struct pt_worker *w, struct pt_txop *t)
 	w->txop_free = t;
 }
 
+/* c's send queue, allocated when it was the worker's empty one: NULL when out of memory. */
+static struct pt_txq *txq_get(struct pt_conn *c)
+{
+	if (c->q != &c->w->txq_none)
+		return c->q;
+	struct pt_txq *q = pt__fault(PT_FAULT_ALLOC) ? NULL : malloc(sizeof *q);
+	if (!q)
+		return NULL;
+	*q = (struct pt_txq){ 0 };
+	return c->q = q;
+}
+
+/* Frees c's send queue once it is empty and no kernel send is in flight. */
+void pt__txq_release(struct pt_conn *c)
+{
+	struct pt_txq *q = c->q;
+
+	if (q == &c->w->txq_none || q->sq_head || q->tx)
+		return;
+	free(q);
+	c->q = &c->w->txq_none;
+}
+
 void pt__sreq_pool_free(struct pt_worker *w)
 {
 	while (w->sreq_free) {
@@ -163,23 +186,23 @@ static int sreq_copy(struct pt_worker *w, struct pt_sreq *r, size_t mem)
 static void sq_check(const struct pt_conn *c)
 {
 #if PT_ASSERTS
-	const struct pt_sreq *r = c->sq_head, *last = NULL;
-	bool at_notify = !c->sq_notify, at_send = !c->sq_send;
+	const struct pt_sreq *r = c->q->sq_head, *last = NULL;
+	bool at_notify = !c->q->sq_notify, at_send = !c->q->sq_send;
 	size_t left = 0;
 	unsigned n = 0;
 
-	PT_ASSERT(!c->sq_head == !c->sq_tail);
-	PT_ASSERT(c->sq_send || !c->sq_bytes);
+	PT_ASSERT(!c->q->sq_head == !c->q->sq_tail);
+	PT_ASSERT(c->q->sq_send || !c->q->sq_bytes);
 	for (; r && n < SQ_CHECK_MAX; last = r, r = r->next, n++) {
-		at_notify |= r == c->sq_notify;
-		at_send |= r == c->sq_send;
+		at_notify |= r == c->q->sq_notify;
+		at_send |= r == c->q->sq_send;
 		PT_ASSERT(at_notify || (r->flags & PT_SR_NOTIFIED));
 		PT_ASSERT(at_send || r->left == 0);
 		left += at_send ? r->left : 0;
 	}
 	if (!r) {                        /* the whole queue was seen */
-		PT_ASSERT(last == c->sq_tail && at_notify && at_send);
-		PT_ASSERT(left == c->sq_bytes);
+		PT_ASSERT(last == c->q->sq_tail && at_notify && at_send);
+		PT_ASSERT(left == c->q->sq_bytes);
 	}
 #else
 	(void)c;
@@ -189,16 +212,16 @@ static void sq_check(const struct pt_conn *c)
 static void sq_append(struct pt_conn *c, struct pt_sreq *r)
 {
 	r->next = NULL;
-	if (c->sq_tail)
-		c->sq_tail->next = r;
+	if (c->q->sq_tail)
+		c->q->sq_tail->next = r;
 	else
-		c->sq_head = r;
-	c->sq_tail = r;
-	if (!c->sq_notify)
-		c->sq_notify = r;
-	if (!c->sq_send && r->left)
-		c->sq_send = r;
-	c->sq_bytes += r->left;
+		c->q->sq_head = r;
+	c->q->sq_tail = r;
+	if (!c->q->sq_notify)
+		c->q->sq_notify = r;
+	if (!c->q->sq_send && r->left)
+		c->q->sq_send = r;
+	c->q->sq_bytes += r->left;
 	sq_check(c);
 }
 
@@ -229,17 +252,20 @@ PT_API int pt_conn_transmit(pt_conn_t *c, const struct pt_chunk *chunks, unsigne
 	if (c->flags & (PT_C_CLOSING | PT_C_SHUT_WR))
 		return -EPIPE;
 	struct pt_worker *w = c->w;
-	if (c->sq_bytes && c->sq_bytes + mem > w->e->cfg.max_send_queue) {
+	if (c->q->sq_bytes && c->q->sq_bytes + mem > w->e->cfg.max_send_queue) {
 		c->flags |= PT_C_WANT_DRAIN;
 		CNT_ADD(w, send_refused, 1);
 		return -EAGAIN;
 	}
-	struct pt_sreq *r = sreq_get(w);
-	if (!r)
+	struct pt_sreq *r = txq_get(c) ? sreq_get(w) : NULL;
+	if (!r) {
+		pt__txq_release(c);
 		return -ENOMEM;
+	}
 	r->chunks = r->inline_chunks;
 	if ((err = sreq_build(w, r, chunks, n, flags, total, mem)) < 0) {
 		sreq_put(w, r);
+		pt__txq_release(c);
 		if (err == -EAGAIN) {
 			c->flags |= PT_C_WANT_DRAIN;
 			CNT_ADD(w, send_refused, 1);
@@ -263,7 +289,7 @@ PT_API int pt_conn_send(pt_conn_t *c, const void *buf, size_t len, unsigned flag
 
 PT_API size_t pt_conn_send_queued(const pt_conn_t *c)
 {
-	return c ? c->sq_bytes : 0;
+	return c ? c->q->sq_bytes : 0;
 }
 
 PT_API size_t pt_conn_unacked(const pt_conn_t *c)
@@ -273,7 +299,7 @@ PT_API size_t pt_conn_unacked(const pt_conn_t *c)
 	if (!c)
 		return 0;
 	n = pt__sock_outq(c->fd);
-	return c->sq_bytes + (n > 0 ? (size_t)n : 0);
+	return c->q->sq_bytes + (n > 0 ? (size_t)n : 0);
 }
 
 PT_API uint64_t pt_conn_bytes_sent(const pt_conn_t *c)
@@ -295,7 +321,7 @@ static void send_cursor_settle(struct pt_conn *c)
 {
 	struct pt_sreq *r;
 
-	while ((r = c->sq_send)) {
+	while ((r = c->q->sq_send)) {
 		while (r->cur < r->n && r->off == chunk_len(&r->chunks[r->cur])) {
 			r->cur++;
 			r->off = 0;
@@ -303,7 +329,7 @@ static void send_cursor_settle(struct pt_conn *c)
 		if (r->cur < r->n && r->left)
 			return;
 		r->left = 0;
-		c->sq_send = r->next;
+		c->q->sq_send = r->next;
 	}
 }
 
@@ -312,10 +338,10 @@ static void tx_advance(struct pt_conn *c, size_t n)
 {
 	if (!c->tls || c->tls->ktls)
 		CNT_ADD(c->w, bytes_out, n);      /* TLS: ciphertext is counted in tls_sent */
-	c->sq_bytes -= n;
+	c->q->sq_bytes -= n;
 	c->sent += n;
 	while (n) {
-		struct pt_sreq *r = c->sq_send;
+		struct pt_sreq *r = c->q->sq_send;
 		size_t room = chunk_len(&r->chunks[r->cur]) - r->off;
 		size_t k = n < room ? n : room;
 		r->off += k;
@@ -330,19 +356,20 @@ void pt__tx_notify(struct pt_conn *c)
 {
 	struct pt_sreq *r;
 
-	while ((r = c->sq_notify) && (r->left == 0 || (r->flags & PT_SR_COPIED) || r->err)) {
-		c->sq_notify = r->next;
+	while ((r = c->q->sq_notify) && (r->left == 0 || (r->flags & PT_SR_COPIED) || r->err)) {
+		c->q->sq_notify = r->next;
 		r->flags |= PT_SR_NOTIFIED;
 		if (r->cb)
 			r->cb(c, r->arg, r->err ? r->err : (ssize_t)r->total);
 	}
-	while ((r = c->sq_head) && (r->flags & PT_SR_NOTIFIED) && r->left == 0) {
-		c->sq_head = r->next;
-		if (!c->sq_head)
-			c->sq_tail = NULL;
+	while ((r = c->q->sq_head) && (r->flags & PT_SR_NOTIFIED) && r->left == 0) {
+		c->q->sq_head = r->next;
+		if (!c->q->sq_head)
+			c->q->sq_tail = NULL;
 		sreq_put(c->w, r);
 	}
 	sq_check(c);
+	pt__txq_release(c);
 }
 
 /* Every queued request fails with err, in order. Requests whose memory a kernel send still
@@ -351,18 +378,20 @@ void pt__tx_fail(struct pt_conn *c, int err)
 {
 	c->flags |= PT_C_SHUT_WR;
 	if (c->flags & PT_C_TX_BUSY) {
-		if (c->tx)
+		if (c->q->tx)
 			return;     /* memory in the kernel: fail when the send completes */
 		c->flags &= ~PT_C_TX_BUSY;   /* a writable-wait only: safe to fail now */
 	}
 	/* from the head: copied requests already notified still hold bytes and must go too */
-	for (struct pt_sreq *r = c->sq_head; r; r = r->next) {
+	for (struct pt_sreq *r = c->q->sq_head; r; r = r->next) {
 		if (!r->err && !(r->flags & PT_SR_NOTIFIED))
 			r->err = err;
 		r->left = 0;
 	}
-	c->sq_send = NULL;
-	c->sq_bytes = 0;
+	if (c->q->sq_head) {
+		c->q->sq_send = NULL;
+		c->q->sq_bytes = 0;
+	}
 	pt__tx_notify(c);
 }
 
@@ -379,17 +408,17 @@ static bool zc_request(const struct pt_conn *c, const struct pt_sreq *r)
 static int gather(struct pt_conn *c, struct pt_txop *t)
 {
 	unsigned k = 0;
-	struct pt_sreq *r = c->sq_send, *last = r;
+	struct pt_sreq *r = c->q->sq_send, *last = r;
 	bool more = false;
 
 	t->zc = zc_request(c, r);
 	for (; r && k < PT_TX_IOV; r = r->next) {
-		if (r != c->sq_send && (t->zc || zc_request(c, r))) {
+		if (r != c->q->sq_send && (t->zc || zc_request(c, r))) {
 			more = true;
 			break;
 		}
-		unsigned i = (r == c->sq_send) ? r->cur : 0;
-		size_t off = (r == c->sq_send) ? r->off : 0;
+		unsigned i = (r == c->q->sq_send) ? r->cur : 0;
+		size_t off = (r == c->q->sq_send) ? r->off : 0;
 		for (; i < r->n && k < PT_TX_IOV; i++, off = 0) {
 			const struct pt_chunk *ch = &r->chunks[i];
 			if (ch->kind == PT_CHUNK_FILE && ch->file.len) {
@@ -430,7 +459,7 @@ static void tx_error(struct pt_conn *c, int err)
 /* A file chunk at the cursor: sendfile until done, EAGAIN or the per-round budget. */
 static int tx_file(struct pt_conn *c, size_t *budget)
 {
-	struct pt_sreq *r = c->sq_send;
+	struct pt_sreq *r = c->q->sq_send;
 	const struct pt_chunk *ch = &r->chunks[r->cur];
 	size_t want = ch->file.len - r->off;
 	off_t off = ch->file.offset + (off_t)r->off;
@@ -459,13 +488,13 @@ static int tx_mem(struct pt_conn *c, size_t *budget)
 {
 	struct pt_worker *w = c->w;
 
-	if (!c->tx && !(c->tx = txop_get(w)))
+	if (!c->q->tx && !(c->q->tx = txop_get(w)))
 		return -ENOMEM;
-	int flags = gather(c, c->tx);
+	int flags = gather(c, c->q->tx);
 	ssize_t n = w->be->send(w, c, flags);
 	if (n > 0) {                    /* done synchronously (epoll) */
-		txop_put(w, c->tx);
-		c->tx = NULL;
+		txop_put(w, c->q->tx);
+		c->q->tx = NULL;
 		tx_advance(c, (size_t)n);
 		*budget = *budget > (size_t)n ? *budget - (size_t)n : 0;
 		return 0;
@@ -474,8 +503,8 @@ static int tx_mem(struct pt_conn *c, size_t *budget)
 		c->flags |= PT_C_TX_BUSY;
 		return 1;
 	}
-	txop_put(w, c->tx);
-	c->tx = NULL;
+	txop_put(w, c->q->tx);
+	c->q->tx = NULL;
 	return (int)n;
 }
 
@@ -502,16 +531,16 @@ static int tx_tls(struct pt_conn *c, size_t *budget)
 		return rc;
 	if (!b)
 		return 1;
-	if (!c->tx && !(c->tx = txop_get(w)))
+	if (!txq_get(c) || (!c->q->tx && !(c->q->tx = txop_get(w))))
 		return -ENOMEM;
-	struct pt_txop *t = c->tx;
+	struct pt_txop *t = c->q->tx;
 	t->iov[0].iov_base = b->base + b->off;
 	t->iov[0].iov_len = t->len = b->len - b->off;
 	t->msg.msg_iovlen = 1;
 	ssize_t n = w->be->send(w, c, MSG_NOSIGNAL | (b->more ? MSG_MORE : 0));
 	if (n > 0) {
 		txop_put(w, t);
-		c->tx = NULL;
+		c->q->tx = NULL;
 		tls_sent(c, (size_t)n, budget);
 		return 0;
 	}
@@ -520,7 +549,7 @@ static int tx_tls(struct pt_conn *c, size_t *budget)
 		return 1;
 	}
 	txop_put(w, t);
-	c->tx = NULL;
+	c->q->tx = NULL;
 	return (int)n;
 }
 
@@ -534,8 +563,8 @@ void pt__tx_run(struct pt_conn *c)
 	size_t budget = 4 * PT_SENDFILE_MAX;   /* per round, so one fast client cannot monopolise */
 	int rc = 0;
 
-	while ((c->sq_send || c->tls) && !(c->flags & (PT_C_TX_BUSY | PT_C_FINAL)) && budget) {
-		struct pt_sreq *r = c->sq_send;
+	while ((c->q->sq_send || c->tls) && !(c->flags & (PT_C_TX_BUSY | PT_C_FINAL)) && budget) {
+		struct pt_sreq *r = c->q->sq_send;
 		if (tx_tls_mode(c))
 			rc = tx_tls(c, &budget);
 		else if (!r)
@@ -556,19 +585,19 @@ void pt__tx_run(struct pt_conn *c)
 		if (rc > 0)
 			break;
 	}
-	if (!budget && (c->sq_send || (c->tls && c->tls->fly)))
+	if (!budget && (c->q->sq_send || (c->tls && c->tls->fly)))
 		pt__pending(c);        /* continue in the next round */
 	pt__tx_notify(c);
 }
 
-/* The kernel send of c->tx (NULL: a file send the backend submitted with its own context)
+/* The kernel send of c->q->tx (NULL: a file send the backend submitted with its own context)
  * completed with res (bytes or -errno). */
 void pt__tx_done(struct pt_conn *c, ssize_t res)
 {
 	struct pt_worker *w = c->w;
-	struct pt_txop *t = c->tx;
+	struct pt_txop *t = c->q->tx;
 
-	c->tx = NULL;
+	c->q->tx = NULL;
 	c->flags &= ~PT_C_TX_BUSY;
 	CNT_ADD(w, sends, 1);
 	if (c->flags & PT_C_FINAL) {               /* closing: whatever happened, fail the rest */
@@ -579,7 +608,7 @@ void pt__tx_done(struct pt_conn *c, ssize_t res)
 	} else if (res >= 0 && tx_tls_mode(c) && c->tls->fly) {
 		size_t budget = SIZE_MAX;
 		tls_sent(c, (size_t)res, &budget);
-	} else if (res >= 0 && c->sq_send) {
+	} else if (res >= 0 && c->q->sq_send) {
 		tx_advance(c, (size_t)res);
 	} else if (res == -EAGAIN) {               /* the socket is full: wait for room, resend */
 		c->flags |= PT_C_TX_BUSY;

@@ -534,7 +534,7 @@ static size_t cursor_rest(struct cursor k, size_t limit)
 static int encrypt(struct pt_conn *c)
 {
 	struct pt_tls_conn *t = c->tls;
-	struct cursor k = { .r = c->sq_send, .i = c->sq_send->cur, .off = c->sq_send->off };
+	struct cursor k = { .r = c->q->sq_send, .i = c->q->sq_send->cur, .off = c->q->sq_send->off };
 	struct pt_sreq *last = k.r;
 	size_t total = 0, limit = cursor_rest(k, PT_TLS_FILL + PT_TLS_TAIL + 1);
 
@@ -580,7 +580,7 @@ int pt__tls_take(struct pt_conn *c, struct pt_tls_buf **b)
 	*b = t->fly;
 	if (t->fly)
 		return 0;
-	if (c->sq_send && t->established) {
+	if (c->q->sq_send && t->established) {
 		if (t->dead)
 			return -EPROTO;
 		rc = encrypt(c);

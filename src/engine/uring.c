@@ -490,7 +490,7 @@ static void uring_rx_stop(struct pt_worker *w, struct pt_conn *c)
 
 static ssize_t uring_send(struct pt_worker *w, struct pt_conn *c, int flags)
 {
-	struct pt_txop *t = c->tx;
+	struct pt_txop *t = c->q->tx;
 	struct io_uring_sqe *sqe = sqe_get(U(w));
 	int injected = pt__fault(PT_FAULT_SEND);
 
@@ -623,7 +623,7 @@ static void on_recv(struct pt_worker *w, struct pt_conn *c, struct io_uring_cqe 
 
 static void on_send(struct pt_conn *c, struct io_uring_cqe *cqe)
 {
-	struct pt_txop *t = c->tx;
+	struct pt_txop *t = c->q->tx;
 
 	if (t && t->zc) {
 		if (!(cqe->flags & IORING_CQE_F_NOTIF)) {

@@ -22,7 +22,7 @@
  * Receive: a zero-byte WSARecv while idle (no buffer pinned), then non-blocking recv() into the
  * worker's buffer until it would block, then the next zero-byte WSARecv.
  *
- * Send: the core hands one gathered send (c->tx) at a time; it goes out as up to SEND_SPLIT
+ * Send: the core hands one gathered send (c->q->tx) at a time; it goes out as up to SEND_SPLIT
  * WSASends outstanding at once (Winsock completes sends on a socket in order), bounded by
  * WORKER_SENDS outstanding per worker; the core is told when all of them have completed. File
  * chunks: TransmitFile for a file range, TransmitPackets for a file range followed by more
@@ -278,7 +278,7 @@ static void serve_ready(struct pt_worker *w)
 		struct pt_conn *next = c->starve_next;
 		c->starve_next = NULL;
 		c->flags &= ~PT_C_STARVED;
-		if (c->flags & PT_C_TX_BUSY && !c->tx)
+		if (c->flags & PT_C_TX_BUSY && !c->q->tx)
 			pt__tx_writable(c);
 		if (!(c->flags & PT_C_BE_RX))
 			do_read(w, c);
@@ -332,7 +332,7 @@ static void on_first(struct pt_worker *w, struct pt_conn *c, struct iop *o, DWOR
 
 /* ---- send ---- */
 
-/* Cuts c->tx's gather list into up to `pieces` WSASends of about equal size. */
+/* Cuts c->q->tx's gather list into up to `pieces` WSASends of about equal size. */
 static unsigned send_cut(struct pt_txop *t, struct iop **ops, unsigned pieces)
 {
 	size_t target = t->len / pieces + 1, i = 0, off = 0;
@@ -363,7 +363,7 @@ static unsigned send_cut(struct pt_txop *t, struct iop **ops, unsigned pieces)
 static ssize_t iocp_send(struct pt_worker *w, struct pt_conn *c, int flags)
 {
 	struct iocp_w *p = I(w);
-	struct pt_txop *t = c->tx;
+	struct pt_txop *t = c->q->tx;
 	unsigned pieces = (unsigned)(t->len / SEND_PIECE);
 	struct iop *ops[SEND_SPLIT];
 	int f = pt__fault(PT_FAULT_SEND);
@@ -418,7 +418,7 @@ static void on_send(struct pt_worker *w, struct pt_conn *c, struct iop *o, DWORD
  * TransmitFile for a lone range, TransmitPackets for a list. */
 static ssize_t iocp_send_file(struct pt_worker *w, struct pt_conn *c, int fd, off_t off, size_t len)
 {
-	struct pt_sreq *r = c->sq_send;
+	struct pt_sreq *r = c->q->sq_send;
 	HANDLE h = (HANDLE)_get_osfhandle(fd);
 	struct iop *o;
 	int f = pt__fault(PT_FAULT_SEND);
