@@ -22,6 +22,11 @@
 
 static void conn_timer_fn(pt_timer_t *t, void *arg);
 
+/* Issue 19: an idle keep-alive connection costs its slot (this object plus the application's
+ * area) and nothing else; what only some connections need is allocated while they need it
+ * (the send queue, struct pt_conn_rare, TLS). This keeps the object from silently regrowing. */
+_Static_assert(sizeof(struct pt_conn) <= 144, "struct pt_conn grew: see issue 19");
+
 static inline struct pt_conn *slot(const struct pt_worker *w, char *blk, unsigned i)
 {
 	return (struct pt_conn *)(blk + (size_t)i * w->conn_stride);
@@ -191,21 +196,22 @@ static void list_count(struct pt_worker *w, enum pt_clist l, uint64_t d)
 static void list_unlink(struct pt_worker *w, struct pt_conn *c)
 {
 	struct pt_clist_head *l = &w->lists[c->list];
+	struct pt_conn *prev = pt__cderef(w, c->l_prev), *next = pt__cderef(w, c->l_next);
 
 	PT_ASSERT(c->list < PT_L__COUNT);
-	PT_ASSERT(c->l_prev ? c->l_prev->l_next == c : l->head == c);
-	PT_ASSERT(c->l_next ? c->l_next->l_prev == c : l->tail == c);
+	PT_ASSERT(prev ? prev->l_next == pt__cref(c) : l->head == c);
+	PT_ASSERT(next ? next->l_prev == pt__cref(c) : l->tail == c);
 
 	list_count(w, (enum pt_clist)c->list, (uint64_t)-1);
-	if (c->l_prev)
-		c->l_prev->l_next = c->l_next;
+	if (prev)
+		prev->l_next = c->l_next;
 	else
-		l->head = c->l_next;
-	if (c->l_next)
-		c->l_next->l_prev = c->l_prev;
+		l->head = next;
+	if (next)
+		next->l_prev = c->l_prev;
 	else
-		l->tail = c->l_prev;
-	c->l_prev = c->l_next = NULL;
+		l->tail = prev;
+	c->l_prev = c->l_next = 0;
 }
 
 static void list_append(struct pt_worker *w, struct pt_conn *c, enum pt_clist which)
@@ -215,10 +221,10 @@ static void list_append(struct pt_worker *w, struct pt_conn *c, enum pt_clist wh
 	PT_ASSERT(!c->l_prev && !c->l_next && l->head != c);   /* on no list */
 	list_count(w, which, 1);
 	c->list = (uint8_t)which;
-	c->l_next = NULL;
-	c->l_prev = l->tail;
+	c->l_next = 0;
+	c->l_prev = pt__cref(l->tail);
 	if (l->tail)
-		l->tail->l_next = c;
+		l->tail->l_next = pt__cref(c);
 	else
 		l->head = c;
 	l->tail = c;
@@ -313,7 +319,7 @@ static struct pt_conn *shed_victim(struct pt_worker *w, const struct pt_conn *ne
 	for (enum pt_clist l = PT_L_SILENT; l < PT_L_BUSY; l++) {
 		struct pt_conn *c = w->lists[l].head;
 		if (c && c == newest)
-			c = c->l_next;
+			c = pt__cderef(w, c->l_next);
 		if (c)
 			return c;
 	}
@@ -514,22 +520,38 @@ bool pt__conn_accept_app(struct pt_conn *c, struct pt_listener *l)
 
 /* ---- receive ---- */
 
+struct pt_conn_rare *pt__conn_rare(struct pt_conn *c)
+{
+	if (!c->rare)
+		c->rare = pt__calloc(1, sizeof *c->rare);
+	return c->rare;
+}
+
+static uint32_t stash_len(const struct pt_conn *c)
+{
+	return c->rare ? c->rare->stash_len : 0;
+}
+
 static int stash_append(struct pt_conn *c, const void *data, size_t len)
 {
-	if (c->stash_len + len > c->stash_cap) {
-		size_t cap = c->stash_cap ? c->stash_cap : 4096;
-		while (cap < c->stash_len + len)
+	struct pt_conn_rare *x = pt__conn_rare(c);
+
+	if (!x)
+		return -ENOMEM;
+	if (x->stash_len + len > x->stash_cap) {
+		size_t cap = x->stash_cap ? x->stash_cap : 4096;
+		while (cap < x->stash_len + len)
 			cap *= 2;
 		if (cap > UINT32_MAX)
 			return -ENOMEM;
-		char *p = pt__realloc(c->stash, cap);
+		char *p = pt__realloc(x->stash, cap);
 		if (!p)
 			return -ENOMEM;
-		c->stash = p;
-		c->stash_cap = (uint32_t)cap;
+		x->stash = p;
+		x->stash_cap = (uint32_t)cap;
 	}
-	memcpy(c->stash + c->stash_len, data, len);
-	c->stash_len += (uint32_t)len;
+	memcpy(x->stash + x->stash_len, data, len);
+	x->stash_len += (uint32_t)len;
 	return 0;
 }
 
@@ -555,7 +577,7 @@ void pt__rx_plain(struct pt_conn *c, const void *data, size_t len)
 {
 	if (c->flags & PT_C_CLOSING)
 		return;
-	if ((c->flags & PT_C_PAUSED) || c->stash_len) {
+	if ((c->flags & PT_C_PAUSED) || stash_len(c)) {
 		if (stash_append(c, data, len) < 0)
 			pt_conn_close(c, PT_CLOSE_ABORT);  /* cannot keep the bytes: never lose them silently */
 		return;
@@ -611,9 +633,12 @@ static void conn_recycle(struct pt_worker *w, struct pt_conn *c)
 	/* nothing may reach c once it is free: no deferred work, deadline, send or kernel op */
 	PT_ASSERT(!(c->flags & (PT_C_LIVE | PT_C_PENDING)) && !pt_timer_armed(&c->timer));
 	PT_ASSERT(!c->q->sq_head && !c->q->tx && c->inflight == 0);
-	free(c->stash);
-	c->stash = NULL;
-	c->stash_len = c->stash_cap = 0;
+	if (c->rare) {
+		PT_ASSERT(!c->rare->px);
+		free(c->rare->stash);
+		free(c->rare);
+		c->rare = NULL;
+	}
 	c->fd = -1;
 	c->flags = 0;
 	pt__txq_release(c);
@@ -726,16 +751,16 @@ static void process_closing(struct pt_conn *c)
 /* Deliver what was received while paused, then the end of input, in order. */
 static void deliver_owed(struct pt_conn *c)
 {
-	if (c->stash_len && !(c->flags & PT_C_PAUSED)) {
-		char *p = c->stash;
-		uint32_t n = c->stash_len;
-		c->stash = NULL;
-		c->stash_len = c->stash_cap = 0;
+	if (stash_len(c) && !(c->flags & PT_C_PAUSED)) {
+		char *p = c->rare->stash;
+		uint32_t n = c->rare->stash_len;
+		c->rare->stash = NULL;
+		c->rare->stash_len = c->rare->stash_cap = 0;
 		if (c->ops && c->ops->on_data)
 			c->ops->on_data(c, p, n);
 		free(p);
 	}
-	if ((c->flags & (PT_C_EOF | PT_C_PAUSED | PT_C_CLOSING)) == PT_C_EOF && !c->stash_len &&
+	if ((c->flags & (PT_C_EOF | PT_C_PAUSED | PT_C_CLOSING)) == PT_C_EOF && !stash_len(c) &&
 	    !(c->flags & PT_C_EOF_DONE)) {
 		c->flags |= PT_C_EOF_DONE;
 		if (c->ops && c->ops->on_eof)
@@ -807,7 +832,7 @@ void pt__conn_close_all(struct pt_worker *w, int how)
 	for (enum pt_clist l = PT_L_SILENT; l < PT_L_CLOSING; l++)
 		while (w->lists[l].head)
 			pt_conn_close(w->lists[l].head, how);   /* moves it to the closing list */
-	for (struct pt_conn *c = w->lists[PT_L_CLOSING].head; c; c = c->l_next)
+	for (struct pt_conn *c = w->lists[PT_L_CLOSING].head; c; c = pt__cderef(w, c->l_next))
 		if (c->flags & PT_C_LIVE)
 			pt_conn_close(c, how);
 }
@@ -818,8 +843,12 @@ void pt__conns_free(struct pt_worker *w)
 	for (unsigned b = 0; b < w->nblocks; b++) {
 		if (!w->blocks[b])
 			continue;
-		for (unsigned i = 0; i < PT_CONN_BLOCK; i++)
-			free(slot(w, w->blocks[b], i)->stash);
+		for (unsigned i = 0; i < PT_CONN_BLOCK; i++) {
+			struct pt_conn_rare *x = slot(w, w->blocks[b], i)->rare;
+			if (x)
+				free(x->stash);
+			free(x);
+		}
 		block_unmap(w, w->blocks[b]);
 	}
 	free(w->blocks);

@@ -117,10 +117,10 @@ static void run_pending(struct pt_worker *w)
 	struct pt_conn *c;
 
 	while ((c = w->pend_head)) {
-		w->pend_head = c->pend_next;
+		w->pend_head = pt__cderef(w, c->pend_next);
 		if (!w->pend_head)
 			w->pend_tail = NULL;
-		c->pend_next = NULL;
+		c->pend_next = 0;
 		c->flags &= ~PT_C_PENDING;
 		pt__conn_process(c);
 	}
@@ -133,9 +133,9 @@ void pt__pending(struct pt_conn *c)
 	if (c->flags & PT_C_PENDING)
 		return;
 	c->flags |= PT_C_PENDING;
-	c->pend_next = NULL;
+	c->pend_next = 0;
 	if (w->pend_tail)
-		w->pend_tail->pend_next = c;
+		w->pend_tail->pend_next = pt__cref(c);
 	else
 		w->pend_head = c;
 	w->pend_tail = c;

@@ -137,7 +137,10 @@ enum {
 struct pt_conn {
 	struct pt_worker *w;
 	const struct pt_conn_ops *ops;
-	void *user;
+	union {
+		void *user;               /* while in use */
+		struct pt_conn *free_next;/* free list, while recycled */
+	};
 	int fd;
 	uint32_t idx, gen;
 	uint32_t flags;
@@ -145,20 +148,24 @@ struct pt_conn {
 	uint8_t list;                     /* enum pt_clist: the worker list holding c */
 	uint8_t state;                    /* enum pt_conn_state the application last set */
 	int16_t eof_err;                  /* on_eof argument owed (-errno) */
-	union {
-		struct pt_conn *pend_next;    /* pending list (deferred work), while live */
-		struct pt_conn *free_next;    /* free list, while recycled */
-	};
-	struct pt_conn *l_prev, *l_next;  /* the worker list holding c, oldest first */
-	struct pt_conn *starve_next;      /* backend: waiting for receive buffers */
+	/* links as pt__cref (slot index + 1, 0: none): 4 bytes each, not 8 */
+	uint32_t pend_next;               /* pending list (deferred work) */
+	uint32_t l_prev, l_next;          /* the worker list holding c, oldest first */
+	uint32_t starve_next;             /* backend: waiting for receive buffers */
 	pt_timer_t timer;                 /* application deadline */
 	struct pt_txq *q;                 /* send queue, or &w->txq_none (never NULL) */
 	uint64_t sent;                    /* bytes handed to the kernel */
-	char *stash;                      /* received while paused, delivered on resume */
-	uint32_t stash_len, stash_cap;
 	struct pt_tls_conn *tls;          /* TLS transport state, or NULL (plaintext) */
+	struct pt_conn_rare *rare;        /* state few connections need, or NULL */
 	uint32_t accept_ms;               /* worker clock at accept (low 32 bits) */
 	uint32_t close_by;                /* closing: when the close must be over (same clock) */
+};
+
+/* What only some connections need, allocated on first use and freed when c is recycled
+ * (issue 19: bytes per idle connection). */
+struct pt_conn_rare {
+	char *stash;                      /* received while paused, delivered on resume */
+	uint32_t stash_len, stash_cap;
 	struct pt_proxy_conn *px;         /* PROXY listener: header state and the client address */
 };
 
@@ -338,6 +345,20 @@ struct pt_engine {
 	atomic_bool stop_begun;           /* pt_engine_stop_begin ran: the stop posts are out */
 };
 
+/* A connection as a 4-byte link (its slot index + 1; 0: none), and back. w's thread. */
+static inline uint32_t pt__cref(const struct pt_conn *c)
+{
+	return c ? c->idx + 1 : 0;
+}
+
+static inline struct pt_conn *pt__cderef(const struct pt_worker *w, uint32_t ref)
+{
+	if (!ref--)
+		return NULL;
+	return (struct pt_conn *)(w->blocks[ref / PT_CONN_BLOCK] +
+				  (size_t)(ref % PT_CONN_BLOCK) * w->conn_stride);
+}
+
 /* engine.c */
 void pt__log(struct pt_engine *e, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -365,6 +386,7 @@ size_t pt__conns_trim(struct pt_worker *w);    /* frees wholly free blocks: byte
 void pt__fd_reserve(struct pt_worker *w);     /* (re)open the spare descriptor if it is used */
 bool pt__accept_near_limit(struct pt_worker *w); /* accept one connection at a time */
 struct pt_conn *pt__conn_outbound(struct pt_worker *w, int fd); /* pt_connect's object, or NULL */
+struct pt_conn_rare *pt__conn_rare(struct pt_conn *c);  /* c->rare, allocated if NULL (or NULL) */
 
 /* connect.c */
 void pt__connect_done(struct pt_conn *c);     /* the socket became writable (or failed) */

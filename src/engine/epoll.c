@@ -135,7 +135,7 @@ static void make_ready(struct pt_worker *w, struct pt_conn *c)
 	c->flags |= PT_C_STARVED;
 	c->inflight++;
 	CNT_ADD(w, ops_inflight, 1);
-	c->starve_next = E(w)->ready;
+	c->starve_next = pt__cref(E(w)->ready);
 	E(w)->ready = c;
 }
 
@@ -301,8 +301,8 @@ static void serve_ready(struct pt_worker *w)
 
 	E(w)->ready = NULL;
 	while (c) {
-		struct pt_conn *next = c->starve_next;
-		c->starve_next = NULL;
+		struct pt_conn *next = pt__cderef(w, c->starve_next);
+		c->starve_next = 0;
 		c->flags &= ~PT_C_STARVED;
 		do_read(w, c);
 		pt__op_done(c);   /* drop the list's reference */

@@ -6,7 +6,7 @@
  *
  * States: accepted with PT_C_PREACCEPT | PT_C_PROXY (the application has not seen it, the
  * governor counts it partial once a byte arrives, the connection's timer is the header
- * deadline) -> header parsed: PT_C_PROXY cleared, the client address kept in c->px -> TLS
+ * deadline) -> header parsed: PT_C_PROXY cleared, the client address kept in c->rare->px -> TLS
  * handshake (PT_C_PREACCEPT stays) or on_accept. Any failure closes it with a reset, counted,
  * without a callback to the application.
  *
@@ -59,9 +59,9 @@ int pt__proxy_accept(struct pt_conn *c, struct pt_listener *l)
 		CNT_ADD(c->w, proxy_untrusted, 1);
 		return -EACCES;
 	}
-	if (!(c->px = pt__calloc(1, sizeof *c->px)))
+	if (!pt__conn_rare(c) || !(c->rare->px = pt__calloc(1, sizeof *c->rare->px)))
 		return -ENOMEM;
-	c->px->l = l;
+	c->rare->px->l = l;
 	c->flags |= PT_C_PREACCEPT | PT_C_PROXY;
 	c->state = PT_CONN_PARTIAL;             /* once it sends: a header in progress */
 	pt_conn_set_timeout(c, l->opts.proxy_timeout_ms);
@@ -71,8 +71,8 @@ int pt__proxy_accept(struct pt_conn *c, struct pt_listener *l)
 static void fail(struct pt_conn *c, uint64_t *counter)
 {
 	__atomic_store_n(counter, *counter + 1, __ATOMIC_RELAXED);
-	free(c->px->buf);
-	c->px->buf = NULL;
+	free(c->rare->px->buf);
+	c->rare->px->buf = NULL;
 	c->flags &= ~PT_C_PROXY;
 	pt_conn_close(c, PT_CLOSE_ABORT);       /* PT_C_PREACCEPT: no on_close */
 }
@@ -81,7 +81,7 @@ static void fail(struct pt_conn *c, uint64_t *counter)
  * hand them the bytes that followed it. */
 static void done(struct pt_conn *c, const struct pt_proxy_hdr *h, const char *rest, size_t n)
 {
-	struct pt_proxy_conn *px = c->px;
+	struct pt_proxy_conn *px = c->rare->px;
 	struct pt_listener *l = px->l;
 
 	CNT_ADD(c->w, proxy_headers, 1);
@@ -113,7 +113,7 @@ static void done(struct pt_conn *c, const struct pt_proxy_hdr *h, const char *re
  * success continue (done), on a bad header close (fail), else keep them and wait. */
 void pt__proxy_rx(struct pt_conn *c, const void *data, size_t len)
 {
-	struct pt_proxy_conn *px = c->px;
+	struct pt_proxy_conn *px = c->rare->px;
 	unsigned versions = px->l->opts.proxy_protocol;
 	struct pt_proxy_hdr h;
 	int r;
@@ -158,11 +158,11 @@ void pt__proxy_timeout(struct pt_conn *c)
 
 void pt__proxy_free(struct pt_conn *c)
 {
-	if (!c->px)
+	if (!c->rare || !c->rare->px)
 		return;
-	free(c->px->buf);
-	free(c->px);
-	c->px = NULL;
+	free(c->rare->px->buf);
+	free(c->rare->px);
+	c->rare->px = NULL;
 }
 
 PT_API int pt_conn_socket_peer(const pt_conn_t *c, struct sockaddr_storage *ss, socklen_t *len)
@@ -177,10 +177,10 @@ PT_API int pt_conn_peer(const pt_conn_t *c, struct sockaddr_storage *ss, socklen
 {
 	if (!c || !ss || !len)
 		return -EINVAL;
-	if (c->px && c->px->has_peer) {
+	if (c->rare && c->rare->px && c->rare->px->has_peer) {
 		memset(ss, 0, sizeof *ss);
-		memcpy(ss, &c->px->peer, c->px->peer_len);
-		*len = c->px->peer_len;
+		memcpy(ss, &c->rare->px->peer, c->rare->px->peer_len);
+		*len = c->rare->px->peer_len;
 		return 0;
 	}
 	return pt_conn_socket_peer(c, ss, len);

@@ -444,7 +444,7 @@ static void starve(struct uring_w *u, struct pt_conn *c)
 	buf_grow(u);                     /* more buffers first: starvation is the signal */
 	c->flags |= PT_C_STARVED;
 	op_started(c);          /* hold: the connection is not recycled while listed */
-	c->starve_next = u->starved;
+	c->starve_next = pt__cref(u->starved);
 	u->starved = c;
 	CNT_ADD(c->w, buf_starved, 1);
 }
@@ -733,8 +733,8 @@ static void rearm_starved(struct pt_worker *w)
 
 	u->starved = NULL;
 	while (c) {
-		struct pt_conn *next = c->starve_next;
-		c->starve_next = NULL;
+		struct pt_conn *next = pt__cderef(w, c->starve_next);
+		c->starve_next = 0;
 		c->flags &= ~PT_C_STARVED;
 		if (want_rx(c))
 			uring_rx_start(w, c);

@@ -265,7 +265,7 @@ static void make_ready(struct pt_worker *w, struct pt_conn *c)
 	c->flags |= PT_C_STARVED;
 	c->inflight++;
 	CNT_ADD(w, ops_inflight, 1);
-	c->starve_next = I(w)->ready;
+	c->starve_next = pt__cref(I(w)->ready);
 	I(w)->ready = c;
 }
 
@@ -275,8 +275,8 @@ static void serve_ready(struct pt_worker *w)
 
 	I(w)->ready = NULL;
 	while (c) {
-		struct pt_conn *next = c->starve_next;
-		c->starve_next = NULL;
+		struct pt_conn *next = pt__cderef(w, c->starve_next);
+		c->starve_next = 0;
 		c->flags &= ~PT_C_STARVED;
 		if (c->flags & PT_C_TX_BUSY && !c->q->tx)
 			pt__tx_writable(c);
