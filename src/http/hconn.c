@@ -591,7 +591,6 @@ const struct pt_conn_ops pt__http_conn_ops = {
 
 void pt__hconn_init(struct hconn *h, struct pt_http_server *s, pt_conn_t *c)
 {
-	h->hw->s = s;
 	h->hw = pt__hw(s, c);
 	h->c = c;
 	pt_conn_set_user(c, h);
