@@ -227,13 +227,13 @@ struct pt_backend {
 	int (*conn_start)(struct pt_worker *w, struct pt_conn *c);
 	void (*rx_stop)(struct pt_worker *w, struct pt_conn *c);   /* pause or closing */
 	void (*rx_start)(struct pt_worker *w, struct pt_conn *c);  /* resume */
-	/* Send the gathered iovecs of c->tx. Returns bytes sent now (> 0), 0 when submitted (the
+	/* Send the gathered iovecs of c->q->tx. Returns bytes sent now (> 0), 0 when submitted (the
 	 * backend calls pt__tx_done later), -EAGAIN when the socket is full (the backend waits for
 	 * writability and calls pt__tx_writable), or -errno. */
 	ssize_t (*send)(struct pt_worker *w, struct pt_conn *c, int msg_flags);
 	/* Send up to len bytes of file fd from off: the file chunk at c's send cursor. Returns
 	 * bytes sent now (> 0), 0 when the file ended first, -EINPROGRESS when submitted (the
-	 * backend calls pt__tx_done later, with c->tx NULL), -EAGAIN when the socket is full,
+	 * backend calls pt__tx_done later, with c->q->tx NULL), -EAGAIN when the socket is full,
 	 * -EINTR to try again, or -errno. */
 	ssize_t (*send_file)(struct pt_worker *w, struct pt_conn *c, int fd, off_t off, size_t len);
 	/* Optional: start the outbound connect of c (pt_connect) as one operation of the backend
