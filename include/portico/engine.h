@@ -326,9 +326,12 @@ typedef struct pt_timer pt_timer_t;
 typedef void (*pt_timer_fn)(pt_timer_t *t, void *arg);
 
 /* A timer owned by the caller (embed it in your struct); fields are private. */
-struct pt_timer {
-	struct pt_timer *next_, *prev_;
+struct pt_timer_node_ {
+	struct pt_timer_node_ *next_, *prev_;
 	uint64_t expires_;
+};
+struct pt_timer {
+	struct pt_timer_node_ n_;
 	pt_timer_fn fn_;
 	void *arg_;
 };

@@ -20,12 +20,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void conn_timer_fn(pt_timer_t *t, void *arg);
 
 /* Issue 19: an idle keep-alive connection costs its slot (this object plus the application's
  * area) and nothing else; what only some connections need is allocated while they need it
  * (the send queue, struct pt_conn_rare, TLS). This keeps the object from silently regrowing. */
-_Static_assert(sizeof(struct pt_conn) <= 144, "struct pt_conn grew: see issue 19");
+_Static_assert(sizeof(struct pt_conn) <= 128, "struct pt_conn grew: see issue 19");
 
 static inline struct pt_conn *slot(const struct pt_worker *w, char *blk, unsigned i)
 {
@@ -452,7 +451,7 @@ static void conn_init(struct pt_worker *w, struct pt_conn *c, int fd, uint32_t f
 	c->accept_ms = (uint32_t)w->now_ms;
 	if (w->e->cfg.conn_area)
 		memset(pt_conn_area(c), 0, w->e->cfg.conn_area);
-	pt_timer_init(&c->timer, conn_timer_fn, c);
+	PT_ASSERT(!pt__ctimer_armed(c));
 	c->state = PT_CONN_BUSY;
 	list_append(w, c, l);
 	w->nconns++;
@@ -620,7 +619,7 @@ static void begin_final(struct pt_conn *c)
 	if (c->flags & PT_C_FINAL)
 		return;
 	c->flags |= PT_C_FINAL;
-	pt_timer_cancel(&c->timer);
+	pt__ctimer_cancel(c);
 	pt__tx_fail(c, (c->flags & PT_C_ABORT) ? -ECANCELED : -EPIPE);
 	if (c->inflight)
 		c->w->be->cancel(c->w, c);
@@ -631,7 +630,7 @@ static void begin_final(struct pt_conn *c)
 static void conn_recycle(struct pt_worker *w, struct pt_conn *c)
 {
 	/* nothing may reach c once it is free: no deferred work, deadline, send or kernel op */
-	PT_ASSERT(!(c->flags & (PT_C_LIVE | PT_C_PENDING)) && !pt_timer_armed(&c->timer));
+	PT_ASSERT(!(c->flags & (PT_C_LIVE | PT_C_PENDING)) && !pt__ctimer_armed(c));
 	PT_ASSERT(!c->q->sq_head && !c->q->tx && c->inflight == 0);
 	if (c->rare) {
 		PT_ASSERT(!c->rare->px);
@@ -705,7 +704,7 @@ static void ack_wait(struct pt_conn *c)
 	if (left <= 0)
 		return;                        /* the deadline timer is due */
 	c->flags |= PT_C_ACKWAIT;
-	pt_timer_arm(c->w, &c->timer, (unsigned)left < ACKWAIT_POLL_MS ? (unsigned)left : ACKWAIT_POLL_MS);
+	pt__ctimer_arm(c, (unsigned)left < ACKWAIT_POLL_MS ? (unsigned)left : ACKWAIT_POLL_MS);
 }
 
 /* Graceful close: flush, FIN, then linger while the peer still sends or has not acknowledged
@@ -798,14 +797,12 @@ void pt__conn_process(struct pt_conn *c)
 		pt__pending(c);
 }
 
-static void conn_timer_fn(pt_timer_t *t, void *arg)
+void pt__conn_timer(struct pt_conn *c)
 {
-	struct pt_conn *c = arg;
-
 	if (c->flags & PT_C_ACKWAIT) {   /* closing: look at the acknowledgements again */
 		c->flags &= ~PT_C_ACKWAIT;
 		if ((int32_t)(c->close_by - (uint32_t)c->w->now_ms) > 0) {
-			pt_timer_arm(c->w, &c->timer, c->close_by - (uint32_t)c->w->now_ms);
+			pt__ctimer_arm(c, c->close_by - (uint32_t)c->w->now_ms);
 			pt__pending(c);
 			return;
 		}
@@ -873,7 +870,7 @@ PT_API int pt_conn_close(pt_conn_t *c, int how)
 		c->flags |= PT_C_CLOSING;
 		relist(c);
 		c->close_by = (uint32_t)(c->w->now_ms + c->w->e->cfg.shutdown_ms);
-		pt_timer_arm(c->w, &c->timer, c->w->e->cfg.shutdown_ms);
+		pt__ctimer_arm(c, c->w->e->cfg.shutdown_ms);
 	}
 	if (how == PT_CLOSE_ABORT)
 		c->flags |= PT_C_ABORT;
@@ -920,10 +917,10 @@ PT_API int pt_conn_set_timeout(pt_conn_t *c, unsigned ms)
 	if (!conn_ok(c) || (c->flags & PT_C_CLOSING))
 		return -EINVAL;
 	if (ms == 0) {
-		pt_timer_cancel(&c->timer);
+		pt__ctimer_cancel(c);
 		return 0;
 	}
-	return pt_timer_arm(c->w, &c->timer, ms);
+	return pt__ctimer_arm(c, ms);
 }
 
 PT_API void pt_conn_set_state(pt_conn_t *c, enum pt_conn_state s)

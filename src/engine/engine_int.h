@@ -152,7 +152,7 @@ struct pt_conn {
 	uint32_t pend_next;               /* pending list (deferred work) */
 	uint32_t l_prev, l_next;          /* the worker list holding c, oldest first */
 	uint32_t starve_next;             /* backend: waiting for receive buffers */
-	pt_timer_t timer;                 /* application deadline */
+	struct pt_timer_node_ timer;      /* the deadline (timer.c: pt__ctimer_*) */
 	struct pt_txq *q;                 /* send queue, or &w->txq_none (never NULL) */
 	uint64_t sent;                    /* bytes handed to the kernel */
 	struct pt_tls_conn *tls;          /* TLS transport state, or NULL (plaintext) */
@@ -211,7 +211,7 @@ struct pt_wheel {
 	uint64_t done;                    /* ticks up to this one have been run */
 	unsigned armed;
 	uint64_t bits[PT_WHEEL_SLOTS / 64];
-	pt_timer_t *slot[PT_WHEEL_SLOTS];
+	struct pt_timer_node_ *slot[PT_WHEEL_SLOTS];
 };
 
 /* ---- the backend seam ---- */
@@ -380,6 +380,7 @@ void pt__rx_plain(struct pt_conn *c, const void *data, size_t len); /* after the
 void pt__rx_end(struct pt_conn *c, int err);  /* 0 = EOF */
 void pt__op_done(struct pt_conn *c);          /* one kernel op finally completed */
 void pt__conn_process(struct pt_conn *c);     /* deferred work */
+void pt__conn_timer(struct pt_conn *c);       /* c's deadline passed (timer.c) */
 void pt__conn_close_all(struct pt_worker *w, int how);
 void pt__conns_free(struct pt_worker *w);
 size_t pt__conns_trim(struct pt_worker *w);    /* frees wholly free blocks: bytes freed */
@@ -408,6 +409,14 @@ int pt__wheel_timeout(struct pt_worker *w);   /* ms until the next due slot, -1 
 void pt__wheel_run(struct pt_worker *w);
 void pt__timer_bind_thread(struct pt_worker *w); /* this thread runs w */
 struct pt_worker *pt__current_worker(void);
+/* A connection's deadline: a bare wheel node that calls pt__conn_timer. c's worker thread
+ * (arm: -EINVAL on another thread, as pt_timer_arm). */
+int pt__ctimer_arm(struct pt_conn *c, unsigned ms);
+void pt__ctimer_cancel(struct pt_conn *c);
+static inline bool pt__ctimer_armed(const struct pt_conn *c)
+{
+	return c->timer.expires_ != 0;
+}
 
 /* listen.c */
 int pt__listen_socket(const struct sockaddr *sa, socklen_t len, const struct pt_listen_opts *o,

@@ -91,7 +91,7 @@ static void done(struct pt_conn *c, const struct pt_proxy_hdr *h, const char *re
 		px->peer_len = h->src_len;
 	}
 	c->flags &= ~PT_C_PROXY;
-	pt_timer_cancel(&c->timer);
+	pt__ctimer_cancel(c);
 	if (l->opts.tls) {
 		if (pt__tls_accept(c, l) < 0) {
 			pt_conn_close(c, PT_CLOSE_ABORT);

@@ -31,7 +31,7 @@ void pt__stop_conns(struct pt_worker *w)
 	for (enum pt_clist l = PT_L_SILENT; l < PT_L_CLOSING; l++)
 		for (struct pt_conn *c = w->lists[l].head; c; c = pt__cderef(w, c->l_next))
 			if (c->flags & PT_C_PREACCEPT)
-				pt_timer_arm(w, &c->timer, w->e->cfg.stop_grace_ms);
+				pt__ctimer_arm(c, w->e->cfg.stop_grace_ms);
 			else
 				pt__stop_owe(c);
 }

@@ -246,7 +246,7 @@ static void established(struct pt_conn *c)
 	t->established = true;
 	t->handshake_us = (unsigned)(pt__now_us() - t->start_us);
 	hs_unlink(t);
-	pt_timer_cancel(&c->timer);
+	pt__ctimer_cancel(c);
 	if (SSL_session_reused(t->ssl))
 		CNT_ADD(w, tls_resumed, 1);
 	else
