@@ -180,6 +180,10 @@ PT_API int pt_engine_listen_fd(pt_engine_t *e, int fd, const struct pt_listen_op
 /* The connection's application area (conn_area bytes, zeroed at accept, 16-byte aligned), or
  * NULL when conn_area is 0. Valid until on_close returns; no allocation per connection. */
 PT_API void *pt_conn_area(pt_conn_t *c);
+/* The connection whose area (pt_conn_area) area is: its reverse, so the application's state
+ * needs no pointer back to its connection. area must be a live connection's area. Any
+ * thread. */
+PT_API pt_conn_t *pt_conn_of_area(void *area);
 PT_API void pt_conn_set_ops(pt_conn_t *c, const struct pt_conn_ops *ops);
 PT_API void pt_conn_set_user(pt_conn_t *c, void *user);
 PT_API void *pt_conn_user(const pt_conn_t *c);

@@ -26,6 +26,9 @@
  * (the send queue, struct pt_conn_rare, TLS). This keeps the object from silently regrowing. */
 _Static_assert(sizeof(struct pt_conn) <= 128, "struct pt_conn grew: see issue 19");
 
+/* Where the application's area starts in a connection object (pt_conn_area). */
+#define AREA_OFF ((sizeof(struct pt_conn) + 15) & ~(size_t)15)
+
 static inline struct pt_conn *slot(const struct pt_worker *w, char *blk, unsigned i)
 {
 	return (struct pt_conn *)(blk + (size_t)i * w->conn_stride);
@@ -73,8 +76,7 @@ static void block_unmap(struct pt_worker *w, char *blk)
 static int grow_blocks(struct pt_worker *w)
 {
 	if (!w->conn_stride)
-		w->conn_stride = (((sizeof(struct pt_conn) + 15) & ~(size_t)15) + w->e->cfg.conn_area + 15) &
-				 ~(size_t)15;
+		w->conn_stride = (AREA_OFF + w->e->cfg.conn_area + 15) & ~(size_t)15;
 	unsigned b = 0;
 	while (b < w->nblocks && w->blocks[b])     /* a hole left by a trim first */
 		b++;
@@ -882,7 +884,12 @@ PT_API void *pt_conn_area(pt_conn_t *c)
 {
 	if (!c || !c->w->e->cfg.conn_area)
 		return NULL;
-	return (char *)c + ((sizeof(struct pt_conn) + 15) & ~(size_t)15);
+	return (char *)c + AREA_OFF;
+}
+
+PT_API pt_conn_t *pt_conn_of_area(void *area)
+{
+	return area ? (pt_conn_t *)((char *)area - AREA_OFF) : NULL;
 }
 
 PT_API void pt_conn_set_ops(pt_conn_t *c, const struct pt_conn_ops *ops)

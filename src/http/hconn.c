@@ -61,7 +61,7 @@ static int h1_read_body(struct pt_http_req *r)
 static void h1_reset(struct pt_http_req *r)
 {
 	r->h->closing = true;
-	pt_conn_close(r->h->c, PT_CLOSE_ABORT);
+	pt_conn_close(pt__hc(r->h), PT_CLOSE_ABORT);
 }
 
 static void h1_detach(struct pt_http_req *r)
@@ -198,7 +198,7 @@ static int body_setup(struct pt_http_req *r, const char *rest, size_t n)
 static struct pt_http_req *start_request(struct hconn *h, const char *buf, size_t n, int *rc,
 					 struct pt_parse_state *pst)
 {
-	struct pt_http_req *r = pt__req_new(h->hw->s, h->hw, h->c, &pt__h1_req_ops, h);
+	struct pt_http_req *r = pt__req_new(h->hw->s, h->hw, pt__hc(h), &pt__h1_req_ops, h);
 
 	if (!r) {
 		*rc = -503;
@@ -242,9 +242,9 @@ static void bad_request(struct hconn *h, const char *p, size_t n, unsigned statu
 
 static bool must_wait_for_sends(struct hconn *h)
 {
-	if (h->nlive < PIPE_LIVE_MAX && pt_conn_send_queued(h->c) < PIPE_QUEUED_MAX)
+	if (h->nlive < PIPE_LIVE_MAX && pt_conn_send_queued(pt__hc(h)) < PIPE_QUEUED_MAX)
 		return false;
-	if (!h->tx_wait && pt_conn_notify_empty(h->c) == 0)
+	if (!h->tx_wait && pt_conn_notify_empty(pt__hc(h)) == 0)
 		h->tx_wait = true;                   /* on_drain: dispatch again */
 	return h->tx_wait;
 }
@@ -336,7 +336,7 @@ static void own_live_heads(struct hconn *h)
 		}
 		if (pt__req_own_head(r) < 0) {
 			h->closing = true;
-			pt_conn_close(h->c, PT_CLOSE_ABORT);
+			pt_conn_close(pt__hc(h), PT_CLOSE_ABORT);
 			return;
 		}
 	}
@@ -348,9 +348,9 @@ static void flow_control(struct hconn *h)
 	size_t limit = h->hw->s->cfg.max_head + 65536;
 
 	if (pt__hin_len(h) > limit)
-		pt_conn_pause_recv(h->c);
+		pt_conn_pause_recv(pt__hc(h));
 	else
-		pt_conn_resume_recv(h->c);
+		pt_conn_resume_recv(pt__hc(h));
 }
 
 /* After the peer's FIN (h->eof) the requests already received are still answered, in order
@@ -409,7 +409,7 @@ static void process(struct hconn *h, const char *data, size_t len)
 	h->in_consume = false;
 	if (err < 0) {
 		h->closing = true;
-		pt_conn_close(h->c, PT_CLOSE_ABORT);
+		pt_conn_close(pt__hc(h), PT_CLOSE_ABORT);
 		return;
 	}
 	if (h->eof && !h->closing)
@@ -432,12 +432,12 @@ static bool h2c_preface(struct hconn *h, const void *data, size_t len)
 	static const char pre[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 	size_t have = pt__hin_len(h), all = have + len;
 
-	if (pt_conn_is_tls(h->c) || have >= 24 || !len || (have && memcmp(h->in->data, pre, have)) ||
+	if (pt_conn_is_tls(pt__hc(h)) || have >= 24 || !len || (have && memcmp(h->in->data, pre, have)) ||
 	    memcmp(data, pre + have, len < 24 - have ? len : 24 - have))
 		return false;
 	if (all < 24) {                           /* a prefix so far: wait for the rest */
 		if (in_reserve(h, len) < 0) {
-			pt_conn_close(h->c, PT_CLOSE_ABORT);
+			pt_conn_close(pt__hc(h), PT_CLOSE_ABORT);
 			return true;
 		}
 		memcpy(h->in->data + h->in->len, data, len);
@@ -446,7 +446,7 @@ static bool h2c_preface(struct hconn *h, const void *data, size_t len)
 	}
 	char *buf = have ? malloc(all) : NULL;
 	if (have && !buf) {
-		pt_conn_close(h->c, PT_CLOSE_ABORT);
+		pt_conn_close(pt__hc(h), PT_CLOSE_ABORT);
 		return true;
 	}
 	if (buf) {
@@ -454,8 +454,8 @@ static bool h2c_preface(struct hconn *h, const void *data, size_t len)
 		memcpy(buf + have, data, len);
 	}
 	in_free(h);                               /* the area is HTTP/2's from now on */
-	if (pt__h2_start(h->hw->s, h->c, buf ? buf : data, all) < 0)
-		pt_conn_close(h->c, PT_CLOSE_ABORT);
+	if (pt__h2_start(h->hw->s, pt__hc(h), buf ? buf : data, all) < 0)
+		pt_conn_close(pt__hc(h), PT_CLOSE_ABORT);
 	free(buf);
 	return true;
 }
@@ -506,7 +506,7 @@ void pt__hconn_kick(struct hconn *h)
 		pt__phase_update(h);
 		return;
 	}
-	if (pt_conn_send(h->c, NULL, 0, 0, resume_cb, NULL) == 0)
+	if (pt_conn_send(pt__hc(h), NULL, 0, 0, resume_cb, NULL) == 0)
 		h->resume = true;
 }
 
@@ -523,7 +523,7 @@ void pt__hconn_maybe_close(struct hconn *h)
 			pt__phase_linger(h);
 		return;
 	}
-	pt_conn_close(h->c, PT_CLOSE_GRACEFUL);
+	pt_conn_close(pt__hc(h), PT_CLOSE_GRACEFUL);
 }
 
 static void on_eof(pt_conn_t *c, int err)
@@ -592,7 +592,6 @@ const struct pt_conn_ops pt__http_conn_ops = {
 void pt__hconn_init(struct hconn *h, struct pt_http_server *s, pt_conn_t *c)
 {
 	h->hw = pt__hw(s, c);
-	h->c = c;
 	pt_conn_set_user(c, h);
 	pt_conn_set_ops(c, &pt__http_conn_ops);
 	h->phase = PH_NEW;

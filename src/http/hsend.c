@@ -229,7 +229,7 @@ static int emit(struct pt_http_req *r, const struct emit *em, pt_http_send_fn cb
 	unsigned n = fill_chunks(r, hs, em, ch);
 	if (n == 0)
 		ch[n++] = (struct pt_chunk){ .kind = PT_CHUNK_MEM, .mem = { NULL, 0 } };
-	err = pt_conn_transmit(h->c, ch, n, engine_flags(o->flags), send_done, hs);
+	err = pt_conn_transmit(pt__hc(h), ch, n, engine_flags(o->flags), send_done, hs);
 	if (ch != stack)
 		free(ch);
 	if (err < 0) {
@@ -317,7 +317,7 @@ int pt__h1_send_continue(struct pt_http_req *r)
 
 	if (!r->head.expect_continue || r->h1.continue_sent || r->head_sent)
 		return 0;
-	int err = pt_conn_send(r->h->c, msg, sizeof msg - 1, 0, NULL, NULL);
+	int err = pt_conn_send(pt__hc(r->h), msg, sizeof msg - 1, 0, NULL, NULL);
 	if (err == 0)
 		r->h1.continue_sent = true;
 	return err;
@@ -334,6 +334,6 @@ void pt__h1_send_error(struct hconn *h, unsigned status)
 			 "HTTP/1.1 %u %s\r\n%s%sContent-Type: text/plain; charset=utf-8\r\n"
 			 "Content-Length: %zu\r\nConnection: close\r\n\r\n%s\n",
 			 status, reason, h->hw->date, h->hw->s->server_line, strlen(reason) + 1, reason);
-	pt_conn_send(h->c, buf, (size_t)n, PT_SEND_COPY, NULL, NULL);
+	pt_conn_send(pt__hc(h), buf, (size_t)n, PT_SEND_COPY, NULL, NULL);
 	h->closing = true;
 }

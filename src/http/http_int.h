@@ -181,27 +181,26 @@ struct hin {
 	char data[];
 };
 
-/* An HTTP/1.1 connection: the engine's connection area (64 bytes, checked in server.c). The
- * server is hw->s. */
+/* An HTTP/1.1 connection: the engine's connection area (48 bytes, checked in server.c). The
+ * server is hw->s; the connection is pt__hc(h). */
 struct hconn {
 	struct hworker *hw;
-	pt_conn_t *c;
 	struct hin *in;                   /* buffered input, or NULL */
 	struct pt_http_req *cur;          /* request whose input is being consumed */
 	struct pt_http_req *live;         /* requests not yet freed (oldest first) */
 	uint8_t phase;                    /* the timer phase armed now */
-	bool closing;                     /* no more requests: close after the responses */
-	bool linger;                      /* closing while the peer may still be sending: read and
+	uint8_t nlive;                    /* requests on the live list (<= PIPE_LIVE_MAX + 1) */
+	bool closing : 1;                 /* no more requests: close after the responses */
+	bool linger : 1;                  /* closing while the peer may still be sending: read and
 	                                     discard before closing (timeouts.c) */
-	bool eof;
-	bool grace_armed;                 /* PH_IDLE while stopping: the grace period runs, or waits
+	bool eof : 1;
+	bool grace_armed : 1;             /* PH_IDLE while stopping: the grace period runs, or waits
 	                                     (grace_drain) for the client to acknowledge the last
 	                                     response (timeouts.c) */
-	bool grace_drain;
-	bool in_consume;                  /* consume() is on the stack */
-	bool resume;                      /* input waits for the loop (on_drain) */
-	bool tx_wait;                     /* dispatching waits for the send queue to empty */
-	uint16_t nlive;                   /* requests on the live list */
+	bool grace_drain : 1;
+	bool in_consume : 1;              /* consume() is on the stack */
+	bool resume : 1;                  /* input waits for the loop (on_drain) */
+	bool tx_wait : 1;                 /* dispatching waits for the send queue to empty */
 	uint32_t last_in;                 /* PH_BODY, PH_LINGER: last byte in (ms, mod 2^32) */
 	union {
 		uint64_t rate_mark;           /* PH_SENDING: bytes sent at the window's start */
@@ -213,6 +212,12 @@ struct hconn {
 		};
 	};
 };
+
+/* h's connection (h is its area). */
+static inline pt_conn_t *pt__hc(const struct hconn *h)
+{
+	return pt_conn_of_area((void *)h);
+}
 
 struct h2conn;
 

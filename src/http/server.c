@@ -106,7 +106,7 @@ PT_API pt_http_server_t *pt_http_server_create(const struct pt_http_config *cfg,
 	if ((rc = pt__fragcache_init(s)) < 0)
 		goto fail;
 	s->cfg.engine.conn_area = sizeof(struct hconn);   /* no allocation per connection */
-	_Static_assert(sizeof(struct hconn) <= 64, "an idle HTTP/1.1 connection's state grew (issue 19)");
+	_Static_assert(sizeof(struct hconn) <= 48, "an idle HTTP/1.1 connection's state grew (issue 19)");
 	if (!(s->e = pt_engine_create(&s->cfg.engine, &rc)))
 		goto fail;
 	pt_engine_set_user(s->e, s);

@@ -32,7 +32,7 @@
 
 static uint32_t now32(const struct hconn *h)
 {
-	return (uint32_t)pt_worker_now_ms(pt_conn_worker(h->c));
+	return (uint32_t)pt_worker_now_ms(pt_conn_worker(pt__hc(h)));
 }
 
 /* What the engine may shed first when it must make room: a head still arriving, a body being
@@ -55,7 +55,7 @@ void pt__phase_set(struct hconn *h, enum hphase ph)
 		h->body_win = 0;
 		h->win_start = h->last_in = now32(h);
 	}
-	pt_conn_set_state(h->c, phase_state(ph));
+	pt_conn_set_state(pt__hc(h), phase_state(ph));
 	h->phase = ph;
 	h->grace_armed = false;
 }
@@ -65,7 +65,7 @@ static void arm(struct hconn *h, enum hphase ph, unsigned ms, bool restart)
 	if (h->phase == ph && !restart)
 		return;
 	pt__phase_set(h, ph);
-	pt_conn_set_timeout(h->c, ms);
+	pt_conn_set_timeout(pt__hc(h), ms);
 }
 
 static void idle_grace(struct hconn *h);
@@ -92,12 +92,12 @@ static bool body_tick(struct hconn *h)
 		return false;
 	if (t->min_send_rate != PT_HTTP_RATE_OFF && span >= RATE_WINDOW_MS / 2) {
 		bool slow = (uint64_t)h->body_win * 1000 < (uint64_t)t->min_send_rate * span;
-		pt_conn_set_state(h->c, slow ? PT_CONN_PARTIAL : PT_CONN_BUSY);
+		pt_conn_set_state(pt__hc(h), slow ? PT_CONN_PARTIAL : PT_CONN_BUSY);
 		h->body_win = 0;
 		h->win_start = now;
 	}
 	unsigned left = t->entity_body - quiet;
-	pt_conn_set_timeout(h->c, left < RATE_WINDOW_MS ? left : RATE_WINDOW_MS);
+	pt_conn_set_timeout(pt__hc(h), left < RATE_WINDOW_MS ? left : RATE_WINDOW_MS);
 	return true;
 }
 
@@ -106,8 +106,8 @@ static bool body_tick(struct hconn *h)
 void pt__phase_linger(struct hconn *h)
 {
 	pt__phase_set(h, PH_LINGER);
-	pt_conn_resume_recv(h->c);               /* the input bound may have paused it */
-	pt_conn_set_timeout(h->c, LINGER_QUIET_MS);
+	pt_conn_resume_recv(pt__hc(h));               /* the input bound may have paused it */
+	pt_conn_set_timeout(pt__hc(h), LINGER_QUIET_MS);
 }
 
 /* Time to close: quiet long enough, or a bound reached. Re-arms the timer otherwise. */
@@ -119,7 +119,7 @@ static bool linger_over(struct hconn *h)
 
 	if (quiet >= LINGER_QUIET_MS || now - h->win_start >= (drain < LINGER_MAX_MS ? drain : LINGER_MAX_MS))
 		return true;
-	pt_conn_set_timeout(h->c, LINGER_QUIET_MS - quiet);
+	pt_conn_set_timeout(pt__hc(h), LINGER_QUIET_MS - quiet);
 	return false;
 }
 
@@ -130,14 +130,14 @@ void pt__phase_input(struct hconn *h, size_t len)
 	h->last_in = now32(h);
 	h->body_win = len > UINT32_MAX - h->body_win ? UINT32_MAX : h->body_win + (uint32_t)len;
 	if (h->phase == PH_LINGER && h->body_win > h->hw->s->cfg.max_drain)
-		pt_conn_close(h->c, PT_CLOSE_GRACEFUL);   /* read enough: stop */
+		pt_conn_close(pt__hc(h), PT_CLOSE_GRACEFUL);   /* read enough: stop */
 }
 
 /* ---- choosing the phase ---- */
 
 static bool responses_pending(const struct hconn *h)
 {
-	return pt_conn_send_queued(h->c) > 0;
+	return pt_conn_send_queued(pt__hc(h)) > 0;
 }
 
 void pt__phase_update(struct hconn *h)
@@ -149,8 +149,8 @@ void pt__phase_update(struct hconn *h)
 		return;
 	if (responses_pending(h) && t->min_send_rate != PT_HTTP_RATE_OFF) {
 		if (h->phase != PH_SENDING) {
-			h->rate_mark = pt_conn_bytes_sent(h->c);
-			pt_conn_notify_empty(h->c);   /* on_drain moves on to the next phase */
+			h->rate_mark = pt_conn_bytes_sent(pt__hc(h));
+			pt_conn_notify_empty(pt__hc(h));   /* on_drain moves on to the next phase */
 		}
 		arm(h, PH_SENDING, RATE_WINDOW_MS, false);
 	} else if (r && !r->body_done && (r->body_reading || r->final_sent)) {
@@ -158,7 +158,7 @@ void pt__phase_update(struct hconn *h)
 		    r->final_sent ? t->drain_entity_body : body_tick_ms(h), false);
 	} else if (r) {
 		pt__phase_set(h, PH_HANDLER);         /* the application decides how long it takes */
-		pt_conn_set_timeout(h->c, 0);
+		pt_conn_set_timeout(pt__hc(h), 0);
 	} else if (pt__hin_len(h)) {                   /* stopping: a head gets the grace period */
 		arm(h, PH_HEAD, h->hw->s->grace_ms && atomic_load_explicit(&h->hw->s->stopping,
 			memory_order_relaxed) ? grace_ms(h) : t->header_wait, false);
@@ -181,7 +181,7 @@ void pt__phase_update(struct hconn *h)
  * (sent or not). */
 static uint32_t unacked(const struct hconn *h)
 {
-	size_t q = pt_conn_unacked(h->c);
+	size_t q = pt_conn_unacked(pt__hc(h));
 
 	return q < UINT32_MAX ? (uint32_t)q : UINT32_MAX;
 }
@@ -201,7 +201,7 @@ static void idle_grace(struct hconn *h)
 {
 	if (!h->hw->s->grace_ms) {
 		h->closing = true;
-		pt_conn_close(h->c, PT_CLOSE_GRACEFUL);
+		pt_conn_close(pt__hc(h), PT_CLOSE_GRACEFUL);
 		return;
 	}
 	uint32_t q = unacked(h);
@@ -210,7 +210,7 @@ static void idle_grace(struct hconn *h)
 	h->win_start = now32(h);                  /* when that number stands */
 	pt__phase_set(h, PH_IDLE);
 	h->grace_armed = true;
-	pt_conn_set_timeout(h->c, h->grace_drain ? GRACE_POLL_MS : grace_ms(h));
+	pt_conn_set_timeout(pt__hc(h), h->grace_drain ? GRACE_POLL_MS : grace_ms(h));
 }
 
 /* PH_IDLE's deadline while waiting for the acknowledgement: poll again, or begin the grace
@@ -227,11 +227,11 @@ static bool grace_tick(struct hconn *h)
 		h->win_start = now;
 	}
 	if (q && now - h->win_start < grace_ms(h)) {
-		pt_conn_set_timeout(h->c, GRACE_POLL_MS);
+		pt_conn_set_timeout(pt__hc(h), GRACE_POLL_MS);
 		return true;
 	}
 	h->grace_drain = false;
-	pt_conn_set_timeout(h->c, grace_ms(h));
+	pt_conn_set_timeout(pt__hc(h), grace_ms(h));
 	return true;
 }
 
@@ -244,17 +244,17 @@ void pt__phase_stop(struct hconn *h)
 			return;                   /* a request in progress ends the connection */
 	if (h->phase == PH_HEAD) {            /* a head arriving: it gets the grace period */
 		if (h->hw->s->grace_ms)
-			pt_conn_set_timeout(h->c, grace_ms(h));
+			pt_conn_set_timeout(pt__hc(h), grace_ms(h));
 	} else if (h->phase == PH_IDLE && !pt__hin_len(h)) {  /* a response may still be on its way */
 		idle_grace(h);
 	} else if (h->phase == PH_NEW) {      /* accepted, nothing received: HeaderWait runs */
-		unsigned age = pt_conn_age_ms(h->c), wait = h->hw->s->cfg.timeouts.header_wait;
+		unsigned age = pt_conn_age_ms(pt__hc(h)), wait = h->hw->s->cfg.timeouts.header_wait;
 		unsigned left = age < wait ? wait - age : 1;
 		if (!h->hw->s->grace_ms) {
 			h->closing = true;
-			pt_conn_close(h->c, PT_CLOSE_GRACEFUL);
+			pt_conn_close(pt__hc(h), PT_CLOSE_GRACEFUL);
 		} else if (h->hw->s->grace_ms < left) {
-			pt_conn_set_timeout(h->c, h->hw->s->grace_ms);
+			pt_conn_set_timeout(pt__hc(h), h->hw->s->grace_ms);
 		}
 	}
 }
@@ -264,15 +264,15 @@ void pt__phase_stop(struct hconn *h)
 /* MinSendRate: the client must have read this much in the window, else it is cut off. */
 static void sending_tick(struct hconn *h)
 {
-	uint64_t sent = pt_conn_bytes_sent(h->c);
+	uint64_t sent = pt_conn_bytes_sent(pt__hc(h));
 	uint64_t need = (uint64_t)h->hw->s->cfg.timeouts.min_send_rate * RATE_WINDOW_MS / 1000;
 
 	if (sent - h->rate_mark >= need) {            /* fast enough: next window */
 		h->rate_mark = sent;
-		pt_conn_set_timeout(h->c, RATE_WINDOW_MS);
+		pt_conn_set_timeout(pt__hc(h), RATE_WINDOW_MS);
 		return;
 	}
-	pt_conn_close(h->c, PT_CLOSE_ABORT);         /* slower than MinSendRate */
+	pt_conn_close(pt__hc(h), PT_CLOSE_ABORT);         /* slower than MinSendRate */
 }
 
 void pt__phase_timeout(pt_conn_t *c)
