@@ -371,6 +371,10 @@ static inline void pt__worker_clock(struct pt_worker *w)
 	w->now_ms = w->now_us / 1000;
 }
 
+/* conn_mem.c */
+struct pt_conn *pt__conn_alloc(struct pt_worker *w);          /* a free slot, or NULL */
+void pt__conn_recycle(struct pt_worker *w, struct pt_conn *c); /* back to the free list */
+
 /* conn.c */
 struct pt_conn *pt__conn_get(struct pt_worker *w, uint32_t idx, uint32_t gen);
 void pt__accepted(struct pt_worker *w, struct pt_wlisten *wl, int fd);
