@@ -156,7 +156,7 @@ static void housekeep(pt_timer_t *t, void *arg)
 
 	if (accepts - w->trim_accepts < PT_CONN_BLOCK / 4)
 		freed = pt__conns_trim(w) > 0;
-	if (ops == w->trim_ops && (w->sreq_free || w->txop_free)) {
+	if (ops == w->trim_ops && (w->sreq_free || w->txop_free || w->txq_free)) {
 		pt__sreq_pool_free(w);
 		freed = true;
 	}

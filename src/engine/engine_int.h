@@ -30,6 +30,7 @@
 #define PT_MAX_CHUNKS 1024u
 #define PT_SREQ_FREE_MAX 1024u          /* lookaside depth: contexts kept for reuse */
 #define PT_TXOP_FREE_MAX 128u
+#define PT_TXQ_FREE_MAX 256u
 
 struct pt_worker;
 struct pt_conn;
@@ -301,6 +302,8 @@ struct pt_worker {
 	struct pt_txop *txop_free;
 	unsigned nsreq_free, ntxop_free;
 	struct pt_txq txq_none;           /* every idle connection's empty send queue (all zero) */
+	struct pt_txq *txq_free;          /* lookaside, linked through sq_head */
+	unsigned ntxq_free;
 	size_t buffered;                  /* PT_SEND_COPY bytes held */
 	struct pt_tls_worker *tlsw;       /* TLS buffers, from the first TLS connection on */
 	/* listeners */

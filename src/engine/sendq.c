@@ -94,27 +94,43 @@ static void txop_put(struct pt_worker *w, struct pt_txop *t)
 	w->txop_free = t;
 }
 
-/* c's send queue, allocated when it was the worker's empty one: NULL when out of memory. */
+/* c's send queue, allocated when it was the worker's empty one: NULL when out of memory.
+ * Queues come from a lookaside list too (one per response of a keep-alive connection). */
 static struct pt_txq *txq_get(struct pt_conn *c)
 {
-	if (c->q != &c->w->txq_none)
+	struct pt_worker *w = c->w;
+	struct pt_txq *q = w->txq_free;
+
+	if (c->q != &w->txq_none)
 		return c->q;
-	struct pt_txq *q = pt__fault(PT_FAULT_ALLOC) ? NULL : malloc(sizeof *q);
-	if (!q)
+	if (pt__fault(PT_FAULT_ALLOC))
 		return NULL;
+	if (q) {
+		w->txq_free = (struct pt_txq *)q->sq_head;
+		w->ntxq_free--;
+	} else if (!(q = malloc(sizeof *q))) {
+		return NULL;
+	}
 	*q = (struct pt_txq){ 0 };
 	return c->q = q;
 }
 
-/* Frees c's send queue once it is empty and no kernel send is in flight. */
+/* Gives back c's send queue once it is empty and no kernel send is in flight. */
 void pt__txq_release(struct pt_conn *c)
 {
+	struct pt_worker *w = c->w;
 	struct pt_txq *q = c->q;
 
-	if (q == &c->w->txq_none || q->sq_head || q->tx)
+	if (q == &w->txq_none || q->sq_head || q->tx)
 		return;
-	free(q);
-	c->q = &c->w->txq_none;
+	c->q = &w->txq_none;
+	if (!PT_RECYCLE || w->ntxq_free >= PT_TXQ_FREE_MAX) {
+		free(q);
+		return;
+	}
+	q->sq_head = (struct pt_sreq *)w->txq_free;
+	w->txq_free = q;
+	w->ntxq_free++;
 }
 
 void pt__sreq_pool_free(struct pt_worker *w)
@@ -129,7 +145,12 @@ void pt__sreq_pool_free(struct pt_worker *w)
 		w->txop_free = t->next;
 		free(t);
 	}
-	w->nsreq_free = w->ntxop_free = 0;
+	while (w->txq_free) {
+		struct pt_txq *q = w->txq_free;
+		w->txq_free = (struct pt_txq *)q->sq_head;
+		free(q);
+	}
+	w->nsreq_free = w->ntxop_free = w->ntxq_free = 0;
 }
 
 /* ---- submitting ---- */
