@@ -215,7 +215,7 @@ WIN_CFLAGS := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno
 	-D_FILE_OFFSET_BITS=64 -D_WIN32_WINNT=0x0601 -D_POSIX_THREAD_SAFE_FUNCTIONS=200112L -Iinclude -Isrc -DPT_VERSION='"$(VERSION)"' \
 	-O2 -g -DPT_TESTING=1 -MMD -MP
 WIN_LIBS   := -static -lws2_32 -lmswsock -lntdll -lpthread
-WIN_CORE   := conn connect engine listen sendq timer post fault proxy proxy_conn stop
+WIN_CORE   := conn conn_mem connect engine listen sendq timer post fault proxy proxy_conn stop
 WIN_HTTP   := $(filter-out src/http/h2%,$(wildcard src/http/*.c))
 WIN_SRC    := $(WIN_CORE:%=src/engine/%.c) $(sort $(wildcard src/engine/win/*.c)) \
 	$(sort $(WIN_HTTP) $(wildcard src/http/win/*.c))
