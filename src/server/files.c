@@ -46,7 +46,8 @@ struct rq {                     /* the request being answered */
 	uint64_t t0;                /* the worker's clock at the handler call (us), with f->obs */
 	struct pt_wmetrics *wm;     /* the worker's counters, or NULL */
 	bool stale;                 /* the connection predates the configuration: close it */
-	bool copy;                  /* the connection's sends copy the bytes (TLS in user space) */
+	bool copy;                  /* the connection's sends copy the bytes (TLS in user space;
+				       set by send_ranges for files that are not small) */
 };
 
 struct reply {                  /* the response being assembled */
@@ -376,7 +377,8 @@ static void send_ranges(struct rq *q, struct rep *p, struct reply *rp, const cha
 	struct pt_range rg[MAX_RANGES];
 	int n = use_range && rv.p ? pt_range_parse(rv.p, rv.n, p->size, rg, MAX_RANGES) : 0;
 
-	if (q->copy && !p->zb && q->fc)
+	/* decided here, not per request: only files past the small ones can take this path */
+	if (!p->zb && !p->e->small && q->fc && (q->copy = sends_copy(q->r)))
 		pt_fcache_bytes(q->fc, p->e);
 
 	if (n == -416) {
@@ -633,7 +635,6 @@ void pt_files_handle(pt_http_req_t *r, void *arg)
 	size_t nlen;
 
 	q.fc = pt_site_cache(q.site, w);
-	q.copy = sends_copy(r);
 	if (f->obs)
 		q.t0 = pt_obs_start(f->obs, w, wk);
 	if (f->metrics && (q.wm = pt_metrics_worker(f->metrics, w)) && q.fc)

@@ -109,12 +109,17 @@ def idle_per_conn(root):
                 s.close()
             time.sleep(2.5)     # the closes and the housekeeping second
     finally:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+        stop(p)
+
+
+def stop(p):
+    """SIGTERM, then SIGKILL if the server is not gone within 10 s."""
+    p.send_signal(signal.SIGTERM)
+    try:
+        p.wait(10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
 
 
 def main():
@@ -158,12 +163,7 @@ def main():
             t(rss1 <= rss0 * 1.10 + 128 * 1024, "RSS given back after the burst",
               "before %d, 3.5 s after closing %d" % (rss0, rss1))
     finally:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+        stop(p)
         shutil.rmtree(root, True)
     return 1 if failures() else 0
 
