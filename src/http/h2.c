@@ -316,6 +316,7 @@ static void setup(void)
 	nghttp2_option_set_stream_reset_rate_limit(opts, 1000, 33); /* rapid reset */
 	nghttp2_option_set_max_continuations(opts, 8);        /* CONTINUATION flood */
 	nghttp2_option_set_max_deflate_dynamic_table_size(opts, 4096);
+	nghttp2_option_set_no_closed_streams(opts, 1);      /* no RFC 7540 priority tree */
 }
 
 /* ---- the connection ---- */

@@ -34,8 +34,7 @@
 #define H2_WINDOW (64u << 10)        /* the stream receive window we advertise */
 #define H2_FIELDS_MAX 256u           /* fields per header block (before max_headers) */
 #define H2_OUT_INLINE 4u             /* body chunks of a send kept in the send itself */
-#define H2_FIELDS_INLINE 16u         /* request fields kept in the stream itself */
-#define H2_HEAD_INLINE 512u          /* bytes of request fields kept in the stream itself */
+#define H2_HEAD_INLINE 768u          /* bytes of the request head kept in the stream itself */
 #define H2_FREE_MAX 1024u            /* streams and sends each worker keeps for reuse (10
 					connections at 100 streams; a second without requests
 					frees them: request.c pool_housekeep) */
@@ -62,9 +61,9 @@ struct h2out {
 	int failed;                      /* -errno: it will never be framed */
 };
 
-struct h2field {                     /* a received field: offsets into h2stream.hbuf */
-	uint32_t name, vlen;
-	uint16_t nlen;
+struct h2pseudo {                    /* a pseudo-field's value: an offset into h2stream.hbuf */
+	uint32_t at, len;
+	bool set;
 };
 
 struct h2stream {
@@ -86,13 +85,19 @@ struct h2stream {
 	bool too_large;                  /* the header block was over max_head */
 	bool aborted;                    /* it ended before its response did */
 	bool head_done;                  /* its header block ended (pt__h2_request ran) */
-	/* the head while it arrives */
+	/* the head while it arrives, in its HTTP/1.1 form (h2_stream.c) */
 	uint32_t head_start;             /* its HEADERS began (ms, mod 2^32): HeaderWait */
-	char *hbuf;
+	char *hbuf;                      /* pseudo-field values, then the head from head_at; the
+					    request's slices point here (the stream outlives it) */
 	uint32_t hlen, hcap;
-	struct h2field *fields;          /* grown as fields arrive (H2_FIELDS_MAX at most) */
-	unsigned nfields, fcap;
+	uint32_t head_at;                /* where the head begins; 0: request line not written */
+	struct h2pseudo method, path, authority;
+	bool is_head;                    /* :method is HEAD (a refusal has no body) */
+	bool bad;                        /* Host and :authority disagree, or no :method */
+	unsigned nfields;                /* fields so far (H2_FIELDS_MAX at most) */
 	size_t head_bytes;               /* RFC 9113 6.5.2 size of the block so far */
+	char *cookie;                    /* cookie crumbs, "; "-joined (RFC 9113 8.2.3) */
+	uint32_t cookie_len, cookie_cap;
 	/* request body received before the handler reads it (bounded by the window) */
 	char *body;
 	uint32_t body_len, body_cap;
@@ -100,7 +105,6 @@ struct h2stream {
 	uint32_t body_last;              /* last body byte or start of reading (ms, mod 2^32) */
 	/* not cleared on reuse: the first fields and bytes of a head need no allocation */
 	struct h2stream *free_next;      /* the worker's free list */
-	struct h2field finline[H2_FIELDS_INLINE];
 	char hinline[H2_HEAD_INLINE];
 };
 

@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 
 /* ---- the worker's free lists ---- */
@@ -29,22 +28,18 @@ static struct h2stream *stream_alloc(struct hworker *hw)
 	st->hw = hw;
 	st->hbuf = st->hinline;
 	st->hcap = H2_HEAD_INLINE;
-	st->fields = st->finline;
-	st->fcap = H2_FIELDS_INLINE;
 	return st;
 }
 
-/* The head's field buffers, unless they are the stream's own. */
+/* The head's buffers, unless they are the stream's own. */
 static void head_bufs_free(struct h2stream *st)
 {
 	if (st->hbuf != st->hinline)
 		free(st->hbuf);
-	if (st->fields != st->finline)
-		free(st->fields);
+	free(st->cookie);
 	st->hbuf = NULL;
-	st->fields = NULL;
-	st->hlen = st->hcap = 0;
-	st->nfields = st->fcap = 0;
+	st->cookie = NULL;
+	st->hlen = st->hcap = st->cookie_len = st->cookie_cap = 0;
 }
 
 static void stream_release(struct h2stream *st)
@@ -161,31 +156,129 @@ static void stream_maybe_free(struct h2stream *st)
 }
 
 /* ---- the request head ----
- * Fields are kept as they arrive. When the block ends, the head is assembled as an HTTP/1.1
- * head, "METHOD PATH HTTP/1.1\r\nhost: AUTHORITY\r\n<fields>cookie: a; b\r\n\r\n", and checked
- * by the same strict parser as HTTP/1.1 requests (target syntax, Host, Content-Length, field
- * names and values), which also fills the request's slices. */
+ * The head is written in its HTTP/1.1 form while the fields arrive. The pseudo-fields come
+ * first (RFC 9113 8.3; nghttp2 enforces it): their values are kept at the start of hbuf. At
+ * the first regular field (or the end of the block) "METHOD PATH HTTP/1.1\r\nhost: AUTHORITY
+ * \r\n" follows them (head_at), then each field as "name: value\r\n"; a Host field must equal
+ * :authority and is dropped (RFC 9113 8.3.1). Cookie crumbs are gathered apart and end the
+ * head as one field (RFC 9113 8.2.3). The same strict parser as for HTTP/1.1 then checks the
+ * head (target syntax, Host, Content-Length, names and values) and fills the request's
+ * slices, which point into hbuf: the stream outlives its request (a request kept or handed
+ * to the pool copies its head first). */
 
-static int hbuf_put(struct h2stream *st, size_t limit, const void *p, size_t n)
+/* Room for n more bytes in hbuf; the buffer holds at most twice the head's limit (the
+ * pseudo-field values appear twice). */
+static int hbuf_room(struct h2stream *st, size_t limit, size_t n)
 {
 	size_t need = (size_t)st->hlen + n;
 
-	if (need > limit)
+	if (need > 2 * limit + 64)
 		return -1;
-	if (need > st->hcap) {
-		size_t cap = st->hcap ? st->hcap : 512;
+	if (need <= st->hcap)
+		return 0;
+	size_t cap = st->hcap ? st->hcap : 512;
+	while (cap < need)
+		cap *= 2;
+	char *q = st->hbuf == st->hinline ? malloc(cap) : realloc(st->hbuf, cap);
+	if (!q)
+		return -1;
+	if (st->hbuf == st->hinline)
+		memcpy(q, st->hinline, st->hlen);
+	st->hbuf = q;
+	st->hcap = (uint32_t)cap;
+	return 0;
+}
+
+static void hbuf_add(struct h2stream *st, const void *p, size_t n)
+{
+	memcpy(st->hbuf + st->hlen, p, n);    /* room made by hbuf_room */
+	st->hlen += (uint32_t)n;
+}
+
+static int pseudo(struct h2stream *st, size_t limit, struct h2pseudo *ps, const uint8_t *v,
+		  size_t vl)
+{
+	if (hbuf_room(st, limit, vl) < 0)
+		return -1;
+	ps->at = st->hlen;
+	ps->len = (uint32_t)vl;
+	ps->set = true;
+	hbuf_add(st, v, vl);
+	return 0;
+}
+
+/* The request line and host field, after the pseudo-fields' values. */
+static int request_line(struct h2stream *st, size_t limit)
+{
+	const struct h2pseudo *m = &st->method, *a = &st->authority;
+	const struct h2pseudo *t = st->path.set ? &st->path : a;     /* CONNECT: authority-form */
+
+	if (!m->set) {
+		st->bad = true;
+		return -1;
+	}
+	if (hbuf_room(st, limit, m->len + t->len + a->len + 20) < 0)
+		return -1;
+	st->head_at = st->hlen;
+	hbuf_add(st, st->hbuf + m->at, m->len);
+	hbuf_add(st, " ", 1);
+	hbuf_add(st, st->hbuf + t->at, t->len);
+	hbuf_add(st, " HTTP/1.1\r\n", 11);
+	if (a->set) {
+		hbuf_add(st, "host: ", 6);
+		hbuf_add(st, st->hbuf + a->at, a->len);
+		hbuf_add(st, "\r\n", 2);
+	}
+	return 0;
+}
+
+static bool name_is(const uint8_t *name, size_t nl, const char *what, size_t wn)
+{
+	return nl == wn && !memcmp(name, what, wn);
+}
+
+static int cookie_add(struct h2stream *st, const uint8_t *v, size_t vl)
+{
+	size_t need = (size_t)st->cookie_len + vl + 2;
+
+	if (need > st->cookie_cap) {
+		size_t cap = st->cookie_cap ? st->cookie_cap : 256;
 		while (cap < need)
 			cap *= 2;
-		char *q = st->hbuf == st->hinline ? malloc(cap) : realloc(st->hbuf, cap);
+		char *q = realloc(st->cookie, cap);
 		if (!q)
 			return -1;
-		if (st->hbuf == st->hinline)
-			memcpy(q, st->hinline, st->hlen);
-		st->hbuf = q;
-		st->hcap = (uint32_t)cap;
+		st->cookie = q;
+		st->cookie_cap = (uint32_t)cap;
 	}
-	memcpy(st->hbuf + st->hlen, p, n);
-	st->hlen += (uint32_t)n;
+	if (st->cookie_len) {
+		memcpy(st->cookie + st->cookie_len, "; ", 2);
+		st->cookie_len += 2;
+	}
+	memcpy(st->cookie + st->cookie_len, v, vl);
+	st->cookie_len += (uint32_t)vl;
+	return 0;
+}
+
+/* One regular field, appended to the head. */
+static int regular(struct h2stream *st, size_t limit, const uint8_t *name, size_t nl,
+		   const uint8_t *value, size_t vl)
+{
+	if (!st->head_at && request_line(st, limit) < 0)
+		return -1;
+	if (name_is(name, nl, "cookie", 6))
+		return cookie_add(st, value, vl);
+	if (st->authority.set && name_is(name, nl, "host", 4)) {
+		if (vl != st->authority.len || memcmp(value, st->hbuf + st->authority.at, vl))
+			st->bad = true;
+		return 0;
+	}
+	if (hbuf_room(st, limit, nl + vl + 4) < 0)
+		return -1;
+	hbuf_add(st, name, nl);
+	hbuf_add(st, ": ", 2);
+	hbuf_add(st, value, vl);
+	hbuf_add(st, "\r\n", 2);
 	return 0;
 }
 
@@ -193,151 +286,74 @@ void pt__h2_header(struct h2conn *h2, struct h2stream *st, const uint8_t *name, 
 		   const uint8_t *value, size_t vl)
 {
 	size_t lim = h2->s->cfg.max_head;
+	int rc = 0;
 
+	if (st->head_done)                      /* trailers: not kept (the request's slices point
+						   into hbuf, which must not move now) */
+		return;
 	st->head_bytes += nl + vl + 32;
-	if (st->too_large || st->head_bytes > lim || st->nfields == H2_FIELDS_MAX ||
-	    nl > UINT16_MAX) {
-		st->too_large = true;            /* answered 431 when the block ends */
+	if (st->too_large || st->bad || st->head_bytes > lim || st->nfields == H2_FIELDS_MAX) {
+		st->too_large = !st->bad;            /* answered 431 when the block ends */
 		return;
 	}
-	if (st->nfields == st->fcap) {
-		unsigned cap = st->fcap ? st->fcap * 2 : 16;
-		bool own = st->fields == st->finline;
-		struct h2field *fs = own ? malloc(cap * sizeof *fs) : realloc(st->fields, cap * sizeof *fs);
-		if (!fs) {
-			st->too_large = true;
-			return;
+	st->nfields++;
+	if (nl && name[0] == ':') {             /* nghttp2 let only the known ones through */
+		if (name_is(name, nl, ":method", 7)) {
+			st->is_head = name_is(value, vl, "HEAD", 4);
+			rc = pseudo(st, lim, &st->method, value, vl);
+		} else if (name_is(name, nl, ":path", 5)) {
+			rc = pseudo(st, lim, &st->path, value, vl);
+		} else if (name_is(name, nl, ":authority", 10)) {
+			rc = pseudo(st, lim, &st->authority, value, vl);
 		}
-		if (own)
-			memcpy(fs, st->finline, st->nfields * sizeof *fs);
-		st->fields = fs;
-		st->fcap = cap;
+	} else {
+		rc = regular(st, lim, name, nl, value, vl);
 	}
-	struct h2field *f = &st->fields[st->nfields];
-	f->name = st->hlen;
-	f->nlen = (uint16_t)nl;
-	f->vlen = (uint32_t)vl;
-	if (hbuf_put(st, lim, name, nl) < 0 || hbuf_put(st, lim, value, vl) < 0)
+	if (rc < 0 && !st->bad)
 		st->too_large = true;
-	else
-		st->nfields++;
 }
 
-static const struct h2field *field(const struct h2stream *st, const char *name)
+/* The end of the head: the request line if no regular field wrote it, the cookie, CRLF.
+ * Its length, or -1 (bad: 400). */
+static ssize_t head_end(struct h2stream *st)
 {
-	size_t n = strlen(name);
+	size_t lim = st->h2->s->cfg.max_head;
 
-	for (unsigned i = 0; i < st->nfields; i++)
-		if (st->fields[i].nlen == n && !memcmp(st->hbuf + st->fields[i].name, name, n))
-			return &st->fields[i];
-	return NULL;
-}
-
-static const char *fname(const struct h2stream *st, const struct h2field *f)
-{
-	return st->hbuf + f->name;
-}
-
-static const char *fval(const struct h2stream *st, const struct h2field *f)
-{
-	return st->hbuf + f->name + f->nlen;
-}
-
-static bool is(const struct h2stream *st, const struct h2field *f, const char *name, size_t n)
-{
-	return f->nlen == n && !memcmp(fname(st, f), name, n);
-}
-
-struct hb {                          /* the head being assembled */
-	char *p;
-	size_t len, cap;
-};
-
-static void hb_put(struct hb *b, const void *p, size_t n)
-{
-	if (b->len + n <= b->cap)
-		memcpy(b->p + b->len, p, n);
-	b->len += n;                     /* past cap: detected by the caller */
-}
-
-static void hb_field(struct hb *b, const char *n, size_t nl, const char *v, size_t vl)
-{
-	hb_put(b, n, nl);
-	hb_put(b, ": ", 2);
-	hb_put(b, v, vl);
-	hb_put(b, "\r\n", 2);
-}
-
-/* The HTTP/1.1 form of the head, in a new buffer (*out, caller frees). Its length, or -1
- * (no memory, or Host and :authority disagree: RFC 9113 8.3.1). */
-static ssize_t assemble(const struct h2stream *st, char **out)
-{
-	const struct h2field *m = field(st, ":method"), *p = field(st, ":path"),
-			     *a = field(st, ":authority");
-	struct hb b = { .cap = st->hlen + 8u * st->nfields + 64 };
-	bool cookie = false;
-
-	if (!m || !(b.p = malloc(b.cap)))
+	if (st->bad || (!st->head_at && request_line(st, lim) < 0))
 		return -1;
-	hb_put(&b, fval(st, m), m->vlen);
-	hb_put(&b, " ", 1);
-	if (p)
-		hb_put(&b, fval(st, p), p->vlen);
-	else if (a)                                 /* CONNECT: authority-form */
-		hb_put(&b, fval(st, a), a->vlen);
-	hb_put(&b, " HTTP/1.1\r\n", 11);
-	if (a)
-		hb_field(&b, "host", 4, fval(st, a), a->vlen);
-	for (unsigned i = 0; i < st->nfields; i++) {
-		const struct h2field *f = &st->fields[i];
-		if (fname(st, f)[0] == ':' || is(st, f, "cookie", 6))
-			continue;
-		if (a && is(st, f, "host", 4)) {
-			if (f->vlen != a->vlen || memcmp(fval(st, f), fval(st, a), a->vlen))
-				goto bad;
-			continue;
-		}
-		hb_field(&b, fname(st, f), f->nlen, fval(st, f), f->vlen);
+	if (st->cookie_len) {
+		if (hbuf_room(st, lim, st->cookie_len + 10) < 0)
+			return -1;
+		hbuf_add(st, "cookie: ", 8);
+		hbuf_add(st, st->cookie, st->cookie_len);
+		hbuf_add(st, "\r\n", 2);
 	}
-	for (unsigned i = 0; i < st->nfields; i++) {      /* RFC 9113 8.2.3: one cookie field */
-		const struct h2field *f = &st->fields[i];
-		if (!is(st, f, "cookie", 6))
-			continue;
-		hb_put(&b, cookie ? "; " : "cookie: ", cookie ? 2 : 8);
-		hb_put(&b, fval(st, f), f->vlen);
-		cookie = true;
-	}
-	if (cookie)
-		hb_put(&b, "\r\n", 2);
-	hb_put(&b, "\r\n", 2);
-	if (b.len > b.cap)
-		goto bad;
-	*out = b.p;
-	return (ssize_t)b.len;
-bad:
-	free(b.p);
-	return -1;
+	if (hbuf_room(st, lim, 2) < 0)
+		return -1;
+	hbuf_add(st, "\r\n", 2);
+	return (ssize_t)(st->hlen - st->head_at);
 }
 
 static void refuse(struct h2stream *st, unsigned status);
 
 void pt__h2_request(struct h2conn *h2, struct h2stream *st)
 {
-	char *head = NULL;
-	ssize_t len = st->too_large ? -1 : assemble(st, &head);
+	ssize_t len = st->too_large ? -1 : head_end(st);
 	struct pt_http_req *r;
 
 	st->head_done = true;
+	free(st->cookie);                      /* in the head now */
+	st->cookie = NULL;
+	st->cookie_len = st->cookie_cap = 0;
 	if (st->too_large || len < 0) {
 		refuse(st, st->too_large ? 431 : 400);
 		return;
 	}
 	if (!(r = pt__req_new(h2->s, h2->hw, h2->c, &pt__h2_req_ops, st))) {
-		free(head);
 		nghttp2_submit_rst_stream(h2->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_REFUSED_STREAM);
 		return;
 	}
-	r->own = head;
+	const char *head = st->hbuf + st->head_at;
 	int rc = pt__req_parse(r, head, (size_t)len, NULL);
 	if (rc != len) {
 		pt__req_drop(r);
@@ -349,7 +365,6 @@ void pt__h2_request(struct h2conn *h2, struct h2stream *st)
 	r->head_base = head;
 	r->head_len = (size_t)len;
 	r->held = true;                        /* until the stream closes */
-	head_bufs_free(st);                    /* the head lives in r->own now */
 	if (st->end_stream)
 		r->body_done = true;
 	else
@@ -487,15 +502,27 @@ static int h2_read_body(struct pt_http_req *r)
 
 /* ---- responses ---- */
 
-static bool conn_specific(const char *name)
+/* Lowercases a field name into low (HTTP/2 names are lowercase); true when the field is
+ * connection-specific (RFC 9113 8.2.2) or Content-Length (the layer writes the one it
+ * announces), which HTTP/2 does not send. */
+static bool lower_name(char *low, const char *name, size_t nl)
 {
-	static const char *const drop[] = {
-		"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade",
-		"content-length",                /* the layer writes the one it announces */
-	};
-	for (size_t i = 0; i < sizeof drop / sizeof drop[0]; i++)
-		if (!strcasecmp(name, drop[i]))
-			return true;
+	for (size_t j = 0; j < nl; j++) {
+		char c = name[j];
+		low[j] = (char)(c >= 'A' && c <= 'Z' ? c | 0x20 : c);
+	}
+	switch (nl) {
+	case 7:
+		return !memcmp(low, "upgrade", 7);
+	case 10:
+		return !memcmp(low, "connection", 10) || !memcmp(low, "keep-alive", 10);
+	case 14:
+		return !memcmp(low, "content-length", 14);
+	case 16:
+		return !memcmp(low, "proxy-connection", 16);
+	case 17:
+		return !memcmp(low, "transfer-encoding", 17);
+	}
 	return false;
 }
 
@@ -504,17 +531,29 @@ static nghttp2_nv nv(const char *n, size_t nl, const char *v, size_t vl)
 	return (nghttp2_nv){ (uint8_t *)n, (uint8_t *)v, nl, vl, NGHTTP2_NV_FLAG_NONE };
 }
 
+/* Length of field i's name or value: from the lengths respond() measured when it has them. */
+static size_t name_len(const struct pt_fields *f, const struct pt_http_header *hd, unsigned i)
+{
+	return f && i < LEN_KEEP ? f->nlen[i] : strlen(hd[i].name);
+}
+
+static size_t val_len(const struct pt_fields *f, const struct pt_http_header *hd, unsigned i)
+{
+	return f && i < LEN_KEEP ? f->vlen[i] : strlen(hd[i].value);
+}
+
 /* Submits HEADERS: :status, date, server, the application's fields (names lowercased, the
- * connection-specific ones dropped), content-length. nghttp2 copies everything. */
+ * connection-specific ones dropped), content-length. nghttp2 copies everything. f: the
+ * fields' measured lengths, or NULL. */
 static int submit_head(struct h2stream *st, unsigned status, const struct pt_http_header *hd,
-		       unsigned n, int64_t cl, bool data)
+		       unsigned n, const struct pt_fields *f, int64_t cl, bool data)
 {
 	struct h2conn *h2 = st->h2;
 	struct hworker *hw = h2->hw;
 	size_t names = 0;
 
 	for (unsigned i = 0; i < n; i++)
-		names += strlen(hd[i].name);
+		names += name_len(f, hd, i);
 	nghttp2_nv vstack[24], *v = n + 4 <= 24 ? vstack : malloc((n + 4) * sizeof *v);
 	char lstack[512], *low = names < sizeof lstack ? lstack : malloc(names + 1), code[4], len[24];
 	unsigned k = 0;
@@ -531,14 +570,10 @@ static int submit_head(struct h2stream *st, unsigned status, const struct pt_htt
 	if (h2->s->server_line_len)
 		v[k++] = nv("server", 6, h2->s->server_line + 8, h2->s->server_line_len - 10);
 	for (unsigned i = 0, at = 0; i < n; i++) {
-		size_t nl = strlen(hd[i].name);
-		if (conn_specific(hd[i].name))
+		size_t nl = name_len(f, hd, i);
+		if (lower_name(low + at, hd[i].name, nl))
 			continue;
-		for (size_t j = 0; j < nl; j++) {
-			char c = hd[i].name[j];
-			low[at + j] = (char)(c >= 'A' && c <= 'Z' ? c | 0x20 : c);
-		}
-		v[k++] = nv(low + at, nl, hd[i].value, strlen(hd[i].value));
+		v[k++] = nv(low + at, nl, hd[i].value, val_len(f, hd, i));
 		at += (unsigned)nl;
 	}
 	if (cl >= 0 && status != 204 && status != 304)
@@ -561,9 +596,7 @@ static void out_queue(struct h2stream *st, struct h2out *o);
 static void refuse(struct h2stream *st, unsigned status)
 {
 	static const struct pt_http_header ct = { "content-type", "text/plain; charset=utf-8" };
-	const struct h2field *m = field(st, ":method");
-	bool head = m && m->vlen == 4 && !memcmp(fval(st, m), "HEAD", 4);
-	struct h2out *o = head ? NULL : out_alloc(st->hw);
+	struct h2out *o = st->is_head ? NULL : out_alloc(st->hw);
 
 	if (status < 400 || status > 599)
 		status = 400;
@@ -578,7 +611,7 @@ static void refuse(struct h2stream *st, unsigned status)
 		o->total = o->left = strlen(reason) + 1;
 		o->final = true;
 	}
-	if (submit_head(st, status, &ct, 1, o ? (int64_t)o->total : 0, o != NULL) < 0) {
+	if (submit_head(st, status, &ct, 1, NULL, o ? (int64_t)o->total : 0, o != NULL) < 0) {
 		if (o)
 			out_free(o);
 		nghttp2_submit_rst_stream(st->h2->ng, NGHTTP2_FLAG_NONE, st->id,
@@ -680,7 +713,8 @@ static int h2_send(struct pt_http_req *r, const struct pt_out *po, pt_http_send_
 	o->final = po->final;
 	if (po->status) {
 		bool data = !r->no_body && (!po->final || po->total);
-		if ((err = submit_head(st, po->status, po->headers, po->nheaders, po->cl, data)) < 0)
+		if ((err = submit_head(st, po->status, po->headers, po->nheaders, po->f, po->cl,
+				       data)) < 0)
 			goto fail;
 	}
 	bool early = (po->flags & PT_HTTP_BUFFER) || (!o->total && !o->final);

@@ -145,11 +145,44 @@ def routes(srv, content, tag):
     T(not c.eof and c.goaway is None, "one connection carried all of the above", c.goaway)
     c.close()
 
+    heads(srv, T)
     bodies(srv, T)
     sync_pool(srv, T)
     disconnect(srv, T)
     if not srv.tls:                # the timers do not depend on the transport: h2c only
         timeouts(srv, T)
+
+
+def heads(srv, T):
+    """The request head as a handler sees it: rebuilt as HTTP/1.1 (host from :authority,
+    cookie crumbs joined, RFC 9113 8.2.3 and 8.3.1)."""
+    c = srv.conn()
+    r = c.get("/echo-head?q=1", headers=[("cookie", "a=1"), ("x-one", "1"), ("cookie", "b=2"),
+                                         ("x-two", "2")])
+    T(r.status == 200 and bytes(r.body) == b"GET /echo-head?q=1 t\nhost: t\nx-one: 1\n"
+      b"x-two: 2\ncookie: a=1; b=2\n", "head: host from :authority, cookie crumbs joined", r)
+    r = c.get("/echo-head", headers=[("host", "t"), ("x-a", "b")])
+    T(r.status == 200 and bytes(r.body) == b"GET /echo-head t\nhost: t\nx-a: b\n",
+      "a Host equal to :authority is taken once", r)
+    r = c.get("/echo-head", headers=[("host", "other")])
+    T(r.status == 400, "a Host unlike :authority: 400", r)
+    sid = c.request("GET", "/echo-head", headers=[("host", "h.example")], authority=None)
+    r = c.response(sid)
+    T(r.status == 200 and bytes(r.body) == b"GET /echo-head h.example\nhost: h.example\n",
+      "no :authority: Host is the authority", r)
+    many = [("x-field-%02d" % i, "v" * 40 + str(i)) for i in range(40)]
+    r = c.get("/echo-head", headers=many + [("cookie", "c" * 300), ("cookie", "d")])
+    want = b"GET /echo-head t\nhost: t\n" + b"".join(b"%s: %s\n" % (n.encode(), v.encode())
+                                                     for n, v in many)
+    T(r.status == 200 and bytes(r.body) == want + b"cookie: " + b"c" * 300 + b"; d\n",
+      "a head larger than the stream's inline buffer (40 fields, 3 KiB)", (r.status, len(r.body)))
+    sid = c.request("GET", "/echo-head", headers=[("x-big", "z" * 5000)])
+    r = c.response(sid)
+    T(r.status == 200 and r.body.endswith(b"x-big: " + b"z" * 5000 + b"\n"), "a 5000-byte field",
+      (r.status, len(r.body)))
+    r = c.get("/hello")
+    T(r.status == 200 and not c.eof, "the connection carries on after all of them", r)
+    c.close()
 
 
 def bodies(srv, T):

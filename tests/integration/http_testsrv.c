@@ -27,6 +27,8 @@
  *   /decoded/...      answers the percent-decoded path
  *   /frag-put         stores the fragment "short" with a 200 ms time-to-live
  *   /frag-short       sends "short", or 404 once it has expired
+ *   /echo-head        answers the head as the handler sees it: "method target authority",
+ *                     then one "name: value" line per field in arrival order
  */
 #include <portico/http.h>
 #include <errno.h>
@@ -95,6 +97,25 @@ static void echo_body(pt_http_req_t *r, void *arg)
 		free(s);
 		text(r, 200, "0 0");
 	}
+}
+
+static void echo_head(pt_http_req_t *r, void *arg)
+{
+	struct pt_http_str m = pt_http_req_method_name(r), t = pt_http_req_target(r),
+			   a = pt_http_req_authority(r), n, v;
+	enum { CAP = 64 << 10 };
+	char *body = malloc(CAP);
+	if (!body) {
+		text(r, 503, "no memory");
+		return;
+	}
+	int at = snprintf(body, CAP, "%.*s %.*s %.*s\n", (int)m.n, m.p, (int)t.n, t.p, (int)a.n, a.p);
+
+	for (unsigned i = 0; pt_http_req_header_at(r, i, &n, &v) == 0 && at < CAP; i++)
+		at += snprintf(body + at, CAP - (size_t)at, "%.*s: %.*s\n", (int)n.n, n.p, (int)v.n,
+			       v.p);
+	text(r, 200, body);                /* PT_HTTP_BUFFER: copied */
+	free(body);
 }
 
 static void ignore_body(pt_http_req_t *r, void *arg)
@@ -336,7 +357,7 @@ int main(int argc, char **argv)
 		{ "/sync/", sync_h, NULL, PT_ROUTE_SYNC }, { "/a/", prefix, "a", 0 },
 		{ "/a/b/", prefix, "ab", 0 }, { "/thread", thread_h, NULL, 0 },
 		{ "/decoded/", decoded, NULL, 0 }, { "/frag-put", frag_put, NULL, 0 },
-		{ "/frag-short", frag_short, NULL, 0 },
+		{ "/frag-short", frag_short, NULL, 0 }, { "/echo-head", echo_head, NULL, 0 },
 	};
 	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
 		if (pt_http_route(srv, routes[i].p, routes[i].fn, routes[i].arg, routes[i].fl) < 0)
