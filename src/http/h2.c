@@ -345,6 +345,8 @@ static int submit_settings(struct h2conn *h2)
 		{ NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, H2_WINDOW },
 		{ NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)cfg->max_head },
 		{ NGHTTP2_SETTINGS_ENABLE_PUSH, 0 },
+		/* RFC 9218: no RFC 7540 dependency tree; streams are scheduled by urgency */
+		{ NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1 },
 	};
 	return nghttp2_submit_settings(h2->ng, NGHTTP2_FLAG_NONE, iv, sizeof iv / sizeof iv[0]);
 }
