@@ -507,7 +507,18 @@ static int h2_read_body(struct pt_http_req *r)
  * announces), which HTTP/2 does not send. */
 static bool lower_name(char *low, const char *name, size_t nl)
 {
-	for (size_t j = 0; j < nl; j++) {
+	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+	size_t j = 0;
+
+	for (; j + 8 <= nl; j += 8) {          /* a word at a time (names are ASCII tokens) */
+		uint64_t w, b;
+		memcpy(&w, name + j, 8);
+		b = w & ~highs;                 /* high bit of each byte: 'A' <= b, b > 'Z' */
+		uint64_t upper = ((b + ones * (0x80 - 'A')) ^ (b + ones * (0x7f - 'Z'))) & ~w & highs;
+		w |= upper >> 2;                /* 0x80 >> 2 = 0x20 */
+		memcpy(low + j, &w, 8);
+	}
+	for (; j < nl; j++) {
 		char c = name[j];
 		low[j] = (char)(c >= 'A' && c <= 'Z' ? c | 0x20 : c);
 	}

@@ -356,7 +356,7 @@ static int parse_request_line(const struct ctx *x, const char **pp, struct pt_re
 
 /* Scans field-value bytes from p, at most to stop. Word-at-a-time: a word with no byte
  * below 0x20 and no 0x7f is all VCHAR/obs-text/SP; HTAB and the rest take the table. */
-static const char *scan_value(const char *p, const char *stop)
+const char *pt__scan_value(const char *p, const char *stop)
 {
 	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
 
@@ -384,7 +384,7 @@ static int parse_value(const struct ctx *x, const char **pp, const char *stop, b
 
 	while (v < stop && (*v == ' ' || *v == '\t'))
 		v++;
-	e = scan_value(v, stop);
+	e = pt__scan_value(v, stop);
 	if (e == stop)
 		return capped ? -431 : STEP_MORE;
 	if (*e != '\r')

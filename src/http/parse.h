@@ -177,4 +177,8 @@ int pt_chunked_feed(struct pt_chunked *c, const char *buf, size_t len, size_t *u
 #define PT_CT_QDTEXT  0x80 /* quoted-string text: RFC 9110 5.6.4 */
 extern const uint8_t pt__http_ctype[256];
 
+/* The end of the run of field-value bytes (PT_CT_VALUE) from p, at most stop; eight bytes at
+ * a time. Any thread. */
+const char *pt__scan_value(const char *p, const char *stop);
+
 #endif

@@ -94,12 +94,9 @@ static size_t token_len(const char *s)
 /* Length of a field value (RFC 9110 5.5), or (size_t)-1 when it holds CR, LF or a control. */
 static size_t value_len(const char *s)
 {
-	const char *p = s;
+	size_t n = strlen(s);
 
-	for (; *p; p++)
-		if (!(pt__http_ctype[(unsigned char)*p] & PT_CT_VALUE))
-			return (size_t)-1;
-	return (size_t)(p - s);
+	return pt__scan_value(s, s + n) == s + n ? n : (size_t)-1;
 }
 
 static bool name_is(const char *name, size_t n, const char *what, size_t wn)
