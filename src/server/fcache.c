@@ -191,6 +191,7 @@ static struct fentry *entry_open(struct pt_fcache *fc, const char *name, size_t 
 		const char *base = strrchr(e->path, '/');
 		base = base ? base + 1 : e->path;
 		e->mime = pt_mime_lookup(fc->o->mime, base, strlen(base));
+		e->compressible = -1;
 		e->with_variants = with_variants;
 		if (fc->o->precompressed && with_variants)
 			e->avail = variants(fc->rootfd, e->path, n, fc->o->follow_symlinks);

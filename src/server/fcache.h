@@ -39,6 +39,8 @@ struct fentry {
 	size_t etag_len;
 	char lastmod[PT_HTTP_DATE_LEN + 1];
 	const char *mime;
+	int8_t compressible;                    /* -1: not asked yet; else the site's compress
+						   rule for mime (files.c asks once) */
 	unsigned avail;                         /* PT_ENC_* variants present */
 	bool with_variants;                     /* avail is kept up to date */
 	char *data;                             /* whole content for small files, or NULL */

@@ -355,7 +355,11 @@ static void choose_copy(struct rq *q, struct fentry *base, struct rep *p)
 	unsigned enc;
 	struct pt_zbuf *zb;
 
-	if (!q->f->zc || !pt_rules_compressible(q->site, base->mime))
+	if (!q->f->zc)
+		return;
+	if (base->compressible < 0)          /* the entry belongs to this site's cache */
+		base->compressible = pt_rules_compressible(q->site, base->mime);
+	if (!base->compressible)
 		return;
 	p->vary = true;
 	ae = pt_http_req_header(q->r, "Accept-Encoding");
