@@ -198,7 +198,9 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *u
 static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name,
 		     size_t nl, const uint8_t *value, size_t vl, uint8_t flags, void *user)
 {
-	struct h2stream *st = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
+	struct h2conn *h2 = user;
+	struct h2stream *st = f->hd.stream_id == h2->hd_id ? h2->hd_st :
+			      nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
 
 	if (f->hd.type == NGHTTP2_HEADERS && st)
 		pt__h2_header(user, st, name, nl, value, vl);
@@ -218,6 +220,8 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *user
 		h2->preface_done = true;
 		pt_conn_set_state(h2->c, PT_CONN_IDLE);
 	}
+	if (f->hd.type == NGHTTP2_HEADERS && f->hd.stream_id == h2->hd_id)
+		h2->hd_id = 0;                 /* the block ended */
 	if (!st)
 		return 0;
 	if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_REQUEST) {
@@ -247,7 +251,10 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
 static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void *user)
 {
 	struct h2stream *st = nghttp2_session_get_stream_user_data(ng, id);
+	struct h2conn *h2 = user;
 
+	if (id == h2->hd_id)
+		h2->hd_id = 0;
 	if (st) {
 		nghttp2_session_set_stream_user_data(ng, id, NULL);
 		pt__h2_stream_close(st, code);

@@ -129,6 +129,8 @@ struct h2conn {
 	struct h2slot slots[H2_SLOTS];
 	unsigned slot_head, nslots;
 	unsigned new_streams;            /* streams opened in this read (rapid reset guard) */
+	int32_t hd_id;                   /* the request header block being received (0: none) */
+	struct h2stream *hd_st;          /* ... and its stream, saving a lookup per field */
 	uint64_t requests;               /* streams opened */
 	uint64_t idle_frames;            /* frames that carried no request data */
 	bool flooded;

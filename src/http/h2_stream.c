@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 /* ---- the worker's free lists ---- */
@@ -106,6 +107,8 @@ int pt__h2_begin_headers(struct h2conn *h2, int32_t id)
 		h2->streams->prev = st;
 	h2->streams = st;
 	h2->nstreams++;
+	h2->hd_id = id;                          /* on_header finds it without a lookup */
+	h2->hd_st = st;
 	nghttp2_session_set_stream_user_data(h2->ng, id, st);
 	return 0;
 }
@@ -502,37 +505,21 @@ static int h2_read_body(struct pt_http_req *r)
 
 /* ---- responses ---- */
 
-/* Lowercases a field name into low (HTTP/2 names are lowercase); true when the field is
- * connection-specific (RFC 9113 8.2.2) or Content-Length (the layer writes the one it
- * announces), which HTTP/2 does not send. */
-static bool lower_name(char *low, const char *name, size_t nl)
+/* Whether a field is connection-specific (RFC 9113 8.2.2) or Content-Length (the layer
+ * writes the one it announces): HTTP/2 does not send them. */
+static bool conn_specific(const char *name, size_t nl)
 {
-	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-	size_t j = 0;
-
-	for (; j + 8 <= nl; j += 8) {          /* a word at a time (names are ASCII tokens) */
-		uint64_t w, b;
-		memcpy(&w, name + j, 8);
-		b = w & ~highs;                 /* high bit of each byte: 'A' <= b, b > 'Z' */
-		uint64_t upper = ((b + ones * (0x80 - 'A')) ^ (b + ones * (0x7f - 'Z'))) & ~w & highs;
-		w |= upper >> 2;                /* 0x80 >> 2 = 0x20 */
-		memcpy(low + j, &w, 8);
-	}
-	for (; j < nl; j++) {
-		char c = name[j];
-		low[j] = (char)(c >= 'A' && c <= 'Z' ? c | 0x20 : c);
-	}
 	switch (nl) {
 	case 7:
-		return !memcmp(low, "upgrade", 7);
+		return !strncasecmp(name, "upgrade", 7);
 	case 10:
-		return !memcmp(low, "connection", 10) || !memcmp(low, "keep-alive", 10);
+		return !strncasecmp(name, "connection", 10) || !strncasecmp(name, "keep-alive", 10);
 	case 14:
-		return !memcmp(low, "content-length", 14);
+		return !strncasecmp(name, "content-length", 14);
 	case 16:
-		return !memcmp(low, "proxy-connection", 16);
+		return !strncasecmp(name, "proxy-connection", 16);
 	case 17:
-		return !memcmp(low, "transfer-encoding", 17);
+		return !strncasecmp(name, "transfer-encoding", 17);
 	}
 	return false;
 }
@@ -553,25 +540,21 @@ static size_t val_len(const struct pt_fields *f, const struct pt_http_header *hd
 	return f && i < LEN_KEEP ? f->vlen[i] : strlen(hd[i].value);
 }
 
-/* Submits HEADERS: :status, date, server, the application's fields (names lowercased, the
- * connection-specific ones dropped), content-length. nghttp2 copies everything. f: the
- * fields' measured lengths, or NULL. */
+/* Submits HEADERS: :status, date, server, the application's fields (the connection-specific
+ * ones dropped; nghttp2 lowercases the names as it copies them), content-length. nghttp2
+ * copies everything. f: the fields' measured lengths, or NULL. */
 static int submit_head(struct h2stream *st, unsigned status, const struct pt_http_header *hd,
 		       unsigned n, const struct pt_fields *f, int64_t cl, bool data)
 {
 	struct h2conn *h2 = st->h2;
 	struct hworker *hw = h2->hw;
-	size_t names = 0;
-
-	for (unsigned i = 0; i < n; i++)
-		names += name_len(f, hd, i);
 	nghttp2_nv vstack[24], *v = n + 4 <= 24 ? vstack : malloc((n + 4) * sizeof *v);
-	char lstack[512], *low = names < sizeof lstack ? lstack : malloc(names + 1), code[4], len[24];
+	char code[4], len[24];
 	unsigned k = 0;
 	int rc = -ENOMEM;
 
-	if (!v || !low)
-		goto out;
+	if (!v)
+		return rc;
 	status %= 1000;
 	code[0] = (char)('0' + status / 100), code[1] = (char)('0' + status / 10 % 10);
 	code[2] = (char)('0' + status % 10);
@@ -580,22 +563,17 @@ static int submit_head(struct h2stream *st, unsigned status, const struct pt_htt
 	v[k++] = nv("date", 4, hw->date + 6, hw->date_len - 8);      /* "Date: " ... CRLF */
 	if (h2->s->server_line_len)
 		v[k++] = nv("server", 6, h2->s->server_line + 8, h2->s->server_line_len - 10);
-	for (unsigned i = 0, at = 0; i < n; i++) {
+	for (unsigned i = 0; i < n; i++) {
 		size_t nl = name_len(f, hd, i);
-		if (lower_name(low + at, hd[i].name, nl))
-			continue;
-		v[k++] = nv(low + at, nl, hd[i].value, val_len(f, hd, i));
-		at += (unsigned)nl;
+		if (!conn_specific(hd[i].name, nl))
+			v[k++] = nv(hd[i].name, nl, hd[i].value, val_len(f, hd, i));
 	}
 	if (cl >= 0 && status != 204 && status != 304)
 		v[k++] = nv("content-length", 14, len, pt__fmt_u64(len, (uint64_t)cl));
 	nghttp2_data_provider prd = { .source.ptr = st, .read_callback = pt__h2_read_cb };
 	rc = nghttp2_submit_response(h2->ng, st->id, v, k, data ? &prd : NULL) == 0 ? 0 : -EPROTO;
-out:
 	if (v != vstack)
 		free(v);
-	if (low != lstack)
-		free(low);
 	return rc;
 }
 
