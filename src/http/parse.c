@@ -627,9 +627,14 @@ static int check_fields(struct pt_request_head *h, unsigned n, const struct pt_p
 
 static void head_reset(struct pt_request_head *h, const char *buf)
 {
-	const struct pt_slice none = { buf, 0 };
+	struct pt_slice *all[] = { &h->method, &h->target, &h->path, &h->query, &h->authority,
+				   &h->host };
 
-	h->method = h->target = h->path = h->query = h->authority = h->host = none;
+	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+		all[i]->p = buf;          /* field by field: a struct copy here was built on the
+					     stack and reloaded as a vector (a store-forwarding stall) */
+		all[i]->n = 0;
+	}
 	h->content_length = -1;
 	h->method_id = PT_METHOD_OTHER;
 	h->target_form = PT_TARGET_ORIGIN;
