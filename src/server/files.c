@@ -405,8 +405,10 @@ static void serve_file(struct rq *q, struct fentry *base)
 {
 	struct rep p = { base, NULL, base->etag, base->etag_len, (uint64_t)base->st.st_size, 0,
 			 false };
-	struct reply rp = { .nh = 0 };
+	struct reply rp;                   /* not zeroed: h[] is read up to nh only */
 	bool use_range = false;
+
+	rp.nh = 0;
 
 	if (base->avail)
 		choose_variant(q, base, &p);       /* files on disk win over compressed copies */
