@@ -25,23 +25,36 @@
 
 static void live_unlink(struct hconn *h, struct pt_http_req *r)
 {
-	for (struct pt_http_req **p = &h->live; *p; p = &(*p)->next) {
-		if (*p == r) {
-			*p = r->next;
-			h->nlive--;
-			return;
-		}
+	struct pt_http_req *prev = h->live;
+
+	if (!prev)
+		return;
+	while (prev->next != r) {            /* the ring: r's predecessor */
+		prev = prev->next;
+		if (prev == h->live)
+			return;                  /* not on it */
 	}
+	if (prev == r)
+		h->live = NULL;                  /* it was the only one */
+	else {
+		prev->next = r->next;
+		if (h->live == r)
+			h->live = prev;
+	}
+	r->next = NULL;
+	h->nlive--;
 }
 
+/* At the newest end, in constant time (16 pipelined requests walked a list each). */
 static void live_append(struct hconn *h, struct pt_http_req *r)
 {
-	struct pt_http_req **p = &h->live;
-
-	while (*p)
-		p = &(*p)->next;
-	r->next = NULL;
-	*p = r;
+	if (h->live) {
+		r->next = h->live->next;
+		h->live->next = r;
+	} else {
+		r->next = r;
+	}
+	h->live = r;
 	h->nlive++;
 }
 
@@ -327,7 +340,7 @@ static void in_free(struct hconn *h)
  * send the head is not available any more (http.h): its slices are cleared, not copied. */
 static void own_live_heads(struct hconn *h)
 {
-	for (struct pt_http_req *r = h->live; r; r = r->next) {
+	for (struct pt_http_req *r = pt__live_first(h); r; r = pt__live_next(h, r)) {
 		if (r->own)
 			continue;
 		if (r->final_sent && !r->kept) {
@@ -515,7 +528,7 @@ void pt__hconn_kick(struct hconn *h)
  * close. */
 void pt__hconn_maybe_close(struct hconn *h)
 {
-	for (struct pt_http_req *r = h->live; r; r = r->next)
+	for (struct pt_http_req *r = pt__live_first(h); r; r = pt__live_next(h, r))
 		if (!r->final_sent)
 			return;
 	if ((h->linger || (h->cur && !h->cur->body_done)) && !h->eof) {
@@ -547,7 +560,7 @@ static void on_drain(pt_conn_t *c)
 {
 	struct hconn *h = pt_conn_user(c);
 
-	for (struct pt_http_req *r = h->live; r; r = r->next)
+	for (struct pt_http_req *r = pt__live_first(h); r; r = pt__live_next(h, r))
 		if (pt__req_wake_writable(r))
 			break;                         /* the list may have changed */
 	if (h->phase == PH_SENDING && pt_conn_send_queued(c) == 0)
@@ -566,9 +579,8 @@ static void on_close(pt_conn_t *c)
 
 	h->cur = NULL;
 	while (h->live) {
-		struct pt_http_req *r = h->live;
-		h->live = r->next;
-		h->nlive--;
+		struct pt_http_req *r = pt__live_first(h);
+		live_unlink(h, r);
 		pt__req_lost(r);
 	}
 	in_free(h);                              /* h itself lives in the connection object */

@@ -187,7 +187,8 @@ struct hconn {
 	struct hworker *hw;
 	struct hin *in;                   /* buffered input, or NULL */
 	struct pt_http_req *cur;          /* request whose input is being consumed */
-	struct pt_http_req *live;         /* requests not yet freed (oldest first) */
+	struct pt_http_req *live;         /* requests not yet freed: a ring through r->next, live
+	                                     is the newest, live->next the oldest (pt__live_*) */
 	uint8_t phase;                    /* the timer phase armed now */
 	uint8_t nlive;                    /* requests on the live list (<= PIPE_LIVE_MAX + 1) */
 	bool closing : 1;                 /* no more requests: close after the responses */
@@ -212,6 +213,18 @@ struct hconn {
 		};
 	};
 };
+
+/* The live requests, oldest first: for (r = pt__live_first(h); r; r = pt__live_next(h, r)). */
+static inline struct pt_http_req *pt__live_first(const struct hconn *h)
+{
+	return h->live ? h->live->next : NULL;
+}
+
+static inline struct pt_http_req *pt__live_next(const struct hconn *h,
+						const struct pt_http_req *r)
+{
+	return r == h->live ? NULL : r->next;
+}
 
 /* h's connection (h is its area). */
 static inline pt_conn_t *pt__hc(const struct hconn *h)

@@ -331,6 +331,12 @@ static int parse_version(const struct ctx *x, const char **pp, struct pt_request
 	const char *p = *pp;
 	size_t n = (size_t)(x->end - p) < 10 ? (size_t)(x->end - p) : 10;
 
+	if (n == 10 && !memcmp(p, "HTTP/1.", 7) && (p[7] == '1' || p[7] == '0') &&
+	    p[8] == '\r' && p[9] == '\n') {      /* the usual case, in one comparison */
+		h->minor_version = (uint8_t)(p[7] - '0');
+		*pp = p + 10;
+		return STEP_OK;
+	}
 	for (size_t i = 0; i < n; i++)
 		if (pat[i] == '#' ? p[i] < '0' || p[i] > '9' : p[i] != pat[i])
 			return -400;
@@ -615,7 +621,7 @@ static int check_fields(struct pt_request_head *h, unsigned n, const struct pt_p
 	if (s.host) {
 		h->host = s.host->value;
 		if (h->target_form == PT_TARGET_ORIGIN || h->target_form == PT_TARGET_ASTERISK)
-			h->authority = h->host;
+			h->authority = s.host->value;  /* not from h->host, just stored */
 	}
 	h->content_length = s.ncl ? (int64_t)s.cl : -1;
 	h->chunked = s.te;

@@ -239,7 +239,7 @@ void pt__phase_stop(struct hconn *h)
 {
 	if (h->closing || h->phase == PH_LINGER)
 		return;
-	for (const struct pt_http_req *r = h->live; r; r = r->next)
+	for (const struct pt_http_req *r = pt__live_first(h); r; r = pt__live_next(h, r))
 		if (!r->final_sent)
 			return;                   /* a request in progress ends the connection */
 	if (h->phase == PH_HEAD) {            /* a head arriving: it gets the grace period */
