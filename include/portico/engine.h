@@ -92,6 +92,14 @@ struct pt_engine_config {
 	                              limit first) */
 	unsigned conn_area;        /* bytes of per-connection memory for the application inside
 	                              each connection object (see pt_conn_area); 0 = none */
+	unsigned batch_wait;       /* io_uring: a worker with nothing to do sleeps until this many
+	                              completions are ready, or batch_wait_us has passed and at
+	                              least one is (fewer wake-ups and system calls per completion
+	                              for clients that keep many operations outstanding, e.g. a
+	                              load generator; each completion may wait up to batch_wait_us
+	                              longer). 0 or 1 = wake at the first completion (servers);
+	                              the epoll backend ignores it */
+	unsigned batch_wait_us;    /* see batch_wait; 0 = 50 */
 	pt_log_fn log;             /* NULL: messages go to stderr */
 	void *log_arg;
 };

@@ -60,6 +60,8 @@ static void config_defaults(struct pt_engine_config *c)
 		c->shutdown_ms = 5000;
 	if (!c->stop_grace_ms)
 		c->stop_grace_ms = 1000;
+	if (!c->batch_wait_us)
+		c->batch_wait_us = 50;
 }
 
 static int config_check(const struct pt_engine_config *c)
@@ -67,7 +69,8 @@ static int config_check(const struct pt_engine_config *c)
 	if (c->workers > 1024 || c->ring_entries > 32768 || c->recv_buf_count > 32768 ||
 	    (c->recv_buf_count & (c->recv_buf_count - 1)) || c->recv_buf_size < 64 ||
 	    c->recv_buf_size > (1u << 20) || c->backend > PT_BACKEND_IOCP ||
-	    c->full_policy > PT_FULL_PAUSE || c->conn_area > 4096)
+	    c->full_policy > PT_FULL_PAUSE || c->conn_area > 4096 ||
+	    c->batch_wait > c->ring_entries || c->batch_wait_us > 1000000)
 		return -EINVAL;
 	return 0;
 }

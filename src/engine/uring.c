@@ -25,12 +25,14 @@
 #include <errno.h>
 #include <liburing.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -47,6 +49,7 @@ struct uring_w {
 	pt_timer_t trim_timer;
 	struct pt_conn *starved;
 	uint64_t wake_val;
+	bool batch_idle;                 /* a batch wait found nothing (see batch_enter) */
 };
 
 static inline struct uring_w *U(struct pt_worker *w)
@@ -743,6 +746,45 @@ static void rearm_starved(struct pt_worker *w)
 	}
 }
 
+#ifndef IORING_FEAT_MIN_TIMEOUT
+#define IORING_FEAT_MIN_TIMEOUT (1U << 15)   /* kernel 6.12; liburing 2.3 predates it */
+#endif
+
+/* Submits and sleeps until cfg.batch_wait completions are ready, or cfg.batch_wait_us has
+ * passed with at least one ready, or timeout_ms (-1: none). Kernels with MIN_TIMEOUT do it
+ * in one io_uring_enter (the min-wait of io_uring_getevents_arg, a field liburing 2.3 calls
+ * pad). Older ones wait for the batch with batch_wait_us as the whole timeout; when that
+ * ends with nothing ready, the next wait is a plain one (an idle worker does not spin). */
+static int batch_enter(struct pt_worker *w, struct uring_w *u, int timeout_ms)
+{
+	struct io_uring *r = &u->ring;
+	unsigned us = w->e->cfg.batch_wait_us, tail = r->sq.sqe_tail;
+	bool min_wait = r->features & IORING_FEAT_MIN_TIMEOUT;
+	long long ns = timeout_ms < 0 ? 3600LL * 1000000000 : timeout_ms * 1000000LL;
+
+	if (!min_wait && (long long)us * 1000 < ns)
+		ns = (long long)us * 1000;
+	struct __kernel_timespec ts = { .tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000 };
+	struct io_uring_getevents_arg arg = { .sigmask_sz = _NSIG / 8, .pad = min_wait ? us : 0,
+					      .ts = (uint64_t)(uintptr_t)&ts };
+	unsigned flags = IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG;
+	int fd = r->ring_fd;
+
+	if (r->sq.sqe_head != tail) {              /* what io_uring_submit does first */
+		r->sq.sqe_head = tail;
+		__atomic_store_n(r->sq.ktail, tail, __ATOMIC_RELEASE);
+	}
+	if (r->int_flags & 1) {                    /* liburing's INT_FLAG_REG_RING */
+		flags |= IORING_ENTER_REGISTERED_RING;
+		fd = r->enter_ring_fd;
+	}
+	long rc = syscall(__NR_io_uring_enter, fd, tail - *r->sq.khead, w->e->cfg.batch_wait,
+			  flags, &arg, sizeof arg);
+	if (rc < 0 && errno == ETIME && !min_wait && !io_uring_cq_ready(r))
+		u->batch_idle = true;
+	return rc < 0 ? -errno : 0;
+}
+
 static int uring_poll(struct pt_worker *w, int timeout_ms)
 {
 	struct uring_w *u = U(w);
@@ -755,7 +797,10 @@ static int uring_poll(struct pt_worker *w, int timeout_ms)
 		rearm_starved(w);
 	if (timeout_ms == 0) {
 		err = io_uring_submit_and_get_events(&u->ring);
+	} else if (w->e->cfg.batch_wait > 1 && !u->batch_idle) {
+		err = batch_enter(w, u, timeout_ms);
 	} else {
+		u->batch_idle = false;
 		struct __kernel_timespec ts = { .tv_sec = timeout_ms / 1000,
 						.tv_nsec = (timeout_ms % 1000) * 1000000L };
 		err = io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, timeout_ms < 0 ? NULL : &ts, NULL);
