@@ -5,7 +5,8 @@ keep-alive, pipelining, a new connection per request, each over plaintext and TL
 new connection per stream. For every mode portico-load's JSON must show responses and no
 error, its body bytes must be 13 per completed response, and the server's access log must hold
 between "requests" (completed) and "sent" new lines (requests still in flight when the run
-stopped may or may not have been answered). Also: --help, bad usage (exit 2), nothing
+stopped may or may not have been answered). Two more runs set --batch (the engine's
+batch_wait: a batch larger than what is outstanding, woken by --batch-us; and off). Also: --help, bad usage (exit 2), nothing
 listening (connect errors counted, no response: exit 1). One TAP line per check; the server must exit 0 after
 SIGTERM (ASan/LSan clean)."""
 import json
@@ -37,6 +38,9 @@ MODES = [
     ("http", ["--h2"], "h2c prior knowledge, 1 stream"),
     ("http", ["--h2", "--streams", "8"], "h2c prior knowledge, 8 streams"),
     ("https", ["--h2", "--new-conn"], "h2, a new connection per stream"),
+    ("http", ["--batch", "3", "--batch-us", "300"],
+     "keep-alive, --batch 3 with 2 requests outstanding per worker (woken by the batch time)"),
+    ("http", ["--pipeline", "8", "--batch", "0"], "pipeline 8, --batch 0 (a wake per completion)"),
 ]
 
 
@@ -91,6 +95,9 @@ def check_mode(ports, alog, scheme, extra, name, tmp):
     if "--new-conn" in extra:
         t(r["connects"] >= r["requests"], "%s: %d connections for %d responses" %
           (name, r["connects"], r["requests"]))
+    want = next((int(extra[i + 1]) for i, a in enumerate(extra) if a == "--batch"), None)
+    if want is not None:
+        t(r["batch"] == (want if want > 1 else 0), "%s: JSON batch %d" % (name, r["batch"]), r)
     lat = r["latency_us"]
     t(lat["count"] == r["requests"] and lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"],
       "%s: latency histogram consistent (p50 %d, p99 %d, max %d us)" %

@@ -3,6 +3,9 @@
  * sends as many new ones as responses completed in one read, in one transmit whose chunks
  * point at the prebuilt request bytes (no copy). --new-conn: one request with
  * "Connection: close", then the server's close, then a new connection.
+ * A head whose bytes equal the worker's last parsed head (up to its blank line) takes that
+ * parse: resp_head is a pure function of those bytes, so the result is the same, and the
+ * common case (every response of a run alike but its body) skips the scan and the parse.
  * Threads: the connection's worker.
  */
 #include "load.h"
@@ -70,7 +73,17 @@ static long take_head(struct lconn *lc, const char *data, size_t len)
 	size_t prev = lc->head_len;
 
 	if (!prev) {
+		struct lworker *lw = lc->lw;
+		if (lw->hc_len && len >= lw->hc_len && !memcmp(data, lw->hc, lw->hc_len)) {
+			lc->r = lw->hc_r;          /* the same bytes as the last head: the same parse */
+			return (long)lw->hc_len;
+		}
 		int hl = resp_head(&lc->r, data, len, head_req);
+		if (hl > 0 && (size_t)hl <= sizeof lw->hc) {
+			memcpy(lw->hc, data, (size_t)hl);
+			lw->hc_len = (size_t)hl;
+			lw->hc_r = lc->r;
+		}
 		if (hl != 0)
 			return hl;
 	}

@@ -23,6 +23,8 @@
 #define PIPE_MAX 1024u            /* --pipeline and --streams limit (a transmit's chunk limit) */
 #define MAX_HEADERS 32u
 #define MAX_URLS 64u
+#define BATCH_AUTO (~0u)          /* --batch not given: from the requests kept outstanding */
+#define BATCH_MAX 32u             /* the automatic --batch at most */
 
 struct h2nv;                      /* h2.c: nghttp2 name/value arrays per URL */
 
@@ -35,6 +37,7 @@ struct url {
 
 struct opts {
 	unsigned conns, threads, pipeline, streams, timeout_ms;
+	unsigned batch, batch_us;     /* engine batch_wait (0: off) and batch_wait_us */
 	double duration;
 	bool new_conn, h2, tls, head, quiet;
 	const char *json;             /* file, "-" for stdout, or NULL */
@@ -74,6 +77,9 @@ struct lworker {
 	pt_post_t post_start, post_stop;
 	SSL_SESSION *session;         /* the last TLS session, for resumption (--new-conn) */
 	unsigned char rbuf[16384];    /* TLS plaintext */
+	char hc[256];                 /* the last response head parsed whole (h1.c), its length */
+	size_t hc_len;                /* (0: none yet) and its parse */
+	struct resp hc_r;
 };
 
 struct lconn {

@@ -29,10 +29,13 @@ void report_print(const struct run *r, const struct stats *st, const struct hist
 	double s = secs(r);
 	char m[128];
 
-	fprintf(f, "portico-load: %s%s://%s%s, %.1f s, %u thread%s, %u connection%s, %s, %s backend\n",
+	fprintf(f, "portico-load: %s%s://%s%s, %.1f s, %u thread%s, %u connection%s, %s, %s backend",
 		"", o->tls ? "https" : "http", o->authority, o->urls[0].path, s, o->threads,
 		o->threads > 1 ? "s" : "", o->conns, o->conns > 1 ? "s" : "", mode(o, m, sizeof m),
 		pt_engine_backend(r->e));
+	if (o->batch)
+		fprintf(f, ", batch %u in %u us", o->batch, o->batch_us);
+	fputc('\n', f);
 	fprintf(f, "  requests  %llu completed (%.1f/s), %llu sent, %llu connections made\n",
 		(unsigned long long)st->done, (double)st->done / s, (unsigned long long)st->sent,
 		(unsigned long long)st->connects);
@@ -62,10 +65,12 @@ int report_json(const struct run *r, const struct stats *st, const struct hist *
 
 	fprintf(f, "{\"tool\": \"portico-load\", \"url\": \"%s://%s%s\", \"mode\": \"%s\", "
 		"\"backend\": \"%s\", \"threads\": %u, \"connections\": %u, \"pipeline\": %u, "
-		"\"h2\": %s, \"streams\": %u, \"new_conn\": %s, \"tls\": %s, \"seconds\": %.6f, ",
+		"\"h2\": %s, \"streams\": %u, \"new_conn\": %s, \"tls\": %s, \"batch\": %u, "
+		"\"batch_us\": %u, \"seconds\": %.6f, ",
 		o->tls ? "https" : "http", o->authority, o->urls[0].path, mode(o, m, sizeof m),
 		pt_engine_backend(r->e), o->threads, o->conns, o->pipeline, o->h2 ? "true" : "false",
-		o->streams, o->new_conn ? "true" : "false", o->tls ? "true" : "false", s);
+		o->streams, o->new_conn ? "true" : "false", o->tls ? "true" : "false", o->batch,
+		o->batch_us, s);
 	fprintf(f, " \"requests\": %llu, \"sent\": %llu, \"rps\": %.2f, \"connects\": %llu, "
 		"\"bytes_in\": %llu, \"body_bytes\": %llu, ", (unsigned long long)st->done,
 		(unsigned long long)st->sent, (double)st->done / s, (unsigned long long)st->connects,
