@@ -121,15 +121,16 @@ def summary(results, a):
     print()
     for kind in a.servers:
         rows = [r for r in results if r["server"] == kind]
-        ratios, loaded = {c: [] for c in clients(a) if c != "wrk"}, 0
+        ratios, every, loaded = {c: [] for c in clients(a) if c != "wrk"}, {}, 0
         for rnd in range(a.rounds):
             rr = {r["client"]: r for r in rows if r["round"] == rnd}
-            if any(r["loaded"] for r in rr.values()):
-                loaded += 1
-                if not a.include_loaded:
-                    continue
+            noisy = any(r["loaded"] for r in rr.values())
+            loaded += noisy
             for c in ratios:
-                ratios[c].append(rr[c]["per_cpu_s"] / rr["wrk"]["per_cpu_s"])
+                x = rr[c]["per_cpu_s"] / rr["wrk"]["per_cpu_s"]
+                every.setdefault(c, []).append(x)
+                if a.include_loaded or not noisy:
+                    ratios[c].append(x)
         print(f"limit {kind}: {a.rounds} rounds ({loaded} with a run where other processes used "
               f"> {a.max_other:.2f} of a core"
               f"{', counted' if a.include_loaded else ', left out of the ratio'})")
@@ -140,9 +141,11 @@ def summary(results, a):
                   f"client {spread([100 * r['cli_share'] for r in cr])} %  "
                   f"server {spread([100 * r['srv_share'] for r in cr])} %")
         for c, rs in ratios.items():
-            if rs:
-                print(f"  ratio {c} / wrk per client CPU-s: median {statistics.median(rs):.2f}"
-                      f" [{min(rs):.2f}-{max(rs):.2f}] over {len(rs)} rounds")
+            for what, xs in (("quiet", rs), ("all", every[c])):
+                if xs and (what == "quiet" or len(xs) != len(rs)):
+                    print(f"  ratio {c} / wrk per client CPU-s ({what} rounds): median "
+                          f"{statistics.median(xs):.2f} [{min(xs):.2f}-{max(xs):.2f}] over "
+                          f"{len(xs)} rounds")
 
 
 def main():

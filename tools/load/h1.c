@@ -19,13 +19,16 @@ static void h1_send(struct lconn *lc, unsigned k)
 	struct pt_chunk ch[PIPE_MAX];
 	uint64_t t = o->new_conn ? lc->conn_start_us : pt_worker_now_us(lw->w);
 
+	if (lc->outstanding + k > o->pipeline)    /* never: the ring holds --pipeline */
+		k = o->pipeline > lc->outstanding ? o->pipeline - lc->outstanding : 0;
 	if (!can_start(lc) || lc->want_close || !k)
 		return;
 	for (unsigned i = 0; i < k; i++) {
 		const struct url *u = &o->urls[lc->next_url];
 		lc->next_url = lc->next_url + 1 == o->nurls ? 0 : lc->next_url + 1;
 		ch[i] = (struct pt_chunk){ .kind = PT_CHUNK_MEM, .mem = { u->req, u->req_len } };
-		lc->sent_us[(lc->ring_head + lc->outstanding + i) % PIPE_MAX] = t;
+		unsigned slot = lc->ring_head + lc->outstanding + i;
+		lc->sent_us[slot < o->pipeline ? slot : slot - o->pipeline] = t;
 	}
 	lc->outstanding += k;
 	if (lw->counting)
@@ -37,7 +40,9 @@ void h1_start(struct lconn *lc)
 {
 	const struct opts *o = &lc->lw->run->o;
 
-	if (!lc->sent_us && !(lc->sent_us = malloc(PIPE_MAX * sizeof *lc->sent_us))) {
+	if (o->pipeline == 1)
+		lc->sent_us = &lc->sent_one;     /* keep-alive: no separate (cold) allocation */
+	if (!lc->sent_us && !(lc->sent_us = malloc(o->pipeline * sizeof *lc->sent_us))) {
 		lconn_fail(lc, &lc->lw->st.err_connect);
 		return;
 	}
@@ -58,7 +63,7 @@ static void complete(struct lconn *lc)
 {
 	lc->in_body = false;
 	record(lc, lc->r.status, lc->sent_us[lc->ring_head]);
-	lc->ring_head = (lc->ring_head + 1) % PIPE_MAX;
+	lc->ring_head = lc->ring_head + 1 == lc->lw->run->o.pipeline ? 0 : lc->ring_head + 1;
 	lc->outstanding--;
 	if (lc->r.close || lc->lw->run->o.new_conn)
 		lc->want_close = true;        /* wait for the server's close (its TIME_WAIT) */

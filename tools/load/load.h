@@ -93,7 +93,8 @@ struct lconn {
 	unsigned outstanding;         /* requests sent, responses not complete */
 	unsigned next_url;
 	unsigned ring_head;           /* send times of the outstanding requests, oldest first */
-	uint64_t *sent_us;            /* PIPE_MAX entries */
+	uint64_t *sent_us;            /* --pipeline entries (a ring; outstanding <= --pipeline) */
+	uint64_t sent_one;            /* sent_us without pipelining */
 	struct resp r;
 	bool in_body;
 	bool want_close;              /* the last response said close (or --new-conn) */
