@@ -2,15 +2,16 @@
 """loadcmp: portico-load against wrk, requests per second of client CPU (issue 19).
 
 The limit server (build/bench/limit, epoll or -u io_uring) runs pinned to one CPU, the client
-pinned to the other (taskset); wrk and portico-load alternate, several rounds, one client
-thread, the same connections and path. For each run it reports the request rate, the client's
-CPU time (user + system from wait4()'s rusage, all threads), requests per client CPU-second,
-the client's and the server's share of their cores (the server's from /proc/PID/stat over the
-run), the 1-minute load average at the start, and the CPU time other processes used on the
-two CPUs during the run (/proc/stat busy time minus client and server, in cores; a run above
---max-other is marked '!': something else competed, and its round is left out of the ratio
-unless --include-loaded). The summary gives, per server, the median and range of
-each client's requests per CPU-second and the ratio portico-load / wrk per round.
+pinned to the other (taskset). One client thread, the same connections and path; each round
+runs every client (wrk, portico-load, optionally a second portico-load build) against each
+server, the order rotating from round to round. For each run it reports the request rate, the
+client's CPU time (user + system from wait4()'s rusage, all threads), requests per client
+CPU-second, the client's and the server's share of their cores (the server's from
+/proc/PID/stat over the run), the 1-minute load average at the start, and the CPU time other
+processes used on the two CPUs during the run (/proc/stat busy time minus client and server,
+in cores; a run above --max-other is marked '!': something else competed, and its round is
+left out of the ratio unless --include-loaded). The summary gives, per server, the median
+and range of each client's requests per CPU-second and of the per-round ratio to wrk.
 
     bench/loadcmp.py                        # S1: 100 connections, both limit servers, 5 rounds
     bench/loadcmp.py --servers uring --rounds 9 --duration 5
@@ -24,6 +25,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -40,6 +42,7 @@ def start_limit(kind, limit_bin):
     argv = [limit_bin, "-l", "127.0.0.1:0"] + (["-u"] if kind == "uring" else [])
     p = benchproc.start(argv, SERVER_CPU, subprocess.PIPE, subprocess.DEVNULL)
     line = p.stdout.readline().decode()
+    p.stdout.close()            # limit prints nothing more
     m = re.search(r"listening on [\d.]+:(\d+)", line)
     if not m:
         raise SystemExit(f"limit did not start: {line!r}")
@@ -52,6 +55,8 @@ def run_client(argv):
     p = benchproc.start(argv, CLIENT_CPU, subprocess.PIPE, subprocess.PIPE)
     out = p.stdout.read().decode(errors="replace")
     err = p.stderr.read().decode(errors="replace")
+    p.stdout.close()
+    p.stderr.close()
     _, status, ru = os.wait4(p.pid, 0)
     p.returncode = os.waitstatus_to_exitcode(status)
     p.bench_stopped = True
@@ -74,9 +79,9 @@ def run_wrk(port, a):
     return int(m.group(1)), secs, cpu, wall
 
 
-def run_load(port, a, binary):
+def run_load(port, a, binary, extra):
     argv = [binary, "-t", "1", "-c", str(a.connections), "-d", str(a.duration), "-q",
-            "--json", "-"] + a.load_args.split() + [f"http://127.0.0.1:{port}{a.path}"]
+            "--json", "-"] + extra.split() + [f"http://127.0.0.1:{port}{a.path}"]
     out, cpu, wall = run_client(argv)
     j = json.loads(out.strip().splitlines()[-1])
     errs = sum(j["errors"].values())
@@ -93,7 +98,9 @@ def one(kind, client, port, srv, a, rnd):
     if client == "wrk":
         reqs, secs, cpu, wall = run_wrk(port, a)
     else:
-        reqs, secs, cpu, wall = run_load(port, a, a.base_bin if client == "base" else a.load_bin)
+        base = client == "base"
+        reqs, secs, cpu, wall = run_load(port, a, a.base_bin if base else a.load_bin,
+                                         a.base_args if base else a.load_args)
     el = time.monotonic() - t0
     srv_cpu = (benchproc.cpu_ticks([srv.pid]) - s0) / benchproc.HZ
     busy = (benchproc.system_cpu([SERVER_CPU, CLIENT_CPU])["busy"] - b0) / benchproc.HZ
@@ -114,7 +121,7 @@ def spread(xs):
 
 
 def clients(a):
-    return ["wrk", "portico-load"] + (["base"] if a.base_bin else [])
+    return ["wrk", "portico-load"] + (["base"] if a.base_bin or a.base_args is not None else [])
 
 
 def summary(results, a):
@@ -166,28 +173,34 @@ def main():
     ap.add_argument("--limit-bin", default=os.path.join(ROOT, "build", "bench", "limit"))
     ap.add_argument("--base-bin", help="a second portico-load binary (e.g. an older build), "
                     "run as client 'base' in every round")
+    ap.add_argument("--base-args", default=None, help="portico-load options of client 'base' "
+                    "(default: --load-args); with no --base-bin, 'base' is the same build")
     ap.add_argument("--json", help="append every run as a JSON line to this file")
     a = ap.parse_args()
+    if a.base_args is not None and not a.base_bin:
+        a.base_bin = a.load_bin
+    if a.base_args is None:
+        a.base_args = a.load_args
 
     results = []
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):   # stop the servers on the way out
+        signal.signal(sig, lambda *_: sys.exit(1))
     try:
-        for kind in a.servers:
-            srv, port = start_limit(kind, a.limit_bin)
-            time.sleep(0.3)
-            for rnd in range(a.rounds):
-                order = clients(a)[rnd % len(clients(a)):] + clients(a)[:rnd % len(clients(a))]
+        servers = {kind: start_limit(kind, a.limit_bin) for kind in a.servers}
+        time.sleep(0.3)
+        for rnd in range(a.rounds):         # an idle limit server waits in epoll/io_uring
+            order = clients(a)[rnd % len(clients(a)):] + clients(a)[:rnd % len(clients(a))]
+            for kind, (srv, port) in servers.items():
                 for client in order:
                     r = one(kind, client, port, srv, a, rnd)
                     r["round"] = rnd
                     results.append(r)
+                    if a.json:
+                        with open(a.json, "a") as f:
+                            f.write(json.dumps(r) + "\n")
                     time.sleep(0.5)
-            benchproc.stop(srv)
     finally:
         benchproc.stop_all()
-    if a.json:
-        with open(a.json, "a") as f:
-            for r in results:
-                f.write(json.dumps(r) + "\n")
     summary(results, a)
 
 
