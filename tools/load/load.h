@@ -24,7 +24,7 @@
 #define MAX_HEADERS 32u
 #define MAX_URLS 64u
 #define BATCH_AUTO (~0u)          /* --batch not given: from the requests kept outstanding */
-#define BATCH_MAX 32u             /* the automatic --batch at most */
+#define BATCH_MAX 64u             /* the automatic --batch at most */
 
 struct h2nv;                      /* h2.c: nghttp2 name/value arrays per URL */
 

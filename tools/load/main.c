@@ -53,9 +53,9 @@ static const char usage_text[] =
 "                         are ready or --batch-us has passed with at least one (fewer\n"
 "                         wake-ups and system calls per request; needs kernel 6.12 for the\n"
 "                         second condition, older kernels wait --batch-us at most). Default:\n"
-"                         a quarter of the requests a worker keeps outstanding, at most 32;\n"
-"                         0 or 1: wake at every completion (exact latencies)\n"
-"        --batch-us US    see --batch (default 50; latencies can be up to this much longer\n"
+"                         half the requests a worker keeps outstanding, at most 64; 0 or 1:\n"
+"                         wake at every completion (exact latencies)\n"
+"        --batch-us US    see --batch (default 100; a latency can be up to this much longer\n"
 "                         than the server took)\n"
 "        --timeout MS     a request without progress for this long fails, its connection\n"
 "                         is reset and opened again; also the connect timeout (default 5000)\n"
@@ -218,7 +218,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	int c;
 
 	*o = (struct opts){ .conns = 100, .threads = 1, .pipeline = 1, .streams = 1,
-			    .timeout_ms = 5000, .duration = 10, .batch = BATCH_AUTO, .batch_us = 50 };
+			    .timeout_ms = 5000, .duration = 10, .batch = BATCH_AUTO, .batch_us = 100 };
 	while ((c = getopt_long(argc, argv, "c:t:d:H:qh", lo, NULL)) != -1) {
 		int bad = 0;
 		switch (c) {
@@ -266,7 +266,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	if (o->batch == BATCH_AUTO) {
 		unsigned per = (o->conns + o->threads - 1) / o->threads;
 		unsigned each = o->h2 ? o->streams : o->new_conn ? 1 : o->pipeline;
-		unsigned long q = (unsigned long)per * each / 4;
+		unsigned long q = (unsigned long)per * each / 2;
 		o->batch = q > BATCH_MAX ? BATCH_MAX : (unsigned)q;
 	}
 	if (o->batch < 2)
