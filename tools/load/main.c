@@ -53,7 +53,7 @@ static const char usage_text[] =
 "                         are ready or --batch-us has passed with at least one (fewer\n"
 "                         wake-ups and system calls per request; needs kernel 6.12 for the\n"
 "                         second condition, older kernels wait --batch-us at most). Default:\n"
-"                         half the requests a worker keeps outstanding, at most 64; 0 or 1:\n"
+"                         half a worker's connections, at most 64; 0 or 1:\n"
 "                         wake at every completion (exact latencies)\n"
 "        --batch-us US    see --batch (default 100; a latency can be up to this much longer\n"
 "                         than the server took)\n"
@@ -264,10 +264,10 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	if (o->conns < o->threads)
 		o->threads = o->conns;
 	if (o->batch == BATCH_AUTO) {
-		unsigned per = (o->conns + o->threads - 1) / o->threads;
-		unsigned each = o->h2 ? o->streams : o->new_conn ? 1 : o->pipeline;
-		unsigned long q = (unsigned long)per * each / 2;
-		o->batch = q > BATCH_MAX ? BATCH_MAX : (unsigned)q;
+		/* per connection, not per request: one receive usually carries all the responses
+		 * a pipelined or h2 connection had outstanding */
+		unsigned q = (o->conns + o->threads - 1) / o->threads / 2;
+		o->batch = q > BATCH_MAX ? BATCH_MAX : q;
 	}
 	if (o->batch < 2)
 		o->batch = 0;
