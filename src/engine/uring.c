@@ -778,8 +778,11 @@ static int batch_enter(struct pt_worker *w, struct uring_w *u, int timeout_ms)
 		flags |= IORING_ENTER_REGISTERED_RING;
 		fd = r->enter_ring_fd;
 	}
-	long rc = syscall(__NR_io_uring_enter, fd, tail - *r->sq.khead, w->e->cfg.batch_wait,
-			  flags, &arg, sizeof arg);
+	/* the SQEs submitted now (sends) mostly complete inline: their CQEs are not what the
+	 * batch waits for, so they are added to the count */
+	unsigned n = tail - *r->sq.khead;
+	long rc = syscall(__NR_io_uring_enter, fd, n, w->e->cfg.batch_wait + n, flags, &arg,
+			  sizeof arg);
 	if (rc < 0 && errno == ETIME && !min_wait && !io_uring_cq_ready(r))
 		u->batch_idle = true;
 	return rc < 0 ? -errno : 0;
