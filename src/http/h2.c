@@ -31,6 +31,7 @@ bool pt__h2_preface(const void *data, size_t len)
 /* The staged bytes are in the kernel: head-only responses whose HEADERS they held complete. */
 static void stage_sent(pt_conn_t *c, void *arg, ssize_t res)
 {
+	struct h2conn *h2 = pt_conn_user(c);
 	struct h2out *o = arg;
 
 	while (o) {
@@ -46,6 +47,11 @@ static void stage_sent(pt_conn_t *c, void *arg, ssize_t res)
 		pt__h2_complete(st, 1, res);
 		o = next;
 	}
+	/* as data_sent: what the completions asked for goes out, and a connection whose last
+	 * stream just ended gets its idle timer, not the busy tick (which, firing with no
+	 * stream open, would be taken for IdleConnection and end a connection in use) */
+	if (!h2->in_flush && !h2->dead)
+		pt__h2_flush(h2);
 }
 
 /* Ships the staged bytes (copied: the stage is reused at once). */
@@ -550,6 +556,11 @@ static void on_timeout(pt_conn_t *c)
 
 	if (h2->preface_done && h2->nstreams) {
 		tick(h2);
+		return;
+	}
+	if (h2->preface_done && h2->ticking) {  /* the busy tick, and the last stream has just
+						   ended: IdleConnection counts from now */
+		update_timer(h2);
 		return;
 	}
 	/* HeaderWait (no preface yet) or IdleConnection */

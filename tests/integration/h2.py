@@ -272,6 +272,15 @@ def timeouts(srv, T):
     dt = time.monotonic() - t0
     T(ok and c.goaway is not None and c.goaway.error_code == 0 and 0.4 < dt < 3.5,
       "IdleConnection: no open stream for 600 ms -> GOAWAY (NO_ERROR) and close (%.2f s)" % dt, c.goaway)
+    # a head-only response (204: HEADERS with END_STREAM, completed with the staged bytes)
+    # leaves the idle timer armed (the load case is nghttp_interop's h2load check)
+    c = srv.conn()
+    r = c.get("/status?204")
+    t0 = time.monotonic()
+    ok = r.status == 204 and c.closed(4)
+    dt = time.monotonic() - t0
+    T(ok and c.goaway is not None and 0.4 < dt < 1.6,
+      "IdleConnection after a head-only response (204): GOAWAY after 600 ms (%.2f s)" % dt, c.goaway)
     s = ptest.connect(srv.port, tls=srv.tls, context=ptest.tls_client_context(alpn=["h2"]) if srv.tls else None)
     t0 = time.monotonic()
     s.settimeout(4)
@@ -359,6 +368,19 @@ def nghttp_interop(srv, content, fpath, tag):
     t(rc == 0 and out == b"%d %d" % (len(content), ck(content)), "%s: nghttp uploads 100 KB" % tag, (rc, out, err))
     rc, out, err = ng(base + "/file")
     t(rc == 0 and out == content, "%s: nghttp downloads the file byte-exact" % tag, (rc, len(out), err))
+    if not shutil.which("h2load"):
+        skip("%s: h2load" % tag, "no h2load (nghttp2-client)")
+        return
+    # head-only responses under load for longer than the 2 s busy tick: the tick once fired
+    # between two batches (no stream open) and was taken for IdleConnection (GOAWAY)
+    p = subprocess.run(["h2load", "-c8", "-m100", "-D4", base + "/status?204"],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+    out = p.stdout.decode(errors="replace")
+    m = re.search(r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, "
+                  r"(\d+) errored", out)
+    t(p.returncode == 0 and m and int(m.group(3)) > 1000 and m.group(4) == "0" and m.group(5) == "0",
+      "%s: h2load, 8 connections x 100 streams of 204 for 4 s: no request failed" % tag,
+      m.group(0) if m else out[-800:])
 
 
 # ---- 3. portico.py over HTTP/2 -----------------------------------------------------------------
