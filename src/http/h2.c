@@ -1,7 +1,7 @@
 /*
- * HTTP/2 connections: the nghttp2 session, input, the output path (staging for control frames
- * and HEADERS, one engine transmit per DATA frame), timeouts, GOAWAY and the limits that keep
- * floods bounded. See h2_int.h.
+ * HTTP/2 connections: the nghttp2 session, input, the output path (staging for control frames,
+ * HEADERS and small DATA frames from memory; one engine transmit per larger DATA frame),
+ * timeouts, GOAWAY and the limits that keep floods bounded. See h2_int.h.
  */
 #include "http/h2_int.h"
 #include <errno.h>
@@ -28,12 +28,12 @@ bool pt__h2_preface(const void *data, size_t len)
 
 /* ---- output ---- */
 
-/* The staged bytes are in the kernel: head-only responses whose HEADERS they held complete. */
-static void stage_sent(pt_conn_t *c, void *arg, ssize_t res)
+/* The staged bytes are in the kernel: head-only responses whose HEADERS they held complete,
+ * then the sends whose last bytes rode in staged DATA frames (in framing order: a stream's
+ * earlier frames, staged or transmitted, completed before, as the engine completes sends in
+ * the order they were made). */
+static void stage_complete(struct h2out *o, const struct h2done *e, unsigned n, ssize_t res)
 {
-	struct h2conn *h2 = pt_conn_user(c);
-	struct h2out *o = arg;
-
 	while (o) {
 		struct h2out *next = o->next;
 		struct h2stream *st = o->st;
@@ -47,6 +47,19 @@ static void stage_sent(pt_conn_t *c, void *arg, ssize_t res)
 		pt__h2_complete(st, 1, res);
 		o = next;
 	}
+	for (unsigned i = 0; i < n; i++) {
+		e[i].st->inflight--;
+		pt__h2_complete(e[i].st, e[i].ndone, res);
+	}
+}
+
+static void stage_sent(pt_conn_t *c, void *arg, ssize_t res)
+{
+	struct h2conn *h2 = pt_conn_user(c);
+	struct h2ticket *t = arg;
+
+	stage_complete(t->heads, t->e, t->n, res);
+	free(t);
 	/* as data_sent: what the completions asked for goes out, and a connection whose last
 	 * stream just ended gets its idle timer, not the busy tick (which, firing with no
 	 * stream open, would be taken for IdleConnection and end a connection in use) */
@@ -54,17 +67,28 @@ static void stage_sent(pt_conn_t *c, void *arg, ssize_t res)
 		pt__h2_flush(h2);
 }
 
-/* Ships the staged bytes (copied: the stage is reused at once). */
+/* Ships the staged bytes (copied: the stage is reused at once) with what completes with them. */
 static int stage_flush(struct h2conn *h2)
 {
+	struct h2ticket *t = NULL;
+
 	if (!h2->stage_len)
 		return 0;
-	int rc = pt_conn_send(h2->c, h2->stage, h2->stage_len, PT_SEND_COPY,
-			      h2->stage_done ? stage_sent : NULL, h2->stage_done);
-	if (rc < 0)
+	if (h2->stage_done || h2->nstage_ent) {
+		if (!(t = malloc(sizeof *t + h2->nstage_ent * sizeof t->e[0])))
+			return -ENOMEM;
+		t->heads = h2->stage_done;
+		t->n = h2->nstage_ent;
+		memcpy(t->e, h2->stage_ent, t->n * sizeof t->e[0]);
+	}
+	int rc = pt_conn_send(h2->c, h2->stage, h2->stage_len, PT_SEND_COPY, t ? stage_sent : NULL, t);
+	if (rc < 0) {
+		free(t);
 		return rc;
+	}
 	h2->stage_len = 0;
 	h2->stage_done = NULL;
+	h2->nstage_ent = 0;
 	return 0;
 }
 
@@ -105,6 +129,26 @@ static void data_sent(pt_conn_t *c, void *arg, ssize_t res)
 		pt__h2_flush(h2);
 }
 
+/* A small DATA frame from memory: copied into the stage behind the HEADERS, its sends complete
+ * with the stage (many small responses leave in one send, not one transmit each). */
+static int stage_data(struct h2conn *h2, struct h2stream *st, const uint8_t *hd, size_t len)
+{
+	struct pt_chunk ch[H2_FRAME_CHUNKS];
+	unsigned ndone;
+
+	if (h2->nstage_ent == H2_STAGE_ENT && stage_flush(h2) < 0)
+		return NGHTTP2_ERR_CALLBACK_FAILURE;
+	int n = pt__h2_frame(st, ch, H2_FRAME_CHUNKS, len, &ndone);
+	if (n < 0 || stage_add(h2, hd, 9) < 0)
+		return NGHTTP2_ERR_CALLBACK_FAILURE;
+	for (int i = 0; i < n; i++)
+		if (ch[i].mem.len && stage_add(h2, ch[i].mem.base, ch[i].mem.len) < 0)
+			return NGHTTP2_ERR_CALLBACK_FAILURE;
+	h2->stage_ent[h2->nstage_ent++] = (struct h2done){ st, ndone };
+	st->inflight++;
+	return 0;
+}
+
 /* nghttp2 packed a DATA frame of len bytes for a stream: its header, then the body's chunks. */
 static int send_data_cb(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *hd,
 			size_t len, nghttp2_data_source *src, void *user)
@@ -112,6 +156,8 @@ static int send_data_cb(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t
 	struct h2conn *h2 = user;
 	struct h2stream *st = src->ptr;
 
+	if (len <= H2_STAGE_DATA && pt__h2_frame_mem(st, len))
+		return stage_data(h2, st, hd, len);
 	if (h2->nslots == H2_SLOTS || pt_conn_send_queued(h2->c) >= H2_OUT_HIGH)
 		return NGHTTP2_ERR_WOULDBLOCK;
 	if (stage_flush(h2) < 0)
@@ -585,6 +631,10 @@ static void on_close(pt_conn_t *c)
 	struct h2conn *h2 = pt_conn_user(c);
 
 	h2->dead = true;
+	/* staged but never sent (a stage send failed): those sends fail now */
+	stage_complete(h2->stage_done, h2->stage_ent, h2->nstage_ent, -ECANCELED);
+	h2->stage_done = NULL;
+	h2->nstage_ent = 0;
 	pt__h2_streams_gone(h2);              /* aborts reach the handlers; streams detach */
 	h2_free(h2);
 }

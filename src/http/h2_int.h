@@ -29,7 +29,11 @@
 
 #define H2_OUT_HIGH (64u << 10)      /* queued engine bytes beyond which DATA waits */
 #define H2_SLOTS 64u                 /* DATA frames in flight per connection */
-#define H2_STAGE_CAP (16u << 10)     /* control frames and HEADERS gathered per send */
+#define H2_STAGE_CAP (16u << 10)     /* control frames, HEADERS and small DATA gathered per
+					send */
+#define H2_STAGE_DATA 1024u          /* DATA frames up to this long from memory are copied into
+					the stage (no transmit, slot or completion of their own) */
+#define H2_STAGE_ENT 64u             /* staged DATA frames per stage send */
 #define H2_MAX_STREAMS 100u          /* SETTINGS_MAX_CONCURRENT_STREAMS */
 #define H2_WINDOW (64u << 10)        /* the stream receive window we advertise */
 #define H2_FIELDS_MAX 256u           /* fields per header block (before max_headers) */
@@ -108,6 +112,18 @@ struct h2stream {
 	char hinline[H2_HEAD_INLINE];
 };
 
+struct h2done {                      /* a staged DATA frame: the last bytes of ndone sends of st */
+	struct h2stream *st;
+	unsigned ndone;
+};
+
+/* What completes when one stage send is in the kernel (allocated per stage send). */
+struct h2ticket {
+	struct h2out *heads;             /* head-only final responses */
+	unsigned n;
+	struct h2done e[];               /* staged DATA frames, in order */
+};
+
 struct h2slot {
 	uint8_t hd[9];                   /* the DATA frame header */
 	struct h2stream *st;
@@ -126,6 +142,8 @@ struct h2conn {
 	char *stage;                     /* control frames and HEADERS not yet sent */
 	uint32_t stage_len;
 	struct h2out *stage_done;        /* head-only sends completing with the stage */
+	struct h2done stage_ent[H2_STAGE_ENT]; /* DATA frames staged since the last stage send */
+	unsigned nstage_ent;
 	struct h2slot slots[H2_SLOTS];
 	unsigned slot_head, nslots;
 	unsigned new_streams;            /* streams opened in this read (rapid reset guard) */
@@ -176,6 +194,9 @@ ssize_t pt__h2_read_cb(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len
 int pt__h2_frame(struct h2stream *st, struct pt_chunk *ch, unsigned cap, size_t len,
 		 unsigned *ndone);
 void pt__h2_complete(struct h2stream *st, unsigned ndone, ssize_t res);
+/* Whether the next len bytes of st's body are all in memory (a DATA frame that can be
+ * copied into the stage). */
+bool pt__h2_frame_mem(const struct h2stream *st, size_t len);
 void pt__h2_head_sent(struct h2conn *h2, struct h2stream *st);
 
 extern const struct pt_req_ops pt__h2_req_ops;

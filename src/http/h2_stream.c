@@ -805,6 +805,21 @@ static size_t take(struct h2out *o, struct pt_chunk *ch, size_t len)
 	return k;
 }
 
+bool pt__h2_frame_mem(const struct h2stream *st, size_t len)
+{
+	for (const struct h2out *o = st->out; o && len; o = o->next) {
+		size_t off = o->off;
+		for (unsigned i = o->cur; i < o->n && len; i++, off = 0) {
+			const struct pt_chunk *c = &o->ch[i];
+			size_t clen = c->kind == PT_CHUNK_MEM ? c->mem.len : c->file.len;
+			if (c->kind != PT_CHUNK_MEM && clen > off)
+				return false;
+			len -= clen - off < len ? clen - off : len;
+		}
+	}
+	return true;
+}
+
 int pt__h2_frame(struct h2stream *st, struct pt_chunk *ch, unsigned cap, size_t len,
 		 unsigned *ndone)
 {
