@@ -240,20 +240,26 @@ static bool name_is(const uint8_t *name, size_t nl, const char *what, size_t wn)
 	return nl == wn && !memcmp(name, what, wn);
 }
 
+/* A heap buffer of at least need bytes (doubling from first); -1 without memory. */
+static int grow(char **buf, uint32_t *cap, size_t need, size_t first)
+{
+	if (need <= *cap)
+		return 0;
+	size_t c = *cap ? *cap : first;
+	while (c < need)
+		c *= 2;
+	char *q = realloc(*buf, c);
+	if (!q)
+		return -1;
+	*buf = q;
+	*cap = (uint32_t)c;
+	return 0;
+}
+
 static int cookie_add(struct h2stream *st, const uint8_t *v, size_t vl)
 {
-	size_t need = (size_t)st->cookie_len + vl + 2;
-
-	if (need > st->cookie_cap) {
-		size_t cap = st->cookie_cap ? st->cookie_cap : 256;
-		while (cap < need)
-			cap *= 2;
-		char *q = realloc(st->cookie, cap);
-		if (!q)
-			return -1;
-		st->cookie = q;
-		st->cookie_cap = (uint32_t)cap;
-	}
+	if (grow(&st->cookie, &st->cookie_cap, (size_t)st->cookie_len + vl + 2, 256) < 0)
+		return -1;
 	if (st->cookie_len) {
 		memcpy(st->cookie + st->cookie_len, "; ", 2);
 		st->cookie_len += 2;
@@ -402,16 +408,8 @@ static void body_deliver(struct h2stream *st)
 
 static int body_hold(struct h2stream *st, const uint8_t *p, size_t n)
 {
-	if ((size_t)st->body_len + n > st->body_cap) {
-		size_t cap = st->body_cap ? st->body_cap : 4096u;
-		while (cap < (size_t)st->body_len + n)
-			cap *= 2;
-		char *q = realloc(st->body, cap);
-		if (!q)
-			return -1;
-		st->body = q;
-		st->body_cap = (uint32_t)cap;
-	}
+	if (grow(&st->body, &st->body_cap, (size_t)st->body_len + n, 4096) < 0)
+		return -1;
 	memcpy(st->body + st->body_len, p, n);
 	st->body_len += (uint32_t)n;
 	return 0;
