@@ -812,6 +812,7 @@ def bench(args):
                     continue
                 try:
                     m = run_with_repeats(ctx, scens[key], servers[name])
+                    m["round"] = rnd
                     runs[key][name].append(m)
                     progress(rnd, args.rounds, key, name, m)
                 except (RuntimeError, OSError, ValueError, KeyError) as e:
@@ -826,6 +827,7 @@ def bench(args):
         results[key] = rows
     for key in todo:                    # after all: a variant's reference is in its base scenario
         rep.add_ratios(scens[key], results[key], results.get(scens[key].get("base")))
+        rep.add_paired(scens[key], results[key])
     tls_info = {n: s.tls_info for n, s in servers.items() if s.tls_info}
     doc = {"scenarios": results, "machine": machine_info(build), "tls": tls_info,
            "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),

@@ -136,6 +136,66 @@ def _ratio(a, b):
     return round(a / b, 3) if a is not None and b else None
 
 
+PAIRED_FOR = ("portico", "portico-tls")     # the rows whose paired ratios the report shows
+
+
+def add_paired(scen, rows):
+    """Per-round ratios of each Portico row to every other server of the scenario: round k's
+    run against round k's run of the other, their median and range. The servers of a round run
+    minutes apart at most, so a slow stretch of this shared machine hits both sides of a pair;
+    the ratio of two medians taken over different rounds does not cancel it."""
+    main = scen["metric"]
+    if scen.get("tool") in ("flood", "idle") or main not in ("rps", "mbps"):
+        return
+    for name in PAIRED_FOR:
+        row = rows.get(name)
+        if not row or not row.get("all_runs"):
+            continue
+        mine = {r.get("round"): r for r in row["all_runs"] if r.get("round")}
+        paired = {}
+        for other, orow in rows.items():
+            if other == name or not orow.get("all_runs"):
+                continue
+            x, cpu = [], []
+            for r in orow["all_runs"]:
+                m = mine.get(r.get("round"))
+                if m is None:
+                    continue
+                if m.get(main) and r.get(main):
+                    x.append(m[main] / r[main])
+                if m.get("cpu_us_per_req") and r.get("cpu_us_per_req"):
+                    cpu.append(m["cpu_us_per_req"] / r["cpu_us_per_req"])
+            if x or cpu:
+                paired[other] = {"rounds": max(len(x), len(cpu)),
+                                 "x": _mr(x), "x_range": _rng(x),
+                                 "cpu_x": _mr(cpu), "cpu_x_range": _rng(cpu)}
+        row["paired"] = paired
+
+
+def _mr(v):
+    return round(statistics.median(v), 3) if v else None
+
+
+def _rng(v):
+    return [round(min(v), 3), round(max(v), 3)] if v else None
+
+
+def paired_lines(results, scenarios):
+    """Text lines: each Portico row's per-round ratios to the other servers."""
+    out = []
+    for key, scen in scenarios.items():
+        for name, row in results.get(key, {}).items():
+            for other, p in (row.get("paired") or {}).items():
+                def part(k, what):
+                    if p.get(k) is None:
+                        return f"{what} —"
+                    lo, hi = p[k + "_range"]
+                    return f"{what} {p[k]:.2f}× [{lo:.2f}–{hi:.2f}]"
+                out.append(f"{key:4} {name} / {other}: {part('x', scen['metric'])}, "
+                           f"{part('cpu_x', 'CPU/req')} ({p['rounds']} rounds)")
+    return out
+
+
 # ---- formatting ------------------------------------------------------------------------------
 
 def num(v, unit=""):
@@ -319,6 +379,10 @@ def terminal(results, scenarios):
     rows = table_rows(results, scenarios, flood=True)
     if rows:
         out.append(_terminal_table(FLOOD_HEAD, rows))
+    lines = paired_lines(results, scenarios)
+    if lines:
+        out.append("Paired per-round ratios (median [min–max] of round k / round k):\n"
+                   + "\n".join("  " + ln for ln in lines))
     return "\n\n".join(out)
 
 
@@ -337,4 +401,8 @@ def markdown(results, scenarios):
     rows = table_rows(results, scenarios, flood=True)
     if rows:
         out.append(_markdown_table(FLOOD_HEAD, rows))
+    lines = paired_lines(results, scenarios)
+    if lines:
+        out.append("Paired per-round ratios (median [min–max] of round k / round k):\n\n"
+                   + "\n".join("- " + ln for ln in lines))
     return "\n\n".join(out)
