@@ -31,10 +31,10 @@ struct h2m_free {
 
 static unsigned class_of(size_t n)
 {
-	unsigned c = 0;
-
-	while (c < H2M_CLASSES && ((size_t)1 << (H2M_MIN_SHIFT + c)) < n)
-		c++;
+	if (n <= (size_t)1 << H2M_MIN_SHIFT)
+		return 0;
+	/* the smallest power of two >= n, as a class */
+	unsigned c = 64u - (unsigned)__builtin_clzll((unsigned long long)(n - 1)) - H2M_MIN_SHIFT;
 	return c < H2M_CLASSES ? c : H2M_BIG;
 }
 

@@ -254,20 +254,48 @@ static unsigned error_status(int err)
 	}
 }
 
-static struct pt_cond_field field(pt_http_req_t *r, const char *name)
+/* The request fields the file path reads, found in one pass over the head instead of one
+ * lookup each (the first of a repeated field, as pt_http_req_header gives it). */
+enum { RF_IF_MATCH, RF_IF_NONE_MATCH, RF_IF_MODIFIED, RF_IF_UNMODIFIED, RF_IF_RANGE, RF_RANGE,
+       RF_N };
+
+struct reqf {
+	struct pt_http_str v[RF_N];
+};
+
+static void scan_fields(pt_http_req_t *r, struct reqf *f)
 {
-	struct pt_http_str s = pt_http_req_header(r, name);
-	return (struct pt_cond_field){ s.p, s.n };
+	static const struct { const char *name; size_t len; } want[RF_N] = {
+		[RF_IF_MATCH] = { "If-Match", 8 }, [RF_IF_NONE_MATCH] = { "If-None-Match", 13 },
+		[RF_IF_MODIFIED] = { "If-Modified-Since", 17 },
+		[RF_IF_UNMODIFIED] = { "If-Unmodified-Since", 19 },
+		[RF_IF_RANGE] = { "If-Range", 8 }, [RF_RANGE] = { "Range", 5 },
+	};
+	struct pt_http_str n, v;
+
+	memset(f, 0, sizeof *f);
+	for (unsigned i = 0; pt_http_req_header_at(r, i, &n, &v) == 0; i++)
+		for (unsigned k = 0; k < RF_N; k++)
+			if (n.n == want[k].len && !f->v[k].p && !strncasecmp(n.p, want[k].name, n.n)) {
+				f->v[k] = v;
+				break;
+			}
+}
+
+static struct pt_cond_field cf(const struct reqf *f, unsigned k)
+{
+	return (struct pt_cond_field){ f->v[k].p, f->v[k].n };
 }
 
 /* 304 / 412 / proceed (0), and whether a Range may be honoured. */
-static int conditions(pt_http_req_t *r, const struct rep *p, time_t mtime, bool *use_range)
+static int conditions(pt_http_req_t *r, const struct reqf *f, const struct rep *p, time_t mtime,
+		      bool *use_range)
 {
 	struct pt_cond_req rq = {
-		.if_match = field(r, "If-Match"), .if_none_match = field(r, "If-None-Match"),
-		.if_modified_since = field(r, "If-Modified-Since"),
-		.if_unmodified_since = field(r, "If-Unmodified-Since"),
-		.if_range = field(r, "If-Range"), .has_range = pt_http_req_header(r, "Range").p != NULL,
+		.if_match = cf(f, RF_IF_MATCH), .if_none_match = cf(f, RF_IF_NONE_MATCH),
+		.if_modified_since = cf(f, RF_IF_MODIFIED),
+		.if_unmodified_since = cf(f, RF_IF_UNMODIFIED),
+		.if_range = cf(f, RF_IF_RANGE), .has_range = f->v[RF_RANGE].p != NULL,
 		.method = pt_http_req_method(r) == PT_HTTP_HEAD ? PT_COND_HEAD : PT_COND_GET,
 	};
 	struct pt_cond_res rs = { p->etag, p->etag_len, mtime };
@@ -375,9 +403,8 @@ static void choose_copy(struct rq *q, struct fentry *base, struct rep *p)
 }
 
 static void send_ranges(struct rq *q, struct rep *p, struct reply *rp, const char *ctype,
-			bool use_range)
+			struct pt_http_str rv, bool use_range)
 {
-	struct pt_http_str rv = pt_http_req_header(q->r, "Range");
 	struct pt_range rg[MAX_RANGES];
 	int n = use_range && rv.p ? pt_range_parse(rv.p, rv.n, p->size, rg, MAX_RANGES) : 0;
 
@@ -406,16 +433,18 @@ static void serve_file(struct rq *q, struct fentry *base)
 	struct rep p = { base, NULL, base->etag, base->etag_len, (uint64_t)base->st.st_size, 0,
 			 false };
 	struct reply rp;                   /* not zeroed: h[] is read up to nh only */
+	struct reqf rf;
 	bool use_range = false;
 
 	rp.nh = 0;
+	scan_fields(q->r, &rf);
 
 	if (base->avail)
 		choose_variant(q, base, &p);       /* files on disk win over compressed copies */
 	else
 		choose_copy(q, base, &p);
 	common_headers(q, &rp, &p, base);
-	int st = conditions(q->r, &p, base->st.st_mtim.tv_sec, &use_range);
+	int st = conditions(q->r, &rf, &p, base->st.st_mtim.tv_sec, &use_range);
 	if (st == 304 || st == 412) {
 		if (st == 412)
 			rp.nh = 0;
@@ -424,7 +453,7 @@ static void serve_file(struct rq *q, struct fentry *base)
 		add(&rp, "Accept-Ranges", "bytes");
 		if (q->wm)
 			pt_metrics_encoding(q->wm, p.enc);
-		send_ranges(q, &p, &rp, base->mime, use_range);
+		send_ranges(q, &p, &rp, base->mime, rf.v[RF_RANGE], use_range);
 	}
 	if (p.e != base)
 		pt_fentry_unref(p.e);
