@@ -99,9 +99,11 @@ static size_t value_len(const char *s)
 	return pt__scan_value(s, s + n) == s + n ? n : (size_t)-1;
 }
 
+/* what: a name whose first byte is a letter; that byte is compared first (ETag against Date,
+ * Content-Type against Content-Length...) before the call. */
 static bool name_is(const char *name, size_t n, const char *what, size_t wn)
 {
-	return n == wn && !strncasecmp(name, what, n);
+	return n == wn && (name[0] | 0x20) == (what[0] | 0x20) && !strncasecmp(name, what, n);
 }
 
 static int parse_cl(const char *v, int64_t *out)

@@ -193,8 +193,11 @@ int pt_path_normalize(const char *in, size_t len, char *out, size_t outcap, size
 	}
 	out[n.w] = '\0';
 	*outlen = n.w;
-	if (memmem(out, n.w, "/.", 2))
-		flags |= PT_PATH_DOTFILE;
+	for (const char *d = out; (d = memchr(d, '.', n.w - (size_t)(d - out))); d++)
+		if (d[-1] == '/') {              /* out[0] is '/': d > out */
+			flags |= PT_PATH_DOTFILE;
+			break;
+		}
 	if (n.w > 1 && out[n.w - 1] == '/')
 		flags |= PT_PATH_DIR;
 	return flags;
