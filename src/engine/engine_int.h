@@ -88,13 +88,13 @@ struct pt_sreq {
 };
 
 /* A kernel send in flight (io_uring needs the msghdr/iovec until the CQE). */
-struct pt_txop {
+struct pt_txop {                     /* the scalars first: a completion reads only them */
 	struct pt_txop *next;             /* free list */
-	struct msghdr msg;
-	struct iovec iov[PT_TX_IOV];
 	size_t len;
 	bool zc;
 	ssize_t zc_res;                   /* result held until the zero-copy notification */
+	struct msghdr msg;
+	struct iovec iov[PT_TX_IOV];
 };
 
 /* The send queue of a connection (sendq.c), allocated while it has requests queued or a kernel
