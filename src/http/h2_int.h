@@ -175,11 +175,18 @@ void pt__h2_mem_trim(struct h2pool *p);
 /* Runs nghttp2's output while the connection can take it. */
 void pt__h2_flush(struct h2conn *h2);
 
-/* h2_stream.c */
-int pt__h2_begin_headers(struct h2conn *h2, int32_t id);
+/* h2_head.c: the request head. One field of st's header block, appended to its head. */
 void pt__h2_header(struct h2conn *h2, struct h2stream *st, const uint8_t *name, size_t nl,
 		   const uint8_t *value, size_t vl);
+/* The block ended: the head is parsed and the request dispatched, or the stream refused. */
 void pt__h2_request(struct h2conn *h2, struct h2stream *st);
+/* *buf grown (realloc, doubling from first) to hold need bytes; -1 without memory. */
+int pt__h2_grow(char **buf, uint32_t *cap, size_t need, size_t first);
+
+/* h2_stream.c */
+int pt__h2_begin_headers(struct h2conn *h2, int32_t id);
+/* Answers st with status (a bad or too large head) and ends it. */
+void pt__h2_refuse(struct h2stream *st, unsigned status);
 int pt__h2_body(struct h2conn *h2, struct h2stream *st, const uint8_t *p, size_t n);
 void pt__h2_body_end(struct h2stream *st);
 /* A body being read has not moved for longer than limit_ms (EntityBody). */
