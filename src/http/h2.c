@@ -318,15 +318,30 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void 
  * The response ended before the request did and nobody reads the rest of its body: RFC 9113
  * 8.1's RST_STREAM NO_ERROR asks the client to stop; otherwise the stream, and with it the
  * connection (busy: no idle timeout, never shed), would stay open as long as the client likes. */
+/* A connection ended for the client's misbehaviour, counted once, whichever side noticed: a
+ * flood (ENHANCE_YOUR_CALM from our limits or nghttp2's; INTERNAL_ERROR, which only nghttp2's
+ * rapid-reset limiter sends here) or a protocol error (any other code). NO_ERROR: a graceful
+ * GOAWAY, not counted. */
+static void count_offender(struct h2conn *h2, uint32_t code)
+{
+	if (code == NGHTTP2_NO_ERROR || h2->offender_counted)
+		return;
+	h2->offender_counted = true;
+	pt__hw_count(code == NGHTTP2_ENHANCE_YOUR_CALM || code == NGHTTP2_INTERNAL_ERROR ?
+		     &h2->hw->cnt.h2_floods : &h2->hw->cnt.h2_protocol_errors);
+}
+
 static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *f, void *user)
 {
 	struct h2stream *st = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
 	struct h2conn *h2 = user;
 
-	if (f->hd.type == NGHTTP2_RST_STREAM)
+	if (f->hd.type == NGHTTP2_RST_STREAM) {
 		pt__hw_count(&h2->hw->cnt.h2_resets_sent);
-	else if (f->hd.type == NGHTTP2_GOAWAY)
+	} else if (f->hd.type == NGHTTP2_GOAWAY) {
 		pt__hw_count(&h2->hw->cnt.h2_goaways_sent);
+		count_offender(h2, f->goaway.error_code);
+	}
 	if (!st || !(f->hd.flags & NGHTTP2_FLAG_END_STREAM) ||
 	    (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA))
 		return 0;
@@ -559,8 +574,7 @@ static void on_data(pt_conn_t *c, const void *data, size_t len)
 				NGHTTP2_PROTOCOL_ERROR;
 		if (n != NGHTTP2_ERR_BAD_CLIENT_MAGIC)
 			nghttp2_session_terminate_session(h2->ng, code);
-		pt__hw_count(code == NGHTTP2_ENHANCE_YOUR_CALM ? &h2->hw->cnt.h2_floods :
-			     &h2->hw->cnt.h2_protocol_errors);
+		count_offender(h2, code);
 		h2->closing = true;      /* the GOAWAY leaves even behind a full queue of ACKs */
 	}
 	pt__h2_flush(h2);

@@ -152,6 +152,7 @@ struct h2conn {
 	uint64_t requests;               /* streams opened */
 	uint64_t idle_frames;            /* frames that carried no request data */
 	bool flooded;
+	bool offender_counted;           /* counted as a flood or a protocol error (h2.c) */
 	bool ticking;                    /* the 2-second stream tick is armed */
 	uint64_t rate_mark;              /* bytes sent at the last tick */
 	bool in_recv, in_flush;

@@ -242,8 +242,8 @@ static void http2(FILE *f, const struct pt_http_counters *h)
 	labelled(f, "portico_http2_goaways_total", "counter", "HTTP/2 GOAWAY frames.",
 		 "direction", dir, ga, 2);
 	labelled(f, "portico_http2_connection_errors_total", "counter", "HTTP/2 connections "
-		 "ended for the client's misbehaviour: floods (ENHANCE_YOUR_CALM) or protocol "
-		 "errors.", "reason", why, bad, 2);
+		 "ended for the client's misbehaviour: floods (ENHANCE_YOUR_CALM, rapid reset) or "
+		 "protocol errors.", "reason", why, bad, 2);
 }
 
 /* The open-file caches, the compressed copies, file bodies by content coding. */

@@ -98,6 +98,15 @@ def after(srv, name):
     t(srv.serves() is True, "%s: the server still serves other clients" % name)
 
 
+def counters(srv):
+    """The server's HTTP/2 counters (http_testsrv /h2-counters): {"floods": n, ...}."""
+    c = H2Conn(srv.port, tls=srv.tls, timeout=5)
+    r = c.get("/h2-counters")
+    c.close()
+    w = bytes(r.body).decode().split()
+    return {w[i]: int(w[i + 1]) for i in range(0, len(w), 2)}
+
+
 def rst_of(c, sid, timeout=5):
     f = c.until(lambda f: isinstance(f, (hf.RstStreamFrame, hf.GoAwayFrame)) and
                 (isinstance(f, hf.GoAwayFrame) or f.stream_id == sid), timeout)
@@ -227,6 +236,7 @@ def hpack_table(srv):
 # ---- floods ------------------------------------------------------------------------------------
 
 def rapid_reset(srv):
+    n0 = counters(srv)
     c = srv.raw()
     c.handshake()
     frames = []
@@ -269,6 +279,9 @@ def rapid_reset(srv):
       (err_name(code) if code is not None else None, sent, closed))
     c.close()
     after(srv, "rapid reset (spread)")
+    n1 = counters(srv)
+    bad = {k: n1[k] - n0[k] for k in ("floods", "protocol_errors")}
+    t(sum(bad.values()) == 2, "rapid reset: both offending connections are counted", bad)
 
 
 def continuation_flood(srv):
@@ -296,6 +309,9 @@ def floods(srv):
     # 10000, plus 64 per request; our SETTINGS and its ACK count too), and then the client
     # stops: one that keeps writing after the server closed gets a reset that destroys the
     # GOAWAY on its way (the server lingers only for input already there)
+    n0 = counters(srv)
+    calm = []
+
     def flood(name, make, n=None, stream=False):
         n = n or 10000 + (64 if stream else 0)
         c = srv.raw()
@@ -315,6 +331,7 @@ def floods(srv):
         g = next((f for f in c.frames if isinstance(f, hf.GoAwayFrame)), None)
         code, closed = goaway_code(c, 8)
         code = g.error_code if g is not None else code
+        calm.append(code == CALM)
         t(code == CALM and closed, "%s flood (%d frames): GOAWAY ENHANCE_YOUR_CALM, closed (%.2f s)"
           % (name, n, time.monotonic() - t0), (err_name(code) if code is not None else None, closed))
         c.close()
@@ -349,12 +366,15 @@ def floods(srv):
     raw = len(big).to_bytes(3, "big") + b"\x04\x00" + b"\x00\x00\x00\x00" + big
     c.send(raw)
     code, closed = goaway_code(c)
+    calm.append(code == CALM)
     t(code == CALM and closed, "one SETTINGS frame with 40 entries (over 32): GOAWAY ENHANCE_YOUR_CALM",
       (err_name(code) if code is not None else None, closed))
     c.close()
     after(srv, "SETTINGS entries")
-    skip("flood offenders are counted", "no HTTP/2 counter exists yet (neither the engine's counters nor "
-         "portico's SIGUSR1 line have one)")
+    n1 = counters(srv)
+    got = {k: n1[k] - n0[k] for k in ("floods", "protocol_errors")}
+    t(got == {"floods": sum(calm), "protocol_errors": 0},
+      "flood offenders are counted: one flood per ENHANCE_YOUR_CALM connection (%d)" % sum(calm), got)
 
 
 # ---- flow control and slow readers -----------------------------------------------------------

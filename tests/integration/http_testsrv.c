@@ -57,6 +57,22 @@ static void hello(pt_http_req_t *r, void *arg)
 	text(r, 200, "Hello, World!");
 }
 
+/* The server's HTTP/2 counters summed over the workers (h2_limits.py: offenders counted). */
+static void h2_counters(pt_http_req_t *r, void *arg)
+{
+	struct pt_http_counters n;
+	char buf[160];
+
+	if (pt_http_server_counters(srv, -1, &n) < 0) {
+		text(r, 500, "counters refused");
+		return;
+	}
+	snprintf(buf, sizeof buf, "floods %llu protocol_errors %llu goaways_sent %llu",
+		 (unsigned long long)n.h2_floods, (unsigned long long)n.h2_protocol_errors,
+		 (unsigned long long)n.h2_goaways_sent);
+	text(r, 200, buf);
+}
+
 static void status(pt_http_req_t *r, void *arg)
 {
 	struct pt_http_str q = pt_http_req_query(r);
@@ -358,6 +374,7 @@ int main(int argc, char **argv)
 		{ "/a/b/", prefix, "ab", 0 }, { "/thread", thread_h, NULL, 0 },
 		{ "/decoded/", decoded, NULL, 0 }, { "/frag-put", frag_put, NULL, 0 },
 		{ "/frag-short", frag_short, NULL, 0 }, { "/echo-head", echo_head, NULL, 0 },
+		{ "/h2-counters", h2_counters, NULL, 0 },
 	};
 	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
 		if (pt_http_route(srv, routes[i].p, routes[i].fn, routes[i].arg, routes[i].fl) < 0)
