@@ -1,6 +1,6 @@
 /*
- * HTTP/2 internals (src/http/h2.c: the connection; h2_stream.c: streams as requests), on
- * libnghttp2 1.52.
+ * HTTP/2 internals (src/http/h2.c: the connection; h2_head.c: request heads; h2_stream.c:
+ * streams as requests; h2_mem.c: nghttp2's memory), on libnghttp2 1.52.
  *
  * A connection that negotiated "h2" by ALPN, or that opens with the client preface on a
  * plaintext listener with h2c enabled, runs a struct h2conn (heap, freed in on_close). Each
@@ -89,7 +89,7 @@ struct h2stream {
 	bool too_large;                  /* the header block was over max_head */
 	bool aborted;                    /* it ended before its response did */
 	bool head_done;                  /* its header block ended (pt__h2_request ran) */
-	/* the head while it arrives, in its HTTP/1.1 form (h2_stream.c) */
+	/* the head while it arrives, in its HTTP/1.1 form (h2_head.c) */
 	uint32_t head_start;             /* its HEADERS began (ms, mod 2^32): HeaderWait */
 	char *hbuf;                      /* pseudo-field values, then the head from head_at; the
 					    request's slices point here (the stream outlives it) */

@@ -1,6 +1,6 @@
 /*
  * HTTP/2 in the Windows build: not available. Debian packages no libnghttp2 for mingw-w64 and
- * Portico takes its dependencies from Debian only, so h2.c and h2_stream.c are not built.
+ * Portico takes its dependencies from Debian only, so the src/http/h2*.c files are not built.
  * There is no TLS there either (no ALPN "h2"), and a configuration asking for h2c is refused
  * by pt_http_server_create with -ENOTSUP: nothing pretends to speak HTTP/2.
  */
