@@ -121,7 +121,7 @@ def spread(xs):
 
 
 def clients(a):
-    return ["wrk", "portico-load"] + (["base"] if a.base_bin or a.base_args is not None else [])
+    return ["wrk", "portico-load"] + (["base"] if a.want_base else [])
 
 
 def summary(results, a):
@@ -177,6 +177,7 @@ def main():
                     "(default: --load-args); with no --base-bin, 'base' is the same build")
     ap.add_argument("--json", help="append every run as a JSON line to this file")
     a = ap.parse_args()
+    a.want_base = a.base_bin is not None or a.base_args is not None  # before the defaults below
     if a.base_args is not None and not a.base_bin:
         a.base_bin = a.load_bin
     if a.base_args is None:
