@@ -20,8 +20,24 @@
  * slices, which point into hbuf: the stream outlives its request (a request kept or handed
  * to the pool copies its head first). */
 
+/* A heap buffer of at least need bytes (doubling from first); -1 without memory. */
+int pt__h2_grow(char **buf, uint32_t *cap, size_t need, size_t first)
+{
+	if (need <= *cap)
+		return 0;
+	size_t c = *cap ? *cap : first;
+	while (c < need)
+		c *= 2;
+	char *q = realloc(*buf, c);
+	if (!q)
+		return -1;
+	*buf = q;
+	*cap = (uint32_t)c;
+	return 0;
+}
+
 /* Room for n more bytes in hbuf; the buffer holds at most twice the head's limit (the
- * pseudo-field values appear twice). */
+ * pseudo-field values appear twice). Past the stream's inline buffer it moves to the heap. */
 static int hbuf_room(struct h2stream *st, size_t limit, size_t n)
 {
 	size_t need = (size_t)st->hlen + n;
@@ -30,16 +46,15 @@ static int hbuf_room(struct h2stream *st, size_t limit, size_t n)
 		return -1;
 	if (need <= st->hcap)
 		return 0;
-	size_t cap = st->hcap ? st->hcap : 512;
-	while (cap < need)
-		cap *= 2;
-	char *q = st->hbuf == st->hinline ? malloc(cap) : realloc(st->hbuf, cap);
-	if (!q)
+	bool inl = st->hbuf == st->hinline;
+	char *heap = inl ? NULL : st->hbuf;
+	uint32_t cap = inl ? 0 : st->hcap;
+	if (pt__h2_grow(&heap, &cap, need, 512) < 0)
 		return -1;
-	if (st->hbuf == st->hinline)
-		memcpy(q, st->hinline, st->hlen);
-	st->hbuf = q;
-	st->hcap = (uint32_t)cap;
+	if (inl)
+		memcpy(heap, st->hinline, st->hlen);
+	st->hbuf = heap;
+	st->hcap = cap;
 	return 0;
 }
 
@@ -89,22 +104,6 @@ static int request_line(struct h2stream *st, size_t limit)
 static bool name_is(const uint8_t *name, size_t nl, const char *what, size_t wn)
 {
 	return nl == wn && !memcmp(name, what, wn);
-}
-
-/* A heap buffer of at least need bytes (doubling from first); -1 without memory. */
-int pt__h2_grow(char **buf, uint32_t *cap, size_t need, size_t first)
-{
-	if (need <= *cap)
-		return 0;
-	size_t c = *cap ? *cap : first;
-	while (c < need)
-		c *= 2;
-	char *q = realloc(*buf, c);
-	if (!q)
-		return -1;
-	*buf = q;
-	*cap = (uint32_t)c;
-	return 0;
 }
 
 static int cookie_add(struct h2stream *st, const uint8_t *v, size_t vl)
