@@ -186,6 +186,25 @@ PT_API int pt_http_respond(pt_http_req_t *r, unsigned status, const char *reason
 			   const struct pt_http_chunk *body, unsigned nbody, unsigned flags,
 			   pt_http_send_fn cb, void *arg);
 
+/* Prepared fields: a list of response header fields checked (as pt_http_respond checks them),
+ * copied and formatted once, for the many responses that share them (a static file's
+ * Content-Type, ETag, Last-Modified...). Content-Length, Transfer-Encoding and Date are not
+ * allowed among them. Returns the object, or NULL with *err set (-EINVAL: a bad field;
+ * -ENOMEM). Any thread. The object is immutable: any thread may use it in
+ * pt_http_respond_fields at the same time. The caller owns it and frees it with
+ * pt_http_fields_free (NULL is ignored) once no call is using it; sends copy the bytes, so a
+ * completed call no longer needs it. */
+typedef struct pt_http_fields pt_http_fields_t;
+PT_API pt_http_fields_t *pt_http_fields_new(const struct pt_http_header *h, unsigned n, int *err);
+PT_API void pt_http_fields_free(pt_http_fields_t *f);
+
+/* pt_http_respond with the standard reason phrase and the prepared fields pre (NULL: none)
+ * sent before headers[0..nheaders). Same threads, flags, callback and results. */
+PT_API int pt_http_respond_fields(pt_http_req_t *r, unsigned status, const pt_http_fields_t *pre,
+				  const struct pt_http_header *headers, unsigned nheaders,
+				  const struct pt_http_chunk *body, unsigned nbody, unsigned flags,
+				  pt_http_send_fn cb, void *arg);
+
 /* Sends more body after a head sent with PT_HTTP_MORE. Same flags and results, plus -EPROTO
  * when no head was sent or the final send was already made, and -E2BIG when the body would
  * exceed a Content-Length the handler declared. */

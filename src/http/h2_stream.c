@@ -318,12 +318,14 @@ static size_t val_len(const struct pt_fields *f, const struct pt_http_header *hd
 /* Submits HEADERS: :status, date, server, the application's fields (the connection-specific
  * ones dropped; nghttp2 lowercases the names as it copies them), content-length. nghttp2
  * copies everything. f: the fields' measured lengths, or NULL. */
-static int submit_head(struct h2stream *st, unsigned status, const struct pt_http_header *hd,
-		       unsigned n, const struct pt_fields *f, int64_t cl, bool data)
+static int submit_head(struct h2stream *st, unsigned status, const struct pt_http_fields *pre,
+		       const struct pt_http_header *hd, unsigned n, const struct pt_fields *f,
+		       int64_t cl, bool data)
 {
 	struct h2conn *h2 = st->h2;
 	struct hworker *hw = h2->hw;
-	nghttp2_nv vstack[24], *v = n + 4 <= 24 ? vstack : malloc((n + 4) * sizeof *v);
+	unsigned all = n + (pre ? pre->n : 0) + 4;
+	nghttp2_nv vstack[24], *v = all <= 24 ? vstack : malloc(all * sizeof *v);
 	char code[4], len[24];
 	unsigned k = 0;
 	int rc = -ENOMEM;
@@ -338,6 +340,11 @@ static int submit_head(struct h2stream *st, unsigned status, const struct pt_htt
 	v[k++] = nv("date", 4, hw->date + 6, hw->date_len - 8);      /* "Date: " ... CRLF */
 	if (h2->s->server_line_len)
 		v[k++] = nv("server", 6, h2->s->server_line + 8, h2->s->server_line_len - 10);
+	for (unsigned i = 0; pre && i < pre->n; i++) {
+		const struct pt_pre_field *a = &pre->at[i];
+		if (!conn_specific(pre->block + a->name, a->nlen))
+			v[k++] = nv(pre->block + a->name, a->nlen, pre->block + a->value, a->vlen);
+	}
 	for (unsigned i = 0; i < n; i++) {
 		size_t nl = name_len(f, hd, i);
 		if (!conn_specific(hd[i].name, nl))
@@ -375,7 +382,7 @@ void pt__h2_refuse(struct h2stream *st, unsigned status)
 		o->total = o->left = strlen(reason) + 1;
 		o->final = true;
 	}
-	if (submit_head(st, status, &ct, 1, NULL, o ? (int64_t)o->total : 0, o != NULL) < 0) {
+	if (submit_head(st, status, NULL, &ct, 1, NULL, o ? (int64_t)o->total : 0, o != NULL) < 0) {
 		if (o)
 			out_free(o);
 		nghttp2_submit_rst_stream(st->h2->ng, NGHTTP2_FLAG_NONE, st->id,
@@ -477,7 +484,7 @@ static int h2_send(struct pt_http_req *r, const struct pt_out *po, pt_http_send_
 	o->final = po->final;
 	if (po->status) {
 		bool data = !r->no_body && (!po->final || po->total);
-		if ((err = submit_head(st, po->status, po->headers, po->nheaders, po->f, po->cl,
+		if ((err = submit_head(st, po->status, po->pre, po->headers, po->nheaders, po->f, po->cl,
 				       data)) < 0)
 			goto fail;
 	}

@@ -149,6 +149,8 @@ static size_t build_head(struct pt_http_req *r, char *p, const struct pt_out *o)
 	pt__date_refresh(hw);
 	k += put(p + k, hw->date, hw->date_len);
 	k += put(p + k, s->server_line, s->server_line_len);
+	if (o->pre)
+		k += put(p + k, o->pre->block, o->pre->bytes);
 	for (unsigned i = 0; i < o->nheaders; i++) {
 		if ((int)i == f->cl_index)
 			continue;                  /* written by put_framing, once */

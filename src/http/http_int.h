@@ -142,13 +142,25 @@ struct pt_fields {
 	uint32_t nlen[LEN_KEEP], vlen[LEN_KEEP];
 };
 
+/* Fields checked and formatted once (pt_http_fields_new): the HTTP/1.1 block
+ * "Name: value\r\n"..., and where each name and value sits in it for HTTP/2. Immutable. */
+struct pt_http_fields {
+	size_t bytes;                     /* length of block */
+	unsigned n;
+	bool close;                       /* Connection: close is among them */
+	struct pt_pre_field { uint32_t name, nlen, value, vlen; } *at;   /* offsets into block */
+	char *block;
+};
+
 /* One application send, as handed to the protocol (pt_req_ops.send). */
 struct pt_out {
 	unsigned status;                  /* 0: body only (pt_http_send_body) */
 	const char *reason;               /* status != 0: the reason phrase to send */
 	const struct pt_http_header *headers;
 	unsigned nheaders;
-	const struct pt_fields *f;        /* status != 0 */
+	const struct pt_fields *f;        /* status != 0 (bytes and user_close include pre's) */
+	const struct pt_http_fields *pre; /* status != 0: prepared fields sent before headers,
+	                                     or NULL */
 	int64_t cl;                       /* status != 0: Content-Length to announce, -1: unknown
 	                                     (more body follows, no length declared) */
 	const struct pt_http_chunk *body; /* memory and file chunks (fragments resolved) */

@@ -121,28 +121,43 @@ static int parse_cl(const char *v, int64_t *out)
 	return 0;
 }
 
+/* Checks field h; its name and value lengths into *nl and *vl. -EINVAL: a bad name or value,
+ * or a field the layer writes itself (framing, Date). */
+static int check_field(const struct pt_http_header *h, size_t *nl, size_t *vl)
+{
+	if (!h->name || !h->value)
+		return -EINVAL;
+	*nl = token_len(h->name);
+	*vl = value_len(h->value);
+	if (!*nl || *vl == (size_t)-1 || *nl > UINT32_MAX || *vl > UINT32_MAX)
+		return -EINVAL;
+	if (name_is(h->name, *nl, "Transfer-Encoding", 17) || name_is(h->name, *nl, "Date", 4))
+		return -EINVAL;                   /* framing and Date belong to the layer */
+	return 0;
+}
+
+static bool is_close(const struct pt_http_header *h, size_t nl, size_t vl)
+{
+	return name_is(h->name, nl, "Connection", 10) && name_is(h->value, vl, "close", 5);
+}
+
 static int inspect(const struct pt_http_header *hd, unsigned n, struct pt_fields *f)
 {
+	size_t nl, vl;
+
 	f->user_cl = -1;
 	f->user_close = false;
 	f->bytes = 0;
 	f->cl_index = -1;
 	for (unsigned i = 0; i < n; i++) {
-		if (!hd[i].name || !hd[i].value)
+		if (check_field(&hd[i], &nl, &vl) < 0)
 			return -EINVAL;
-		size_t nl = token_len(hd[i].name), vl = value_len(hd[i].value);
-		if (!nl || vl == (size_t)-1 || nl > UINT32_MAX || vl > UINT32_MAX)
-			return -EINVAL;
-		const char *nm = hd[i].name;
-		if (name_is(nm, nl, "Transfer-Encoding", 17) || name_is(nm, nl, "Date", 4))
-			return -EINVAL;           /* framing and Date belong to the layer */
-		if (name_is(nm, nl, "Content-Length", 14)) {
+		if (name_is(hd[i].name, nl, "Content-Length", 14)) {
 			if (parse_cl(hd[i].value, &f->user_cl) < 0 || f->cl_index >= 0)
 				return -EINVAL;
 			f->cl_index = (int)i;
 		}
-		if (name_is(nm, nl, "Connection", 10) && name_is(hd[i].value, vl, "close", 5))
-			f->user_close = true;
+		f->user_close = f->user_close || is_close(&hd[i], nl, vl);
 		if (i < LEN_KEEP) {
 			f->nlen[i] = (uint32_t)nl;
 			f->vlen[i] = (uint32_t)vl;
@@ -150,6 +165,54 @@ static int inspect(const struct pt_http_header *hd, unsigned n, struct pt_fields
 		f->bytes += nl + vl + 4;
 	}
 	return 0;
+}
+
+/* ---- prepared fields ---- */
+
+static void put_at(char *block, size_t *k, const char *s, size_t n)
+{
+	memcpy(block + *k, s, n);
+	*k += n;
+}
+
+PT_API pt_http_fields_t *pt_http_fields_new(const struct pt_http_header *h, unsigned n, int *err)
+{
+	size_t bytes = 0, nl, vl, k = 0;
+	struct pt_http_fields *f;
+
+	*err = -EINVAL;
+	if (n && !h)
+		return NULL;
+	for (unsigned i = 0; i < n; i++) {
+		if (check_field(&h[i], &nl, &vl) < 0 || name_is(h[i].name, nl, "Content-Length", 14))
+			return NULL;
+		bytes += nl + vl + 4;
+	}
+	*err = -ENOMEM;
+	if (bytes > UINT32_MAX || !(f = calloc(1, sizeof *f + n * sizeof *f->at + bytes + 1)))
+		return NULL;
+	f->at = (struct pt_pre_field *)(f + 1);
+	f->block = (char *)(f->at + n);
+	f->n = n;
+	f->bytes = bytes;
+	for (unsigned i = 0; i < n; i++) {
+		nl = strlen(h[i].name);
+		vl = strlen(h[i].value);
+		f->close = f->close || is_close(&h[i], nl, vl);
+		f->at[i] = (struct pt_pre_field){ (uint32_t)k, (uint32_t)nl, (uint32_t)(k + nl + 2),
+						  (uint32_t)vl };
+		put_at(f->block, &k, h[i].name, nl);
+		put_at(f->block, &k, ": ", 2);
+		put_at(f->block, &k, h[i].value, vl);
+		put_at(f->block, &k, "\r\n", 2);
+	}
+	*err = 0;
+	return f;
+}
+
+PT_API void pt_http_fields_free(pt_http_fields_t *f)
+{
+	free(f);
 }
 
 /* Body bytes of the chunks; a file range of length -1 runs to the end of the file. */
@@ -271,6 +334,7 @@ struct send_args {
 	bool head;                       /* pt_http_respond (else pt_http_send_body) */
 	unsigned status;
 	const char *reason;
+	const struct pt_http_fields *pre;  /* prepared fields, or NULL */
 	const struct pt_http_header *headers;
 	unsigned nheaders;
 	const struct pt_http_chunk *body;
@@ -291,7 +355,7 @@ static int respond(const struct send_args *a, pt_http_send_fn cb, void *arg)
 	struct pt_fields f;
 	struct resolved rs;
 	struct pt_out o = { .status = a->status, .headers = a->headers, .nheaders = a->nheaders,
-			    .f = &f, .nbody = a->nbody, .flags = a->flags,
+			    .f = &f, .pre = a->pre, .nbody = a->nbody, .flags = a->flags,
 			    .final = !(a->flags & PT_HTTP_MORE) };
 	int err;
 
@@ -305,6 +369,10 @@ static int respond(const struct send_args *a, pt_http_send_fn cb, void *arg)
 	if ((err = inspect(a->headers, a->nheaders, &f)) < 0 ||
 	    (err = resolve(r->s, a->body, a->nbody, &rs)) < 0)
 		return err;
+	if (a->pre) {
+		f.bytes += a->pre->bytes;
+		f.user_close = f.user_close || a->pre->close;
+	}
 	o.reason = a->reason ? a->reason : pt__reason(a->status);
 	o.body = rs.body;
 	o.refs = rs.refs;
@@ -391,6 +459,18 @@ PT_API int pt_http_respond(pt_http_req_t *r, unsigned status, const char *reason
 			   pt_http_send_fn cb, void *arg)
 {
 	struct send_args a = { .r = r, .head = true, .status = status, .reason = reason,
+			       .headers = headers, .nheaders = nheaders, .body = body, .nbody = nbody,
+			       .flags = flags, .cb = cb, .arg = arg };
+
+	return pt__req_run(r, send_on_worker, &a);
+}
+
+PT_API int pt_http_respond_fields(pt_http_req_t *r, unsigned status, const pt_http_fields_t *pre,
+				  const struct pt_http_header *headers, unsigned nheaders,
+				  const struct pt_http_chunk *body, unsigned nbody, unsigned flags,
+				  pt_http_send_fn cb, void *arg)
+{
+	struct send_args a = { .r = r, .head = true, .status = status, .pre = pre,
 			       .headers = headers, .nheaders = nheaders, .body = body, .nbody = nbody,
 			       .flags = flags, .cb = cb, .arg = arg };
 

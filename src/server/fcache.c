@@ -72,6 +72,7 @@ static void entry_free(struct fentry *e)
 	if (e->fd >= 0)
 		close(e->fd);
 	free(e->data);
+	pt_http_fields_free(e->plain);
 	free(e);
 }
 
@@ -222,8 +223,14 @@ static bool still_valid(struct pt_fcache *fc, struct fentry *e, uint64_t now)
 	if (err != e->err || (err == 0 && !same_file(&st, &e->st)))
 		return false;
 	/* a precompressed variant may have appeared or gone since */
-	if (err == 0 && S_ISREG(st.st_mode) && fc->o->precompressed && e->with_variants)
-		e->avail = variants(fc->rootfd, e->path, e->path_len, fc->o->follow_symlinks);
+	if (err == 0 && S_ISREG(st.st_mode) && fc->o->precompressed && e->with_variants) {
+		unsigned avail = variants(fc->rootfd, e->path, e->path_len, fc->o->follow_symlinks);
+		if (avail != e->avail) {        /* Vary: Accept-Encoding may come or go */
+			pt_http_fields_free(e->plain);
+			e->plain = NULL;
+		}
+		e->avail = avail;
+	}
 	e->checked_ms = now;
 	return true;
 }

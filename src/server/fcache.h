@@ -6,6 +6,7 @@
 #define PT_SERVER_FCACHE_H
 
 #include "server/cond.h"
+#include "portico/http.h"
 #include "server/mime.h"
 #include "server/path.h"
 #include <errno.h>
@@ -44,6 +45,10 @@ struct fentry {
 	unsigned avail;                         /* PT_ENC_* variants present */
 	bool with_variants;                     /* avail is kept up to date */
 	char *data;                             /* whole content for small files, or NULL */
+	pt_http_fields_t *plain;                /* the fields of a whole 200 of the file itself
+						   (no encoding), prepared by files.c on first
+						   use, or NULL; freed with the entry, dropped
+						   when avail changes */
 	bool small;                             /* data: read because the file is small */
 	bool linked;                            /* in the cache (not evicted or replaced) */
 	size_t path_len;

@@ -135,9 +135,9 @@ static uint64_t body_bytes(struct rq *q, const struct pt_http_chunk *c, unsigned
 /* Every response goes through here, so the access log and the counters see each one once:
  * a Combined line now, counters and a JSON line when the send completes (obs.h). While
  * draining, or when the connection predates a reload, each response closes its connection. */
-static int reply(struct rq *q, unsigned status, const struct pt_http_header *h, unsigned nh,
-		 const struct pt_http_chunk *c, unsigned n, unsigned flags, pt_http_send_fn cb,
-		 void *arg)
+static int reply(struct rq *q, unsigned status, const pt_http_fields_t *pre,
+		 const struct pt_http_header *h, unsigned nh, const struct pt_http_chunk *c,
+		 unsigned n, unsigned flags, pt_http_send_fn cb, void *arg)
 {
 	struct pt_http_header all[MAX_HEADERS + 3];
 	struct pt_obs_req *o = NULL;
@@ -152,7 +152,7 @@ static int reply(struct rq *q, unsigned status, const struct pt_http_header *h, 
 	if (q->f->obs && (o = pt_obs_begin(q->f->obs, q->r, q->w, q->t0, status,
 					   body_bytes(q, c, n), cb, arg)))
 		cb = pt_obs_sent, arg = o;
-	int err = pt_http_respond(q->r, status, NULL, all, nh, c, n, flags, cb, arg);
+	int err = pt_http_respond_fields(q->r, status, pre, all, nh, c, n, flags, cb, arg);
 
 	if (err < 0 && o)
 		pt_obs_cancel(o);
@@ -189,15 +189,17 @@ static struct pt_http_chunk body_chunk(const struct rq *q, const struct rep *p, 
 	return entry_chunk(q, p->e, off, len);
 }
 
-/* Sends with a reference on what the chunks point into, dropped when the send completes. */
-static void send_held(struct rq *q, const struct rep *p, unsigned status, struct reply *rp,
-		      const struct pt_http_chunk *c, unsigned n, unsigned flags)
+/* Sends with a reference on what the chunks point into, dropped when the send completes.
+ * pre: prepared fields that replace rp's (NULL: rp's). */
+static void send_held(struct rq *q, const struct rep *p, unsigned status,
+		      const pt_http_fields_t *pre, struct reply *rp, const struct pt_http_chunk *c,
+		      unsigned n, unsigned flags)
 {
 	if (p->zb)
 		pt_zbuf_ref(p->zb);
 	else
 		p->e->refs++;
-	if (reply(q, status, rp->h, rp->nh, c, n, flags, p->zb ? zsent : sent,
+	if (reply(q, status, pre, rp->h, pre ? 0 : rp->nh, c, n, flags, p->zb ? zsent : sent,
 		  p->zb ? (void *)p->zb : (void *)p->e) < 0) {
 		if (p->zb)
 			pt_zbuf_unref(p->zb);
@@ -221,7 +223,7 @@ static bool error_page(struct rq *q, unsigned status, const char *xname, const c
 		add(&rp, "Content-Type", e->mime);
 		if (xname)
 			add(&rp, xname, xvalue);
-		send_held(q, &p, status, &rp, &c, e->st.st_size ? 1 : 0, 0);
+		send_held(q, &p, status, NULL, &rp, &c, e->st.st_size ? 1 : 0, 0);
 	}
 	pt_fentry_unref(e);
 	return ok;
@@ -238,7 +240,7 @@ static void simple(struct rq *q, unsigned status, const char *extra_name,
 	struct pt_http_header h[2] = { { "Content-Type", "text/plain; charset=utf-8" },
 				       { extra_name, extra_value } };
 	struct pt_http_chunk c = { .kind = PT_HTTP_CHUNK_MEM, .mem = { body, (size_t)n } };
-	if (reply(q, status, h, extra_name ? 2 : 1, &c, 1, PT_HTTP_BUFFER, NULL, NULL) < 0)
+	if (reply(q, status, NULL, h, extra_name ? 2 : 1, &c, 1, PT_HTTP_BUFFER, NULL, NULL) < 0)
 		pt_conn_close(pt_http_req_conn(q->r), PT_CLOSE_ABORT); /* never leave it unanswered */
 }
 
@@ -350,7 +352,7 @@ static void multipart(struct rq *q, const struct rep *p, struct reply *rp,
 	}
 	c[k++] = (struct pt_http_chunk){ .kind = PT_HTTP_CHUNK_MEM, .mem = { buf + parts[n].off, parts[n].len } };
 	/* the part heads live in buf: BUFFER copies them (the file parts are not memory) */
-	send_held(q, p, 206, rp, c, k, PT_HTTP_BUFFER);
+	send_held(q, p, 206, NULL, rp, c, k, PT_HTTP_BUFFER);
 	free(buf);
 }
 
@@ -402,8 +404,9 @@ static void choose_copy(struct rq *q, struct fentry *base, struct rep *p)
 	*p = (struct rep){ base, zb, zb->etag, zb->etag_len, zb->len, enc, true };
 }
 
-static void send_ranges(struct rq *q, struct rep *p, struct reply *rp, const char *ctype,
-			struct pt_http_str rv, bool use_range)
+/* pre: the prepared fields of a whole 200 (then no range is asked for), or NULL: rp's. */
+static void send_ranges(struct rq *q, struct rep *p, const pt_http_fields_t *pre,
+			struct reply *rp, const char *ctype, struct pt_http_str rv, bool use_range)
 {
 	struct pt_range rg[MAX_RANGES];
 	int n = use_range && rv.p ? pt_range_parse(rv.p, rv.n, p->size, rg, MAX_RANGES) : 0;
@@ -419,13 +422,33 @@ static void send_ranges(struct rq *q, struct rep *p, struct reply *rp, const cha
 		pt_range_content_range(rp->crange, sizeof rp->crange, &rg[0], p->size);
 		add(rp, "Content-Range", rp->crange);
 		struct pt_http_chunk c = body_chunk(q, p, rg[0].first, rg[0].last - rg[0].first + 1);
-		send_held(q, p, 206, rp, &c, 1, 0);
+		send_held(q, p, 206, NULL, rp, &c, 1, 0);
 	} else if (n > 1) {
 		multipart(q, p, rp, rg, (unsigned)n, ctype);
 	} else {
 		struct pt_http_chunk c = body_chunk(q, p, 0, p->size);
-		send_held(q, p, 200, rp, &c, p->size ? 1 : 0, 0);
+		send_held(q, p, 200, pre, rp, &c, p->size ? 1 : 0, 0);
 	}
+}
+
+/* The fields of a whole 200 of base itself (p: no encoding chosen): common_headers and
+ * Accept-Ranges, checked and formatted once per cache entry. What they depend on is fixed
+ * for the entry (its file, the site's rules and its compression of the type), except
+ * whether precompressed variants exist, and fcache.c drops them when that changes. NULL
+ * when they cannot be made: the caller builds the fields itself. */
+static const pt_http_fields_t *plain_fields(struct rq *q, const struct rep *p,
+					    struct fentry *base)
+{
+	struct reply rp;
+	int err;
+
+	if (!base->plain) {
+		rp.nh = 0;
+		common_headers(q, &rp, p, base);
+		add(&rp, "Accept-Ranges", "bytes");
+		base->plain = pt_http_fields_new(rp.h, rp.nh, &err);
+	}
+	return base->plain;
 }
 
 static void serve_file(struct rq *q, struct fentry *base)
@@ -435,6 +458,7 @@ static void serve_file(struct rq *q, struct fentry *base)
 	struct reply rp;                   /* not zeroed: h[] is read up to nh only */
 	struct reqf rf;
 	bool use_range = false;
+	const pt_http_fields_t *pre = NULL;
 
 	rp.nh = 0;
 	scan_fields(q->r, &rf);
@@ -443,17 +467,22 @@ static void serve_file(struct rq *q, struct fentry *base)
 		choose_variant(q, base, &p);       /* files on disk win over compressed copies */
 	else
 		choose_copy(q, base, &p);
-	common_headers(q, &rp, &p, base);
 	int st = conditions(q->r, &rf, &p, base->st.st_mtim.tv_sec, &use_range);
-	if (st == 304 || st == 412) {
-		if (st == 412)
-			rp.nh = 0;
-		reply(q, (unsigned)st, rp.h, rp.nh, NULL, 0, 0, NULL, NULL);
+	if (st == 304) {
+		common_headers(q, &rp, &p, base);
+		reply(q, 304, NULL, rp.h, rp.nh, NULL, 0, 0, NULL, NULL);
+	} else if (st == 412) {
+		reply(q, 412, NULL, NULL, 0, NULL, 0, 0, NULL, NULL);
 	} else {
-		add(&rp, "Accept-Ranges", "bytes");
+		if (p.e == base && !p.zb && !(use_range && rf.v[RF_RANGE].p))
+			pre = plain_fields(q, &p, base);
+		if (!pre) {
+			common_headers(q, &rp, &p, base);
+			add(&rp, "Accept-Ranges", "bytes");
+		}
 		if (q->wm)
 			pt_metrics_encoding(q->wm, p.enc);
-		send_ranges(q, &p, &rp, base->mime, rf.v[RF_RANGE], use_range);
+		send_ranges(q, &p, pre, &rp, base->mime, rf.v[RF_RANGE], use_range);
 	}
 	if (p.e != base)
 		pt_fentry_unref(p.e);
@@ -504,7 +533,7 @@ static void autoindex(struct rq *q, const struct fentry *dir)
 		if (pt_site_pattern_match(hr, dir->path, ""))
 			set(&rp, hr->name, hr->value);
 	struct pt_http_chunk c = { .kind = PT_HTTP_CHUNK_MEM, .mem = { page, len } };
-	reply(q, 200, rp.h, rp.nh, &c, 1, PT_HTTP_BUFFER, NULL, NULL);
+	reply(q, 200, NULL, rp.h, rp.nh, &c, 1, PT_HTTP_BUFFER, NULL, NULL);
 	free(page);
 }
 
@@ -599,7 +628,7 @@ static void options(struct rq *q)
 			h[n++] = (struct pt_http_header){ "Access-Control-Allow-Headers", hdrs };
 		}
 	}
-	reply(q, 204, h, n, NULL, 0, 0, NULL, NULL);
+	reply(q, 204, NULL, h, n, NULL, 0, 0, NULL, NULL);
 }
 
 static bool method_ok(struct rq *q)

@@ -109,6 +109,13 @@ def routes(srv, content, tag):
     T(r.status == 204 and "content-length" not in r.h and not r.body, "204: no body, no content-length", r)
     r = c.get("/status?304")
     T(r.status == 304 and r.h.get("x-test") == "1" and not r.body, "304: no body", r)
+    r = c.get("/prepared")
+    T(r.status == 200 and bytes(r.body) == b"prepared" and r.h.get("x-pre-one") == "1" and
+      r.h.get("cache-control") == "max-age=60" and r.h.get("x-extra") == "2" and
+      r.h.get("content-length") == "8", "prepared fields (pt_http_respond_fields)", r)
+    r = c.get("/prepared?close")
+    T(r.status == 200 and bytes(r.body) == b"prepared" and "connection" not in r.h,
+      "a prepared Connection: close is not sent over HTTP/2", r)
     r = c.get("/stream")
     T(r.status == 200 and bytes(r.body) == b"one,two,three" and "content-length" not in r.h,
       "MORE without a length: DATA frames, no content-length", r)

@@ -191,6 +191,22 @@ def run(port, content):
     c.send(get("/api-errors"))
     st, h, body = c.response()
     t(body == b"xx", "API error returns (status, headers, order, after final)", (st, body))
+    c.send(get("/prepared"))
+    st, h, body = c.response()
+    names = list(h)
+    t(st == 200 and body == b"prepared" and h.get("x-pre-one") == "1" and
+      h.get("cache-control") == "max-age=60" and h.get("x-extra") == "2" and
+      h.get("content-length") == "8" and "date" in h and
+      names.index("x-pre-one") < names.index("cache-control") < names.index("x-extra"),
+      "prepared fields: sent before the call's own, with Date and Content-Length", (st, h, body))
+    c.send(get("/hello"))
+    st, h, body = c.response()
+    t(body == b"Hello, World!", "the connection carries on after a prepared response", body)
+    c.send(get("/prepared?close"))
+    st, h, body = c.response()
+    t(body == b"prepared" and h.get("connection") == "close" and c.closed(),
+      "a prepared Connection: close closes after the response", (h, body))
+    c = Conn(port)
     c.send(get("/disconnect"))
     st, h, body = c.response()
     t(body == b"bye" and h.get("connection") == "close" and c.closed(), "DISCONNECT closes after the response")

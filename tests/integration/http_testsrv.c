@@ -73,6 +73,48 @@ static void h2_counters(pt_http_req_t *r, void *arg)
 	text(r, 200, buf);
 }
 
+/* ---- prepared fields ---- */
+
+static pt_http_fields_t *prep, *prep_close;
+
+/* The refusals of pt_http_fields_new, then the two objects /prepared uses. 0 or -1. */
+static int prepare_fields(void)
+{
+	static const struct pt_http_header bad[] = {
+		{ "Content-Length", "5" }, { "Transfer-Encoding", "chunked" }, { "Date", "x" },
+		{ "Bad Name", "v" }, { "X", "a\nb" }, { "", "v" }, { "X", NULL },
+	};
+	static const struct pt_http_header ok[] = { { "X-Pre-One", "1" },
+						    { "Cache-Control", "max-age=60" } };
+	static const struct pt_http_header close = { "Connection", "close" };
+	pt_http_fields_t *f;
+	int err;
+
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		if ((f = pt_http_fields_new(&bad[i], 1, &err)) || err != -EINVAL) {
+			fprintf(stderr, "pt_http_fields_new accepted bad field %zu\n", i);
+			pt_http_fields_free(f);
+			return -1;
+		}
+	if (!(prep = pt_http_fields_new(ok, 2, &err)) || err ||
+	    !(prep_close = pt_http_fields_new(&close, 1, &err)))
+		return -1;
+	return 0;
+}
+
+/* /prepared: the prepared fields, then one of the call's own; ?close: a prepared
+ * Connection: close and no field of the call's. */
+static void prepared(pt_http_req_t *r, void *arg)
+{
+	static const struct pt_http_header extra = { "X-Extra", "2" };
+	struct pt_http_chunk c = { .kind = PT_HTTP_CHUNK_MEM, .mem = { "prepared", 8 } };
+	bool close = pt_http_req_query(r).n == 5;
+
+	if (pt_http_respond_fields(r, 200, close ? prep_close : prep, close ? NULL : &extra,
+				   close ? 0 : 1, &c, 1, 0, NULL, NULL) < 0)
+		text(r, 500, "respond_fields refused");
+}
+
 static void status(pt_http_req_t *r, void *arg)
 {
 	struct pt_http_str q = pt_http_req_query(r);
@@ -374,8 +416,10 @@ int main(int argc, char **argv)
 		{ "/a/b/", prefix, "ab", 0 }, { "/thread", thread_h, NULL, 0 },
 		{ "/decoded/", decoded, NULL, 0 }, { "/frag-put", frag_put, NULL, 0 },
 		{ "/frag-short", frag_short, NULL, 0 }, { "/echo-head", echo_head, NULL, 0 },
-		{ "/h2-counters", h2_counters, NULL, 0 },
+		{ "/h2-counters", h2_counters, NULL, 0 }, { "/prepared", prepared, NULL, 0 },
 	};
+	if (prepare_fields() < 0)
+		return 1;
 	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
 		if (pt_http_route(srv, routes[i].p, routes[i].fn, routes[i].arg, routes[i].fl) < 0)
 			return 1;
@@ -406,6 +450,8 @@ int main(int argc, char **argv)
 	fflush(stdout);
 	stop_wait();
 	pt_http_server_destroy(srv);
+	pt_http_fields_free(prep);
+	pt_http_fields_free(prep_close);
 	if (tls)
 		pt_tls_destroy(tls);
 	close(file_fd);
