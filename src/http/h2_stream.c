@@ -336,7 +336,7 @@ static int submit_head(struct h2stream *st, unsigned status, const struct pt_htt
 	code[0] = (char)('0' + status / 100), code[1] = (char)('0' + status / 10 % 10);
 	code[2] = (char)('0' + status % 10);
 	v[k++] = nv(":status", 7, code, 3);
-	pt__date_refresh(hw);
+	pt__date_refresh(hw, h2->c);
 	v[k++] = nv("date", 4, hw->date + 6, hw->date_len - 8);      /* "Date: " ... CRLF */
 	if (h2->s->server_line_len)
 		v[k++] = nv("server", 6, h2->s->server_line + 8, h2->s->server_line_len - 10);

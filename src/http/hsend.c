@@ -101,6 +101,10 @@ static size_t put_str(char *p, const char *s)
 
 static size_t status_line(char *p, unsigned status, const char *reason)
 {
+	static const char ok[] = "HTTP/1.1 200 OK\r\n";
+
+	if (status == 200 && reason[0] == 'O' && reason[1] == 'K' && !reason[2])
+		return put(p, ok, sizeof ok - 1);
 	size_t k = put(p, "HTTP/1.1 ", 9);
 
 	p[k++] = (char)('0' + status / 100);
@@ -146,7 +150,7 @@ static size_t build_head(struct pt_http_req *r, char *p, const struct pt_out *o)
 	const struct pt_http_header *hd = o->headers;
 	size_t k = status_line(p, o->status, o->reason);
 
-	pt__date_refresh(hw);
+	pt__date_refresh(hw, r->c);
 	k += put(p + k, hw->date, hw->date_len);
 	k += put(p + k, s->server_line, s->server_line_len);
 	if (o->pre)
@@ -364,7 +368,7 @@ void pt__h1_send_error(struct hconn *h, unsigned status)
 	const char *reason = pt__reason(status);
 
 	pt__count_reject(h->hw, status);
-	pt__date_refresh(h->hw);
+	pt__date_refresh(h->hw, pt__hc(h));
 	int n = snprintf(buf, sizeof buf,
 			 "HTTP/1.1 %u %s\r\n%s%sContent-Type: text/plain; charset=utf-8\r\n"
 			 "Content-Length: %zu\r\nConnection: close\r\n\r\n%s\n",

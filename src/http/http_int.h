@@ -262,6 +262,7 @@ struct hworker {
 	pt_timer_t trim;                  /* empties the free lists once requests stop (request.c) */
 	uint64_t nreqs, trim_mark;        /* requests made; the count at the last trim check */
 	long date_sec;
+	uint64_t date_ms;                  /* the worker's clock when the date was checked */
 	char date[48];                    /* "Date: ...\r\n" */
 	size_t date_len;
 } __attribute__((aligned(64)));    /* no false sharing of the counters */
@@ -353,7 +354,7 @@ int pt__req_run(struct pt_http_req *r, pt_call_fn fn, void *arg);
 /* The standard reason phrase of status ("Unknown" if none). Any thread. */
 const char *pt__reason(unsigned status);
 /* Rebuilds hw's Date header if the second changed. Worker thread. */
-void pt__date_refresh(struct hworker *hw);
+void pt__date_refresh(struct hworker *hw, pt_conn_t *c);
 
 /* ---- hconn.c: HTTP/1.1 input ---- */
 /* Bytes of buffered input. */

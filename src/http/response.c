@@ -58,8 +58,10 @@ const char *pt__reason(unsigned status)
 	}
 }
 
-/* "Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n" (RFC 9110 5.6.7), rebuilt once per second. */
-void pt__date_refresh(struct hworker *hw)
+/* "Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n" (RFC 9110 5.6.7), rebuilt once per second. The
+ * clock is read at most once per millisecond of c's worker clock (taken once per loop turn):
+ * the responses of one batch of pipelined requests share one read. */
+void pt__date_refresh(struct hworker *hw, pt_conn_t *c)
 {
 	static const char days[7][4] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
 	static const char mons[12][4] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
@@ -67,6 +69,11 @@ void pt__date_refresh(struct hworker *hw)
 	struct timespec ts;
 	struct tm tm;
 
+	uint64_t now = pt_worker_now_ms(pt_conn_worker(c));
+
+	if (now == hw->date_ms && hw->date_len)
+		return;
+	hw->date_ms = now;
 	clock_gettime(CLOCK_REALTIME_COARSE, &ts);
 	if (ts.tv_sec == hw->date_sec && hw->date_len)
 		return;

@@ -174,6 +174,7 @@ int pt_path_normalize(const char *in, size_t len, char *out, size_t outcap, size
 	struct norm n = { .out = out, .w = 1, .lo = 0x80, .hi = 0xbf };
 	size_t i = 1;
 	int r, flags = 0;
+	bool dot = false;                 /* some segment started with '.' */
 
 	if (outcap < 2)
 		return -414;
@@ -185,6 +186,7 @@ int pt_path_normalize(const char *in, size_t len, char *out, size_t outcap, size
 		size_t seg = n.w;
 
 		r = norm_segment(&n, in, len, &i);
+		dot = dot || (n.w > seg && out[seg] == '.');
 		if (r == 0)
 			r = norm_dots(&n, seg, i < len);
 		if (r < 0)
@@ -193,7 +195,7 @@ int pt_path_normalize(const char *in, size_t len, char *out, size_t outcap, size
 	}
 	out[n.w] = '\0';
 	*outlen = n.w;
-	for (const char *d = out; (d = memchr(d, '.', n.w - (size_t)(d - out))); d++)
+	for (const char *d = out; dot && (d = memchr(d, '.', n.w - (size_t)(d - out))); d++)
 		if (d[-1] == '/') {              /* out[0] is '/': d > out */
 			flags |= PT_PATH_DOTFILE;
 			break;
