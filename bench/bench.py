@@ -100,6 +100,9 @@ SCENARIOS = dict([
        headers=["Connection: close"]),
     _s("S4", "13-byte file, 16 requests pipelined per connection, 100 connections",
        script="pipeline.lua"),
+    _s("S4p", "S4 with portico-load as the client (--pipeline 16): wrk saturates its core in S4, "
+       "this client does not, so the server is the limit", tool="pload", pipeline=16,
+       smoke_servers=[]),
     _s("S5", "64 KiB file, keep-alive, 100 connections", path="/64k.bin", metric="mbps",
        servers=["portico", "nginx"], ceiling=None),
     _s("S6", "100 MiB file, 8 connections, wrk", path="/100m.bin", conns=8, metric="mbps",
@@ -192,6 +195,8 @@ def client_argv(ctx, scen, srv, port):
     if scen["tool"] == "pload":     # portico-load (tools/load/): a client that is not the limit
         argv = [os.path.join(ctx.build, "portico-load"), "-t1", f"-c{scen['conns']}", f"-d{d:g}",
                 f"--timeout={scen['timeout'] * 1000}", "--json=-", "-q"]
+        if scen.get("pipeline"):
+            argv.append(f"--pipeline={scen['pipeline']}")
         for h in scen["headers"]:
             argv += ["-H", h]
         return argv + [f"{scen['scheme']}://127.0.0.1:{port}{path}"]
