@@ -393,6 +393,60 @@ static void test_conn_timeout(void **state)
 	pt_engine_destroy(e);
 }
 
+/* A deadline set, cancelled and set again in the same tick fires once; a cancelled one never
+ * fires, even when its slot comes due, and the connection can be given a new deadline after
+ * that. */
+static int cancel_accept(pt_conn_t *c, void *arg)
+{
+	pt_conn_set_ops(c, &g_ops);
+	if (arg) {                                   /* set, cancel, set again: fires once */
+		pt_conn_set_timeout(c, 40);
+		pt_conn_set_timeout(c, 0);
+		return pt_conn_set_timeout(c, 40);
+	}
+	pt_conn_set_timeout(c, 30);                  /* set and cancel: never fires */
+	return pt_conn_set_timeout(c, 0);
+}
+
+static void cancel_recv(pt_conn_t *c, const void *d, size_t n)
+{
+	pt_conn_set_timeout(c, 40);                  /* the first byte: a deadline again */
+}
+
+static void test_conn_timeout_cancel(void **state)
+{
+	int err;
+	char b;
+
+	g_ops = (struct pt_conn_ops){ .on_timeout = to_timeout, .on_close = count_close,
+				      .on_data = cancel_recv };
+	atomic_store(&g_timeouts, 0);
+	atomic_store(&g_closes, 0);
+	pt_engine_t *e = pt_engine_create(&(struct pt_engine_config){ .workers = 1 }, &err);
+	assert_non_null(e);
+	int l0 = pt_engine_listen(e, "127.0.0.1:0", &(struct pt_listen_opts){ .on_accept = cancel_accept });
+	int l1 = pt_engine_listen(e, "127.0.0.1:0",
+				  &(struct pt_listen_opts){ .on_accept = cancel_accept, .arg = e });
+	assert_int_equal(pt_engine_start(e), 0);
+
+	int fd = connect_to(pt_engine_listen_port(e, l1));
+	assert_int_equal(recv(fd, &b, 1, 0), 0);     /* the second deadline closed it */
+	WAIT_FOR(atomic_load(&g_closes) == 1, 2000);
+	assert_int_equal(atomic_load(&g_timeouts), 1);
+	close(fd);
+
+	fd = connect_to(pt_engine_listen_port(e, l0));
+	usleep(150 * 1000);                          /* well past the cancelled deadline */
+	assert_int_equal(atomic_load(&g_timeouts), 1);
+	assert_int_equal(atomic_load(&g_closes), 1);
+	assert_int_equal(send(fd, "x", 1, 0), 1);
+	assert_int_equal(recv(fd, &b, 1, 0), 0);     /* the deadline set after it fired */
+	WAIT_FOR(atomic_load(&g_closes) == 2, 2000);
+	assert_int_equal(atomic_load(&g_timeouts), 2);
+	close(fd);
+	pt_engine_destroy(e);
+}
+
 /* Pauses on accept, resumes from a timer: data sent meanwhile arrives complete, in order,
  * followed by EOF. */
 static pt_timer_t g_resume_timer;
@@ -719,6 +773,7 @@ int main(void)
 		cmocka_unit_test(test_post_foreign_threads),
 		cmocka_unit_test(test_post_between_workers),
 		cmocka_unit_test(test_conn_timeout),
+		cmocka_unit_test(test_conn_timeout_cancel),
 		cmocka_unit_test(test_pause_resume),
 		cmocka_unit_test(test_shutdown_with_open_connections),
 		cmocka_unit_test(test_conn_limit_pause),
