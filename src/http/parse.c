@@ -225,8 +225,9 @@ static bool valid_authority(const char *p, size_t n, bool need_host, bool need_p
 		i++;
 		pct = false;
 	} else {
-		for (; i < n && (CT(p[i]) & C_REGNAME); i++)
-			pct |= p[i] == '%';
+		while (i < n && (CT(p[i]) & C_REGNAME))
+			i++;
+		pct = i && memchr(p, '%', i);     /* rare: not tracked byte by byte */
 		if (need_host && i == 0)
 			return false;
 	}

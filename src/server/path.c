@@ -111,14 +111,19 @@ static int norm_segment(struct norm *n, const char *in, size_t len, size_t *i)
 		uint8_t c = (uint8_t)in[k];
 
 		switch (path_class[c]) {
-		case C_OK:
+		case C_OK: {                          /* a run of plain bytes, copied at once */
+			size_t e = k + 1;
 			if (n->need)
 				return -400;
-			if (n->w >= n->cap)
+			while (e < len && path_class[(uint8_t)in[e]] == C_OK)
+				e++;
+			if (e - k > n->cap - n->w)
 				return -414;
-			n->out[n->w++] = (char)c;
-			k++;
+			memcpy(n->out + n->w, in + k, e - k);
+			n->w += e - k;
+			k = e;
 			continue;
+		}
 		case C_SLASH:
 			goto done;
 		case C_PCT:
