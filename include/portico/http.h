@@ -88,6 +88,18 @@ struct pt_http_config {
 	                                stays open this long for a request that may be on its way
 	                                (answered with Connection: close); 0 = 1000, at most
 	                                engine.shutdown_ms; PT_HTTP_GRACE_OFF: closed at once */
+	/* The response cache (see pt_http_req_cache): entries per worker, 0 = off. */
+	unsigned cache_entries;
+	size_t cache_max_body;       /* bodies kept up to this size: 0 = 16 KiB */
+	/* Runs before a response is sent from the cache (r's worker; r is a request no handler
+	 * sees): return 0 to send it, after adding PT_HTTP_DISCONNECT to *flags if the
+	 * connection must close after it, and setting *cb / *arg for a callback when the send
+	 * completes (as pt_http_respond's: it runs once, also on failure); anything else sends
+	 * nothing and calls the route's handler instead. NULL: every hit is sent. */
+	int (*on_cache_hit)(pt_http_req_t *r, unsigned status, uint64_t body_bytes,
+			    unsigned *flags, void (**cb)(pt_http_req_t *, void *, ssize_t),
+			    void **arg, void *ctx);
+	void *cache_arg;             /* ctx of on_cache_hit */
 };
 
 #define PT_HTTP_GRACE_OFF 0xffffffffu
@@ -205,6 +217,30 @@ PT_API int pt_http_respond_fields(pt_http_req_t *r, unsigned status, const pt_ht
 				  const struct pt_http_chunk *body, unsigned nbody, unsigned flags,
 				  pt_http_send_fn cb, void *arg);
 
+/* The response cache: HTTP.SYS's kernel response cache, one per worker thread. A handler offers
+ * the response it is about to send; if that response is a complete 200 to a GET, sent by one
+ * call (no PT_HTTP_MORE, no PT_HTTP_DISCONNECT, no Connection: close), with a body from memory
+ * of at most cache_max_body bytes, the layer keeps a copy of its fields and body. Later GET
+ * and HEAD requests on the same worker with the same key (whether the connection is TLS, the
+ * authority (Host), and the request-target, byte for byte) get the copy, with a fresh Date,
+ * without any handler being called, for ttl_ms after it was made, unless the request carries
+ * one of the fields named in unless (case-insensitive): the request fields the response
+ * depends on, such as If-None-Match or Accept-Encoding. Everything else about the response
+ * must be the same for every such request. The server's on_cache_hit sees each hit.
+ * Call before responding, on r's worker (a handler's thread). The policy and its names are read
+ * when the response is sent (copied then): they must stay valid until then. Returns 0,
+ * -EINVAL (ttl_ms 0, a NULL or empty name), -ENOTSUP (cache_entries is 0). */
+struct pt_http_cache_policy {
+	unsigned ttl_ms;
+	const char *const *unless;
+	unsigned nunless;
+};
+PT_API int pt_http_req_cache(pt_http_req_t *r, const struct pt_http_cache_policy *p);
+
+/* Makes every response kept so far unusable (each worker drops its copies as it meets them),
+ * e.g. after the configuration changed. Any thread. */
+PT_API void pt_http_cache_flush(pt_http_server_t *s);
+
 /* Sends more body after a head sent with PT_HTTP_MORE. Same flags and results, plus -EPROTO
  * when no head was sent or the final send was already made, and -E2BIG when the body would
  * exceed a Content-Length the handler declared. */
@@ -299,6 +335,7 @@ struct pt_http_counters {
 	uint64_t h2_floods;           /* connections ended with ENHANCE_YOUR_CALM (floods, rapid
 	                                 reset) */
 	uint64_t h2_protocol_errors;  /* connections ended by a protocol error of the client */
+	uint64_t cache_hits;          /* responses sent from the response cache */
 };
 
 /* The status a rejected[] index stands for (0 for PT_HTTP_REJ_OTHER), and the index of a

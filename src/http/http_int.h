@@ -109,6 +109,9 @@ struct pt_http_req {
 	void *writable_arg;
 	/* response */
 	bool head_sent, final_sent, no_body;
+	const struct pt_http_cache_policy *cache_pol; /* offered to the response cache */
+	pt_http_send_fn rc_cb;            /* answered from the cache: the hook's callback */
+	void *rc_arg;
 	bool held;                        /* the protocol still feeds it input (HTTP/1.1: cur) */
 	bool kept;                        /* owned off the worker (pt_http_req_keep, the sync pool)
 	                                     until pt_http_req_release: only then is it freed */
@@ -261,6 +264,7 @@ struct hworker {
 					     HTTP/2 connection */
 	pt_timer_t trim;                  /* empties the free lists once requests stop (request.c) */
 	uint64_t nreqs, trim_mark;        /* requests made; the count at the last trim check */
+	struct pt_rcache *rc;             /* the response cache (rcache.c), made on first use */
 	long date_sec;
 	uint64_t date_ms;                  /* the worker's clock when the date was checked */
 	char date[48];                    /* "Date: ...\r\n" */
@@ -283,6 +287,7 @@ struct pt_http_server {
 	size_t server_line_len;
 	struct hworker *hw;               /* one per engine worker */
 	atomic_bool stopping;
+	atomic_uint_fast64_t cache_gen;   /* pt_http_cache_flush count (rcache.c) */
 	unsigned grace_ms;                /* stop_grace_ms in effect (0: close idle at once) */
 	atomic_uint h2_conns;             /* HTTP/2 connections open (any thread reads) */
 	struct pt_sync *sync;             /* PT_ROUTE_SYNC pool, or NULL */
@@ -298,6 +303,20 @@ struct hworker *pt__hw(struct pt_http_server *s, pt_conn_t *c);
 const struct pt_route *pt__route_find(const struct pt_http_server *s, struct pt_slice path);
 /* Frees a worker's free lists. After the workers have exited. */
 void pt__hworker_free(struct hworker *hw);
+
+/* ---- rcache.c: the response cache ---- */
+/* Answers r from its worker's cache: true when it did (r's response is sent, or the
+ * connection closed because the send failed); false: dispatch r as usual. r's worker. */
+bool pt__rcache_serve(struct pt_http_req *r);
+/* After r's send o succeeded with r->cache_pol set: keeps a copy when it may (a whole 200 to
+ * a GET with a memory body). Clears r->cache_pol. r's worker. */
+void pt__rcache_put(struct pt_http_req *r, const struct pt_out *o);
+/* Frees hw's cache. After the workers have exited. */
+void pt__rcache_free(struct hworker *hw);
+/* response.c: pre's fields then hd's (f: their lengths; the Content-Length field, if any,
+ * left out) as one new prepared list, or NULL (no memory). */
+pt_http_fields_t *pt__fields_join(const struct pt_http_fields *pre, const struct pt_http_header *hd,
+				  unsigned n, const struct pt_fields *f);
 /* The HTTP/2 part of it (h2_stream.c). */
 void pt__h2_worker_free(struct hworker *hw);
 

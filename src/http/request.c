@@ -46,7 +46,8 @@ void pt__req_pool_free(struct hworker *hw)
 }
 
 /* After a burst the free lists hold objects scattered over the heap, and they pin its pages
- * (issue 19): a second without a new request empties them and gives the pages back. Armed by
+ * (issue 19): a second without a new request empties them (and the response cache) and
+ * gives the pages back. Armed by
  * the first request after a trim, so an idle worker is not woken. */
 #define TRIM_MS 1000u
 
@@ -61,6 +62,7 @@ static void pool_housekeep(pt_timer_t *t, void *arg)
 	}
 	pt__req_pool_free(hw);
 	pt__h2_worker_free(hw);                  /* HTTP/2 streams and sends kept for reuse */
+	pt__rcache_free(hw);                     /* kept responses: none is wanted just now */
 	pt__heap_trim();
 }
 
@@ -207,9 +209,11 @@ void pt__req_dispatch(struct pt_http_req *r)
 	/* "OPTIONS *" asks about the server: the root route answers it */
 	struct pt_slice path = r->head.target_form == PT_TARGET_ASTERISK ?
 			       (struct pt_slice){ "/", 1 } : r->head.path;
-	const struct pt_route *rt = pt__route_find(r->s, path);
+	const struct pt_route *rt;
 
-	if (!rt)
+	if (r->hw->rc && r->head.target_form != PT_TARGET_ASTERISK && pt__rcache_serve(r))
+		return;                               /* answered from the response cache */
+	if (!(rt = pt__route_find(r->s, path)))
 		not_found(r);
 	else if (rt->flags & PT_ROUTE_SYNC)
 		pt__sync_dispatch(r, rt);

@@ -222,6 +222,39 @@ PT_API void pt_http_fields_free(pt_http_fields_t *f)
 	free(f);
 }
 
+pt_http_fields_t *pt__fields_join(const struct pt_http_fields *pre, const struct pt_http_header *hd,
+				  unsigned n, const struct pt_fields *f)
+{
+	unsigned np = pre ? pre->n : 0, k = np;
+	size_t pb = pre ? pre->bytes : 0, w = pb;
+	struct pt_http_fields *j = calloc(1, sizeof *j + (np + n) * sizeof *j->at + f->bytes + 1);
+
+	if (!j)
+		return NULL;
+	j->at = (struct pt_pre_field *)(j + 1);
+	j->block = (char *)(j->at + np + n);
+	j->close = f->user_close;
+	if (np) {
+		memcpy(j->at, pre->at, np * sizeof *j->at);
+		memcpy(j->block, pre->block, pb);
+	}
+	for (unsigned i = 0; i < n; i++) {
+		if ((int)i == f->cl_index)
+			continue;
+		size_t nl = i < LEN_KEEP ? f->nlen[i] : strlen(hd[i].name);
+		size_t vl = i < LEN_KEEP ? f->vlen[i] : strlen(hd[i].value);
+		j->at[k++] = (struct pt_pre_field){ (uint32_t)w, (uint32_t)nl, (uint32_t)(w + nl + 2),
+						    (uint32_t)vl };
+		put_at(j->block, &w, hd[i].name, nl);
+		put_at(j->block, &w, ": ", 2);
+		put_at(j->block, &w, hd[i].value, vl);
+		put_at(j->block, &w, "\r\n", 2);
+	}
+	j->n = k;
+	j->bytes = w;
+	return j;
+}
+
 /* Body bytes of the chunks; a file range of length -1 runs to the end of the file. */
 static int body_total(const struct pt_http_chunk *b, unsigned n, uint64_t *total)
 {
@@ -389,6 +422,8 @@ static int respond(const struct send_args *a, pt_http_send_fn cb, void *arg)
 	r->no_body = r->head.method_id == PT_METHOD_HEAD || a->status == 204 || a->status == 304;
 	if ((err = declared_length(r, &f, &o)) < 0 || (err = r->ops->send(r, &o, cb, arg)) < 0)
 		goto fail;
+	if (r->cache_pol)
+		pt__rcache_put(r, &o);
 	free(rs.copy);                            /* the engine copied the chunk array */
 	r->head_sent = true;
 	return 0;

@@ -287,6 +287,7 @@ PT_API int pt_http_server_stop(pt_http_server_t *s)
 void pt__hworker_free(struct hworker *hw)
 {
 	pt__req_pool_free(hw);
+	pt__rcache_free(hw);
 	pt__h2_worker_free(hw);
 	free(hw->h2mem);
 	hw->h2mem = NULL;

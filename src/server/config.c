@@ -114,6 +114,9 @@ static const struct opt opts[] = {
 	  "copy (default off)" },
 	{ "compress-cache", 0, K_SIZE, 0, FIELD(compress_cache), 0, 64 * KIB, 64 * GIB, NULL,
 	  "BYTES", "memory for compressed copies, all sites together (default 64m)" },
+	{ "response-cache", 0, K_UINT, 0, FIELD(response_cache), 0, 0, 1u << 20, NULL, "N",
+	  "whole responses of small files kept per worker and sent again to GET and HEAD requests "
+	  "with the same Host and target, without the file lookup (default 1024; 0 = off)" },
 	{ "cors", 0, K_SITE, 0, 0, 0, 0, 0, NULL, "'*|ORIGIN...'|off",
 	  "send Access-Control-Allow-Origin and answer CORS preflights (default off)" },
 	{ "access-log", 0, K_STR, F_OFF, STR(access_log), 0, 0, check_nonempty, "PATH|-|off",
@@ -213,7 +216,7 @@ static const struct pt_server_config defaults = {
 	.queue_timeout_ms = PT_DEFAULT_TIMEOUT_MS,
 	.min_send_rate = PT_DEFAULT_MIN_SEND_RATE, .shutdown_ms = 5000, .stop_grace_ms = 1000,
 	.tls_min_version = PT_TLS_1_2, .tls_max_version = PT_TLS_1_3, .hsts = PT_CONFIG_OFF, .http2 = true,
-	.compress_cache = 64 * MIB, .access_log_format = "combined",
+	.compress_cache = 64 * MIB, .response_cache = 1024, .access_log_format = "combined",
 };
 
 void pt_config_defaults(struct pt_server_config *c)

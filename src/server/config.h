@@ -106,6 +106,7 @@ struct pt_server_config {
 
 	/* sites (site.h) */
 	uint64_t compress_cache;          /* memory for compressed copies: 64 MiB */
+	unsigned response_cache;          /* response cache entries per worker: 1024, 0 = off */
 	struct pt_site_conf top;          /* the rules of the top level and the command line */
 	struct pt_site_conf *hosts;       /* host blocks in file order (owned), or NULL */
 	unsigned nhosts;

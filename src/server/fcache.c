@@ -145,6 +145,13 @@ const char *pt_fcache_bytes(struct pt_fcache *fc, struct fentry *e)
 	return e->data;
 }
 
+unsigned pt_fcache_fresh_ms(const struct pt_fcache *fc, const struct fentry *e)
+{
+	uint64_t age = pt__now_coarse_ms() - e->checked_ms;
+
+	return e->linked && age < fc->o->ttl_ms ? (unsigned)(fc->o->ttl_ms - age) : 0;
+}
+
 /* Which of name.br, name.zst, name.gz exist as regular files. */
 static unsigned variants(int rootfd, const char *name, size_t n, bool follow)
 {

@@ -87,5 +87,8 @@ void pt_fentry_unref(struct fentry *e);
  * copy_budget has room, else NULL (send the file range). The bytes live as long as e. fc's
  * worker only. */
 const char *pt_fcache_bytes(struct pt_fcache *fc, struct fentry *e);
+/* Milliseconds until e is checked against its file again (0: at its next lookup). fc's
+ * worker. */
+unsigned pt_fcache_fresh_ms(const struct pt_fcache *fc, const struct fentry *e);
 
 #endif

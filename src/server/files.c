@@ -48,6 +48,9 @@ struct rq {                     /* the request being answered */
 	bool stale;                 /* the connection predates the configuration: close it */
 	bool copy;                  /* the connection's sends copy the bytes (TLS in user space;
 				       set by send_ranges for files that are not small) */
+	struct pt_http_cache_policy pol; /* offered to the response cache (offer) */
+	bool direct;                /* the file is the request path's own (not an index page or
+				       the fallback): its 200 may go to the response cache */
 };
 
 struct reply {                  /* the response being assembled */
@@ -451,6 +454,34 @@ static const pt_http_fields_t *plain_fields(struct rq *q, const struct rep *p,
 	return base->plain;
 }
 
+/* The request fields a whole 200 of a file depends on: the conditionals and Range always,
+ * Accept-Encoding when the file has other encodings, Origin when the site answers CORS. */
+static const char *const vary_none[] = { "If-Match", "If-None-Match", "If-Modified-Since",
+	"If-Unmodified-Since", "If-Range", "Range", "Accept-Encoding", "Origin" };
+static const char *const vary_origin[] = { "If-Match", "If-None-Match", "If-Modified-Since",
+	"If-Unmodified-Since", "If-Range", "Range", "Origin" };
+
+/* Offers the whole 200 of base about to go out to the response cache (http.h), for as long
+ * as the open-file cache would answer from the same entry: a small file, sent from memory,
+ * on a connection that stays open, looked up for the request's own path. */
+static void offer(struct rq *q, const struct rep *p, const struct fentry *base)
+{
+	static const struct pt_http_cache_policy pol[4] = {
+		{ 1, vary_none, 6 }, { 1, vary_none, 7 },
+		{ 1, vary_origin, 7 },
+		{ 1, vary_none, 8 },
+	};
+	unsigned ttl = q->fc ? pt_fcache_fresh_ms(q->fc, base) : 0;
+
+	if (!q->direct || !base->small || !base->data || !ttl || q->stale ||
+	    atomic_load_explicit(&q->f->draining, memory_order_relaxed))
+		return;
+	struct pt_http_cache_policy pc = pol[(p->vary ? 1 : 0) | (q->site->ncors ? 2 : 0)];
+	pc.ttl_ms = ttl;
+	q->pol = pc;                       /* read when the response is sent, below */
+	pt_http_req_cache(q->r, &q->pol);
+}
+
 static void serve_file(struct rq *q, struct fentry *base)
 {
 	struct rep p = { base, NULL, base->etag, base->etag_len, (uint64_t)base->st.st_size, 0,
@@ -476,6 +507,8 @@ static void serve_file(struct rq *q, struct fentry *base)
 	} else {
 		if (p.e == base && !p.zb && !(use_range && rf.v[RF_RANGE].p))
 			pre = plain_fields(q, &p, base);
+		if (pre)
+			offer(q, &p, base);
 		if (!pre) {
 			common_headers(q, &rp, &p, base);
 			add(&rp, "Accept-Ranges", "bytes");
@@ -679,8 +712,10 @@ static void serve_path(struct rq *q, const char *norm, size_t nlen, int flags)
 		serve_dir(q, e, flags);
 	else if (flags & PT_PATH_DIR)            /* "file.txt/" */
 		simple(q, 404, NULL, NULL);
-	else
+	else {
+		q->direct = true;
 		serve_file(q, e);
+	}
 	pt_fentry_unref(e);
 }
 
@@ -694,7 +729,8 @@ void pt_files_handle(pt_http_req_t *r, void *arg)
 	const struct pt_snapshot *snap = pt_vhosts_for_conn(&f->vh, w,
 		now - pt_conn_age_ms(pt_http_req_conn(r)), now, &stale);
 	struct pt_http_str host = pt_http_req_authority(r);
-	struct rq q = { f, r, pt_snapshot_site(snap, host.p, host.n), NULL, w, 0, NULL, stale, false };
+	struct rq q = { f, r, pt_snapshot_site(snap, host.p, host.n), NULL, w, 0, NULL, stale, false,
+		      { 0, NULL, 0 }, false };
 	char norm[PATH_MAX];
 	size_t nlen;
 
@@ -721,6 +757,31 @@ void pt_files_handle(pt_http_req_t *r, void *arg)
 		simple(&q, 503, "Retry-After", "1");
 	else
 		serve_path(&q, norm, nlen, flags);
+}
+
+int pt_files_cache_hit(pt_http_req_t *r, unsigned status, uint64_t bytes, unsigned *flags,
+		       pt_http_send_fn *cb, void **arg, void *ctx)
+{
+	struct pt_files *f = ctx;
+	pt_worker_t *wk = pt_conn_worker(pt_http_req_conn(r));
+	unsigned w = pt_worker_index(wk);
+	uint64_t now = pt_worker_now_ms(wk);
+	bool stale;
+	struct pt_obs_req *o;
+
+	pt_vhosts_for_conn(&f->vh, w, now - pt_conn_age_ms(pt_http_req_conn(r)), now, &stale);
+	if (stale || atomic_load_explicit(&f->draining, memory_order_relaxed))
+		return -1;                         /* the handler answers, and closes */
+	if (f->obs && (o = pt_obs_begin(f->obs, r, w, pt_obs_start(f->obs, w, wk), status, bytes,
+					NULL, NULL))) {
+		*cb = pt_obs_sent;
+		*arg = o;
+	}
+	if (f->alog && !pt_alog_is_json(f->alog))
+		pt_alog_write(f->alog, r, status, bytes);
+	if (f->metrics)
+		pt_metrics_encoding(pt_metrics_worker(f->metrics, w), 0);   /* an identity body */
+	return 0;
 }
 
 const char *pt_files_reason(unsigned status)

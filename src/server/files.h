@@ -26,6 +26,7 @@ struct pt_files {
 	                                   NULL: neither */
 	atomic_bool draining;           /* SIGTERM with --drain-delay: responses close their
 	                                   connections (set by the main thread) */
+	pt_http_server_t *srv;          /* the server (its response cache is flushed on reload) */
 };
 
 /* Starts serving snapshot s (the reference passes to f) with workers workers. Before the
@@ -35,6 +36,11 @@ int pt_files_init(struct pt_files *f, unsigned workers, struct pt_snapshot *s, u
 void pt_files_fini(struct pt_files *f);
 /* The route handler (arg = struct pt_files *). Worker thread. */
 void pt_files_handle(pt_http_req_t *r, void *arg);
+/* The server's on_cache_hit (arg = struct pt_files *): a response from the response cache
+ * is logged and counted as the handler's would be; declined (the handler answers) while
+ * draining or on a connection that predates a reload, which must close. Worker thread. */
+int pt_files_cache_hit(pt_http_req_t *r, unsigned status, uint64_t bytes, unsigned *flags,
+		       pt_http_send_fn *cb, void **arg, void *ctx);
 /* The reason phrase of status, for the built-in bodies. Pure. */
 const char *pt_files_reason(unsigned status);
 

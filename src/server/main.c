@@ -72,6 +72,7 @@ static void http_config(const struct pt_server_config *c, struct pt_http_config 
 	h->max_body = c->max_body;
 	h->max_drain = c->max_drain;
 	h->queue_length = c->queue_length;
+	h->cache_entries = c->response_cache;
 	h->defer_accept_sec = (int)c->defer_accept_sec;
 	h->h2c = c->h2c;
 	h->backlog = (int)c->backlog;
@@ -443,6 +444,8 @@ static int serve(struct pt_server_config *c, struct pt_reload *rl)
 	if (activation_read(&act) < 0 || setup_tls(c, &act, &tls) < 0)
 		return 1;
 	http_config(c, &hc);
+	hc.on_cache_hit = pt_files_cache_hit;
+	hc.cache_arg = &files;
 	pt_http_server_t *s = pt_http_server_create(&hc, &err);
 	if (!s) {
 		fprintf(stderr, "portico: %s\n", strerror(-err));
@@ -464,6 +467,7 @@ static int serve(struct pt_server_config *c, struct pt_reload *rl)
 		goto out;
 	files_https(&files, s, c, tls);
 	files.vh.engine = pt_http_server_engine(s);
+	files.srv = s;
 	if ((err = pt_http_server_start(s)) < 0) {
 		fprintf(stderr, "portico: cannot start: %s\n", strerror(-err));
 		goto out;

@@ -268,6 +268,8 @@ static void caches(FILE *f, const struct pt_metrics *m, const struct pt_metrics_
 		 zc, 2);
 	single(f, "portico_compress_cache_bytes", "gauge", "Bytes of compressed copies held.",
 	       m->zc ? pt_zcache_bytes(m->zc) : 0);
+	single(f, "portico_response_cache_hits_total", "counter", "Responses sent again from the "
+	       "response cache (--response-cache), without a file lookup.", s->http.cache_hits);
 	labelled(f, "portico_http_responses_encoded_total", "counter", "File bodies sent, by "
 		 "content coding.", "encoding", enc, s->w.encoded, PT_MENC__COUNT);
 }

@@ -76,6 +76,7 @@ void pt_reload(struct pt_reload *r)
 		return;
 	}
 	pt_vhosts_swap(&r->files->vh, s);
+	pt_http_cache_flush(r->files->srv);        /* responses made under the old sites */
 	fprintf(stderr, "portico: configuration reloaded from %s (%u site%s)\n",
 		r->boot->config_file, s->nsites, s->nsites == 1 ? "" : "s");
 }

@@ -113,6 +113,12 @@ def routes(srv, content, tag):
     T(r.status == 200 and bytes(r.body) == b"prepared" and r.h.get("x-pre-one") == "1" and
       r.h.get("cache-control") == "max-age=60" and r.h.get("x-extra") == "2" and
       r.h.get("content-length") == "8", "prepared fields (pt_http_respond_fields)", r)
+    r1, r2 = c.get("/cached"), c.get("/cached")
+    r3 = c.get("/cached", method="HEAD")
+    T(r1.status == r2.status == 200 and bytes(r1.body) == bytes(r2.body) and
+      r2.h.get("x-cached-route") == "1" and r2.h.get("content-length") == str(len(r1.body)) and
+      r3.status == 200 and not r3.body and r3.h.get("content-length") == str(len(r1.body)),
+      "response cache over HTTP/2: the second GET and a HEAD get the kept copy", (r1, r2, r3))
     r = c.get("/prepared?close")
     T(r.status == 200 and bytes(r.body) == b"prepared" and "connection" not in r.h,
       "a prepared Connection: close is not sent over HTTP/2", r)

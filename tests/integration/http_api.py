@@ -77,6 +77,98 @@ def main():
     sys.exit(1 if failures() else 0)
 
 
+def body_n(b):
+    return int(b.decode().split("=")[1].rstrip("."))
+
+
+def check_cache(port):
+    """The response cache (pt_http_req_cache): one connection, so one worker's cache."""
+    def stats():
+        c2 = Conn(port)
+        c2.send(get("/cache-stats"))
+        f = c2.response()[2].decode().split()
+        c2.close()
+        return dict(zip(f[::2], map(int, f[1::2])))
+
+    c = Conn(port)
+    s0 = stats()
+    c.send(get("/cached"))
+    st, h, b1 = c.response()
+    c.send(get("/cached"))
+    st2, h2, b2 = c.response()
+    s1 = stats()
+    t(st == st2 == 200 and b1 == b2 and h2.get("x-cached-route") == "1" and "date" in h2 and
+      h2.get("content-length") == str(len(b1)) and s1["calls"] == s0["calls"] + 1 and
+      s1["hits"] == s0["hits"] + 1 and s1["hook"] == s0["hook"] + 1,
+      "a repeated GET is answered from the cache: same body, fields, a Date; no handler call",
+      (b1, b2, h2, s0, s1))
+    t(s1["sent"] == s0["sent"] + 1, "the hook's send callback ran once for the hit", (s0, s1))
+    c.send("HEAD /cached HTTP/1.1\r\nHost: t\r\n\r\n")
+    st, h, b = c.response(head_only=True)
+    c.send(get("/hello"))
+    hb = c.response()[2]
+    t(st == 200 and h.get("content-length") == str(len(b1)) and hb == b"Hello, World!",
+      "HEAD from the cache: the Content-Length of the GET, no body", (st, h, hb))
+    n0 = body_n(b1)
+    c.send(get("/cached", "X-Vary: 1\r\n"))
+    b = c.response()[2]
+    t(body_n(b) == n0 + 1, "a request with a field the policy names goes to the handler", b)
+    c.send(get("/cached", "x-vary: 1\r\n"))
+    b = c.response()[2]
+    t(body_n(b) == n0 + 2, "... matched case-insensitively", b)
+    c.send(get("/cached", "X-Decline: 1\r\n"))
+    b = c.response()[2]
+    t(body_n(b) == n0 + 3, "the server's hook can decline a hit: the handler answers", b)
+    c.send(get("/cached?other"))
+    b = c.response()[2]
+    t(body_n(b) == n0 + 4, "another target (query) is another key", b)
+    c.send("GET /cached HTTP/1.1\r\nHost: other\r\n\r\n")
+    b = c.response()[2]
+    t(body_n(b) == n0 + 5, "another Host is another key", b)
+    c.send(get("/cached"))
+    b = c.response()[2]
+    t(body_n(b) == n0 + 3, "the copy is the declined request's response (a handler "
+      "response replaces it); those made for requests with X-Vary, another target or "
+      "another Host are not served here", (b, n0))
+    time.sleep(0.4)
+    c.send(get("/cached"))
+    b = c.response()[2]
+    c.send(get("/cached"))
+    b2 = c.response()[2]
+    t(body_n(b) == n0 + 6 and b2 == b, "after its time to live the handler answers again, and "
+      "that response is kept", (b, b2))
+    c.send(get("/cache-flush"))
+    c.response()
+    c.send(get("/cached"))
+    b = c.response()[2]
+    t(body_n(b) == n0 + 7, "pt_http_cache_flush: the next request goes to the handler", b)
+    # pipelined: hits and misses in one write, answered in order
+    c.send(get("/cached") + get("/cached", "X-Vary: 1\r\n") + get("/cached") + get("/hello"))
+    rs = [c.response()[2] for _ in range(4)]
+    t(rs[0] == rs[2] == b and body_n(rs[1]) == n0 + 8 and rs[3] == b"Hello, World!",
+      "pipelined hits and misses answered in order", rs)
+    for path in ("/cached-more", "/cached-big"):
+        c.send(get(path))
+        x1 = c.response()[2]
+        c.send(get(path))
+        x2 = c.response()[2]
+        t(body_n(x2) == body_n(x1) + 1, "%s is not kept (%s)" % (
+            path, "PT_HTTP_MORE" if "more" in path else "body over cache_max_body"), (x1, x2))
+    c.send(get("/cached", "Connection: close\r\n"))
+    st, h, b2 = c.response()
+    t(b2 == b and h.get("connection") == "close" and c.closed(),
+      "a hit for a request with Connection: close closes the connection", (h, b2))
+    c = Conn(port)
+    c.send(get("/cached"))
+    c.response()
+    c.send(get("/cached"))
+    c.response()
+    c.send(get("/cached", ver="1.0"))
+    st, h, b2 = c.response()
+    t(st == 200 and h.get("connection") == "close" and c.closed(),
+      "an HTTP/1.0 hit without keep-alive closes the connection", (h, b2))
+
+
 def run(port, content):
     c = Conn(port)
     for i in range(3):
@@ -191,6 +283,8 @@ def run(port, content):
     c.send(get("/api-errors"))
     st, h, body = c.response()
     t(body == b"xx", "API error returns (status, headers, order, after final)", (st, body))
+    check_cache(port)
+    c = Conn(port)
     c.send(get("/prepared"))
     st, h, body = c.response()
     names = list(h)

@@ -34,6 +34,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,6 +114,76 @@ static void prepared(pt_http_req_t *r, void *arg)
 	if (pt_http_respond_fields(r, 200, close ? prep_close : prep, close ? NULL : &extra,
 				   close ? 0 : 1, &c, 1, 0, NULL, NULL) < 0)
 		text(r, 500, "respond_fields refused");
+}
+
+/* ---- the response cache ---- */
+
+static atomic_uint cache_calls;         /* handler calls of the /cached routes */
+static atomic_uint hook_hits, hook_sent;
+
+/* /cached: offered for 300 ms unless the request has X-Vary; the body counts handler calls.
+ * /cached-more (PT_HTTP_MORE) and /cached-big (over cache_max_body) are offered but cannot
+ * be kept. A bad policy must be refused first. */
+static void cached(pt_http_req_t *r, void *arg)
+{
+	static const char *const unless[] = { "X-Vary" }, *const empty[] = { "" };
+	static const struct pt_http_cache_policy pol = { 300, unless, 1 };
+	char body[200];
+	unsigned n = atomic_fetch_add(&cache_calls, 1) + 1;
+	const char *kind = arg;
+	struct pt_http_chunk c = { .kind = PT_HTTP_CHUNK_MEM, .mem = { body, 0 } };
+
+	if (pt_http_req_cache(r, &(struct pt_http_cache_policy){ 0, NULL, 0 }) != -EINVAL ||
+	    pt_http_req_cache(r, &(struct pt_http_cache_policy){ 10, empty, 1 }) != -EINVAL ||
+	    pt_http_req_cache(r, &pol) != 0) {
+		text(r, 500, "policy checks failed");
+		return;
+	}
+	c.mem.len = (size_t)snprintf(body, sizeof body, "n=%u%s", n,
+				     kind && *kind == 'b' ? "........................................"
+							    "........................................" : "");
+	if (kind && *kind == 'm') {
+		pt_http_respond(r, 200, NULL, NULL, 0, &c, 1, PT_HTTP_MORE | PT_HTTP_BUFFER, NULL, NULL);
+		pt_http_send_body(r, NULL, 0, 0, NULL, NULL);
+		return;
+	}
+	static const struct pt_http_header h = { "X-Cached-Route", "1" };
+	pt_http_respond(r, 200, NULL, &h, 1, &c, 1, PT_HTTP_BUFFER, NULL, NULL);
+}
+
+static void cache_flush(pt_http_req_t *r, void *arg)
+{
+	pt_http_cache_flush(srv);
+	text(r, 200, "flushed");
+}
+
+static void cache_stats(pt_http_req_t *r, void *arg)
+{
+	struct pt_http_counters n;
+	char buf[96];
+
+	pt_http_server_counters(srv, -1, &n);
+	snprintf(buf, sizeof buf, "calls %u hits %llu hook %u sent %u", atomic_load(&cache_calls),
+		 (unsigned long long)n.cache_hits, atomic_load(&hook_hits), atomic_load(&hook_sent));
+	text(r, 200, buf);
+}
+
+static void hit_sent(pt_http_req_t *r, void *arg, ssize_t res)
+{
+	if (res > 0 && arg == (void *)&hook_sent)
+		atomic_fetch_add(&hook_sent, 1);
+}
+
+/* Declines requests with X-Decline; otherwise counts, and asks for a callback. */
+static int on_hit(pt_http_req_t *r, unsigned status, uint64_t bytes, unsigned *flags,
+		  pt_http_send_fn *cb, void **arg, void *ctx)
+{
+	if (pt_http_req_header(r, "X-Decline").p)
+		return 1;
+	atomic_fetch_add(&hook_hits, 1);
+	*cb = hit_sent;
+	*arg = &hook_sent;
+	return 0;
 }
 
 static void status(pt_http_req_t *r, void *arg)
@@ -382,6 +453,9 @@ int main(int argc, char **argv)
 	memset(big, 'b', sizeof big);
 	pt_http_config_init(&cfg);
 	cfg.engine.workers = 2;
+	cfg.cache_entries = 64;
+	cfg.cache_max_body = 64;                   /* /cached-big is over it */
+	cfg.on_cache_hit = on_hit;
 	cfg.timeouts.header_wait = 400;
 	cfg.timeouts.idle_connection = 600;
 	cfg.timeouts.entity_body = 400;
@@ -417,6 +491,9 @@ int main(int argc, char **argv)
 		{ "/decoded/", decoded, NULL, 0 }, { "/frag-put", frag_put, NULL, 0 },
 		{ "/frag-short", frag_short, NULL, 0 }, { "/echo-head", echo_head, NULL, 0 },
 		{ "/h2-counters", h2_counters, NULL, 0 }, { "/prepared", prepared, NULL, 0 },
+		{ "/cached-more", cached, "m", 0 }, { "/cached-big", cached, "b", 0 },
+		{ "/cached", cached, NULL, 0 }, { "/cache-flush", cache_flush, NULL, 0 },
+		{ "/cache-stats", cache_stats, NULL, 0 },
 	};
 	if (prepare_fields() < 0)
 		return 1;

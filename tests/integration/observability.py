@@ -290,9 +290,26 @@ def check_metrics(tmp, root, parser):
     t(n - val(again, "portico_admin_requests_total") == 4,
       "metrics: admin requests are counted (3 and the scrape)",
       (val(again, "portico_admin_requests_total"), n))
+    import http.client
+    hc0 = val(again, "portico_response_cache_hits_total")
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+    bodies = []
+    for _ in range(3):                    # one connection: one worker, so one cache
+        conn.request("GET", "/hello.txt?rc")
+        bodies.append(conn.getresponse().read())
+    conn.close()
+    rc = wait_for(lambda: (lambda s: s if val(s, "portico_response_cache_hits_total") >= hc0 + 2
+                           else None)(scrape(srv.admin, parser)[0]), 5)
+    t(rc is not None and val(rc, "portico_response_cache_hits_total") == hc0 + 2 and
+      len(set(bodies)) == 1, "metrics: the response cache's hits (the same GET three times on "
+      "one connection: 2)", (hc0, rc and val(rc, "portico_response_cache_hits_total")))
+    again = rc or again
+    # repeated GETs of a file are answered by the response cache, or else by the open-file
+    # cache (a worker's first one, or the other worker)
     fc = val(again, "portico_file_cache_lookups_total", result="hit")
-    t(fc >= 2 and val(again, "portico_file_cache_lookups_total", result="miss") >= 3,
-      "metrics: file cache hits and misses", fc)
+    t(fc + val(again, "portico_response_cache_hits_total") >= 2 and
+      val(again, "portico_file_cache_lookups_total", result="miss") >= 3,
+      "metrics: file cache hits (with the response cache's) and misses", fc)
     per = sum(v for (n, l), v in again.items() if n == "portico_worker_requests_total")
     t(per == sum(requests_by(again).values()), "metrics: per-worker requests add up", per)
     check_states(srv, parser)

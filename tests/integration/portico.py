@@ -815,6 +815,37 @@ def check_files(port, root):
           "%s (%d bytes) byte-exact three times on one connection" % (name, len(data)), rs[0])
 
 
+def check_rcache(port, root, log):
+    """The response cache (--response-cache, on by default): repeated GETs of a small file on
+    one connection (one worker) come from it; what must not, does not; every hit is logged."""
+    et = etag_of(os.path.join(root, "a.txt"))
+    c = Conn(port)
+    rs = []
+    try:
+        for hdrs in [(), (), (), (("If-None-Match", et),), (("Range", "bytes=0-1"),),
+                     (("If-Modified-Since", lastmod_of(os.path.join(root, "a.txt"))),), ()]:
+            c.send(req_bytes("GET", "/a.txt?rc-log", hdrs))
+            rs.append(c.response())
+        c.send(req_bytes("HEAD", "/a.txt?rc-log"))
+        rs.append(c.response(head_only=True))
+    finally:
+        c.close()
+    t(all(r.status == 200 and r.body == A_TXT and r.h.get("etag") == et and "date" in r.h
+          for r in rs[:3] + rs[6:7]), "the same GET three times on one connection: the same "
+      "response each time (the later ones from the response cache)", rs[:3])
+    t(rs[3].status == 304 and rs[4].status == 206 and rs[4].body == A_TXT[:2] and
+      rs[5].status == 304, "conditional and Range requests after hits are still evaluated "
+      "(304, 206, 304)", rs[3:6])
+    t(rs[7].status == 200 and rs[7].body == b"" and
+      rs[7].h.get("content-length") == str(len(A_TXT)), "HEAD after hits: the length, no body",
+      rs[7])
+    lines = wait_for(lambda: [l for l in read_text(log).splitlines() if "rc-log" in l]
+                     if len([l for l in read_text(log).splitlines() if "rc-log" in l]) >= 8
+                     else None, 3)
+    t(lines and len(lines) == 8 and sum('" 200 ' in l for l in lines) == 5,
+      "every response is in the access log, hits included (8 lines, five 200)", lines)
+
+
 def check_fresh(port, root):
     p = os.path.join(root, "change.txt")
     q = os.path.join(root, "replace.txt")
@@ -1101,6 +1132,7 @@ def run_all(tmp):
     section("precompressed", check_precompressed, a.port, root)
     section("methods", check_methods, a.port, root)
     section("files", check_files, a.port, root)
+    section("rcache", check_rcache, a.port, root, log)
     section("curl", check_curl, a.port, root)
     section("log", check_log_format, log, a.port)
     section("sighup", check_sighup, a, log)
