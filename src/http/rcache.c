@@ -119,14 +119,20 @@ static uint64_t now_ms(const struct pt_http_req *r)
 	return pt_worker_now_ms(pt_conn_worker(r->c));
 }
 
+static bool same_key(const struct rentry *e, uint32_t h, bool tls, struct pt_http_str a,
+		     struct pt_http_str t)
+{
+	return e->hash == h && e->tls == tls && e->auth_len == a.n && e->target_len == t.n &&
+	       !memcmp(e->key, a.p, a.n) && !memcmp(e->key + a.n, t.p, t.n);
+}
+
 static struct rentry *lookup(struct pt_rcache *rc, const struct pt_http_req *r, bool tls,
 			     struct pt_http_str a, struct pt_http_str t)
 {
 	uint32_t h = key_hash(tls, a, t);
 
 	for (struct rentry *e = rc->tab[h % RC_BUCKETS]; e; e = e->next) {
-		if (e->hash != h || e->tls != tls || e->auth_len != a.n || e->target_len != t.n ||
-		    memcmp(e->key, a.p, a.n) || memcmp(e->key + a.n, t.p, t.n))
+		if (!same_key(e, h, tls, a, t))
 			continue;
 		if (e->gen != atomic_load_explicit(&r->s->cache_gen, memory_order_relaxed) ||
 		    now_ms(r) >= e->expires_ms) {
@@ -192,10 +198,10 @@ static void link_entry(struct pt_rcache *rc, struct rentry *e, unsigned max)
 {
 	struct rentry **b = &rc->tab[e->hash % RC_BUCKETS];
 
+	struct pt_http_str a = { e->key, e->auth_len }, t = { e->key + e->auth_len, e->target_len };
+
 	for (struct rentry *x = *b; x; x = x->next)
-		if (x->hash == e->hash && x->tls == e->tls && x->auth_len == e->auth_len &&
-		    x->target_len == e->target_len &&
-		    !memcmp(x->key, e->key, e->auth_len + e->target_len)) {
+		if (same_key(x, e->hash, e->tls, a, t)) {
 			unlink_entry(rc, x);          /* the newer copy replaces it */
 			break;
 		}

@@ -47,8 +47,8 @@ void pt__req_pool_free(struct hworker *hw)
 
 /* After a burst the free lists hold objects scattered over the heap, and they pin its pages
  * (issue 19): a second without a new request empties them (and the response cache) and
- * gives the pages back. Armed by
- * the first request after a trim, so an idle worker is not woken. */
+ * gives the pages back. Armed by the first request after a trim, so an idle worker is not
+ * woken. */
 #define TRIM_MS 1000u
 
 static void pool_housekeep(pt_timer_t *t, void *arg)

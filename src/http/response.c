@@ -184,37 +184,15 @@ static void put_at(char *block, size_t *k, const char *s, size_t n)
 
 PT_API pt_http_fields_t *pt_http_fields_new(const struct pt_http_header *h, unsigned n, int *err)
 {
-	size_t bytes = 0, nl, vl, k = 0;
-	struct pt_http_fields *f;
+	struct pt_fields f;
+	pt_http_fields_t *pf;
 
 	*err = -EINVAL;
-	if (n && !h)
-		return NULL;
-	for (unsigned i = 0; i < n; i++) {
-		if (check_field(&h[i], &nl, &vl) < 0 || name_is(h[i].name, nl, "Content-Length", 14))
-			return NULL;
-		bytes += nl + vl + 4;
-	}
-	*err = -ENOMEM;
-	if (bytes > UINT32_MAX || !(f = calloc(1, sizeof *f + n * sizeof *f->at + bytes + 1)))
-		return NULL;
-	f->at = (struct pt_pre_field *)(f + 1);
-	f->block = (char *)(f->at + n);
-	f->n = n;
-	f->bytes = bytes;
-	for (unsigned i = 0; i < n; i++) {
-		nl = strlen(h[i].name);
-		vl = strlen(h[i].value);
-		f->close = f->close || is_close(&h[i], nl, vl);
-		f->at[i] = (struct pt_pre_field){ (uint32_t)k, (uint32_t)nl, (uint32_t)(k + nl + 2),
-						  (uint32_t)vl };
-		put_at(f->block, &k, h[i].name, nl);
-		put_at(f->block, &k, ": ", 2);
-		put_at(f->block, &k, h[i].value, vl);
-		put_at(f->block, &k, "\r\n", 2);
-	}
-	*err = 0;
-	return f;
+	if ((n && !h) || inspect(h, n, &f) < 0 || f.cl_index >= 0 || f.bytes > UINT32_MAX)
+		return NULL;                      /* Content-Length belongs to each response */
+	pf = pt__fields_join(NULL, h, n, &f);
+	*err = pf ? 0 : -ENOMEM;
+	return pf;
 }
 
 PT_API void pt_http_fields_free(pt_http_fields_t *f)
@@ -495,16 +473,24 @@ static int send_on_worker(struct pt_call *call, void *p)
 	return err;
 }
 
+static int respond_call(pt_http_req_t *r, unsigned status, const char *reason,
+			const pt_http_fields_t *pre, const struct pt_http_header *headers,
+			unsigned nheaders, const struct pt_http_chunk *body, unsigned nbody,
+			unsigned flags, pt_http_send_fn cb, void *arg)
+{
+	struct send_args a = { .r = r, .head = true, .status = status, .reason = reason, .pre = pre,
+			       .headers = headers, .nheaders = nheaders, .body = body, .nbody = nbody,
+			       .flags = flags, .cb = cb, .arg = arg };
+
+	return pt__req_run(r, send_on_worker, &a);
+}
+
 PT_API int pt_http_respond(pt_http_req_t *r, unsigned status, const char *reason,
 			   const struct pt_http_header *headers, unsigned nheaders,
 			   const struct pt_http_chunk *body, unsigned nbody, unsigned flags,
 			   pt_http_send_fn cb, void *arg)
 {
-	struct send_args a = { .r = r, .head = true, .status = status, .reason = reason,
-			       .headers = headers, .nheaders = nheaders, .body = body, .nbody = nbody,
-			       .flags = flags, .cb = cb, .arg = arg };
-
-	return pt__req_run(r, send_on_worker, &a);
+	return respond_call(r, status, reason, NULL, headers, nheaders, body, nbody, flags, cb, arg);
 }
 
 PT_API int pt_http_respond_fields(pt_http_req_t *r, unsigned status, const pt_http_fields_t *pre,
@@ -512,11 +498,7 @@ PT_API int pt_http_respond_fields(pt_http_req_t *r, unsigned status, const pt_ht
 				  const struct pt_http_chunk *body, unsigned nbody, unsigned flags,
 				  pt_http_send_fn cb, void *arg)
 {
-	struct send_args a = { .r = r, .head = true, .status = status, .pre = pre,
-			       .headers = headers, .nheaders = nheaders, .body = body, .nbody = nbody,
-			       .flags = flags, .cb = cb, .arg = arg };
-
-	return pt__req_run(r, send_on_worker, &a);
+	return respond_call(r, status, NULL, pre, headers, nheaders, body, nbody, flags, cb, arg);
 }
 
 PT_API int pt_http_send_body(pt_http_req_t *r, const struct pt_http_chunk *body, unsigned nbody,

@@ -466,20 +466,17 @@ static const char *const vary_origin[] = { "If-Match", "If-None-Match", "If-Modi
  * on a connection that stays open, looked up for the request's own path. */
 static void offer(struct rq *q, const struct rep *p, const struct fentry *base)
 {
-	static const struct pt_http_cache_policy pol[4] = {
-		{ 1, vary_none, 6 }, { 1, vary_none, 7 },
-		{ 1, vary_origin, 7 },
-		{ 1, vary_none, 8 },
+	static const struct { const char *const *names; unsigned n; } lists[4] = {
+		{ vary_none, 6 }, { vary_none, 7 }, { vary_origin, 7 }, { vary_none, 8 },
 	};
-	unsigned ttl = q->fc ? pt_fcache_fresh_ms(q->fc, base) : 0;
+	unsigned ttl = q->fc ? pt_fcache_fresh_ms(q->fc, base) : 0,
+		 k = (p->vary ? 1 : 0) | (q->site->ncors ? 2 : 0);
 
 	if (!q->direct || !base->small || !base->data || !ttl || q->stale ||
 	    atomic_load_explicit(&q->f->draining, memory_order_relaxed))
 		return;
-	struct pt_http_cache_policy pc = pol[(p->vary ? 1 : 0) | (q->site->ncors ? 2 : 0)];
-	pc.ttl_ms = ttl;
-	q->pol = pc;                       /* read when the response is sent, below */
-	pt_http_req_cache(q->r, &q->pol);
+	q->pol = (struct pt_http_cache_policy){ ttl, lists[k].names, lists[k].n };
+	pt_http_req_cache(q->r, &q->pol);       /* read when the response is sent, below */
 }
 
 static void serve_file(struct rq *q, struct fentry *base)
