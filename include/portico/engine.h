@@ -306,6 +306,19 @@ PT_API int pt_conn_transmit(pt_conn_t *c, const struct pt_chunk *chunks, unsigne
 PT_API int pt_conn_send(pt_conn_t *c, const void *buf, size_t len, unsigned flags,
 			pt_send_fn cb, void *arg);
 
+/* Joining sends (the HTTP layer's pipelined responses: one operation for a batch). The
+ * connection's newest send, when it was made with cb, ends in a memory chunk, was not made
+ * with PT_SEND_COPY or PT_SEND_ZC and its callback has not run: its arg, else NULL. Then
+ * pt_conn_transmit_extend(c, cb, arg, more) lengthens that last memory chunk by more bytes,
+ * which the caller has written right after it (they must stay valid until cb runs, like the
+ * rest); they leave after the chunk's other bytes, in the same order as any send made then, and
+ * cb's res counts them. Bytes already handed to the kernel are not touched, so a send in flight
+ * may grow. Returns 0, or -EBUSY when that send cannot grow (it is no longer the newest, or cb
+ * and arg do not match it), -EPIPE (closing), -EAGAIN (max_send_queue): then make a new send.
+ * Worker thread of c only. */
+PT_API void *pt_conn_tail_arg(const pt_conn_t *c, pt_send_fn cb);
+PT_API int pt_conn_transmit_extend(pt_conn_t *c, pt_send_fn cb, void *arg, size_t more);
+
 /* Queued bytes not yet handed to the kernel. */
 PT_API size_t pt_conn_send_queued(const pt_conn_t *c);
 /* Bytes of c's output the peer has not acknowledged: queued here, plus what the kernel holds

@@ -308,6 +308,43 @@ PT_API int pt_conn_send(pt_conn_t *c, const void *buf, size_t len, unsigned flag
 	return pt_conn_transmit(c, &ch, 1, flags, cb, arg);
 }
 
+/* The newest send, when pt_conn_transmit_extend may grow it (see engine.h). */
+static struct pt_sreq *growable_tail(const struct pt_conn *c, pt_send_fn cb)
+{
+	struct pt_sreq *r = c->q->sq_tail;
+
+	if (!r || r->cb != cb || r->err || r->n == 0 || !r->left ||
+	    (r->flags & (PT_SEND_COPY | PT_SEND_ZC | PT_SR_COPIED | PT_SR_NOTIFIED)) ||
+	    r->chunks[r->n - 1].kind != PT_CHUNK_MEM)
+		return NULL;
+	return r;
+}
+
+PT_API void *pt_conn_tail_arg(const pt_conn_t *c, pt_send_fn cb)
+{
+	const struct pt_sreq *r = c && (c->flags & PT_C_LIVE) ? growable_tail(c, cb) : NULL;
+
+	return r ? r->arg : NULL;
+}
+
+PT_API int pt_conn_transmit_extend(pt_conn_t *c, pt_send_fn cb, void *arg, size_t more)
+{
+	if (!c || !(c->flags & PT_C_LIVE) || c->w != pt__current_worker())
+		return -EINVAL;
+	if (c->flags & (PT_C_CLOSING | PT_C_SHUT_WR))
+		return -EPIPE;
+	struct pt_sreq *r = growable_tail(c, cb);
+	if (!r || r->arg != arg)
+		return -EBUSY;
+	if (c->q->sq_bytes + more > c->w->e->cfg.max_send_queue)
+		return -EAGAIN;
+	r->chunks[r->n - 1].mem.len += more;   /* positions already sent stay where they were */
+	r->total += more;
+	r->left += more;
+	c->q->sq_bytes += more;
+	return 0;
+}
+
 PT_API size_t pt_conn_send_queued(const pt_conn_t *c)
 {
 	return c ? c->q->sq_bytes : 0;

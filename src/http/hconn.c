@@ -288,6 +288,7 @@ static size_t consume(struct hconn *h, const char *buf, size_t n, struct pt_pars
 			break;
 		}
 		off += r->head_len;
+		h->pipelined = off < n;
 		pt__req_dispatch(r);
 	}
 	return h->closing ? n : off;

@@ -19,6 +19,23 @@
 #include <sys/stat.h>
 
 #define HSEND_FREE_MAX 1024u
+#define FOLD_MAX 512u             /* bodies copied behind the head (fold_body, joins) */
+#define JOIN_MAX 32u              /* responses per join */
+#define JOIN_BUF 8192u            /* bytes per join */
+#define JOIN_FREE_MAX 64u
+
+struct hjoin {
+	struct hjoin *next;               /* free list */
+	unsigned n;
+	size_t len;
+	struct {
+		struct pt_http_req *r;
+		pt_http_send_fn cb;
+		void *arg;
+		size_t len;
+	} m[JOIN_MAX];
+	char buf[JOIN_BUF];
+};
 
 /* ---- send contexts ---- */
 
@@ -61,6 +78,12 @@ void pt__hsend_pool_free(struct hworker *hw)
 		free(hs);
 	}
 	hw->nhs_free = 0;
+	while (hw->hj_free) {
+		struct hjoin *j = hw->hj_free;
+		hw->hj_free = j->next;
+		free(j);
+	}
+	hw->nhj_free = 0;
 }
 
 /* Engine completion of one application send. */
@@ -270,6 +293,114 @@ static int emit(struct pt_http_req *r, const struct emit *em, pt_http_send_fn cb
 	return 0;
 }
 
+/* ---- joined sends: the responses to pipelined requests ---- */
+
+/* A complete small response (head, and a body of at most FOLD_MAX bytes from memory) to a
+ * request that others follow in the input is written into a join buffer, sent as one engine
+ * transmit, and the responses to the next requests of the batch are written behind it while
+ * that transmit is still the connection's newest: it grows (pt_conn_transmit_extend) instead
+ * of a transmit each. 16 pipelined hits then cost one send request and one completion; each
+ * request's callback still runs once, in order, with its own byte count. */
+static struct hjoin *join_alloc(struct hworker *hw)
+{
+	struct hjoin *j = hw->hj_free;
+
+	if (j) {
+		hw->hj_free = j->next;
+		hw->nhj_free--;
+	} else if (!(j = malloc(sizeof *j))) {
+		return NULL;
+	}
+	j->n = 0;
+	j->len = 0;
+	return j;
+}
+
+static void join_free(struct hworker *hw, struct hjoin *j)
+{
+	if (!PT_RECYCLE || hw->nhj_free >= JOIN_FREE_MAX) {
+		free(j);
+		return;
+	}
+	j->next = hw->hj_free;
+	hw->hj_free = j;
+	hw->nhj_free++;
+}
+
+/* Engine completion of a join: each member's, in order (send_done's steps). */
+static void join_done(pt_conn_t *c, void *arg, ssize_t res)
+{
+	struct hjoin *j = arg;
+	struct hworker *hw = j->m[0].r->hw;
+	struct hconn *h = j->m[0].r->h;
+
+	if (res < 0 && h && res != -ECANCELED) {
+		h->closing = true;                     /* the stream is broken: end the connection */
+		pt_conn_close(c, PT_CLOSE_ABORT);
+	}
+	for (unsigned i = 0; i < j->n; i++) {
+		struct pt_http_req *r = j->m[i].r;
+		PT_ASSERT(r->pending > 0);
+		r->pending--;
+		if (j->m[i].cb)
+			j->m[i].cb(r, j->m[i].arg, res < 0 ? res : (ssize_t)j->m[i].len);
+		pt__req_maybe_free(r);
+	}
+	join_free(hw, j);
+	if (h)
+		pt__hconn_after_send(h);
+}
+
+/* Whether the whole response fits a join: final, no chunked framing, nothing held, the body
+ * (if it is sent) one piece of memory of at most FOLD_MAX bytes. */
+static bool joinable(const struct pt_http_req *r, const struct pt_out *o, size_t need)
+{
+	const struct pt_http_chunk *b = o->body;
+
+	if (!o->final || o->nrefs || r->h1.chunked_out || r->h1.close_after ||
+	    (o->flags & (PT_HTTP_ZC | PT_HTTP_MORE | PT_HTTP_DISCONNECT)) || need > JOIN_BUF)
+		return false;
+	return r->no_body || o->nbody == 0 ||
+	       (o->nbody == 1 && b->kind == PT_HTTP_CHUNK_MEM && b->mem.len <= FOLD_MAX);
+}
+
+/* Sends r's response through a join: 0, 1 when it does not go that way (no join to grow and
+ * no pipelined request behind it), or -errno. need: the head's bound plus the body. */
+static int join_send(struct pt_http_req *r, const struct pt_out *o, size_t need,
+		     pt_http_send_fn cb, void *arg)
+{
+	struct hconn *h = r->h;
+	pt_conn_t *c = pt__hc(h);
+	struct hjoin *j = pt_conn_tail_arg(c, join_done);
+	bool fresh = !j || j->n == JOIN_MAX || JOIN_BUF - j->len < need;
+	int err;
+
+	if (fresh && (!h->pipelined || !(j = join_alloc(r->hw))))
+		return 1;
+	char *p = j->buf + j->len;
+	size_t k = build_head(r, p, o);
+	if (!r->no_body && o->nbody) {
+		memcpy(p + k, o->body[0].mem.p, o->body[0].mem.len);
+		k += o->body[0].mem.len;
+	}
+	err = fresh ? pt_conn_send(c, p, k, 0, join_done, j)
+		    : pt_conn_transmit_extend(c, join_done, j, k);
+	if (err < 0) {
+		if (fresh)
+			join_free(r->hw, j);
+		return err;
+	}
+	j->m[j->n].r = r;
+	j->m[j->n].cb = cb;
+	j->m[j->n].arg = arg;
+	j->m[j->n++].len = k;
+	j->len += k;
+	r->pending++;
+	r->final_sent = true;
+	pt__hconn_after_send(h);
+	return 0;
+}
+
 /* ---- sends ---- */
 
 static bool keep_alive(struct pt_http_req *r, const struct pt_fields *f, unsigned flags)
@@ -289,7 +420,6 @@ static bool keep_alive(struct pt_http_req *r, const struct pt_fields *f, unsigne
 /* A small body from memory is copied behind the head, so the response leaves as one buffer: a
  * send instead of a sendmsg of two pieces, which costs the kernel more per call (S1: a 13-byte
  * file). Not for chunked framing or a zero-copy send. Whether it was: the head grew by it. */
-#define FOLD_MAX 512u
 
 static bool fold_body(struct pt_http_req *r, const struct pt_out *o, char *p, size_t *k, size_t cap)
 {
@@ -315,6 +445,11 @@ static int send_head(struct pt_http_req *r, const struct pt_out *o, pt_http_send
 	}
 	q->close_after = q->close_after || !keep_alive(r, o->f, o->flags);
 	size_t need = 96 + r->hw->date_len + 48 + r->s->server_line_len + o->f->bytes + 64;
+	if (r->h->in_consume && joinable(r, o, need + FOLD_MAX)) {
+		int err = join_send(r, o, need + FOLD_MAX, cb, arg);
+		if (err <= 0)
+			return err;
+	}
 	char *heap = need > PT_HEAD_INLINE ? malloc(need) : NULL;
 	if (need > PT_HEAD_INLINE && !heap)
 		return -ENOMEM;

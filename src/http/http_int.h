@@ -217,6 +217,8 @@ struct hconn {
 	bool in_consume : 1;              /* consume() is on the stack */
 	bool resume : 1;                  /* input waits for the loop (on_drain) */
 	bool tx_wait : 1;                 /* dispatching waits for the send queue to empty */
+	bool pipelined : 1;               /* input follows the request being dispatched: its
+	                                     response may start a joined send (hsend.c) */
 	uint32_t last_in;                 /* PH_BODY, PH_LINGER: last byte in (ms, mod 2^32) */
 	union {
 		uint64_t rate_mark;           /* PH_SENDING: bytes sent at the window's start */
@@ -256,6 +258,8 @@ struct hworker {
 	pt_post_t goaway_post[2];         /* the two GOAWAY steps of a graceful stop */
 	struct pt_http_req *req_free;
 	struct hsend *hs_free;
+	struct hjoin *hj_free;            /* joined sends kept for reuse (hsend.c) */
+	unsigned nhj_free;
 	unsigned nreq_free, nhs_free;
 	struct h2stream *st_free;         /* HTTP/2 streams and sends for reuse (h2_stream.c) */
 	struct h2out *out_free;

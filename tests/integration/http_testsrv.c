@@ -120,6 +120,7 @@ static void prepared(pt_http_req_t *r, void *arg)
 
 static atomic_uint cache_calls;         /* handler calls of the /cached routes */
 static atomic_uint hook_hits, hook_sent;
+static atomic_ullong hook_sent_bytes;      /* the res of the hook's callbacks, summed */
 
 /* /cached: offered for 300 ms unless the request has X-Vary; the body counts handler calls.
  * /cached-more (PT_HTTP_MORE) and /cached-big (over cache_max_body) are offered but cannot
@@ -163,15 +164,18 @@ static void cache_stats(pt_http_req_t *r, void *arg)
 	char buf[96];
 
 	pt_http_server_counters(srv, -1, &n);
-	snprintf(buf, sizeof buf, "calls %u hits %llu hook %u sent %u", atomic_load(&cache_calls),
-		 (unsigned long long)n.cache_hits, atomic_load(&hook_hits), atomic_load(&hook_sent));
+	snprintf(buf, sizeof buf, "calls %u hits %llu hook %u sent %u sentb %llu",
+		 atomic_load(&cache_calls), (unsigned long long)n.cache_hits, atomic_load(&hook_hits),
+		 atomic_load(&hook_sent), (unsigned long long)atomic_load(&hook_sent_bytes));
 	text(r, 200, buf);
 }
 
 static void hit_sent(pt_http_req_t *r, void *arg, ssize_t res)
 {
-	if (res > 0 && arg == (void *)&hook_sent)
+	if (res > 0 && arg == (void *)&hook_sent) {
+		atomic_fetch_add(&hook_sent_bytes, (unsigned long long)res);
 		atomic_fetch_add(&hook_sent, 1);
+	}
 }
 
 /* Declines requests with X-Decline; otherwise counts, and asks for a callback. */

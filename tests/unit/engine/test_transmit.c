@@ -175,6 +175,56 @@ static void test_ordered_sends(void **state)
 	pt_engine_destroy(e);
 }
 
+/* ---- joining sends: pt_conn_tail_arg, pt_conn_transmit_extend ---- */
+
+static void other_cb(pt_conn_t *c, void *arg, ssize_t res)
+{
+}
+
+static void script_extend(pt_conn_t *c)
+{
+	assert_null(pt_conn_tail_arg(c, record_cb));              /* nothing queued */
+	assert_int_equal(pt_conn_transmit_extend(c, record_cb, (void *)1, 5), -EBUSY);
+	assert_int_equal(pt_conn_send(c, g_big, 100, 0, record_cb, (void *)1), 0);
+	assert_ptr_equal(pt_conn_tail_arg(c, record_cb), (void *)1);
+	assert_null(pt_conn_tail_arg(c, other_cb));               /* made with another callback */
+	assert_int_equal(pt_conn_transmit_extend(c, record_cb, (void *)1, 50), 0);
+	assert_int_equal(pt_conn_transmit_extend(c, record_cb, (void *)2, 5), -EBUSY);
+	assert_int_equal(pt_conn_send(c, g_big + 150, 10, PT_SEND_COPY, record_cb, (void *)2), 0);
+	assert_null(pt_conn_tail_arg(c, record_cb));              /* a copy cannot grow */
+	assert_int_equal(pt_conn_transmit_extend(c, record_cb, (void *)2, 5), -EBUSY);
+	assert_int_equal(pt_conn_send(c, g_big + 160, 40, 0, record_cb, (void *)3), 0);
+	assert_int_equal(pt_conn_transmit_extend(c, record_cb, (void *)1, 5), -EBUSY); /* not newest */
+	assert_int_equal(pt_conn_transmit_extend(c, record_cb, (void *)3, 1000), 0);
+	assert_int_equal(pt_conn_send_queued(c), 1200);
+	pt_conn_close(c, PT_CLOSE_GRACEFUL);
+	assert_int_equal(pt_conn_transmit_extend(c, record_cb, (void *)3, 5), -EPIPE);
+}
+
+static void test_transmit_extend(void **state)
+{
+	int port;
+
+	for (size_t i = 0; i < sizeof g_big; i++)
+		g_big[i] = (char)(i % 251);
+	g_script = script_extend;
+	pt_engine_t *e = start(NULL, &port);
+	int fd = connect_to(port);
+	assert_int_equal(recv_compare(fd, g_big, 1200), 1200);
+	WAIT_FOR(atomic_load(&g_closed) == 1, 5000);
+	pthread_mutex_lock(&g_mu);
+	assert_int_equal(g_ncb, 3);
+	assert_int_equal(g_cb_order[0], 1);
+	assert_int_equal(g_cb_res[0], 150);              /* the callback counts the added bytes */
+	assert_int_equal(g_cb_order[1], 2);
+	assert_int_equal(g_cb_res[1], 10);
+	assert_int_equal(g_cb_order[2], 3);
+	assert_int_equal(g_cb_res[2], 1040);
+	pthread_mutex_unlock(&g_mu);
+	close(fd);
+	pt_engine_destroy(e);
+}
+
 /* ---- file transmit: 100 MiB, and mixed memory + file ranges ---- */
 
 static void script_file(pt_conn_t *c)
@@ -436,6 +486,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_ordered_sends),
+		cmocka_unit_test(test_transmit_extend),
 		cmocka_unit_test(test_transmit_100mib_file),
 		cmocka_unit_test(test_transmit_mixed),
 		cmocka_unit_test(test_transmit_short_file),
