@@ -50,21 +50,36 @@ struct pt_rcache {
 	unsigned count;
 };
 
-/* Eight bytes at a time: a multiply and a shift per word. */
+static uint64_t mix_word(uint64_t h, uint64_t w)
+{
+	h = (h ^ w) * 0x9e3779b97f4a7c15ull;
+	return h ^ h >> 29;
+}
+
+/* Eight bytes at a time: a multiply and a shift per word. The tail is the last eight bytes
+ * (overlapping the words before) or, for keys under eight bytes, two overlapping halves. */
 static uint64_t mix(uint64_t h, const char *p, size_t n)
 {
-	uint64_t w;
+	uint64_t w = 0;
+	size_t i = 0;
 
-	for (; n >= 8; p += 8, n -= 8) {
-		memcpy(&w, p, 8);
-		h = (h ^ w) * 0x9e3779b97f4a7c15ull;
-		h ^= h >> 29;
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&w, p + i, 8);
+		h = mix_word(h, w);
 	}
-	w = 0;
-	for (size_t i = 0; i < n; i++)       /* the tail: no call for a few bytes */
-		w |= (uint64_t)(unsigned char)p[i] << (8 * i);
-	h = (h ^ w ^ (uint64_t)n << 56) * 0x9e3779b97f4a7c15ull;
-	return h ^ h >> 29;
+	if (i < n && n >= 8) {
+		memcpy(&w, p + n - 8, 8);
+	} else if (n >= 4) {
+		uint32_t a, b;
+		memcpy(&a, p, 4);
+		memcpy(&b, p + n - 4, 4);
+		w = a | (uint64_t)b << 32;
+	} else {
+		w = 0;
+		for (i = 0; i < n; i++)
+			w |= (uint64_t)(unsigned char)p[i] << (8 * i);
+	}
+	return mix_word(h, w ^ (uint64_t)n << 56);
 }
 
 static uint32_t key_hash(bool tls, struct pt_http_str a, struct pt_http_str t)
