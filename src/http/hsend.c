@@ -396,8 +396,7 @@ static int join_send(struct pt_http_req *r, const struct pt_out *o, size_t need,
 	j->m[j->n++].len = k;
 	j->len += k;
 	r->pending++;
-	r->final_sent = true;
-	pt__hconn_after_send(h);
+	r->final_sent = true;        /* no after_send: consume() goes on, process() updates the phase */
 	return 0;
 }
 
@@ -445,7 +444,7 @@ static int send_head(struct pt_http_req *r, const struct pt_out *o, pt_http_send
 	}
 	q->close_after = q->close_after || !keep_alive(r, o->f, o->flags);
 	size_t need = 96 + r->hw->date_len + 48 + r->s->server_line_len + o->f->bytes + 64;
-	if (r->h->in_consume && joinable(r, o, need + FOLD_MAX)) {
+	if (r->h->in_consume && joinable(r, o, need + FOLD_MAX)) {   /* in consume() only */
 		int err = join_send(r, o, need + FOLD_MAX, cb, arg);
 		if (err <= 0)
 			return err;
