@@ -148,6 +148,9 @@ SCENARIOS = dict([
     _tls("H2", "HTTP/2 over TLS (h2load): 64 KiB file, 10 connections x 100 streams",
          tool="h2load", conns=10, streams=100, path="/64k.bin", metric="mbps", also="rps",
          servers=H2_3, ref="h2o-tls"),
+    _tls("H2p", "H2 with portico-load as the client (--h2 --streams 100): h2load saturates its "
+         "core in H2, so H2's rate is mostly the client's", tool="pload", h2=True, conns=10,
+         streams=100, path="/64k.bin", metric="mbps", also="rps", servers=H2_3, ref="h2o-tls"),
     _flood("S10", "flood: 30 000 silent + 300 slowloris connections, 200 new-connection "
            "requests over 30 s with a 5 s budget; server limited to 20 000 descriptors",
            servers=["portico", "portico-epoll", "nginx"], **S10_LOAD),
@@ -197,6 +200,8 @@ def client_argv(ctx, scen, srv, port):
                 f"--timeout={scen['timeout'] * 1000}", "--json=-", "-q"]
         if scen.get("pipeline"):
             argv.append(f"--pipeline={scen['pipeline']}")
+        if scen.get("h2"):
+            argv += ["--h2", f"--streams={scen['streams']}"]
         for h in scen["headers"]:
             argv += ["-H", h]
         return argv + [f"{scen['scheme']}://127.0.0.1:{port}{path}"]

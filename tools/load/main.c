@@ -323,7 +323,7 @@ static int engine_run(struct run *r)
 
 	pt_engine_config_init(&cfg);
 	cfg.workers = r->o.threads;
-	cfg.recv_buf_size = 16384;     /* whole responses, large bodies in few receives */
+	cfg.recv_buf_size = 65536;     /* whole responses, large bodies in few receives */
 	cfg.recv_buf_count = 256;
 	cfg.shutdown_ms = 200;
 	cfg.batch_wait = r->o.batch;
