@@ -419,6 +419,7 @@ static int process_direct(struct hconn *h, const char *data, size_t len)
 static void process(struct hconn *h, const char *data, size_t len)
 {
 	h->in_consume = true;
+	h->joined = false;
 	int err = h->in ? process_buffered(h, data, len) : process_direct(h, data, len);
 	h->in_consume = false;
 	if (err < 0) {

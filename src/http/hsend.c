@@ -371,6 +371,9 @@ static int join_send(struct pt_http_req *r, const struct pt_out *o, size_t need,
 {
 	struct hconn *h = r->h;
 	pt_conn_t *c = pt__hc(h);
+
+	if (!h->pipelined && !h->joined)
+		return 1;                  /* a lone request (S1): no join to look for */
 	struct hjoin *j = pt_conn_tail_arg(c, join_done);
 	bool fresh = !j || j->n == JOIN_MAX || JOIN_BUF - j->len < need;
 	int err;
@@ -395,6 +398,7 @@ static int join_send(struct pt_http_req *r, const struct pt_out *o, size_t need,
 	j->m[j->n].arg = arg;
 	j->m[j->n++].len = k;
 	j->len += k;
+	h->joined = true;
 	r->pending++;
 	r->final_sent = true;        /* no after_send: consume() goes on, process() updates the phase */
 	return 0;

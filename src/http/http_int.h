@@ -219,6 +219,7 @@ struct hconn {
 	bool tx_wait : 1;                 /* dispatching waits for the send queue to empty */
 	bool pipelined : 1;               /* input follows the request being dispatched: its
 	                                     response may start a joined send (hsend.c) */
+	bool joined : 1;                  /* this process() call made or grew a joined send */
 	uint32_t last_in;                 /* PH_BODY, PH_LINGER: last byte in (ms, mod 2^32) */
 	union {
 		uint64_t rate_mark;           /* PH_SENDING: bytes sent at the window's start */
