@@ -67,8 +67,10 @@ static uint64_t mix(uint64_t h, const char *p, size_t n)
 		memcpy(&w, p + i, 8);
 		h = mix_word(h, w);
 	}
-	if (i < n && n >= 8) {
-		memcpy(&w, p + n - 8, 8);
+	if (n >= 8) {
+		w = 0;
+		if (i < n)
+			memcpy(&w, p + n - 8, 8);
 	} else if (n >= 4) {
 		uint32_t a, b;
 		memcpy(&a, p, 4);
