@@ -86,6 +86,25 @@ void pt__hsend_pool_free(struct hworker *hw)
 	hw->nhj_free = 0;
 }
 
+/* A send failed (other than by the connection closing first): the stream is broken, end it. */
+static void send_failed(pt_conn_t *c, struct hconn *h, ssize_t res)
+{
+	if (res < 0 && h && res != -ECANCELED) {
+		h->closing = true;
+		pt_conn_close(c, PT_CLOSE_ABORT);
+	}
+}
+
+/* The request's part of a completed send: its callback, then its release if it is done. */
+static void req_sent(struct pt_http_req *r, pt_http_send_fn cb, void *arg, ssize_t res)
+{
+	PT_ASSERT(r->pending > 0);
+	r->pending--;
+	if (cb)
+		cb(r, arg, res);
+	pt__req_maybe_free(r);
+}
+
 /* Engine completion of one application send. */
 static void send_done(pt_conn_t *c, void *arg, ssize_t res)
 {
@@ -96,15 +115,8 @@ static void send_done(pt_conn_t *c, void *arg, ssize_t res)
 	void *cb_arg = hs->arg;
 
 	hsend_free(r->hw, hs);
-	PT_ASSERT(r->pending > 0);
-	r->pending--;
-	if (res < 0 && h && res != -ECANCELED) {
-		h->closing = true;                     /* the stream is broken: end the connection */
-		pt_conn_close(c, PT_CLOSE_ABORT);
-	}
-	if (cb)
-		cb(r, cb_arg, res);
-	pt__req_maybe_free(r);
+	send_failed(c, h, res);
+	req_sent(r, cb, cb_arg, res);
 	if (h)
 		pt__hconn_after_send(h);
 }
@@ -293,6 +305,28 @@ static int emit(struct pt_http_req *r, const struct emit *em, pt_http_send_fn cb
 	return 0;
 }
 
+/* A small body from memory is copied behind the head, so the response leaves as one buffer: a
+ * send instead of a sendmsg of two pieces, which costs the kernel more per call (S1: a 13-byte
+ * file). Not for chunked framing or a zero-copy send. Whether it was: the head grew by it. */
+static bool small_body(const struct pt_out *o)
+{
+	const struct pt_http_chunk *b = o->body;
+
+	return o->nbody == 1 && b->kind == PT_HTTP_CHUNK_MEM && b->mem.len <= FOLD_MAX &&
+	       !(o->flags & PT_HTTP_ZC);
+}
+
+static bool fold_body(struct pt_http_req *r, const struct pt_out *o, char *p, size_t *k, size_t cap)
+{
+	const struct pt_http_chunk *b = o->body;
+
+	if (r->no_body || r->h1.chunked_out || !small_body(o) || *k + b->mem.len > cap)
+		return false;
+	memcpy(p + *k, b->mem.p, b->mem.len);
+	*k += b->mem.len;
+	return true;
+}
+
 /* ---- joined sends: the responses to pipelined requests ---- */
 
 /* A complete small response (head, and a body of at most FOLD_MAX bytes from memory) to a
@@ -334,18 +368,9 @@ static void join_done(pt_conn_t *c, void *arg, ssize_t res)
 	struct hworker *hw = j->m[0].r->hw;
 	struct hconn *h = j->m[0].r->h;
 
-	if (res < 0 && h && res != -ECANCELED) {
-		h->closing = true;                     /* the stream is broken: end the connection */
-		pt_conn_close(c, PT_CLOSE_ABORT);
-	}
-	for (unsigned i = 0; i < j->n; i++) {
-		struct pt_http_req *r = j->m[i].r;
-		PT_ASSERT(r->pending > 0);
-		r->pending--;
-		if (j->m[i].cb)
-			j->m[i].cb(r, j->m[i].arg, res < 0 ? res : (ssize_t)j->m[i].len);
-		pt__req_maybe_free(r);
-	}
+	send_failed(c, h, res);
+	for (unsigned i = 0; i < j->n; i++)
+		req_sent(j->m[i].r, j->m[i].cb, j->m[i].arg, res < 0 ? res : (ssize_t)j->m[i].len);
 	join_free(hw, j);
 	if (h)
 		pt__hconn_after_send(h);
@@ -355,13 +380,10 @@ static void join_done(pt_conn_t *c, void *arg, ssize_t res)
  * (if it is sent) one piece of memory of at most FOLD_MAX bytes. */
 static bool joinable(const struct pt_http_req *r, const struct pt_out *o, size_t need)
 {
-	const struct pt_http_chunk *b = o->body;
-
 	if (!o->final || o->nrefs || r->h1.chunked_out || r->h1.close_after ||
 	    (o->flags & (PT_HTTP_ZC | PT_HTTP_MORE | PT_HTTP_DISCONNECT)) || need > JOIN_BUF)
 		return false;
-	return r->no_body || o->nbody == 0 ||
-	       (o->nbody == 1 && b->kind == PT_HTTP_CHUNK_MEM && b->mem.len <= FOLD_MAX);
+	return r->no_body || o->nbody == 0 || small_body(o);
 }
 
 /* Sends r's response through a join: 0, 1 when it does not go that way (no join to grow and
@@ -382,10 +404,7 @@ static int join_send(struct pt_http_req *r, const struct pt_out *o, size_t need,
 		return 1;
 	char *p = j->buf + j->len;
 	size_t k = build_head(r, p, o);
-	if (!r->no_body && o->nbody) {
-		memcpy(p + k, o->body[0].mem.p, o->body[0].mem.len);
-		k += o->body[0].mem.len;
-	}
+	fold_body(r, o, p, &k, JOIN_BUF - j->len);    /* joinable: it fits, if there is one */
 	err = fresh ? pt_conn_send(c, p, k, 0, join_done, j)
 		    : pt_conn_transmit_extend(c, join_done, j, k);
 	if (err < 0) {
@@ -417,22 +436,6 @@ static bool keep_alive(struct pt_http_req *r, const struct pt_fields *f, unsigne
 		if (r->body_mode == BODY_LENGTH && r->h1.body_left > r->s->cfg.max_drain)
 			return false;
 	}
-	return true;
-}
-
-/* A small body from memory is copied behind the head, so the response leaves as one buffer: a
- * send instead of a sendmsg of two pieces, which costs the kernel more per call (S1: a 13-byte
- * file). Not for chunked framing or a zero-copy send. Whether it was: the head grew by it. */
-
-static bool fold_body(struct pt_http_req *r, const struct pt_out *o, char *p, size_t *k, size_t cap)
-{
-	const struct pt_http_chunk *b = o->body;
-
-	if (r->no_body || r->h1.chunked_out || o->nbody != 1 || b->kind != PT_HTTP_CHUNK_MEM ||
-	    b->mem.len > FOLD_MAX || *k + b->mem.len > cap || (o->flags & PT_HTTP_ZC))
-		return false;
-	memcpy(p + *k, b->mem.p, b->mem.len);
-	*k += b->mem.len;
 	return true;
 }
 
